@@ -1,0 +1,473 @@
+//! The ACME side: accounts and the DNS-01 order flow, on instant-acme.
+//!
+//! instant-acme talks HTTP through the project's one reqwest client (rustls), so a private
+//! CA's certificate (`--acme-ca-cert`) and proxies work the same for ACME as for the rest.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
+    ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, Problem,
+    RetryPolicy,
+};
+use time::OffsetDateTime;
+
+use crate::dns::{self, AnyProvider, Presented, Provider, TxtRecord};
+use crate::model::{Issued, KeyType, Secret, Spec};
+use crate::x509;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the ACME CA certificate {path:?}")]
+    CaCert {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the ACME CA certificate {path:?} holds no PEM certificate")]
+    CaCertEmpty { path: String },
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot reach the ACME directory {url}; check the URL, the network and --acme-ca-cert")]
+    Directory {
+        url: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("the ACME account stored in Vault is not known to the CA at {directory} (deactivated, or the CA was reset); run `certvault init --force` to register a new account")]
+    AccountUnknown { directory: String },
+    #[error("the CA refused {op}: {}", problem_text(.problem))]
+    Refused { op: &'static str, problem: Problem },
+    #[error("ACME {op} failed")]
+    Protocol {
+        op: &'static str,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("the CA offers no dns-01 challenge for {domain}")]
+    NoDnsChallenge { domain: String },
+    #[error("DNS-01 validation failed for {}", .failures.join("; "))]
+    Validation { failures: Vec<String> },
+    #[error("the order did not become {wanted} within {seconds}s (last status: {status})")]
+    Timeout {
+        wanted: &'static str,
+        seconds: u64,
+        status: String,
+    },
+    #[error("cannot present the DNS-01 challenge")]
+    Dns(#[from] dns::Error),
+    #[error("cannot generate a {key_type} key")]
+    Key {
+        key_type: KeyType,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("the CA returned an unusable certificate")]
+    Certificate(#[from] x509::Invalid),
+    #[error("invalid EAB HMAC key: it must be base64url")]
+    EabKey,
+}
+
+fn problem_text(p: &Problem) -> String {
+    let mut s = p.detail.clone().unwrap_or_else(|| "no detail".into());
+    if let Some(t) = &p.r#type {
+        s.push_str(&format!(" ({})", t.trim_start_matches("urn:ietf:params:acme:error:")));
+    }
+    for sub in &p.subproblems {
+        if let Some(d) = &sub.detail {
+            s.push_str(&format!("; {d}"));
+        }
+    }
+    s
+}
+
+fn is_account_unknown(p: &Problem) -> bool {
+    p.r#type
+        .as_deref()
+        .is_some_and(|t| t.ends_with(":accountDoesNotExist"))
+}
+
+/// The project's HTTP client for ACME and DNS APIs: rustls, system roots plus `ca_cert`.
+pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("certvault/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .tcp_nodelay(true);
+    if let Some(path) = ca_cert {
+        let shown = path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| Error::CaCert {
+            path: shown.clone(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or(Error::CaCertEmpty { path: shown })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(Error::Client)
+}
+
+/// instant-acme's transport over our reqwest client.
+struct Transport(reqwest::Client);
+
+impl HttpClient for Transport {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let client = self.0.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match body.collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(never) => match never {},
+            };
+            let rsp = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let mut out = http::Response::builder().status(rsp.status());
+            if let Some(h) = out.headers_mut() {
+                *h = rsp.headers().clone();
+            }
+            let bytes = rsp
+                .bytes()
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let rsp = out
+                .body(http_body_util::Full::new(bytes))
+                .map_err(instant_acme::Error::Http)?;
+            Ok(BytesResponse::from(rsp))
+        })
+    }
+}
+
+fn builder(http: &reqwest::Client) -> instant_acme::AccountBuilder {
+    Account::builder_with_http(Box::new(Transport(http.clone())))
+}
+
+/// External account binding for CAs that require it (ZeroSSL, Google, ...).
+pub struct Eab {
+    pub kid: String,
+    /// base64url HMAC key as the CA shows it.
+    pub hmac: Secret,
+}
+
+/// Register a new account; returns its credentials (to be stored verbatim) and its URL.
+pub async fn register(
+    http: &reqwest::Client,
+    directory: &str,
+    contact: &[String],
+    eab: Option<&Eab>,
+) -> Result<(serde_json::Value, String), Error> {
+    use base64::Engine;
+    let contacts: Vec<String> = contact.iter().map(|c| format!("mailto:{c}")).collect();
+    let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
+    let eab_key = match eab {
+        Some(e) => {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(e.hmac.expose().trim().trim_end_matches('='))
+                .map_err(|_| Error::EabKey)?;
+            Some(ExternalAccountKey::new(e.kid.clone(), &raw))
+        }
+        None => None,
+    };
+    let (account, creds) = builder(http)
+        .create(
+            &NewAccount {
+                contact: &contacts,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            directory.to_string(),
+            eab_key.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            instant_acme::Error::Api(problem) => Error::Refused {
+                op: "the account registration",
+                problem,
+            },
+            source => Error::Directory {
+                url: directory.to_string(),
+                source,
+            },
+        })?;
+    let value = serde_json::to_value(&creds).map_err(|e| Error::Protocol {
+        op: "serialize account",
+        source: instant_acme::Error::Json(e),
+    })?;
+    Ok((value, account.id().to_string()))
+}
+
+/// Restore an account from stored credentials (fetches the CA's directory once).
+pub async fn account(
+    http: &reqwest::Client,
+    directory: &str,
+    credentials: serde_json::Value,
+) -> Result<Account, Error> {
+    let creds: AccountCredentials =
+        serde_json::from_value(credentials).map_err(|e| Error::Protocol {
+            op: "read stored account credentials",
+            source: instant_acme::Error::Json(e),
+        })?;
+    builder(http)
+        .from_credentials(creds)
+        .await
+        .map_err(|source| Error::Directory {
+            url: directory.to_string(),
+            source,
+        })
+}
+
+/// How long to wait for the CA.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub validation: Duration,
+    pub issuance: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            validation: Duration::from_secs(300),
+            issuance: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Short polls first (Pebble and Let's Encrypt usually answer within a second), backing off.
+fn poll(timeout: Duration) -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(50))
+        .backoff(1.5)
+        .timeout(timeout)
+}
+
+fn refused(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
+    match e {
+        instant_acme::Error::Api(p) if is_account_unknown(&p) => Error::AccountUnknown {
+            directory: directory.to_string(),
+        },
+        instant_acme::Error::Api(problem) => Error::Refused { op, problem },
+        source => Error::Protocol { op, source },
+    }
+}
+
+/// Obtain a certificate for `spec`: order, present every DNS-01 challenge, validate them
+/// together, clean up (always), finalize with a new key, download the chain.
+pub async fn obtain(
+    account: &Account,
+    directory: &str,
+    spec: &Spec,
+    timeouts: Timeouts,
+    now: impl Fn() -> OffsetDateTime,
+) -> Result<Issued, Error> {
+    let identifiers: Vec<Identifier> = spec
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.as_str().to_string()))
+        .collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| refused("the new order", directory, e))?;
+
+    // Collect the pending DNS-01 challenges (authorizations the CA already holds as valid
+    // need nothing).
+    let mut pending = Vec::new();
+    {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz = authz.map_err(|e| refused("fetching an authorization", directory, e))?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let domain = match &authz.identifier().identifier {
+                Identifier::Dns(d) => d.clone(),
+                other => format!("{other:?}"),
+            };
+            let challenge = authz
+                .challenge(ChallengeType::Dns01)
+                .ok_or_else(|| Error::NoDnsChallenge {
+                    domain: domain.clone(),
+                })?;
+            pending.push(TxtRecord::new(&domain, challenge.key_authorization().dns_value()));
+        }
+    }
+
+    let all: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
+    let provider = AnyProvider::for_order(&spec.dns, &all, pending.len());
+    let mut presented: Vec<Presented> = Vec::with_capacity(pending.len());
+    let mut result = async {
+        for record in &pending {
+            tracing::debug!(name = %record.name, "presenting DNS-01 challenge");
+            presented.push(provider.present(record).await?);
+        }
+        validate(&mut order, directory, timeouts).await
+    }
+    .await;
+    // Cleanup always runs, also after a failure; its error is reported only if the order
+    // itself succeeded.
+    for p in presented.iter().rev() {
+        if let Err(e) = provider.cleanup(p).await {
+            tracing::warn!(name = %p.record.name, "cleanup failed: {e}");
+            if result.is_ok() {
+                result = Err(e.into());
+            }
+        }
+    }
+    result?;
+
+    let key_type = spec.key_type;
+    let key = tokio::task::spawn_blocking(move || generate_key(key_type))
+        .await
+        .expect("key generation does not panic")?;
+    let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
+    order
+        .finalize_csr(&csr)
+        .await
+        .map_err(|e| refused("finalizing the order", directory, e))?;
+    let pem = order
+        .poll_certificate(&poll(timeouts.issuance))
+        .await
+        .map_err(|e| match e {
+            instant_acme::Error::Timeout(_) => Error::Timeout {
+                wanted: "valid",
+                seconds: timeouts.issuance.as_secs(),
+                status: "processing".into(),
+            },
+            e => refused("downloading the certificate", directory, e),
+        })?;
+    let chain = x509::split_chain(&pem)?;
+    Ok(Issued {
+        cert: chain.cert,
+        chain: chain.chain,
+        fullchain: chain.fullchain,
+        privkey: Secret::new(key.serialize_pem()),
+        not_before: chain.not_before,
+        not_after: chain.not_after,
+        serial: chain.serial,
+        issued_at: now(),
+    })
+}
+
+/// Tell the CA every challenge is ready, then wait for the order to become ready.
+async fn validate(
+    order: &mut instant_acme::Order,
+    directory: &str,
+    timeouts: Timeouts,
+) -> Result<(), Error> {
+    {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz = authz.map_err(|e| refused("fetching an authorization", directory, e))?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            if let Some(mut ch) = authz.challenge(ChallengeType::Dns01) {
+                ch.set_ready()
+                    .await
+                    .map_err(|e| refused("starting validation", directory, e))?;
+            }
+        }
+    }
+    let status = match order.poll_ready(&poll(timeouts.validation)).await {
+        Ok(s) => s,
+        Err(instant_acme::Error::Timeout(_)) => {
+            return Err(Error::Timeout {
+                wanted: "ready",
+                seconds: timeouts.validation.as_secs(),
+                status: "pending".into(),
+            })
+        }
+        Err(e) => return Err(refused("validation", directory, e)),
+    };
+    match status {
+        OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Processing => Ok(()),
+        OrderStatus::Invalid => Err(Error::Validation {
+            failures: failures(order).await,
+        }),
+        OrderStatus::Pending => Err(Error::Timeout {
+            wanted: "ready",
+            seconds: timeouts.validation.as_secs(),
+            status: "pending".into(),
+        }),
+    }
+}
+
+/// What the CA said about each failed challenge.
+async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        if state.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let name = match &state.identifier().identifier {
+            Identifier::Dns(d) => format!("_acme-challenge.{d}"),
+            other => format!("{other:?}"),
+        };
+        let detail = state
+            .challenges
+            .iter()
+            .find(|c| c.r#type == ChallengeType::Dns01)
+            .and_then(|c| c.error.as_ref())
+            .map(problem_text)
+            .unwrap_or_else(|| format!("authorization {:?}", state.status));
+        out.push(format!("{name}: {detail}"));
+    }
+    if out.is_empty() {
+        out.push("the order became invalid".into());
+    }
+    out
+}
+
+fn generate_key(key_type: KeyType) -> Result<rcgen::KeyPair, Error> {
+    use rcgen::{KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256};
+    let key = match key_type {
+        KeyType::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
+        KeyType::EcdsaP384 => KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384),
+        KeyType::Rsa2048 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048),
+        KeyType::Rsa3072 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_3072),
+        KeyType::Rsa4096 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096),
+    };
+    key.map_err(|source| Error::Key { key_type, source })
+}
+
+fn csr(spec: &Spec, key: &rcgen::KeyPair) -> Result<Vec<u8>, rcgen::Error> {
+    let names: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names.clone())?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, names[0].clone());
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(key)?.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_type_generates_and_matches_its_type() {
+        for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
+            let key = generate_key(kt).unwrap();
+            let spki = key.public_key_der();
+            assert!(!spki.is_empty());
+            assert!(key.serialize_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `certvault init`: register the ACME account once and keep its credentials in Vault.
+
+use time::OffsetDateTime;
+
+use super::{Context, Outcome};
+use crate::acme::{self, Eab};
+use crate::model::{AccountRecord, SCHEMA_VERSION};
+use crate::store::Key;
+use crate::vault::Expect;
+use crate::Error;
+
+#[derive(Debug)]
+pub struct InitArgs {
+    pub directory: String,
+    pub email: Vec<String>,
+    pub agree_tos: bool,
+    pub eab_kid: Option<String>,
+    pub eab_hmac: Option<crate::model::Secret>,
+    /// Register a new account even if one is stored (replaces it).
+    pub force: bool,
+}
+
+pub(super) async fn run(
+    ctx: &Context,
+    args: InitArgs,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let name = ctx.settings.account.as_str();
+    let path = ctx.store.display(Key::Account(name));
+    let existing = ctx.store.load_account(name).await?;
+    let expect = match &existing {
+        Some(stored) if !args.force => {
+            if stored.data.directory != args.directory {
+                return Err(Error::AccountExists {
+                    path,
+                    stored: stored.data.directory.clone(),
+                    wanted: args.directory,
+                });
+            }
+            let mut text = format!(
+                "ACME account for {} is already stored at {path} (version {}); nothing changed\n",
+                stored.data.directory, stored.version
+            );
+            if !args.email.is_empty() && args.email != stored.data.contact {
+                text.push_str(&format!(
+                    "note: the stored contact is {:?}; use --force to register again with {:?}\n",
+                    stored.data.contact, args.email
+                ));
+            }
+            return Ok(Outcome {
+                text,
+                failed: false,
+            });
+        }
+        Some(stored) => Expect::Version(stored.version),
+        None => Expect::Absent,
+    };
+    if !args.agree_tos {
+        return Err(Error::TermsNotAgreed);
+    }
+    for email in &args.email {
+        if !email.contains('@') || email.contains(char::is_whitespace) {
+            return Err(crate::model::InvalidInput {
+                what: "email",
+                value: email.clone(),
+                reason: "use an address like ops@example.com",
+            }
+            .into());
+        }
+    }
+    let eab = match (args.eab_kid, args.eab_hmac) {
+        (Some(kid), Some(hmac)) => Some(Eab { kid, hmac }),
+        (None, None) => None,
+        _ => {
+            return Err(crate::model::InvalidInput {
+                what: "external account binding",
+                value: String::new(),
+                reason: "give both --eab-kid and --eab-hmac-key (or CERTVAULT_EAB_HMAC_KEY)",
+            }
+            .into())
+        }
+    };
+    let http = ctx.http()?;
+    let (credentials, account_url) =
+        acme::register(&http, &args.directory, &args.email, eab.as_ref()).await?;
+    let record = AccountRecord {
+        schema: SCHEMA_VERSION,
+        directory: args.directory.clone(),
+        contact: args.email,
+        eab_kid: eab.map(|e| e.kid),
+        created_at: now(),
+        credentials,
+    };
+    let version = ctx.store.save_account(name, &record, expect).await?;
+    tracing::info!(account = %account_url, "registered ACME account");
+    Ok(Outcome {
+        text: format!(
+            "registered ACME account {account_url} at {}\nstored at {path} (version {version})\n",
+            args.directory
+        ),
+        failed: false,
+    })
+}

@@ -1,0 +1,125 @@
+//! `certvault issue NAME -d ...`: define a certificate, obtain it, store it in Vault.
+
+use time::OffsetDateTime;
+
+use super::{relative, Context, Outcome, SpecArgs};
+use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
+use crate::renew::{decide, rfc3339, Decision, Facts};
+use crate::store::Key;
+use crate::vault::Expect;
+use crate::{acme, x509, Error};
+
+#[derive(Debug)]
+pub struct IssueArgs {
+    pub name: CertName,
+    pub spec: SpecArgs,
+    pub force: bool,
+}
+
+pub(super) async fn run(
+    ctx: &Context,
+    args: IssueArgs,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let mut domains = Vec::new();
+    for d in args.spec.domains {
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        return Err(Error::NoDomains);
+    }
+    let spec = Spec {
+        domains,
+        key_type: args.spec.key_type,
+        dns: args.spec.dns,
+        renew_before: args.spec.renew_before,
+        account: ctx.settings.account.clone(),
+    };
+    let name = &args.name;
+    let path = ctx.store.display(Key::Cert(name));
+    // Fail on a missing account before anything else happens.
+    if ctx.store.load_account(&spec.account).await?.is_none() {
+        return Err(Error::NoAccount {
+            path: ctx.store.display(Key::Account(&spec.account)),
+        });
+    }
+    let existing = ctx.store.load_cert(name).await?;
+    let expect = match &existing {
+        None => Expect::Absent,
+        Some(stored) => {
+            let current = x509::current(&stored.data.issued.cert).ok();
+            let decision = decide(
+                now(),
+                &Facts {
+                    wanted: &spec,
+                    current: current.as_ref(),
+                    force: args.force,
+                },
+            );
+            if let Decision::Keep { renew_at, basis } = decision {
+                let when = format!("renews {} ({}; {basis})", rfc3339(renew_at), relative(now(), renew_at));
+                if stored.data.spec == spec {
+                    return Ok(Outcome {
+                        text: format!("{name} is up to date at {path}: {when}; use --force to reissue now\n"),
+                        failed: false,
+                    });
+                }
+                // Same names and key: keep the certificate, store the new settings.
+                let mut record = stored.data.clone();
+                record.spec = spec;
+                let version = ctx
+                    .store
+                    .save_cert(name, &record, Expect::Version(stored.version))
+                    .await?;
+                return Ok(Outcome {
+                    text: format!("{name}: settings updated at {path} (version {version}); certificate kept, {when}\n"),
+                    failed: false,
+                });
+            }
+            Expect::Version(stored.version)
+        }
+    };
+    let http = ctx.http()?;
+    let (account, directory) = ctx.account(&http, &spec.account).await?;
+    let (version, record) = obtain_and_save(ctx, &account, &directory, name, spec, expect, now).await?;
+    Ok(Outcome {
+        text: format!(
+            "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
+            record
+                .spec
+                .domains
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rfc3339(record.issued.not_after),
+            record.issued.serial,
+        ),
+        failed: false,
+    })
+}
+
+/// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
+/// version readable until this single write succeeds.
+pub(super) async fn obtain_and_save(
+    ctx: &Context,
+    account: &instant_acme::Account,
+    directory: &str,
+    name: &CertName,
+    spec: Spec,
+    expect: Expect,
+    now: fn() -> OffsetDateTime,
+) -> Result<(u64, CertRecord), Error> {
+    tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
+    let issued = acme::obtain(account, directory, &spec, ctx.settings.timeouts, now).await?;
+    let record = CertRecord {
+        schema: SCHEMA_VERSION,
+        spec,
+        issued,
+    };
+    let version = ctx.store.save_cert(name, &record, expect).await?;
+    tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
+    Ok((version, record))
+}

@@ -1,0 +1,186 @@
+//! `certvault renew`: load every record, decide, reissue exactly the due ones, write each
+//! back with check-and-set. One failure never stops the others; the exit code says if any
+//! failed, and a summary ends every run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use super::issue::obtain_and_save;
+use super::{relative, Context, Outcome};
+use crate::model::{CertName, CertRecord};
+use crate::renew::{decide, rfc3339, Decision, Facts, Reason};
+use crate::store::Key;
+use crate::vault::{Expect, Versioned};
+use crate::{x509, Error};
+
+enum Verdict {
+    Renewed { reason: Reason, version: u64, not_after: OffsetDateTime },
+    NotDue { renew_at: OffsetDateTime, basis: String },
+    Failed(String),
+}
+
+pub(super) async fn run(
+    ctx: &Context,
+    force: bool,
+    names: Vec<CertName>,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let stored = ctx.store.list_certs().await?;
+    let names = if names.is_empty() {
+        stored
+    } else {
+        let unknown: Vec<CertName> = names.iter().filter(|n| !stored.contains(n)).cloned().collect();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownCerts {
+                names: unknown,
+                path: ctx.store.display(Key::Certs),
+            });
+        }
+        names
+    };
+
+    // Load and decide.
+    let started = now();
+    let loaded: Vec<(CertName, Result<Option<Versioned<CertRecord>>, crate::store::Error>)> =
+        futures::stream::iter(names)
+            .map(|n| async move {
+                let r = ctx.store.load_cert(&n).await;
+                (n, r)
+            })
+            .buffered(16)
+            .collect()
+            .await;
+    let mut results: BTreeMap<CertName, Verdict> = BTreeMap::new();
+    let mut due: Vec<(CertName, Versioned<CertRecord>, Reason)> = Vec::new();
+    for (name, loaded) in loaded {
+        let record = match loaded {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                results.insert(name, Verdict::Failed(crate::error::chain(&e)));
+                continue;
+            }
+        };
+        let current = match x509::current(&record.data.issued.cert) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(cert = %name, "stored certificate unreadable, reissuing: {e}");
+                None
+            }
+        };
+        match decide(
+            started,
+            &Facts {
+                wanted: &record.data.spec,
+                current: current.as_ref(),
+                force,
+            },
+        ) {
+            Decision::Keep { renew_at, basis } => {
+                results.insert(
+                    name,
+                    Verdict::NotDue {
+                        renew_at,
+                        basis: basis.to_string(),
+                    },
+                );
+            }
+            Decision::Renew(reason) => due.push((name, record, reason)),
+        }
+    }
+
+    // Act: only when something is due is the CA contacted.
+    if !due.is_empty() {
+        let http = ctx.http()?;
+        let mut accounts = BTreeMap::new();
+        for (_, record, _) in &due {
+            let acct = &record.data.spec.account;
+            if !accounts.contains_key(acct) {
+                let loaded = ctx.account(&http, acct).await.map_err(|e| crate::error::chain(&e));
+                accounts.insert(acct.clone(), loaded);
+            }
+        }
+        let accounts = &accounts;
+        let done: Vec<(CertName, Verdict)> = futures::stream::iter(due)
+            .map(|(name, record, reason)| async move {
+                tracing::info!(cert = %name, %reason, "renewing");
+                let outcome = match &accounts[&record.data.spec.account] {
+                    Err(e) => Verdict::Failed(e.clone()),
+                    Ok((account, directory)) => {
+                        match obtain_and_save(
+                            ctx,
+                            account,
+                            directory,
+                            &name,
+                            record.data.spec,
+                            Expect::Version(record.version),
+                            now,
+                        )
+                        .await
+                        {
+                            Ok((version, rec)) => Verdict::Renewed {
+                                reason,
+                                version,
+                                not_after: rec.issued.not_after,
+                            },
+                            Err(e) => {
+                                let text = crate::error::chain(&e);
+                                tracing::error!(cert = %name, "renewal failed: {text}");
+                                Verdict::Failed(text)
+                            }
+                        }
+                    }
+                };
+                (name, outcome)
+            })
+            .buffer_unordered(ctx.settings.concurrency.max(1))
+            .collect()
+            .await;
+        results.extend(done);
+    }
+
+    // Summary.
+    let (mut renewed, mut not_due, mut failed) = (0, 0, 0);
+    let mut text = String::new();
+    let end = now();
+    for (name, r) in &results {
+        match r {
+            Verdict::Renewed {
+                reason,
+                version,
+                not_after,
+            } => {
+                renewed += 1;
+                let _ = writeln!(
+                    text,
+                    "renewed  {name}: {reason}; now valid until {} (version {version})",
+                    rfc3339(*not_after)
+                );
+            }
+            Verdict::NotDue { renew_at, basis } => {
+                not_due += 1;
+                let _ = writeln!(
+                    text,
+                    "not due  {name}: renews {} ({}; {basis})",
+                    rfc3339(*renew_at),
+                    relative(end, *renew_at)
+                );
+            }
+            Verdict::Failed(why) => {
+                failed += 1;
+                let _ = writeln!(text, "FAILED   {name}: {why}");
+            }
+        }
+    }
+    let _ = writeln!(
+        text,
+        "summary: {renewed} renewed, {not_due} not due, {failed} failed"
+    );
+    Ok(Outcome {
+        text,
+        failed: failed > 0,
+    })
+}

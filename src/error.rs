@@ -1,0 +1,66 @@
+//! The crate error: the layer errors plus the domain cases a user can act on.
+
+use std::process::ExitCode;
+
+use crate::model::{CertName, InvalidInput};
+use crate::{acme, store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Acme(#[from] acme::Error),
+    #[error("no ACME account in Vault at {path}; run `certvault init --directory <URL> --email <addr> --agree-tos` first")]
+    NoAccount { path: String },
+    #[error("an ACME account for {stored} is already stored at {path}; to use {wanted}, pass --account <name> to keep both, or --force to replace it")]
+    AccountExists {
+        path: String,
+        stored: String,
+        wanted: String,
+    },
+    #[error("registering an ACME account needs --agree-tos: read the CA's terms of service first")]
+    TermsNotAgreed,
+    #[error("no certificate named {} in Vault (looked at {}); `certvault list` shows the names", join_names(.names), .path)]
+    UnknownCerts { names: Vec<CertName>, path: String },
+    #[error("no domain given: pass at least one -d <name>")]
+    NoDomains,
+    #[error("{0} failed")]
+    CertFailed(CertName, #[source] Box<Error>),
+}
+
+fn join_names(n: &[CertName]) -> String {
+    n.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl Error {
+    /// 2 for input the user can correct, 1 for everything else.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Invalid(_)
+            | Error::NoAccount { .. }
+            | Error::AccountExists { .. }
+            | Error::TermsNotAgreed
+            | Error::UnknownCerts { .. }
+            | Error::NoDomains => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// The error and its causes on one line, outermost first: `a: b: c`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        source = e.source();
+    }
+    out
+}

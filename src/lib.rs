@@ -1,0 +1,32 @@
+//! certvault: ACME certificates issued and renewed with HashiCorp Vault / OpenBao as the
+//! only state. See the README for the Vault layout and the commands.
+
+pub mod acme;
+pub mod command;
+pub mod dns;
+pub mod error;
+pub mod model;
+pub mod renew;
+pub mod store;
+pub mod vault;
+pub mod x509;
+
+use std::path::PathBuf;
+
+pub use command::{run, Command, Outcome};
+pub use error::Error;
+
+/// Settings shared by every command (from flags and environment, read in `main` only).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub vault: vault::Settings,
+    /// Folder below the mount (`--prefix` / `CERTVAULT_PREFIX`).
+    pub prefix: String,
+    /// Extra trust root for the ACME CA's HTTPS endpoint (`--acme-ca-cert`).
+    pub acme_ca_cert: Option<PathBuf>,
+    /// Which account record a command uses (`--account`, default `default`).
+    pub account: String,
+    /// How many orders run at once in `renew`.
+    pub concurrency: usize,
+    pub timeouts: acme::Timeouts,
+}

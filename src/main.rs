@@ -1,0 +1,51 @@
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let (verbose, settings, command) = cli::Cli::parse().into_parts();
+    init_logging(verbose);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match certvault::run(settings, command, time::OffsetDateTime::now_utc).await {
+        Ok(outcome) => {
+            print!("{outcome}");
+            if outcome.failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {}", certvault::error::chain(&err));
+            err.exit_code()
+        }
+    }
+}
+
+/// Logs go to stderr. vaultrs logs expected 404s and CAS conflicts as errors: silenced, we
+/// report those ourselves.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("CERTVAULT_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "warn,certvault={level},vaultrs=off,rustify=off,instant_acme=warn"
+            ))
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,428 @@
+//! Data kept in Vault and the validated names that lead to it.
+//!
+//! Nothing here does I/O or reads the clock.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+
+/// Version of the documents certvault writes. A reader refuses newer ones.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A string that never shows up in `Debug` or `Display` output (private keys).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    /// The secret text; call only where it is written to Vault or parsed.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// Input that failed validation; the message says what is wrong and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct InvalidInput {
+    pub what: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn invalid(what: &'static str, value: &str, reason: &'static str) -> InvalidInput {
+    InvalidInput {
+        what,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// The name of one certificate record: `<prefix>/certs/<CertName>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CertName(String);
+
+impl CertName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CertName {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const REASON: &str =
+            "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-', not starting with '.' or '-'";
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && !s.starts_with(['.', '-'])
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(invalid("certificate name", s, REASON))
+        }
+    }
+}
+
+impl TryFrom<String> for CertName {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<CertName> for String {
+    fn from(n: CertName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for CertName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DNS identifier for a certificate: a lower-case host name, optionally `*.` + a host name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+    /// The name without a leading `*.`: the one DNS-01 proves control of.
+    pub fn base(&self) -> &str {
+        self.0.strip_prefix("*.").unwrap_or(&self.0)
+    }
+}
+
+impl FromStr for DomainName {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim_end_matches('.').to_ascii_lowercase();
+        let base = lower.strip_prefix("*.").unwrap_or(&lower);
+        if base.len() > 253 || base.is_empty() {
+            return Err(invalid("domain name", s, "must be 1 to 253 characters"));
+        }
+        if !base.contains('.') {
+            return Err(invalid(
+                "domain name",
+                s,
+                "must have at least two labels, like example.com",
+            ));
+        }
+        for label in base.split('.') {
+            let ldh = label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if label.is_empty() || label.len() > 63 || !ldh {
+                return Err(invalid(
+                    "domain name",
+                    s,
+                    "each label must be 1 to 63 letters, digits or '-' (a wildcard only as a leading '*.')",
+                ));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(invalid(
+                    "domain name",
+                    s,
+                    "a label must not start or end with '-'",
+                ));
+            }
+        }
+        Ok(Self(lower))
+    }
+}
+
+impl TryFrom<String> for DomainName {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(n: DomainName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The private key algorithm of a certificate. A new key is made at every issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    #[default]
+    EcdsaP256,
+    EcdsaP384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyType {
+    pub const ALL: [KeyType; 5] = [
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
+        }
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                invalid(
+                    "key type",
+                    s,
+                    "use ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096",
+                )
+            })
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A duration written like `30d`, `12h`, `1w 2d` (humantime syntax), kept as seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match humantime::parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(Self(d)),
+            _ => Err(invalid(
+                "duration",
+                s,
+                "write a positive duration like 30d, 12h or 1w 2d",
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for HumanDuration {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<HumanDuration> for String {
+    fn from(d: HumanDuration) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// How DNS-01 challenges of a certificate are solved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SolverSpec {
+    /// certbot-compatible manual hooks, run with `sh -c`.
+    Exec {
+        auth_hook: String,
+        /// Empty: nothing to clean up.
+        #[serde(default)]
+        cleanup_hook: String,
+    },
+}
+
+impl SolverSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SolverSpec::Exec { .. } => "exec",
+        }
+    }
+}
+
+/// What a certificate should be: everything `renew` needs to reproduce it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    /// The first name is the subject CN.
+    pub domains: Vec<DomainName>,
+    #[serde(default)]
+    pub key_type: KeyType,
+    pub dns: SolverSpec,
+    /// Renew this long before expiry; if absent, when 1/3 of the lifetime is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<HumanDuration>,
+    /// Which ACME account (`<prefix>/accounts/<account>`) issues it.
+    pub account: String,
+}
+
+/// The issued material, with certbot's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    pub cert: String,
+    pub chain: String,
+    pub fullchain: String,
+    pub privkey: Secret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Hex, upper case, no separators.
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+}
+
+/// One KV v2 document per certificate at `<prefix>/certs/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub schema: u32,
+    pub spec: Spec,
+    #[serde(flatten)]
+    pub issued: Issued,
+}
+
+/// The ACME account at `<prefix>/accounts/<name>`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub schema: u32,
+    pub directory: String,
+    #[serde(default)]
+    pub contact: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_kid: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// instant-acme's opaque credentials (account URL and private key), stored verbatim.
+    pub credentials: serde_json::Value,
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("directory", &self.directory)
+            .field("contact", &self.contact)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names() {
+        assert_eq!(
+            "Example.COM.".parse::<DomainName>().unwrap().as_str(),
+            "example.com"
+        );
+        let w: DomainName = "*.example.com".parse().unwrap();
+        assert!(w.is_wildcard());
+        assert_eq!(w.base(), "example.com");
+        for bad in [
+            "",
+            "com",
+            "a..b",
+            "exa mple.com",
+            "*.*.example.com",
+            "a.*.example.com",
+            "-a.example.com",
+            "a_b.example.com",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
+            assert!(bad.parse::<DomainName>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn cert_names() {
+        assert!("web-1.prod_x".parse::<CertName>().is_ok());
+        for bad in ["", ".x", "-x", "a/b", "a b", &"a".repeat(129)] {
+            assert!(bad.parse::<CertName>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn key_types_round_trip() {
+        for k in KeyType::ALL {
+            assert_eq!(k.as_str().parse::<KeyType>().unwrap(), k);
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::json!(k.as_str())
+            );
+        }
+        assert!("rsa1024".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            "30d".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(30 * 86400)
+        );
+        assert!("0s".parse::<HumanDuration>().is_err());
+        assert!("soon".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("-----BEGIN PRIVATE KEY-----abc".into());
+        assert!(!format!("{s:?}").contains("BEGIN"));
+    }
+}

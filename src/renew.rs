@@ -1,0 +1,288 @@
+//! The renewal decision: a pure function of the clock and the facts.
+//!
+//! `decide` does no I/O and never reads the clock; `list` and `renew` both call it, so
+//! what `list` says will happen is what `renew` does.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::model::{DomainName, KeyType, Spec};
+
+/// What the certificate in Vault actually is (read from the certificate itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The SAN DNS names of the certificate.
+    pub domains: BTreeSet<DomainName>,
+    /// `None` when the key algorithm is not one certvault issues.
+    pub key_type: Option<KeyType>,
+}
+
+/// Everything the decision looks at. New inputs (an ARI window, a profile) become new fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub wanted: &'a Spec,
+    pub current: Option<&'a Current>,
+    /// `renew --force` / `issue --force`.
+    pub force: bool,
+}
+
+/// Why the renewal point is where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// The certificate's own `renew_before` setting.
+    RenewBefore(Duration),
+    /// The default: 1/3 of the lifetime left (`short` = lifetime of 10 days or less: 1/2).
+    LifetimeFraction { short: bool },
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Basis::RenewBefore(d) => write!(
+                f,
+                "renew_before {} before expiry",
+                humantime::format_duration(*d)
+            ),
+            Basis::LifetimeFraction { short: false } => f.write_str("1/3 of lifetime left"),
+            Basis::LifetimeFraction { short: true } => {
+                f.write_str("1/2 of lifetime left (short-lived certificate)")
+            }
+        }
+    }
+}
+
+/// Why a certificate is (re)issued now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    NotIssued,
+    Forced,
+    DomainsChanged {
+        added: Vec<DomainName>,
+        removed: Vec<DomainName>,
+    },
+    KeyTypeChanged {
+        from: Option<KeyType>,
+        to: KeyType,
+    },
+    Expired {
+        not_after: OffsetDateTime,
+    },
+    Due {
+        renew_at: OffsetDateTime,
+        basis: Basis,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotIssued => f.write_str("not issued yet"),
+            Reason::Forced => f.write_str("forced"),
+            Reason::DomainsChanged { added, removed } => {
+                f.write_str("names changed")?;
+                if !added.is_empty() {
+                    write!(f, " (+{})", join(added))?;
+                }
+                if !removed.is_empty() {
+                    write!(f, " (-{})", join(removed))?;
+                }
+                Ok(())
+            }
+            Reason::KeyTypeChanged { from, to } => match from {
+                Some(from) => write!(f, "key type changed from {from} to {to}"),
+                None => write!(f, "key type changed to {to}"),
+            },
+            Reason::Expired { not_after } => write!(f, "expired at {}", rfc3339(*not_after)),
+            Reason::Due { renew_at, basis } => {
+                write!(f, "renewal point {} reached ({basis})", rfc3339(*renew_at))
+            }
+        }
+    }
+}
+
+fn join(names: &[DomainName]) -> String {
+    names
+        .iter()
+        .map(DomainName::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Format a time as RFC 3339 (UTC, whole seconds).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Renew(Reason),
+    Keep {
+        renew_at: OffsetDateTime,
+        basis: Basis,
+    },
+}
+
+impl Decision {
+    pub fn is_due(&self) -> bool {
+        matches!(self, Decision::Renew(_))
+    }
+}
+
+/// When the certificate becomes due, and why there.
+pub fn renewal_point(current: &Current, renew_before: Option<Duration>) -> (OffsetDateTime, Basis) {
+    match renew_before {
+        Some(before) => (current.not_after - before, Basis::RenewBefore(before)),
+        None => {
+            let lifetime = current.not_after - current.not_before;
+            let short = lifetime <= time::Duration::days(10);
+            let left = if short { lifetime / 2 } else { lifetime / 3 };
+            (
+                current.not_after - left,
+                Basis::LifetimeFraction { short },
+            )
+        }
+    }
+}
+
+/// Decide whether a certificate is (re)issued now. Checks, in order: missing, forced, names
+/// changed, key type changed, expired, renewal point reached.
+pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
+    let Some(current) = facts.current else {
+        return Decision::Renew(Reason::NotIssued);
+    };
+    if facts.force {
+        return Decision::Renew(Reason::Forced);
+    }
+    let wanted: BTreeSet<DomainName> = facts.wanted.domains.iter().cloned().collect();
+    if wanted != current.domains {
+        return Decision::Renew(Reason::DomainsChanged {
+            added: wanted.difference(&current.domains).cloned().collect(),
+            removed: current.domains.difference(&wanted).cloned().collect(),
+        });
+    }
+    if current.key_type != Some(facts.wanted.key_type) {
+        return Decision::Renew(Reason::KeyTypeChanged {
+            from: current.key_type,
+            to: facts.wanted.key_type,
+        });
+    }
+    if now >= current.not_after {
+        return Decision::Renew(Reason::Expired {
+            not_after: current.not_after,
+        });
+    }
+    let (renew_at, basis) = renewal_point(current, facts.wanted.renew_before.map(|d| d.0));
+    if now >= renew_at {
+        Decision::Renew(Reason::Due { renew_at, basis })
+    } else {
+        Decision::Keep { renew_at, basis }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HumanDuration, SolverSpec};
+    use time::macros::datetime;
+
+    fn spec(domains: &[&str], key_type: KeyType, renew_before: Option<&str>) -> Spec {
+        Spec {
+            domains: domains.iter().map(|d| d.parse().unwrap()).collect(),
+            key_type,
+            dns: SolverSpec::Exec {
+                auth_hook: "true".into(),
+                cleanup_hook: "true".into(),
+            },
+            renew_before: renew_before.map(|r| r.parse::<HumanDuration>().unwrap()),
+            account: "default".into(),
+        }
+    }
+
+    fn current(days: i64, domains: &[&str], key_type: KeyType) -> Current {
+        let not_before = datetime!(2026-01-01 0:00 UTC);
+        Current {
+            not_before,
+            not_after: not_before + time::Duration::days(days),
+            domains: domains.iter().map(|d| d.parse().unwrap()).collect(),
+            key_type: Some(key_type),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use KeyType::*;
+        let names = ["example.com", "*.example.com"];
+        let c90 = current(90, &names, EcdsaP256);
+        let c6 = current(6, &names, EcdsaP256);
+        let c90_rsa = current(90, &names, Rsa2048);
+        let c90_other = current(90, &["example.com"], EcdsaP256);
+        let plain = spec(&names, EcdsaP256, None);
+        let reordered = spec(&["*.example.com", "example.com"], EcdsaP256, None);
+        let before30 = spec(&names, EcdsaP256, Some("30d"));
+        let before10y = spec(&names, EcdsaP256, Some("3650d"));
+        let jan = |d: u8, h: u8| {
+            datetime!(2026-01-01 0:00 UTC)
+                .replace_day(d)
+                .unwrap()
+                .replace_hour(h)
+                .unwrap()
+        };
+        let day = |n: i64| datetime!(2026-01-01 0:00 UTC) + time::Duration::days(n);
+
+        // (name, now, wanted, current, force, expected due?, expected renew_at for Keep/Due)
+        type Row<'a> = (
+            &'a str,
+            OffsetDateTime,
+            &'a Spec,
+            Option<&'a Current>,
+            bool,
+            &'a str,
+        );
+        let rows: Vec<Row> = vec![
+            ("missing", day(0), &plain, None, false, "not issued yet"),
+            ("fresh", day(1), &plain, Some(&c90), false, "keep 2026-03-02T00:00:00Z 1/3"),
+            ("reordered names keep", day(1), &reordered, Some(&c90), false, "keep 2026-03-02T00:00:00Z 1/3"),
+            ("one second before 1/3", day(60) - time::Duration::seconds(1), &plain, Some(&c90), false, "keep 2026-03-02T00:00:00Z 1/3"),
+            ("at 1/3", day(60), &plain, Some(&c90), false, "renewal point 2026-03-02T00:00:00Z reached (1/3 of lifetime left)"),
+            ("forced when fresh", day(1), &plain, Some(&c90), true, "forced"),
+            ("forced when missing", day(1), &plain, None, true, "not issued yet"),
+            ("expired", day(91), &plain, Some(&c90), false, "expired at 2026-04-01T00:00:00Z"),
+            ("names changed", day(1), &plain, Some(&c90_other), false, "names changed (+*.example.com)"),
+            ("key type changed", day(1), &plain, Some(&c90_rsa), false, "key type changed from rsa2048 to ecdsa-p256"),
+            ("renew_before 30d keep", day(59), &before30, Some(&c90), false, "keep 2026-03-02T00:00:00Z renew_before"),
+            ("renew_before 30d due", day(61), &before30, Some(&c90), false, "renewal point 2026-03-02T00:00:00Z reached (renew_before 30days before expiry)"),
+            ("renew_before longer than lifetime", day(0), &before10y, Some(&c90), false, "renewal point"),
+            ("short-lived keep", jan(3, 23), &plain, Some(&c6), false, "keep 2026-01-04T00:00:00Z 1/2"),
+            ("short-lived due at half", jan(4, 0), &plain, Some(&c6), false, "renewal point 2026-01-04T00:00:00Z reached (1/2 of lifetime left (short-lived certificate))"),
+        ];
+        for (name, now, wanted, cur, force, expected) in rows {
+            let got = decide(now, &Facts { wanted, current: cur, force });
+            let text = match &got {
+                Decision::Renew(r) => r.to_string(),
+                Decision::Keep { renew_at, basis } => format!("keep {} {basis}", rfc3339(*renew_at)),
+            };
+            assert!(text.starts_with(expected), "{name}: got {text:?}, want {expected:?}");
+            assert_eq!(got.is_due(), !expected.starts_with("keep"), "{name}");
+        }
+    }
+
+    #[test]
+    fn boundary_of_ten_days_is_short() {
+        let c = current(10, &["a.example.com"], KeyType::EcdsaP256);
+        let (at, basis) = renewal_point(&c, None);
+        assert_eq!(basis, Basis::LifetimeFraction { short: true });
+        assert_eq!(at, c.not_before + time::Duration::days(5));
+        let c = current(11, &["a.example.com"], KeyType::EcdsaP256);
+        assert_eq!(renewal_point(&c, None).1, Basis::LifetimeFraction { short: false });
+    }
+}

@@ -1,0 +1,171 @@
+//! The typed repository over Vault KV: the only place that spells certvault's paths.
+//!
+//! Layout below `<mount>/<prefix>/`:
+//! - `accounts/<account>`: [`AccountRecord`]
+//! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::model::{AccountRecord, CertName, CertRecord, SCHEMA_VERSION};
+use crate::vault::{self, Expect, Kv, Versioned};
+
+/// A document certvault keeps in Vault.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    Account(&'a str),
+    Cert(&'a CertName),
+    Certs,
+}
+
+impl Key<'_> {
+    /// The path below the mount.
+    pub fn path(&self, prefix: &str) -> String {
+        match self {
+            Key::Account(name) => format!("{prefix}/accounts/{name}"),
+            Key::Cert(name) => format!("{prefix}/certs/{name}"),
+            Key::Certs => format!("{prefix}/certs"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Vault(#[from] vault::Error),
+    #[error("{path} is not a valid certvault document: {reason}; fix or delete it")]
+    Corrupt { path: String, reason: String },
+    #[error("{path} was written by a newer certvault (schema {found}, this one reads up to {SCHEMA_VERSION}); upgrade certvault")]
+    NewerSchema { path: String, found: u64 },
+    #[error("invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'")]
+    BadPrefix(String),
+}
+
+pub struct Store {
+    kv: Kv,
+    prefix: String,
+}
+
+impl Store {
+    pub fn new(kv: Kv, prefix: &str) -> Result<Self, Error> {
+        let prefix = prefix.trim_matches('/');
+        let ok = !prefix.is_empty()
+            && prefix.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            });
+        if !ok {
+            return Err(Error::BadPrefix(prefix.into()));
+        }
+        Ok(Self {
+            kv,
+            prefix: prefix.into(),
+        })
+    }
+
+    /// `mount/prefix/...` as shown to users.
+    pub fn display(&self, key: Key<'_>) -> String {
+        self.kv.display_path(&key.path(&self.prefix))
+    }
+
+    pub async fn load_account(
+        &self,
+        name: &str,
+    ) -> Result<Option<Versioned<AccountRecord>>, Error> {
+        self.load(Key::Account(name)).await
+    }
+
+    pub async fn save_account(
+        &self,
+        name: &str,
+        record: &AccountRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Account(name), record, expect).await
+    }
+
+    /// Names of all certificate records; entries that are not valid names are skipped.
+    pub async fn list_certs(&self) -> Result<Vec<CertName>, Error> {
+        let keys = self.kv.list(&Key::Certs.path(&self.prefix)).await?;
+        let mut names: Vec<CertName> = keys
+            .iter()
+            .filter(|k| !k.ends_with('/'))
+            .filter_map(|k| match k.parse() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!("skipping {}/{k}: {e}", self.display(Key::Certs));
+                    None
+                }
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn load_cert(&self, name: &CertName) -> Result<Option<Versioned<CertRecord>>, Error> {
+        self.load(Key::Cert(name)).await
+    }
+
+    pub async fn save_cert(
+        &self,
+        name: &CertName,
+        record: &CertRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Cert(name), record, expect).await
+    }
+
+    async fn load<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Option<Versioned<T>>, Error> {
+        let path = key.path(&self.prefix);
+        let Some(doc) = self.kv.read(&path).await? else {
+            return Ok(None);
+        };
+        let shown = self.kv.display_path(&path);
+        match doc.data.get("schema").and_then(|v| v.as_u64()) {
+            Some(found) if found > u64::from(SCHEMA_VERSION) => {
+                return Err(Error::NewerSchema { path: shown, found })
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::Corrupt {
+                    path: shown,
+                    reason: "no schema field".into(),
+                })
+            }
+        }
+        let data = serde_json::from_value(doc.data).map_err(|e| Error::Corrupt {
+            path: shown,
+            // serde's messages name the field, never its value.
+            reason: e.to_string(),
+        })?;
+        Ok(Some(Versioned {
+            data,
+            version: doc.version,
+        }))
+    }
+
+    async fn save<T: Serialize>(&self, key: Key<'_>, data: &T, expect: Expect) -> Result<u64, Error> {
+        let value = serde_json::to_value(data).map_err(|e| Error::Corrupt {
+            path: self.display(key),
+            reason: e.to_string(),
+        })?;
+        Ok(self.kv.write(&key.path(&self.prefix), &value, expect).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let web: CertName = "web".parse().unwrap();
+        assert_eq!(Key::Cert(&web).path("certvault"), "certvault/certs/web");
+        assert_eq!(Key::Account("default").path("a/b"), "a/b/accounts/default");
+        assert_eq!(Key::Certs.path("certvault"), "certvault/certs");
+    }
+}

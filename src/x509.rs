@@ -1,0 +1,164 @@
+//! Reading certificates: split a PEM chain, and the facts `decide` needs. No I/O.
+
+use std::collections::BTreeSet;
+
+use ::time::OffsetDateTime;
+use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION};
+use x509_parser::prelude::*;
+
+use crate::model::{DomainName, KeyType};
+use crate::renew::Current;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid certificate: {0}")]
+pub struct Invalid(pub String);
+
+/// A PEM chain split the way certbot stores it.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub cert: String,
+    pub chain: String,
+    pub fullchain: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub serial: String,
+}
+
+/// Split `leaf + intermediates` into certbot's `cert`, `chain`, `fullchain`.
+pub fn split_chain(pem_chain: &str) -> Result<Chain, Invalid> {
+    let mut blocks = Vec::new();
+    for pem in Pem::iter_from_buffer(pem_chain.as_bytes()) {
+        let pem = pem.map_err(|e| Invalid(format!("PEM: {e}")))?;
+        if pem.label != "CERTIFICATE" {
+            return Err(Invalid(format!("unexpected PEM block {}", pem.label)));
+        }
+        blocks.push(pem);
+    }
+    let leaf = blocks.first().ok_or_else(|| Invalid("empty chain".into()))?;
+    let x = leaf
+        .parse_x509()
+        .map_err(|e| Invalid(format!("leaf: {e}")))?;
+    let encoded: Vec<String> = blocks.iter().map(encode_pem).collect();
+    Ok(Chain {
+        cert: encoded[0].clone(),
+        chain: encoded[1..].concat(),
+        fullchain: encoded.concat(),
+        not_before: x.validity().not_before.to_datetime(),
+        not_after: x.validity().not_after.to_datetime(),
+        serial: hex_upper(x.raw_serial()),
+    })
+}
+
+fn encode_pem(p: &Pem) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&p.contents);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    let trimmed = match bytes {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        b => b,
+    };
+    trimmed.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The facts of a leaf certificate (PEM) that the renewal decision looks at.
+pub fn current(cert_pem: &str) -> Result<Current, Invalid> {
+    let (_, pem) = parse_x509_pem(cert_pem.as_bytes()).map_err(|e| Invalid(format!("PEM: {e}")))?;
+    let x = pem
+        .parse_x509()
+        .map_err(|e| Invalid(format!("certificate: {e}")))?;
+    let mut domains = BTreeSet::new();
+    if let Ok(Some(san)) = x.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(d) = name {
+                if let Ok(d) = d.parse::<DomainName>() {
+                    domains.insert(d);
+                }
+            }
+        }
+    }
+    Ok(Current {
+        not_before: x.validity().not_before.to_datetime(),
+        not_after: x.validity().not_after.to_datetime(),
+        domains,
+        key_type: key_type(x.public_key()),
+    })
+}
+
+fn key_type(spki: &SubjectPublicKeyInfo<'_>) -> Option<KeyType> {
+    let alg = &spki.algorithm;
+    if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = alg.parameters.as_ref()?.as_oid().ok()?;
+        return if curve == OID_EC_P256 {
+            Some(KeyType::EcdsaP256)
+        } else if curve == OID_NIST_EC_P384 {
+            Some(KeyType::EcdsaP384)
+        } else {
+            None
+        };
+    }
+    if alg.algorithm == OID_PKCS1_RSAENCRYPTION {
+        if let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = spki.parsed() {
+            return match rsa.key_size() {
+                2048 => Some(KeyType::Rsa2048),
+                3072 => Some(KeyType::Rsa3072),
+                4096 => Some(KeyType::Rsa4096),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// The DER SubjectPublicKeyInfo of a leaf certificate (PEM), to match it with a private key.
+pub fn public_key_der(cert_pem: &str) -> Result<Vec<u8>, Invalid> {
+    let (_, pem) = parse_x509_pem(cert_pem.as_bytes()).map_err(|e| Invalid(format!("PEM: {e}")))?;
+    let x = pem
+        .parse_x509()
+        .map_err(|e| Invalid(format!("certificate: {e}")))?;
+    Ok(x.public_key().raw.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_hex_drops_sign_byte() {
+        assert_eq!(hex_upper(&[0x00, 0x87, 0x65]), "8765");
+        assert_eq!(hex_upper(&[0x00]), "00");
+        assert_eq!(hex_upper(&[0x0a, 0xbc]), "0ABC");
+    }
+
+    #[test]
+    fn self_signed_facts() {
+        for (kt, key) in [
+            (KeyType::EcdsaP256, rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()),
+            (KeyType::EcdsaP384, rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()),
+        ] {
+            let params =
+                rcgen::CertificateParams::new(vec!["a.example.com".into(), "*.example.com".into()])
+                    .unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let pem = cert.pem();
+            let facts = current(&pem).unwrap();
+            assert_eq!(facts.key_type, Some(kt));
+            let names: Vec<&str> = facts.domains.iter().map(|d| d.as_str()).collect();
+            assert_eq!(names, ["*.example.com", "a.example.com"]);
+            let split = split_chain(&format!("{pem}{pem}")).unwrap();
+            assert_eq!(split.cert, split.chain);
+            assert_eq!(split.fullchain, format!("{}{}", split.cert, split.chain));
+            assert_eq!(public_key_der(&pem).unwrap(), key.public_key_der());
+        }
+        assert!(split_chain("").is_err());
+        assert!(current("not a cert").is_err());
+    }
+}
