@@ -33,7 +33,9 @@ pub enum Error {
     CaCertEmpty { path: String },
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
-    #[error("cannot reach the ACME directory {url}; check the URL, the network and --acme-ca-cert")]
+    #[error(
+        "cannot reach the ACME directory {url}; check the URL, the network and --acme-ca-cert"
+    )]
     Directory {
         url: String,
         #[source]
@@ -76,7 +78,10 @@ pub enum Error {
 fn problem_text(p: &Problem) -> String {
     let mut s = p.detail.clone().unwrap_or_else(|| "no detail".into());
     if let Some(t) = &p.r#type {
-        s.push_str(&format!(" ({})", t.trim_start_matches("urn:ietf:params:acme:error:")));
+        s.push_str(&format!(
+            " ({})",
+            t.trim_start_matches("urn:ietf:params:acme:error:")
+        ));
     }
     for sub in &p.subproblems {
         if let Some(d) = &sub.detail {
@@ -289,7 +294,8 @@ pub async fn obtain(
     {
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
-            let mut authz = authz.map_err(|e| refused("fetching an authorization", directory, e))?;
+            let mut authz =
+                authz.map_err(|e| refused("fetching an authorization", directory, e))?;
             if authz.status != AuthorizationStatus::Pending {
                 continue;
             }
@@ -297,12 +303,16 @@ pub async fn obtain(
                 Identifier::Dns(d) => d.clone(),
                 other => format!("{other:?}"),
             };
-            let challenge = authz
-                .challenge(ChallengeType::Dns01)
-                .ok_or_else(|| Error::NoDnsChallenge {
-                    domain: domain.clone(),
-                })?;
-            pending.push(TxtRecord::new(&domain, challenge.key_authorization().dns_value()));
+            let challenge =
+                authz
+                    .challenge(ChallengeType::Dns01)
+                    .ok_or_else(|| Error::NoDnsChallenge {
+                        domain: domain.clone(),
+                    })?;
+            pending.push(TxtRecord::new(
+                &domain,
+                challenge.key_authorization().dns_value(),
+            ));
         }
     }
 
@@ -371,7 +381,8 @@ async fn validate(
     {
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
-            let mut authz = authz.map_err(|e| refused("fetching an authorization", directory, e))?;
+            let mut authz =
+                authz.map_err(|e| refused("fetching an authorization", directory, e))?;
             if authz.status != AuthorizationStatus::Pending {
                 continue;
             }
@@ -390,6 +401,14 @@ async fn validate(
                 seconds: timeouts.validation.as_secs(),
                 status: "pending".into(),
             })
+        }
+        // An invalid order comes back as the order's problem: name each failed record.
+        Err(instant_acme::Error::Api(p)) if !is_account_unknown(&p) => {
+            let mut failures = failures(order).await;
+            if failures == ["the order became invalid"] {
+                failures = vec![problem_text(&p)];
+            }
+            return Err(Error::Validation { failures });
         }
         Err(e) => return Err(refused("validation", directory, e)),
     };
@@ -428,7 +447,10 @@ async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
             .and_then(|c| c.error.as_ref())
             .map(problem_text)
             .unwrap_or_else(|| format!("authorization {:?}", state.status));
-        out.push(format!("{name}: {detail}"));
+        let line = format!("{name}: {detail}");
+        if !out.contains(&line) {
+            out.push(line);
+        }
     }
     if out.is_empty() {
         out.push("the order became invalid".into());
@@ -437,7 +459,9 @@ async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
 }
 
 fn generate_key(key_type: KeyType) -> Result<rcgen::KeyPair, Error> {
-    use rcgen::{KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256};
+    use rcgen::{
+        KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
+    };
     let key = match key_type {
         KeyType::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
         KeyType::EcdsaP384 => KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384),
@@ -465,9 +489,11 @@ mod tests {
     fn every_key_type_generates_and_matches_its_type() {
         for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
             let key = generate_key(kt).unwrap();
-            let spki = key.public_key_der();
+            let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
             assert!(!spki.is_empty());
-            assert!(key.serialize_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert!(key
+                .serialize_pem()
+                .starts_with("-----BEGIN PRIVATE KEY-----"));
         }
     }
 }

@@ -22,10 +22,21 @@ pub struct Cli {
 #[derive(Debug, Args)]
 struct Global {
     /// Vault (or OpenBao) address.
-    #[arg(long, env = "VAULT_ADDR", default_value = "https://127.0.0.1:8200", global = true)]
+    #[arg(
+        long,
+        env = "VAULT_ADDR",
+        default_value = "https://127.0.0.1:8200",
+        global = true
+    )]
     vault_addr: String,
     /// Vault token. Prefer the VAULT_TOKEN environment variable: flags show up in `ps`.
-    #[arg(long, env = "VAULT_TOKEN", hide_env_values = true, hide = true, global = true)]
+    #[arg(
+        long,
+        env = "VAULT_TOKEN",
+        hide_env_values = true,
+        hide = true,
+        global = true
+    )]
     vault_token: Option<String>,
     /// Vault namespace (Enterprise / OpenBao).
     #[arg(long, env = "VAULT_NAMESPACE", global = true)]
@@ -37,16 +48,31 @@ struct Global {
     #[arg(long, env = "CERTVAULT_MOUNT", default_value = "secret", global = true)]
     mount: String,
     /// Folder below the mount: records live at <mount>/<prefix>/certs/<NAME>.
-    #[arg(long, env = "CERTVAULT_PREFIX", default_value = "certvault", global = true)]
+    #[arg(
+        long,
+        env = "CERTVAULT_PREFIX",
+        default_value = "certvault",
+        global = true
+    )]
     prefix: String,
     /// PEM file with a CA to trust for the ACME server's HTTPS (a private CA, Pebble).
     #[arg(long, env = "CERTVAULT_ACME_CA_CERT", global = true)]
     acme_ca_cert: Option<PathBuf>,
     /// Which stored ACME account to use: <mount>/<prefix>/accounts/<ACCOUNT>.
-    #[arg(long, env = "CERTVAULT_ACCOUNT", default_value = "default", global = true)]
+    #[arg(
+        long,
+        env = "CERTVAULT_ACCOUNT",
+        default_value = "default",
+        global = true
+    )]
     account: String,
     /// How long to wait for the CA to validate an order's challenges.
-    #[arg(long, env = "CERTVAULT_VALIDATION_TIMEOUT", default_value = "5m", global = true)]
+    #[arg(
+        long,
+        env = "CERTVAULT_VALIDATION_TIMEOUT",
+        default_value = "5m",
+        global = true
+    )]
     validation_timeout: HumanDuration,
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -146,10 +146,7 @@ pub fn renewal_point(current: &Current, renew_before: Option<Duration>) -> (Offs
             let lifetime = current.not_after - current.not_before;
             let short = lifetime <= time::Duration::days(10);
             let left = if short { lifetime / 2 } else { lifetime / 3 };
-            (
-                current.not_after - left,
-                Basis::LifetimeFraction { short },
-            )
+            (current.not_after - left, Basis::LifetimeFraction { short })
         }
     }
 }
@@ -266,12 +263,24 @@ mod tests {
             ("short-lived due at half", jan(4, 0), &plain, Some(&c6), false, "renewal point 2026-01-04T00:00:00Z reached (1/2 of lifetime left (short-lived certificate))"),
         ];
         for (name, now, wanted, cur, force, expected) in rows {
-            let got = decide(now, &Facts { wanted, current: cur, force });
+            let got = decide(
+                now,
+                &Facts {
+                    wanted,
+                    current: cur,
+                    force,
+                },
+            );
             let text = match &got {
                 Decision::Renew(r) => r.to_string(),
-                Decision::Keep { renew_at, basis } => format!("keep {} {basis}", rfc3339(*renew_at)),
+                Decision::Keep { renew_at, basis } => {
+                    format!("keep {} {basis}", rfc3339(*renew_at))
+                }
             };
-            assert!(text.starts_with(expected), "{name}: got {text:?}, want {expected:?}");
+            assert!(
+                text.starts_with(expected),
+                "{name}: got {text:?}, want {expected:?}"
+            );
             assert_eq!(got.is_due(), !expected.starts_with("keep"), "{name}");
         }
     }
@@ -283,6 +292,9 @@ mod tests {
         assert_eq!(basis, Basis::LifetimeFraction { short: true });
         assert_eq!(at, c.not_before + time::Duration::days(5));
         let c = current(11, &["a.example.com"], KeyType::EcdsaP256);
-        assert_eq!(renewal_point(&c, None).1, Basis::LifetimeFraction { short: false });
+        assert_eq!(
+            renewal_point(&c, None).1,
+            Basis::LifetimeFraction { short: false }
+        );
     }
 }

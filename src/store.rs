@@ -37,9 +37,14 @@ pub enum Error {
     Corrupt { path: String, reason: String },
     #[error("{path} was written by a newer certvault (schema {found}, this one reads up to {SCHEMA_VERSION}); upgrade certvault")]
     NewerSchema { path: String, found: u64 },
-    #[error("invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'")]
+    #[error(
+        "invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'"
+    )]
     BadPrefix(String),
 }
+
+/// The outcome of reading one certificate record (`None`: not there).
+pub type Loaded = Result<Option<Versioned<CertRecord>>, Error>;
 
 pub struct Store {
     kv: Kv,
@@ -110,6 +115,20 @@ impl Store {
         self.load(Key::Cert(name)).await
     }
 
+    /// Load many records, 16 reads at a time, in the order given. Each has its own result,
+    /// so one unreadable record does not hide the others.
+    pub async fn load_certs(&self, names: Vec<CertName>) -> Vec<(CertName, Loaded)> {
+        use futures::StreamExt;
+        futures::stream::iter(names)
+            .map(|n| async move {
+                let r = self.load_cert(&n).await;
+                (n, r)
+            })
+            .buffered(16)
+            .collect()
+            .await
+    }
+
     pub async fn save_cert(
         &self,
         name: &CertName,
@@ -148,12 +167,20 @@ impl Store {
         }))
     }
 
-    async fn save<T: Serialize>(&self, key: Key<'_>, data: &T, expect: Expect) -> Result<u64, Error> {
+    async fn save<T: Serialize>(
+        &self,
+        key: Key<'_>,
+        data: &T,
+        expect: Expect,
+    ) -> Result<u64, Error> {
         let value = serde_json::to_value(data).map_err(|e| Error::Corrupt {
             path: self.display(key),
             reason: e.to_string(),
         })?;
-        Ok(self.kv.write(&key.path(&self.prefix), &value, expect).await?)
+        Ok(self
+            .kv
+            .write(&key.path(&self.prefix), &value, expect)
+            .await?)
     }
 }
 

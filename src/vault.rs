@@ -40,7 +40,9 @@ pub enum Error {
         #[source]
         source: ClientError,
     },
-    #[error("cannot reach Vault at {addr}; check VAULT_ADDR and that Vault is running and unsealed")]
+    #[error(
+        "cannot reach Vault at {addr}; check VAULT_ADDR and that Vault is running and unsealed"
+    )]
     Unreachable {
         addr: String,
         #[source]
@@ -226,14 +228,15 @@ impl Kv {
                 code,
                 detail: "unexpected response".into(),
             },
-            (ClientError::RestClientError { source }, None)
-                if matches!(source, RestError::RequestError { .. }) =>
-            {
-                Error::Unreachable {
-                    addr: self.addr.clone(),
-                    source: e,
-                }
-            }
+            (
+                ClientError::RestClientError {
+                    source: RestError::RequestError { .. },
+                },
+                None,
+            ) => Error::Unreachable {
+                addr: self.addr.clone(),
+                source: e,
+            },
             _ => Error::Other {
                 op,
                 path,

@@ -59,10 +59,16 @@ pub(super) async fn run(
                 },
             );
             if let Decision::Keep { renew_at, basis } = decision {
-                let when = format!("renews {} ({}; {basis})", rfc3339(renew_at), relative(now(), renew_at));
+                let when = format!(
+                    "renews {} ({}; {basis})",
+                    rfc3339(renew_at),
+                    relative(now(), renew_at)
+                );
                 if stored.data.spec == spec {
                     return Ok(Outcome {
-                        text: format!("{name} is up to date at {path}: {when}; use --force to reissue now\n"),
+                        text: format!(
+                            "{name} is up to date at {path}: {when}; use --force to reissue now\n"
+                        ),
                         failed: false,
                     });
                 }
@@ -83,7 +89,8 @@ pub(super) async fn run(
     };
     let http = ctx.http()?;
     let (account, directory) = ctx.account(&http, &spec.account).await?;
-    let (version, record) = obtain_and_save(ctx, &account, &directory, name, spec, expect, now).await?;
+    let (version, record) =
+        obtain_and_save(ctx, &account, &directory, name, spec, expect, now).await?;
     Ok(Outcome {
         text: format!(
             "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",

@@ -1,13 +1,11 @@
 //! `certvault list`: what is stored, when each certificate renews, and why.
 
-use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
-use crate::model::{CertName, CertRecord};
+use crate::model::CertRecord;
 use crate::renew::{decide, rfc3339, Decision, Facts, Reason};
-use crate::vault::Versioned;
 use crate::{x509, Error};
 
 /// One row of `list --output json`. Times are RFC 3339.
@@ -32,7 +30,10 @@ struct Broken {
 }
 
 /// The renewal point and the reason, as `decide` sees it.
-pub(crate) fn schedule(now: OffsetDateTime, record: &CertRecord) -> Result<(OffsetDateTime, Decision), x509::Invalid> {
+pub(crate) fn schedule(
+    now: OffsetDateTime,
+    record: &CertRecord,
+) -> Result<(OffsetDateTime, Decision), x509::Invalid> {
     let current = x509::current(&record.issued.cert)?;
     let decision = decide(
         now,
@@ -53,15 +54,7 @@ pub(crate) fn schedule(now: OffsetDateTime, record: &CertRecord) -> Result<(Offs
 
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     let names = ctx.store.list_certs().await?;
-    let loaded: Vec<(CertName, Result<Option<Versioned<CertRecord>>, crate::store::Error>)> =
-        futures::stream::iter(names)
-            .map(|n| async move {
-                let r = ctx.store.load_cert(&n).await;
-                (n, r)
-            })
-            .buffered(16)
-            .collect()
-            .await;
+    let loaded = ctx.store.load_certs(names).await;
     let mut rows = Vec::new();
     let mut broken = Vec::new();
     for (name, result) in loaded {
@@ -81,7 +74,13 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
                 let issued = &record.data.issued;
                 rows.push(Row {
                     name: name.to_string(),
-                    domains: record.data.spec.domains.iter().map(|d| d.to_string()).collect(),
+                    domains: record
+                        .data
+                        .spec
+                        .domains
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect(),
                     key_type: record.data.spec.key_type.to_string(),
                     not_before: rfc3339(issued.not_before),
                     not_after: rfc3339(issued.not_after),
@@ -124,10 +123,12 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
         text.push_str("no certificates stored yet; add one with `certvault issue`\n");
     }
     for r in &rows {
-        let not_after = OffsetDateTime::parse(&r.not_after, &time::format_description::well_known::Rfc3339)
-            .unwrap_or(now);
-        let renew_at = OffsetDateTime::parse(&r.renew_at, &time::format_description::well_known::Rfc3339)
-            .unwrap_or(now);
+        let not_after =
+            OffsetDateTime::parse(&r.not_after, &time::format_description::well_known::Rfc3339)
+                .unwrap_or(now);
+        let renew_at =
+            OffsetDateTime::parse(&r.renew_at, &time::format_description::well_known::Rfc3339)
+                .unwrap_or(now);
         text.push_str(&format!(
             "{}  [{}]\n  expires {} ({})\n  {}\n",
             r.name,
@@ -135,9 +136,17 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
             r.not_after,
             relative(now, not_after),
             if r.due {
-                format!("renews at the next run: {}", r.reason.trim_start_matches("due: "))
+                format!(
+                    "renews at the next run: {}",
+                    r.reason.trim_start_matches("due: ")
+                )
             } else {
-                format!("renews {} ({}; {})", r.renew_at, relative(now, renew_at), r.reason)
+                format!(
+                    "renews {} ({}; {})",
+                    r.renew_at,
+                    relative(now, renew_at),
+                    r.reason
+                )
             }
         ));
     }

@@ -17,8 +17,15 @@ use crate::vault::{Expect, Versioned};
 use crate::{x509, Error};
 
 enum Verdict {
-    Renewed { reason: Reason, version: u64, not_after: OffsetDateTime },
-    NotDue { renew_at: OffsetDateTime, basis: String },
+    Renewed {
+        reason: Reason,
+        version: u64,
+        not_after: OffsetDateTime,
+    },
+    NotDue {
+        renew_at: OffsetDateTime,
+        basis: String,
+    },
     Failed(String),
 }
 
@@ -32,7 +39,11 @@ pub(super) async fn run(
     let names = if names.is_empty() {
         stored
     } else {
-        let unknown: Vec<CertName> = names.iter().filter(|n| !stored.contains(n)).cloned().collect();
+        let unknown: Vec<CertName> = names
+            .iter()
+            .filter(|n| !stored.contains(n))
+            .cloned()
+            .collect();
         if !unknown.is_empty() {
             return Err(Error::UnknownCerts {
                 names: unknown,
@@ -44,15 +55,7 @@ pub(super) async fn run(
 
     // Load and decide.
     let started = now();
-    let loaded: Vec<(CertName, Result<Option<Versioned<CertRecord>>, crate::store::Error>)> =
-        futures::stream::iter(names)
-            .map(|n| async move {
-                let r = ctx.store.load_cert(&n).await;
-                (n, r)
-            })
-            .buffered(16)
-            .collect()
-            .await;
+    let loaded = ctx.store.load_certs(names).await;
     let mut results: BTreeMap<CertName, Verdict> = BTreeMap::new();
     let mut due: Vec<(CertName, Versioned<CertRecord>, Reason)> = Vec::new();
     for (name, loaded) in loaded {
@@ -99,7 +102,10 @@ pub(super) async fn run(
         for (_, record, _) in &due {
             let acct = &record.data.spec.account;
             if !accounts.contains_key(acct) {
-                let loaded = ctx.account(&http, acct).await.map_err(|e| crate::error::chain(&e));
+                let loaded = ctx
+                    .account(&http, acct)
+                    .await
+                    .map_err(|e| crate::error::chain(&e));
                 accounts.insert(acct.clone(), loaded);
             }
         }

@@ -20,9 +20,17 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 fn is_credential(name: &str) -> bool {
     name == "VAULT_TOKEN"
         || (name.starts_with("VAULT_") || name.starts_with("CERTVAULT_"))
-            && ["TOKEN", "SECRET", "SECRET_ID", "ROLE_ID", "JWT", "HMAC", "PASSWORD"]
-                .iter()
-                .any(|s| name.ends_with(s))
+            && [
+                "TOKEN",
+                "SECRET",
+                "SECRET_ID",
+                "ROLE_ID",
+                "JWT",
+                "HMAC",
+                "PASSWORD",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 pub struct Hooks {
@@ -102,7 +110,9 @@ impl Hooks {
                 stderr: tail,
             });
         }
-        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_string())
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string())
     }
 }
 
@@ -143,7 +153,12 @@ mod tests {
 
     #[test]
     fn credentials_are_recognised() {
-        for n in ["VAULT_TOKEN", "CERTVAULT_EAB_HMAC", "VAULT_SECRET_ID", "CERTVAULT_ROLE_ID"] {
+        for n in [
+            "VAULT_TOKEN",
+            "CERTVAULT_EAB_HMAC",
+            "VAULT_SECRET_ID",
+            "CERTVAULT_ROLE_ID",
+        ] {
             assert!(is_credential(n), "{n}");
         }
         for n in ["VAULT_ADDR", "PATH", "CERTVAULT_MOUNT", "HOME"] {
@@ -169,12 +184,20 @@ mod tests {
 
     #[tokio::test]
     async fn failing_hook_reports_status_and_stderr() {
-        let h = Hooks::new("echo boom >&2; exit 3".into(), "true".into(), "a.example.com".into(), 1);
+        let h = Hooks::new(
+            "echo boom >&2; exit 3".into(),
+            "true".into(),
+            "a.example.com".into(),
+            1,
+        );
         let err = h
             .present(&TxtRecord::new("a.example.com", "v".into()))
             .await
             .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("auth hook for a.example.com exited with exit status: 3: boom"), "{msg}");
+        assert!(
+            msg.contains("auth hook for a.example.com exited with exit status: 3: boom"),
+            "{msg}"
+        );
     }
 }

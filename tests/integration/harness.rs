@@ -1,0 +1,331 @@
+//! The test bed (started by `scripts/testbed up`), the certvault binary, and checks that
+//! read Vault and Pebble directly over HTTP (never through certvault's own code).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_certvault");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The running test bed's settings, from `.testbed/env` (started once if needed).
+pub fn bed() -> &'static HashMap<String, String> {
+    static BED: OnceLock<HashMap<String, String>> = OnceLock::new();
+    BED.get_or_init(|| {
+        let status = Command::new(repo().join("scripts/testbed"))
+            .arg("up")
+            .status()
+            .expect("run scripts/testbed up");
+        assert!(status.success(), "scripts/testbed up failed");
+        let dir = std::env::var("CERTVAULT_TESTBED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo().join(".testbed"));
+        let text = std::fs::read_to_string(dir.join("env")).expect("read .testbed/env");
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                let v = v.split(" #").next().unwrap().trim().trim_matches('"');
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    })
+}
+
+pub fn env(name: &str) -> String {
+    bed()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing in .testbed/env"))
+        .clone()
+}
+
+/// A unique suffix per test and process, so tests share one test bed safely.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{tag}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+pub fn hook(name: &str) -> String {
+    repo()
+        .join("scripts/hooks")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// One isolated certvault installation: its own Vault prefix and ACME account.
+pub struct Env {
+    pub prefix: String,
+    pub token: String,
+    pub extra: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Env {
+    pub fn new(tag: &str) -> Self {
+        Self {
+            prefix: format!("t/{}", unique(tag)),
+            token: env("VAULT_TOKEN"),
+            extra: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// Run the binary with a clean environment: only the test bed's settings and `extra`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VAULT_ADDR", env("VAULT_ADDR"))
+            .env("VAULT_TOKEN", &self.token)
+            .env("CERTVAULT_PREFIX", &self.prefix)
+            .env("CERTVAULT_ACME_CA_CERT", env("CERTVAULT_ACME_CA_CERT"))
+            .env(
+                "CERTVAULT_TEST_CHALLTESTSRV",
+                env("CERTVAULT_TEST_CHALLTESTSRV"),
+            );
+        for (k, v) in &self.extra {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        output(cmd.output().expect("run certvault"))
+    }
+
+    pub fn init(&self) -> Run {
+        self.run(&[
+            "init",
+            "--directory",
+            &env("CERTVAULT_TEST_DIRECTORY"),
+            "--email",
+            "ops@example.com",
+            "--agree-tos",
+        ])
+    }
+
+    /// `issue NAME -d ...` through the challtestsrv hooks.
+    pub fn issue(&self, name: &str, domains: &[&str], extra: &[&str]) -> Run {
+        let mut args = vec!["issue".to_string(), name.to_string()];
+        for d in domains {
+            args.push("-d".into());
+            args.push(d.to_string());
+        }
+        args.extend(
+            [
+                "--dns",
+                "exec",
+                "--auth-hook",
+                &hook("challtestsrv-auth"),
+                "--cleanup-hook",
+                &hook("challtestsrv-cleanup"),
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&refs)
+    }
+
+    /// The KV v2 path of a certificate record, below the mount.
+    pub fn cert_path(&self, name: &str) -> String {
+        format!("{}/certs/{name}", self.prefix)
+    }
+}
+
+fn output(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(
+                &std::fs::read(env("CERTVAULT_ACME_CA_CERT")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Read `secret/data/<path>` as root: (data, version), or None.
+pub fn vault_read(path: &str) -> Option<(Value, u64)> {
+    let rsp = http()
+        .get(format!("{}/v1/secret/data/{path}", env("VAULT_ADDR")))
+        .header("X-Vault-Token", env("VAULT_TOKEN"))
+        .send()
+        .unwrap();
+    if rsp.status() == 404 {
+        return None;
+    }
+    assert!(
+        rsp.status().is_success(),
+        "vault read {path}: {}",
+        rsp.status()
+    );
+    let body: Value = rsp.json().unwrap();
+    Some((
+        body["data"]["data"].clone(),
+        body["data"]["metadata"]["version"].as_u64().unwrap(),
+    ))
+}
+
+/// Write `secret/data/<path>` as root (no CAS); returns the new version.
+pub fn vault_write(path: &str, data: &Value) -> u64 {
+    let rsp = http()
+        .post(format!("{}/v1/secret/data/{path}", env("VAULT_ADDR")))
+        .header("X-Vault-Token", env("VAULT_TOKEN"))
+        .json(&json!({ "data": data }))
+        .send()
+        .unwrap();
+    assert!(
+        rsp.status().is_success(),
+        "vault write {path}: {}",
+        rsp.status()
+    );
+    rsp.json::<Value>().unwrap()["data"]["version"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A new token with the given policies (and the given id, so a test can look for it).
+pub fn vault_token(id: &str, policies: &[&str]) -> String {
+    let rsp = http()
+        .post(format!("{}/v1/auth/token/create", env("VAULT_ADDR")))
+        .header("X-Vault-Token", env("VAULT_TOKEN"))
+        .json(&json!({ "id": id, "policies": policies, "ttl": "1h" }))
+        .send()
+        .unwrap();
+    assert!(rsp.status().is_success(), "token create: {}", rsp.status());
+    rsp.json::<Value>().unwrap()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Pebble's current issuing root (new at every Pebble start), PEM.
+pub fn pebble_root() -> String {
+    let rsp = http()
+        .get(format!("{}/roots/0", env("CERTVAULT_TEST_PEBBLE_MGMT")))
+        .send()
+        .unwrap();
+    assert!(rsp.status().is_success());
+    rsp.text().unwrap()
+}
+
+pub fn pem_ders(pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|p| p.unwrap().contents)
+        .collect()
+}
+
+/// Verify `cert` + `chain` up to Pebble's root for TLS server use and each of `names`.
+pub fn verify_chain(cert: &str, chain: &str, names: &[&str]) {
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let root = pem_ders(&pebble_root()).remove(0);
+    let root = CertificateDer::from(root);
+    let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
+    let leaf = CertificateDer::from(pem_ders(cert).remove(0));
+    let intermediates: Vec<CertificateDer> = pem_ders(chain)
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .expect("chain verifies against Pebble's root");
+    for name in names {
+        let host = name.replace("*.", "wild.");
+        ee.verify_is_valid_for_subject_name(&ServerName::try_from(host.as_str()).unwrap())
+            .unwrap_or_else(|e| panic!("not valid for {name}: {e:?}"));
+    }
+}
+
+/// The SAN DNS names of a PEM certificate, sorted.
+pub fn sans(cert: &str) -> Vec<String> {
+    let der = pem_ders(cert).remove(0);
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let mut out: Vec<String> = x
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether the PEM private key belongs to the PEM certificate.
+pub fn key_matches(privkey: &str, cert: &str) -> bool {
+    let key = rcgen::KeyPair::from_pem(privkey).expect("privkey parses");
+    let der = pem_ders(cert).remove(0);
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    rcgen::PublicKeyData::subject_public_key_info(&key) == x.public_key().raw
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).unwrap().next().is_none()
+}

@@ -1,0 +1,215 @@
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn init_twice_changes_nothing() {
+    let e = Env::new("init");
+    let first = e.init().ok();
+    assert!(
+        first.stdout.contains("registered ACME account"),
+        "{}",
+        first.stdout
+    );
+    let path = format!("{}/accounts/default", e.prefix);
+    let (doc, v1) = vault_read(&path).expect("account stored");
+    assert_eq!(v1, 1);
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["directory"], env("CERTVAULT_TEST_DIRECTORY"));
+    assert_eq!(doc["contact"], json!(["ops@example.com"]));
+    assert!(doc["credentials"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://localhost"));
+    let second = e.init().ok();
+    assert!(
+        second.stdout.contains("nothing changed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        vault_read(&path).unwrap().1,
+        1,
+        "second init wrote to Vault"
+    );
+}
+
+#[test]
+fn issue_stores_a_chain_that_verifies_against_pebbles_root() {
+    let e = Env::new("issue");
+    e.init().ok();
+    let base = format!("{}.example.com", unique("web"));
+    let wild = format!("*.{base}");
+    let run = e.issue("web", &[&base, &wild], &[]).ok();
+    assert!(run.stdout.contains("issued web"), "{}", run.stdout);
+
+    let (doc, version) = vault_read(&e.cert_path("web")).expect("record stored");
+    assert_eq!(version, 1);
+    for field in [
+        "schema",
+        "cert",
+        "chain",
+        "fullchain",
+        "privkey",
+        "not_before",
+        "not_after",
+        "serial",
+        "issued_at",
+        "spec",
+    ] {
+        assert!(!doc[field].is_null(), "field {field} missing");
+    }
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(
+        doc["spec"],
+        json!({
+            "domains": [base, wild],
+            "key_type": "ecdsa-p256",
+            "dns": {"kind": "exec", "auth_hook": hook("challtestsrv-auth"), "cleanup_hook": hook("challtestsrv-cleanup")},
+            "account": "default",
+        })
+    );
+    let cert = doc["cert"].as_str().unwrap();
+    let chain = doc["chain"].as_str().unwrap();
+    assert_eq!(doc["fullchain"].as_str().unwrap(), format!("{cert}{chain}"));
+    assert_eq!(pem_ders(cert).len(), 1);
+    assert!(!pem_ders(chain).is_empty());
+    verify_chain(cert, chain, &[&base, &wild]);
+    let mut want = vec![base.clone(), wild.clone()];
+    want.sort();
+    assert_eq!(sans(cert), want);
+    let privkey = doc["privkey"].as_str().unwrap();
+    assert!(privkey.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(key_matches(privkey, cert), "privkey does not match cert");
+
+    // The stored times and serial are the certificate's.
+    let der = pem_ders(cert).remove(0);
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let not_after = x.validity().not_after.to_datetime();
+    let stored = time::OffsetDateTime::parse(
+        doc["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(stored, not_after);
+    let serial: String = x
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(doc["serial"].as_str().unwrap(), serial);
+}
+
+#[test]
+fn every_key_type_is_issued_with_a_matching_key() {
+    let e = Env::new("keys");
+    e.init().ok();
+    for (kt, oid_hint) in [
+        ("ecdsa-p384", "P-384"),
+        ("rsa2048", "2048"),
+        ("rsa3072", "3072"),
+        ("rsa4096", "4096"),
+    ] {
+        let d = format!("{}.example.org", unique(kt));
+        e.issue(kt, &[&d], &["--key-type", kt]).ok();
+        let (doc, _) = vault_read(&e.cert_path(kt)).unwrap();
+        assert_eq!(doc["spec"]["key_type"], kt);
+        let cert = doc["cert"].as_str().unwrap();
+        assert!(key_matches(doc["privkey"].as_str().unwrap(), cert), "{kt}");
+        let der = pem_ders(cert).remove(0);
+        let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let pk = x.public_key().parsed().unwrap();
+        let bits = pk.key_size();
+        match oid_hint {
+            "P-384" => assert_eq!(bits, 384, "{kt}"),
+            n => assert_eq!(bits.to_string(), n, "{kt}"),
+        }
+        verify_chain(cert, doc["chain"].as_str().unwrap(), &[&d]);
+    }
+}
+
+#[test]
+fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
+    let e = Env::new("reissue");
+    e.init().ok();
+    let a = format!("{}.example.net", unique("a"));
+    let b = format!("{}.example.net", unique("b"));
+    e.issue("site", &[&a], &[]).ok();
+    let again = e.issue("site", &[&a], &[]).ok();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    assert_eq!(vault_read(&e.cert_path("site")).unwrap().1, 1);
+
+    let grown = e.issue("site", &[&a, &b], &[]).ok();
+    assert!(grown.stdout.contains("issued site"), "{}", grown.stdout);
+    let (doc, v) = vault_read(&e.cert_path("site")).unwrap();
+    assert_eq!(v, 2);
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(sans(doc["cert"].as_str().unwrap()), want);
+
+    // A settings-only change (renew_before) is stored without reissuing.
+    let serial = doc["serial"].clone();
+    let tuned = e.issue("site", &[&a, &b], &["--renew-before", "20d"]).ok();
+    assert!(
+        tuned.stdout.contains("settings updated"),
+        "{}",
+        tuned.stdout
+    );
+    let (doc, v) = vault_read(&e.cert_path("site")).unwrap();
+    assert_eq!(v, 3);
+    assert_eq!(doc["serial"], serial);
+    assert_eq!(doc["spec"]["renew_before"], "20days");
+}
+
+#[test]
+fn list_json_reports_schedule() {
+    let e = Env::new("list");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("l"));
+    e.issue("one", &[&d], &[]).ok();
+    e.issue("two", &[&format!("x.{d}")], &["--renew-before", "100000d"])
+        .ok();
+    let out = e.run(&["list", "--output", "json"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "one");
+    assert_eq!(rows[0]["domains"], json!([d]));
+    assert_eq!(rows[0]["due"], false);
+    assert_eq!(rows[1]["due"], true);
+    let (doc, _) = vault_read(&e.cert_path("one")).unwrap();
+    assert_eq!(rows[0]["not_after"], doc["not_after"]);
+    let nb = time::OffsetDateTime::parse(
+        rows[0]["not_before"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let na = time::OffsetDateTime::parse(
+        rows[0]["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let at = time::OffsetDateTime::parse(
+        rows[0]["renew_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expected = na - (na - nb) / 3;
+    let diff: time::Duration = at - expected;
+    assert!(
+        diff.abs() <= time::Duration::seconds(1),
+        "renew_at {at} vs {expected}"
+    );
+    let table = e.run(&["list"]).ok();
+    assert!(
+        table.stdout.contains("1/3 of lifetime left"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains("renews at the next run"),
+        "{}",
+        table.stdout
+    );
+}

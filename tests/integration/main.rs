@@ -1,0 +1,9 @@
+//! End-to-end tests against the real test bed: OpenBao, Pebble, pebble-challtestsrv.
+//! `scripts/testbed up` is run once (idempotent) before the first test.
+
+mod harness;
+
+mod bad_input;
+mod issue;
+mod renew;
+mod secrets;

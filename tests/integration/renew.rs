@@ -1,0 +1,274 @@
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
+    let e = Env::new("noop");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("n"));
+    e.issue("n", &[&d, &format!("*.{d}")], &[]).ok();
+    let (before, v1) = vault_read(&e.cert_path("n")).unwrap();
+
+    let noop = e.run(&["renew"]).ok();
+    assert!(noop.stdout.contains("not due  n"), "{}", noop.stdout);
+    assert!(
+        noop.stdout
+            .contains("summary: 0 renewed, 1 not due, 0 failed"),
+        "{}",
+        noop.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("n")).unwrap().1, v1);
+
+    let forced = e.run(&["renew", "--force"]).ok();
+    assert!(
+        forced.stdout.contains("renewed  n: forced"),
+        "{}",
+        forced.stdout
+    );
+    let (after, v2) = vault_read(&e.cert_path("n")).unwrap();
+    assert_eq!(v2, v1 + 1);
+    assert_ne!(after["serial"], before["serial"]);
+    assert_ne!(
+        after["privkey"], before["privkey"],
+        "a new key at every issuance"
+    );
+    assert_eq!(after["spec"], before["spec"]);
+    verify_chain(
+        after["cert"].as_str().unwrap(),
+        after["chain"].as_str().unwrap(),
+        &[&d],
+    );
+    assert!(key_matches(
+        after["privkey"].as_str().unwrap(),
+        after["cert"].as_str().unwrap()
+    ));
+}
+
+#[test]
+fn due_by_renew_before_is_renewed_and_only_that_one() {
+    let e = Env::new("due");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("d"));
+    // Pebble issues ~5-year certificates: a renew_before longer than that is due now.
+    e.issue("due", &[&format!("a.{d}")], &["--renew-before", "3000d"])
+        .ok();
+    e.issue("fresh", &[&format!("b.{d}")], &[]).ok();
+    let run = e.run(&["renew"]).ok();
+    assert!(
+        run.stdout.contains("renewed  due: renewal point"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not due  fresh"), "{}", run.stdout);
+    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 2);
+    assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 1);
+    // Naming certificates restricts the run.
+    let only = e.run(&["renew", "--force", "fresh"]).ok();
+    assert!(
+        only.stdout
+            .contains("summary: 1 renewed, 0 not due, 0 failed"),
+        "{}",
+        only.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 2);
+    assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 2);
+}
+
+#[test]
+fn a_concurrent_write_is_detected_not_overwritten() {
+    let e = Env::new("cas");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("c"));
+    let path = e.cert_path("race");
+    // The auth hook writes the record itself when RACE is set: between certvault's read
+    // and its write.
+    let racer = format!(
+        "{} && if [ -n \"${{RACE:-}}\" ]; then curl -fsS -o /dev/null -H \"X-Vault-Token: $RACE_TOKEN\" \
+         -X POST \"$VAULT_ADDR/v1/secret/data/{path}\" -d '{{\"data\":{{\"schema\":1,\"marker\":\"concurrent\"}}}}'; fi",
+        hook("challtestsrv-auth")
+    );
+    e.run(&[
+        "issue",
+        "race",
+        "-d",
+        &d,
+        "--dns",
+        "exec",
+        "--auth-hook",
+        &racer,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    assert_eq!(vault_read(&path).unwrap().1, 1);
+    let mut racing = Env {
+        extra: vec![
+            ("RACE".into(), "1".into()),
+            ("RACE_TOKEN".into(), env("VAULT_TOKEN")),
+        ],
+        ..Env::new("x")
+    };
+    racing.prefix = e.prefix.clone();
+    let run = racing.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("FAILED   race"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("changed by another writer"),
+        "{}",
+        run.stdout
+    );
+    let (doc, v) = vault_read(&path).unwrap();
+    assert_eq!(v, 2, "only the concurrent write happened");
+    assert_eq!(doc, json!({"schema": 1, "marker": "concurrent"}));
+}
+
+#[test]
+fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
+    let e = Env::new("isolate");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("i"));
+    let flaky = format!(
+        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
+        hook("challtestsrv-auth")
+    );
+    e.run(&[
+        "issue",
+        "broken",
+        "-d",
+        &format!("a.{d}"),
+        "--auth-hook",
+        &flaky,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    e.issue("healthy", &[&format!("b.{d}")], &[]).ok();
+    let (old, v_old) = vault_read(&e.cert_path("broken")).unwrap();
+
+    let mut breaking = Env::new("x");
+    breaking.prefix = e.prefix.clone();
+    breaking.extra.push(("BREAK".into(), "1".into()));
+    let run = breaking.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("FAILED   broken"), "{}", run.stdout);
+    assert!(run.stdout.contains("auth hook for a."), "{}", run.stdout);
+    assert!(run.stdout.contains("dns api said no"), "{}", run.stdout);
+    assert!(run.stdout.contains("renewed  healthy"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("summary: 1 renewed, 0 not due, 1 failed"),
+        "{}",
+        run.stdout
+    );
+    let (now, v_now) = vault_read(&e.cert_path("broken")).unwrap();
+    assert_eq!((v_now, &now), (v_old, &old), "old material untouched");
+    assert!(key_matches(
+        now["privkey"].as_str().unwrap(),
+        now["cert"].as_str().unwrap()
+    ));
+    assert_eq!(vault_read(&e.cert_path("healthy")).unwrap().1, 2);
+}
+
+#[test]
+fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
+    let e = Env::new("cleanup");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("v"));
+    let marks = tempdir("marks").join("cleanup.log");
+    // The auth hook publishes nothing: Pebble's validation fails.
+    let cleanup = format!(
+        "echo \"$CERTBOT_DOMAIN $CERTBOT_AUTH_OUTPUT\" >> {}",
+        marks.display()
+    );
+    let run = e.run(&[
+        "issue",
+        "nope",
+        "-d",
+        &d,
+        "-d",
+        &format!("*.{d}"),
+        "--auth-hook",
+        "echo token-$CERTBOT_DOMAIN",
+        "--cleanup-hook",
+        &cleanup,
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("DNS-01 validation failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("_acme-challenge.{d}")),
+        "{}",
+        run.stderr
+    );
+    let log = std::fs::read_to_string(&marks).expect("cleanup hook ran");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines, [format!("{d} token-{d}"), format!("{d} token-{d}")]);
+    assert!(vault_read(&e.cert_path("nope")).is_none(), "nothing stored");
+}
+
+#[test]
+fn works_without_local_disk() {
+    let e = Env::new("nodisk");
+    let cwd = tempdir("cwd");
+    let home = tempdir("home");
+    let mut e2 = Env {
+        cwd: Some(cwd.clone()),
+        extra: vec![("HOME".into(), home.display().to_string())],
+        ..Env::new("x")
+    };
+    e2.prefix = e.prefix.clone();
+    e2.init().ok();
+    let d = format!("{}.example.com", unique("nd"));
+    e2.issue("nd", &[&d], &[]).ok();
+    e2.run(&["renew", "--force"]).ok();
+    e2.run(&["list"]).ok();
+    assert!(
+        is_empty_dir(&cwd),
+        "certvault wrote into its working directory"
+    );
+    assert!(is_empty_dir(&home), "certvault wrote into HOME");
+}
+
+#[test]
+fn a_stored_account_unknown_to_the_ca_is_explained() {
+    let e = Env::new("ghost");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("g"));
+    e.issue("g", &[&d], &[]).ok();
+    // Point the stored credentials at an account the CA never created (as after a CA reset).
+    let path = format!("{}/accounts/default", e.prefix);
+    let (mut doc, _) = vault_read(&path).unwrap();
+    let id = doc["credentials"]["id"].as_str().unwrap().to_string();
+    doc["credentials"]["id"] = json!(format!("{}ffff", &id[..id.rfind('/').unwrap() + 1]));
+    vault_write(&path, &doc);
+    let run = e.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("not known to the CA"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("certvault init --force"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 1);
+    // init --force registers a new account, and renewing works again.
+    let again = e
+        .run(&[
+            "init",
+            "--directory",
+            &env("CERTVAULT_TEST_DIRECTORY"),
+            "--agree-tos",
+            "--force",
+        ])
+        .ok();
+    assert!(
+        again.stdout.contains("registered ACME account"),
+        "{}",
+        again.stdout
+    );
+    e.run(&["renew", "--force"]).ok();
+    assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 2);
+}
