@@ -17,7 +17,7 @@ use instant_acme::{
 };
 use time::OffsetDateTime;
 
-use crate::dns::{self, AnyProvider, Presented, Provider, TxtRecord};
+use crate::dns;
 use crate::model::{Issued, KeyType, Secret, Spec};
 use crate::x509;
 
@@ -61,8 +61,10 @@ pub enum Error {
         seconds: u64,
         status: String,
     },
-    #[error("cannot present the DNS-01 challenge")]
+    #[error(transparent)]
     Dns(#[from] dns::Error),
+    #[error("interrupted by a signal; the DNS-01 records were cleaned up")]
+    Interrupted,
     #[error("cannot generate a {key_type} key")]
     Key {
         key_type: KeyType,
@@ -251,6 +253,14 @@ impl Default for Timeouts {
     }
 }
 
+/// What an order needs besides the account and the spec.
+pub struct Env<'a> {
+    pub timeouts: Timeouts,
+    pub solvers: &'a dns::Solvers<'a>,
+    /// Becomes `true` on SIGTERM/SIGINT: stop, clean up, report.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Short polls first (Pebble and Let's Encrypt usually answer within a second), backing off.
 fn poll(timeout: Duration) -> RetryPolicy {
     RetryPolicy::new()
@@ -275,9 +285,10 @@ pub async fn obtain(
     account: &Account,
     directory: &str,
     spec: &Spec,
-    timeouts: Timeouts,
+    env: &Env<'_>,
     now: impl Fn() -> OffsetDateTime,
 ) -> Result<Issued, Error> {
+    let timeouts = env.timeouts;
     let identifiers: Vec<Identifier> = spec
         .domains
         .iter()
@@ -309,32 +320,33 @@ pub async fn obtain(
                     .ok_or_else(|| Error::NoDnsChallenge {
                         domain: domain.clone(),
                     })?;
-            pending.push(TxtRecord::new(
-                &domain,
-                challenge.key_authorization().dns_value(),
-            ));
+            pending.push((domain, challenge.key_authorization().dns_value()));
         }
     }
 
-    let all: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
-    let provider = AnyProvider::for_order(&spec.dns, &all, pending.len());
-    let mut presented: Vec<Presented> = Vec::with_capacity(pending.len());
-    let mut result = async {
-        for record in &pending {
-            tracing::debug!(name = %record.name, "presenting DNS-01 challenge");
-            presented.push(provider.present(record).await?);
+    let mut session = dns::Session::new(env.solvers, spec, pending.len());
+    let work = async {
+        // Present every challenge first, wait until all are visible, then validate together.
+        for (domain, value) in &pending {
+            session.present(domain, value.clone()).await?;
         }
-        validate(&mut order, directory, timeouts).await
-    }
-    .await;
-    // Cleanup always runs, also after a failure; its error is reported only if the order
-    // itself succeeded.
-    for p in presented.iter().rev() {
-        if let Err(e) = provider.cleanup(p).await {
-            tracing::warn!(name = %p.record.name, "cleanup failed: {e}");
-            if result.is_ok() {
-                result = Err(e.into());
+        session.wait().await?;
+        validate(&mut order, directory, env.timeouts).await
+    };
+    let mut shutdown = env.shutdown.clone();
+    let mut result = tokio::select! {
+        r = work => r,
+        _ = async move {
+            if shutdown.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
             }
+        } => Err(Error::Interrupted),
+    };
+    // Cleanup always runs, also after a failure or a signal; its error is reported only if
+    // the order itself succeeded.
+    for e in session.cleanup().await {
+        if result.is_ok() {
+            result = Err(e.into());
         }
     }
     result?;

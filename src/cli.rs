@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use certvault::command::{InitArgs, IssueArgs, SpecArgs};
-use certvault::model::{CertName, DomainName, HumanDuration, KeyType, Secret, SolverSpec};
+use std::net::{IpAddr, SocketAddr};
+
+use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs};
+use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
+use certvault::model::{
+    CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName, SolverSpec,
+};
 use certvault::{acme, vault, Command, Settings};
 
 /// Issue and renew ACME certificates with HashiCorp Vault / OpenBao as the only state.
@@ -74,6 +79,39 @@ struct Global {
         global = true
     )]
     validation_timeout: HumanDuration,
+    /// DNS resolvers (ip or ip:port, comma-separated) used to find zones, CNAMEs and
+    /// nameservers. Default: the nameservers of /etc/resolv.conf.
+    #[arg(
+        long,
+        env = "CERTVAULT_DNS_RESOLVER",
+        value_delimiter = ',',
+        global = true
+    )]
+    dns_resolver: Vec<String>,
+    /// Port of the authoritative nameservers queried by the propagation check.
+    #[arg(
+        long,
+        env = "CERTVAULT_AUTHORITATIVE_PORT",
+        default_value_t = 53,
+        global = true
+    )]
+    authoritative_port: u16,
+    /// How long to wait for every authoritative nameserver to serve the challenge.
+    #[arg(
+        long,
+        env = "CERTVAULT_PROPAGATION_TIMEOUT",
+        default_value = "5m",
+        global = true
+    )]
+    propagation_timeout: HumanDuration,
+    /// How often the authoritative nameservers are asked.
+    #[arg(
+        long,
+        env = "CERTVAULT_PROPAGATION_INTERVAL",
+        default_value = "1s",
+        global = true
+    )]
+    propagation_interval: HumanDuration,
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -109,11 +147,12 @@ enum Cmd {
         /// A name for the certificate (repeatable); the first is the subject CN. Wildcards allowed.
         #[arg(short = 'd', long = "domain", required = true)]
         domains: Vec<DomainName>,
-        /// How to solve DNS-01.
-        #[arg(long, value_enum, default_value_t = Solver::Exec)]
-        dns: Solver,
+        /// How to solve DNS-01: `exec` (with --auth-hook), or stored solvers: `<solver>` as the
+        /// default and `<zone>=<solver>` per zone (repeatable; the longest zone match wins).
+        #[arg(long = "dns", default_value = "exec")]
+        dns: Vec<String>,
         /// certbot-compatible auth hook (gets CERTBOT_DOMAIN, CERTBOT_VALIDATION).
-        #[arg(long, required_if_eq("dns", "exec"))]
+        #[arg(long)]
         auth_hook: Option<String>,
         /// certbot-compatible cleanup hook (also gets CERTBOT_AUTH_OUTPUT); always runs.
         #[arg(long)]
@@ -124,10 +163,22 @@ enum Cmd {
         /// Renew this long before expiry (e.g. 30d). Default: when 1/3 of the lifetime is left.
         #[arg(long)]
         renew_before: Option<HumanDuration>,
+        /// Write the record where `_acme-challenge.<name>` is, without following its CNAME.
+        #[arg(long)]
+        no_follow_cname: bool,
+        /// Check propagation at every authoritative nameserver (default for stored solvers).
+        #[arg(long, overrides_with = "no_propagation_check")]
+        propagation_check: bool,
+        /// Do not check propagation (default for --dns exec, whose hook must wait itself).
+        #[arg(long)]
+        no_propagation_check: bool,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
     },
+    /// Manage DNS solvers stored in Vault at <prefix>/dns/<NAME>.
+    #[command(subcommand)]
+    Dns(DnsCmd),
     /// Show each certificate, when it expires, when it will renew and why.
     List {
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -146,9 +197,66 @@ enum Cmd {
     },
 }
 
+// Parsed once per process: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum DnsCmd {
+    /// Store a DNS solver. Its secret (API token or TSIG secret) is read from
+    /// CERTVAULT_DNS_SECRET or, with --secret-stdin, from standard input; never from a flag.
+    Add {
+        /// Solver name, used in `issue --dns <NAME>` or `--dns <zone>=<NAME>`.
+        name: SolverName,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Read the secret from the first line of standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// API base URL (cloudflare, dnsimple): for tests and proxies.
+        #[arg(long)]
+        base_url: Option<String>,
+        /// cloudflare: the zone id (skips the zone lookup).
+        #[arg(long)]
+        zone_id: Option<String>,
+        /// dnsimple: the account id (default: from whoami).
+        #[arg(long)]
+        account_id: Option<u64>,
+        /// dnsimple: use the sandbox API.
+        #[arg(long)]
+        sandbox: bool,
+        /// rfc2136: the primary server, host:port.
+        #[arg(long)]
+        server: Option<String>,
+        /// rfc2136: the zone to update (default: found via SOA).
+        #[arg(long)]
+        zone: Option<String>,
+        /// rfc2136: the TSIG key name.
+        #[arg(long)]
+        tsig_key: Option<String>,
+        /// rfc2136: hmac-sha256, hmac-sha384 or hmac-sha512.
+        #[arg(long, default_value = "hmac-sha256")]
+        tsig_algorithm: String,
+        /// exec: certbot-compatible auth hook.
+        #[arg(long)]
+        auth_hook: Option<String>,
+        /// exec: certbot-compatible cleanup hook.
+        #[arg(long)]
+        cleanup_hook: Option<String>,
+        /// TTL of the TXT record.
+        #[arg(long)]
+        ttl: Option<u32>,
+        /// Replace a stored solver of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List stored DNS solvers (without secrets).
+    List,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Solver {
-    /// certbot-compatible --auth-hook / --cleanup-hook commands
+enum Kind {
+    Cloudflare,
+    Dnsimple,
+    Rfc2136,
     Exec,
 }
 
@@ -156,6 +264,26 @@ enum Solver {
 enum Output {
     Table,
     Json,
+}
+
+fn missing(what: &'static str, reason: &'static str) -> InvalidInput {
+    InvalidInput {
+        what,
+        value: String::new(),
+        reason,
+    }
+}
+
+/// `ip` or `ip:port` (port 53).
+fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
+    let s = s.trim();
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| InvalidInput {
+            what: "DNS resolver",
+            value: s.to_string(),
+            reason: "write an IP address, optionally with :port",
+        })
 }
 
 fn directory_url(d: &str) -> String {
@@ -168,7 +296,7 @@ fn directory_url(d: &str) -> String {
 
 impl Cli {
     /// The verbosity (for the log filter), the settings and the command.
-    pub fn into_parts(self) -> (u8, Settings, Command) {
+    pub fn into_parts(self) -> Result<(u8, Settings, Command), InvalidInput> {
         let g = self.global;
         let mut concurrency_flag = 8;
         let command = match self.command {
@@ -195,22 +323,105 @@ impl Cli {
                 cleanup_hook,
                 key_type,
                 renew_before,
+                no_follow_cname,
+                propagation_check,
+                no_propagation_check,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
                 spec: SpecArgs {
                     domains,
                     key_type,
-                    dns: match dns {
-                        Solver::Exec => SolverSpec::Exec {
-                            auth_hook: auth_hook.unwrap_or_default(),
-                            cleanup_hook: cleanup_hook.unwrap_or_default(),
-                        },
-                    },
+                    dns: SolverSpec::from_args(&dns, auth_hook, cleanup_hook)?,
                     renew_before,
+                    follow_cname: !no_follow_cname,
+                    propagation_check: match (propagation_check, no_propagation_check) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
                 },
                 force,
             }),
+            Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
+            Cmd::Dns(DnsCmd::Add {
+                name,
+                kind,
+                secret_stdin,
+                base_url,
+                zone_id,
+                account_id,
+                sandbox,
+                server,
+                zone,
+                tsig_key,
+                tsig_algorithm,
+                auth_hook,
+                cleanup_hook,
+                ttl,
+                force,
+            }) => {
+                let needs_secret = kind != Kind::Exec;
+                let secret = if !needs_secret {
+                    None
+                } else if secret_stdin {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|_| missing("secret", "could not read standard input"))?;
+                    Some(Secret::new(line.trim().to_string()))
+                } else {
+                    std::env::var("CERTVAULT_DNS_SECRET")
+                        .ok()
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| Secret::new(s.trim().to_string()))
+                };
+                let secret = || {
+                    secret.clone().ok_or_else(|| {
+                        missing(
+                            "secret",
+                            "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
+                        )
+                    })
+                };
+                let config = match kind {
+                    Kind::Cloudflare => DnsConfig::Cloudflare(cloudflare::Config {
+                        api_token: secret()?,
+                        base_url: base_url.unwrap_or_else(|| cloudflare::DEFAULT_BASE_URL.into()),
+                        zone_id,
+                        ttl: ttl.unwrap_or(120),
+                    }),
+                    Kind::Dnsimple => DnsConfig::Dnsimple(dnsimple::Config {
+                        token: secret()?,
+                        account_id,
+                        sandbox,
+                        base_url,
+                        ttl: ttl.unwrap_or(60),
+                    }),
+                    Kind::Rfc2136 => DnsConfig::Rfc2136(rfc2136::Config {
+                        server: server.ok_or_else(|| {
+                            missing("--server", "rfc2136 needs --server host:port")
+                        })?,
+                        zone,
+                        tsig_key: tsig_key.ok_or_else(|| {
+                            missing("--tsig-key", "rfc2136 needs --tsig-key NAME")
+                        })?,
+                        tsig_algorithm,
+                        tsig_secret: secret()?,
+                        ttl: ttl.unwrap_or(60),
+                    }),
+                    Kind::Exec => DnsConfig::Exec {
+                        auth_hook: auth_hook
+                            .ok_or_else(|| missing("--auth-hook", "exec needs --auth-hook CMD"))?,
+                        cleanup_hook: cleanup_hook.unwrap_or_default(),
+                    },
+                };
+                Command::Dns(DnsCommand::Add {
+                    name,
+                    config,
+                    force,
+                })
+            }
             Cmd::List { output } => Command::List {
                 json: output == Output::Json,
             },
@@ -239,7 +450,25 @@ impl Cli {
                 validation: g.validation_timeout.0,
                 issuance: Duration::from_secs(300),
             },
+            dns: dns::Settings {
+                lookup: dns::zone::Lookup {
+                    resolvers: if g.dns_resolver.is_empty() {
+                        dns::zone::Lookup::system_resolvers()
+                    } else {
+                        g.dns_resolver
+                            .iter()
+                            .map(|r| socket_addr(r))
+                            .collect::<Result<_, _>>()?
+                    },
+                    authoritative_port: g.authoritative_port,
+                    timeout: Duration::from_secs(3),
+                },
+                polling: dns::propagation::Polling {
+                    interval: g.propagation_interval.0,
+                    timeout: g.propagation_timeout.0,
+                },
+            },
         };
-        (g.verbose, settings, command)
+        Ok((g.verbose, settings, command))
     }
 }

@@ -13,6 +13,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Acme(#[from] acme::Error),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::Error),
     #[error("no ACME account in Vault at {path}; run `certvault init --directory <URL> --email <addr> --agree-tos` first")]
     NoAccount { path: String },
     #[error("an ACME account for {stored} is already stored at {path}; to use {wanted}, pass --account <name> to keep both, or --force to replace it")]
@@ -25,6 +27,8 @@ pub enum Error {
     TermsNotAgreed,
     #[error("no certificate named {} in Vault (looked at {}); `certvault list` shows the names", join_names(.names), .path)]
     UnknownCerts { names: Vec<CertName>, path: String },
+    #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
+    SolverExists { path: String },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]
@@ -44,7 +48,9 @@ impl Error {
             | Error::AccountExists { .. }
             | Error::TermsNotAgreed
             | Error::UnknownCerts { .. }
-            | Error::NoDomains => ExitCode::from(2),
+            | Error::NoDomains
+            | Error::SolverExists { .. }
+            | Error::Dns(crate::dns::Error::UnknownSolver { .. }) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }

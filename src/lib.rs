@@ -29,4 +29,6 @@ pub struct Settings {
     /// How many orders run at once in `renew`.
     pub concurrency: usize,
     pub timeouts: acme::Timeouts,
+    /// Zone discovery and propagation checks.
+    pub dns: dns::Settings,
 }

@@ -7,10 +7,17 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let (verbose, settings, command) = cli::Cli::parse().into_parts();
+    let (verbose, settings, command) = match cli::Cli::parse().into_parts() {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(verbose);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match certvault::run(settings, command, time::OffsetDateTime::now_utc).await {
+    let shutdown = shutdown_on_signal();
+    match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
         Ok(outcome) => {
             print!("{outcome}");
             if outcome.failed {
@@ -24,6 +31,31 @@ async fn main() -> ExitCode {
             err.exit_code()
         }
     }
+}
+
+/// A flag that turns `true` on SIGTERM or SIGINT: work in progress stops and its DNS
+/// records are cleaned up before the process exits.
+fn shutdown_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            // Keep the sender alive: no signal handling, no shutdown.
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("signal received: stopping and cleaning up DNS records");
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    rx
 }
 
 /// Logs go to stderr. vaultrs logs expected 404s and CAS conflicts as errors: silenced, we

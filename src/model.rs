@@ -2,6 +2,7 @@
 //!
 //! Nothing here does I/O or reads the clock.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -286,14 +287,140 @@ pub enum SolverSpec {
         #[serde(default)]
         cleanup_hook: String,
     },
+    /// Solvers stored in Vault (`<prefix>/dns/<solver>`), chosen per record name: the
+    /// longest matching zone in `zones`, else `default`.
+    Solvers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        zones: BTreeMap<String, String>,
+    },
 }
 
 impl SolverSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             SolverSpec::Exec { .. } => "exec",
+            SolverSpec::Solvers { .. } => "solvers",
         }
     }
+
+    /// The stored solvers this spec may use.
+    pub fn solver_names(&self) -> Vec<String> {
+        match self {
+            SolverSpec::Exec { .. } => Vec::new(),
+            SolverSpec::Solvers { default, zones } => {
+                let mut names: Vec<String> =
+                    zones.values().cloned().chain(default.clone()).collect();
+                names.sort();
+                names.dedup();
+                names
+            }
+        }
+    }
+
+    /// Parse `--dns` values: `exec` (with hooks), or `<solver>` (the default) and
+    /// `<zone>=<solver>` entries.
+    pub fn from_args(
+        values: &[String],
+        auth_hook: Option<String>,
+        cleanup_hook: Option<String>,
+    ) -> Result<Self, InvalidInput> {
+        if values.is_empty() || values == ["exec"] {
+            let auth_hook = auth_hook.filter(|h| !h.trim().is_empty()).ok_or_else(|| {
+                invalid(
+                    "--dns exec",
+                    "",
+                    "needs --auth-hook <command> (and usually --cleanup-hook)",
+                )
+            })?;
+            return Ok(SolverSpec::Exec {
+                auth_hook,
+                cleanup_hook: cleanup_hook.unwrap_or_default(),
+            });
+        }
+        if auth_hook.is_some() || cleanup_hook.is_some() {
+            return Err(invalid(
+                "--auth-hook/--cleanup-hook",
+                "",
+                "hooks go with --dns exec only; for stored solvers put hooks in `certvault dns add NAME --kind exec`",
+            ));
+        }
+        let mut default = None;
+        let mut zones = BTreeMap::new();
+        for v in values {
+            match v.split_once('=') {
+                Some((zone, solver)) => {
+                    let zone: DomainName = zone.parse().map_err(|_| {
+                        invalid(
+                            "--dns zone",
+                            zone,
+                            "write <zone>=<solver>, like example.com=cloudflare",
+                        )
+                    })?;
+                    let solver: SolverName = solver.parse()?;
+                    zones.insert(zone.to_string(), solver.to_string());
+                }
+                None if v == "exec" => {
+                    return Err(invalid(
+                        "--dns",
+                        v,
+                        "exec cannot be combined with stored solvers",
+                    ))
+                }
+                None => {
+                    let solver: SolverName = v.parse()?;
+                    if default.replace(solver.to_string()).is_some() {
+                        return Err(invalid(
+                            "--dns",
+                            v,
+                            "give at most one default solver (the others as <zone>=<solver>)",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(SolverSpec::Solvers { default, zones })
+    }
+}
+
+/// The name of a stored DNS solver: `<prefix>/dns/<SolverName>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SolverName(String);
+
+impl FromStr for SolverName {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<CertName>()
+            .map(|n| SolverName(n.to_string()))
+            .map_err(|_| {
+                invalid(
+                    "solver name",
+                    s,
+                    "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
+                )
+            })
+    }
+}
+
+impl SolverName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SolverName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a certificate should be: everything `renew` needs to reproduce it.
@@ -309,6 +436,13 @@ pub struct Spec {
     pub renew_before: Option<HumanDuration>,
     /// Which ACME account (`<prefix>/accounts/<account>`) issues it.
     pub account: String,
+    /// Follow a CNAME at `_acme-challenge.<name>` and write the record at its target.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub follow_cname: bool,
+    /// Wait until every authoritative nameserver serves the record before validation.
+    /// Default: on for stored solvers, off for `--dns exec` hooks (as certbot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation_check: Option<bool>,
 }
 
 /// The issued material, with certbot's field names.
@@ -335,6 +469,14 @@ pub struct CertRecord {
     pub spec: Spec,
     #[serde(flatten)]
     pub issued: Issued,
+}
+
+/// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolverRecord {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub config: crate::dns::Config,
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.

@@ -202,6 +202,8 @@ mod tests {
             },
             renew_before: renew_before.map(|r| r.parse::<HumanDuration>().unwrap()),
             account: "default".into(),
+            follow_cname: true,
+            propagation_check: None,
         }
     }
 

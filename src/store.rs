@@ -3,11 +3,12 @@
 //! Layout below `<mount>/<prefix>/`:
 //! - `accounts/<account>`: [`AccountRecord`]
 //! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
+//! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{AccountRecord, CertName, CertRecord, SCHEMA_VERSION};
+use crate::model::{AccountRecord, CertName, CertRecord, SolverRecord, SCHEMA_VERSION};
 use crate::vault::{self, Expect, Kv, Versioned};
 
 /// A document certvault keeps in Vault.
@@ -16,6 +17,8 @@ pub enum Key<'a> {
     Account(&'a str),
     Cert(&'a CertName),
     Certs,
+    Solver(&'a str),
+    Solvers,
 }
 
 impl Key<'_> {
@@ -25,6 +28,8 @@ impl Key<'_> {
             Key::Account(name) => format!("{prefix}/accounts/{name}"),
             Key::Cert(name) => format!("{prefix}/certs/{name}"),
             Key::Certs => format!("{prefix}/certs"),
+            Key::Solver(name) => format!("{prefix}/dns/{name}"),
+            Key::Solvers => format!("{prefix}/dns"),
         }
     }
 }
@@ -136,6 +141,24 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         self.save(Key::Cert(name), record, expect).await
+    }
+
+    pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {
+        self.load(Key::Solver(name)).await
+    }
+
+    pub async fn save_solver(
+        &self,
+        name: &str,
+        record: &SolverRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Solver(name), record, expect).await
+    }
+
+    pub async fn list_solvers(&self) -> Result<Vec<String>, Error> {
+        let keys = self.kv.list(&Key::Solvers.path(&self.prefix)).await?;
+        Ok(keys.into_iter().filter(|k| !k.ends_with('/')).collect())
     }
 
     async fn load<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Option<Versioned<T>>, Error> {

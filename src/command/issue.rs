@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{relative, Context, Outcome, SpecArgs};
+use super::{relative, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
 use crate::renew::{decide, rfc3339, Decision, Facts};
 use crate::store::Key;
@@ -36,6 +36,8 @@ pub(super) async fn run(
         dns: args.spec.dns,
         renew_before: args.spec.renew_before,
         account: ctx.settings.account.clone(),
+        follow_cname: args.spec.follow_cname,
+        propagation_check: args.spec.propagation_check,
     };
     let name = &args.name;
     let path = ctx.store.display(Key::Cert(name));
@@ -44,6 +46,22 @@ pub(super) async fn run(
         return Err(Error::NoAccount {
             path: ctx.store.display(Key::Account(&spec.account)),
         });
+    }
+    // Every stored solver the spec names must exist before anything is ordered.
+    let solvers = ctx.load_solvers(spec.dns.solver_names()).await;
+    if let Some((solver, reason)) = solvers.broken.iter().next() {
+        return Err(Error::Dns(crate::dns::Error::Config {
+            solver: solver.clone(),
+            reason: reason.clone(),
+        }));
+    }
+    for solver in spec.dns.solver_names() {
+        if !solvers.configs.contains_key(&solver) {
+            return Err(Error::Dns(crate::dns::Error::UnknownSolver {
+                path: format!("{}{solver}", solvers.folder),
+                solver,
+            }));
+        }
     }
     let existing = ctx.store.load_cert(name).await?;
     let expect = match &existing {
@@ -90,7 +108,7 @@ pub(super) async fn run(
     let http = ctx.http()?;
     let (account, directory) = ctx.account(&http, &spec.account).await?;
     let (version, record) =
-        obtain_and_save(ctx, &account, &directory, name, spec, expect, now).await?;
+        obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
     Ok(Outcome {
         text: format!(
             "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
@@ -110,8 +128,10 @@ pub(super) async fn run(
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
 /// version readable until this single write succeeds.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn obtain_and_save(
     ctx: &Context,
+    solvers: &LoadedSolvers,
     account: &instant_acme::Account,
     directory: &str,
     name: &CertName,
@@ -120,7 +140,20 @@ pub(super) async fn obtain_and_save(
     now: fn() -> OffsetDateTime,
 ) -> Result<(u64, CertRecord), Error> {
     tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
-    let issued = acme::obtain(account, directory, &spec, ctx.settings.timeouts, now).await?;
+    let http = ctx.http()?;
+    let dns_solvers = crate::dns::Solvers {
+        settings: &ctx.settings.dns,
+        http: &http,
+        configs: &solvers.configs,
+        broken: &solvers.broken,
+        folder: solvers.folder.clone(),
+    };
+    let env = acme::Env {
+        timeouts: ctx.settings.timeouts,
+        solvers: &dns_solvers,
+        shutdown: ctx.shutdown.clone(),
+    };
+    let issued = acme::obtain(account, directory, &spec, &env, now).await?;
     let record = CertRecord {
         schema: SCHEMA_VERSION,
         spec,

@@ -110,6 +110,12 @@ pub(super) async fn run(
             }
         }
         let accounts = &accounts;
+        let solvers = &ctx
+            .load_solvers(
+                due.iter()
+                    .flat_map(|(_, r, _)| r.data.spec.dns.solver_names()),
+            )
+            .await;
         let done: Vec<(CertName, Verdict)> = futures::stream::iter(due)
             .map(|(name, record, reason)| async move {
                 tracing::info!(cert = %name, %reason, "renewing");
@@ -118,6 +124,7 @@ pub(super) async fn run(
                     Ok((account, directory)) => {
                         match obtain_and_save(
                             ctx,
+                            solvers,
                             account,
                             directory,
                             &name,

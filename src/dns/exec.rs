@@ -151,6 +151,15 @@ impl Provider for Hooks {
 mod tests {
     use super::*;
 
+    fn record(domain: &str, value: &str) -> TxtRecord {
+        TxtRecord {
+            domain: domain.into(),
+            name: format!("_acme-challenge.{domain}"),
+            zone: String::new(),
+            value: value.into(),
+        }
+    }
+
     #[test]
     fn credentials_are_recognised() {
         for n in [
@@ -174,10 +183,7 @@ mod tests {
             "example.com,*.example.com".into(),
             2,
         );
-        let p = h
-            .present(&TxtRecord::new("example.com", "v1".into()))
-            .await
-            .unwrap();
+        let p = h.present(&record("example.com", "v1")).await.unwrap();
         assert_eq!(p.handle.as_deref(), Some("out-example.com,*.example.com"));
         h.cleanup(&p).await.unwrap();
     }
@@ -190,10 +196,7 @@ mod tests {
             "a.example.com".into(),
             1,
         );
-        let err = h
-            .present(&TxtRecord::new("a.example.com", "v".into()))
-            .await
-            .unwrap_err();
+        let err = h.present(&record("a.example.com", "v")).await.unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("auth hook for a.example.com exited with exit status: 3: boom"),

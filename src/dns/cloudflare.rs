@@ -1,0 +1,167 @@
+//! Cloudflare API v4 with an API token: find the zone id, create the TXT record, delete
+//! exactly that record (by id) at cleanup.
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::api::{self, Caller};
+use super::{Error, Presented, Provider, TxtRecord};
+use crate::model::Secret;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "cloudflare"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// An API token with Zone:DNS:Edit on the zones it serves.
+    pub api_token: Secret,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Skip the zone lookup (and the Zone:Read permission it needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<String>,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.into()
+}
+
+fn default_ttl() -> u32 {
+    120
+}
+
+pub struct Client {
+    solver: String,
+    config: Config,
+    http: reqwest::Client,
+}
+
+/// The v4 envelope's errors as one line.
+fn errors(body: &Value) -> String {
+    let list: Vec<String> = body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{} (code {})",
+                        e["message"].as_str().unwrap_or("?"),
+                        e["code"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if list.is_empty() {
+        "no error detail".into()
+    } else {
+        list.join("; ")
+    }
+}
+
+impl Client {
+    pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
+        let mut config = config.clone();
+        config.base_url = config.base_url.trim_end_matches('/').to_string();
+        Self {
+            solver: solver.to_string(),
+            config,
+            http,
+        }
+    }
+
+    async fn call(
+        &self,
+        who: &Caller<'_>,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), Error> {
+        api::call(
+            &self.http,
+            who,
+            method,
+            url,
+            self.config.api_token.expose(),
+            body,
+        )
+        .await
+    }
+
+    async fn zone_id(&self, zone: &str) -> Result<String, Error> {
+        if let Some(id) = &self.config.zone_id {
+            return Ok(id.clone());
+        }
+        let who = Caller {
+            solver: &self.solver,
+            zone,
+            operation: "zone lookup",
+        };
+        let url = format!("{}/zones?name={zone}", self.config.base_url);
+        let (status, body) = self.call(&who, Method::GET, &url, None).await?;
+        if !status.is_success() || body["success"] != json!(true) {
+            return Err(api::refused(&who, status, errors(&body)));
+        }
+        body["result"]
+            .as_array()
+            .and_then(|r| r.iter().find(|z| z["name"].as_str() == Some(zone)))
+            .and_then(|z| z["id"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| Error::ZoneNotFound {
+                solver: self.solver.clone(),
+                zone: zone.to_string(),
+            })
+    }
+}
+
+impl Provider for Client {
+    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
+        let zone_id = self.zone_id(&record.zone).await?;
+        let who = Caller {
+            solver: &self.solver,
+            zone: &record.zone,
+            operation: "creating the TXT record",
+        };
+        let url = format!("{}/zones/{zone_id}/dns_records", self.config.base_url);
+        let body = json!({
+            "type": "TXT",
+            "name": record.name,
+            "content": record.value,
+            "ttl": self.config.ttl,
+            "comment": "certvault DNS-01 challenge",
+        });
+        let (status, rsp) = self.call(&who, Method::POST, &url, Some(&body)).await?;
+        if !status.is_success() || rsp["success"] != json!(true) {
+            return Err(api::refused(&who, status, errors(&rsp)));
+        }
+        let id = rsp["result"]["id"]
+            .as_str()
+            .ok_or_else(|| api::refused(&who, status, "the answer has no record id".into()))?;
+        Ok(Presented {
+            record: record.clone(),
+            handle: Some(format!("{zone_id}/{id}")),
+        })
+    }
+
+    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
+        let Some((zone_id, id)) = presented.handle.as_deref().and_then(|h| h.split_once('/'))
+        else {
+            return Ok(());
+        };
+        let who = Caller {
+            solver: &self.solver,
+            zone: &presented.record.zone,
+            operation: "deleting the TXT record",
+        };
+        let url = format!("{}/zones/{zone_id}/dns_records/{id}", self.config.base_url);
+        let (status, rsp) = self.call(&who, Method::DELETE, &url, None).await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()), // already gone
+            s => Err(api::refused(&who, s, errors(&rsp))),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! DNSimple API v2 with an OAuth / API access token: resolve the account id, create the TXT
+//! record with a zone-relative name, delete it by id at cleanup.
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::api::{self, Caller};
+use super::{Error, Presented, Provider, TxtRecord};
+use crate::model::Secret;
+
+pub const PRODUCTION_URL: &str = "https://api.dnsimple.com";
+pub const SANDBOX_URL: &str = "https://api.sandbox.dnsimple.com";
+
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "dnsimple"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub token: Secret,
+    /// Found with `whoami` when absent (needed for user tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<u64>,
+    /// Use the sandbox API.
+    #[serde(default)]
+    pub sandbox: bool,
+    /// Overrides the API base URL (tests, proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+pub struct Client {
+    solver: String,
+    config: Config,
+    base: String,
+    http: reqwest::Client,
+}
+
+fn message(body: &Value) -> String {
+    body["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| "no error detail".into())
+}
+
+/// `_acme-challenge.www.example.com` in `example.com` → `_acme-challenge.www`.
+pub fn relative_name(name: &str, zone: &str) -> String {
+    if name == zone {
+        return String::new();
+    }
+    name.strip_suffix(zone)
+        .and_then(|n| n.strip_suffix('.'))
+        .unwrap_or(name)
+        .to_string()
+}
+
+impl Client {
+    pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
+        let base = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| {
+                if config.sandbox {
+                    SANDBOX_URL
+                } else {
+                    PRODUCTION_URL
+                }
+                .into()
+            })
+            .trim_end_matches('/')
+            .to_string();
+        Self {
+            solver: solver.to_string(),
+            config: config.clone(),
+            base,
+            http,
+        }
+    }
+
+    async fn call(
+        &self,
+        who: &Caller<'_>,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), Error> {
+        api::call(
+            &self.http,
+            who,
+            method,
+            url,
+            self.config.token.expose(),
+            body,
+        )
+        .await
+    }
+
+    async fn account(&self, zone: &str) -> Result<u64, Error> {
+        if let Some(id) = self.config.account_id {
+            return Ok(id);
+        }
+        let who = Caller {
+            solver: &self.solver,
+            zone,
+            operation: "whoami",
+        };
+        let (status, body) = self
+            .call(&who, Method::GET, &format!("{}/v2/whoami", self.base), None)
+            .await?;
+        if !status.is_success() {
+            return Err(api::refused(&who, status, message(&body)));
+        }
+        body["data"]["account"]["id"].as_u64().ok_or_else(|| {
+            api::refused(
+                &who,
+                status,
+                "the token is not an account token: set account_id in the solver".into(),
+            )
+        })
+    }
+}
+
+impl Provider for Client {
+    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
+        let account = self.account(&record.zone).await?;
+        let who = Caller {
+            solver: &self.solver,
+            zone: &record.zone,
+            operation: "creating the TXT record",
+        };
+        let url = format!("{}/v2/{account}/zones/{}/records", self.base, record.zone);
+        let body = json!({
+            "name": relative_name(&record.name, &record.zone),
+            "type": "TXT",
+            "content": record.value,
+            "ttl": self.config.ttl,
+        });
+        let (status, rsp) = self.call(&who, Method::POST, &url, Some(&body)).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::ZoneNotFound {
+                solver: self.solver.clone(),
+                zone: record.zone.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(api::refused(&who, status, message(&rsp)));
+        }
+        let id = rsp["data"]["id"]
+            .as_u64()
+            .ok_or_else(|| api::refused(&who, status, "the answer has no record id".into()))?;
+        Ok(Presented {
+            record: record.clone(),
+            handle: Some(format!("{account}/{id}")),
+        })
+    }
+
+    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
+        let Some((account, id)) = presented.handle.as_deref().and_then(|h| h.split_once('/'))
+        else {
+            return Ok(());
+        };
+        let who = Caller {
+            solver: &self.solver,
+            zone: &presented.record.zone,
+            operation: "deleting the TXT record",
+        };
+        let url = format!(
+            "{}/v2/{account}/zones/{}/records/{id}",
+            self.base, presented.record.zone
+        );
+        let (status, rsp) = self.call(&who, Method::DELETE, &url, None).await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()), // already gone
+            s => Err(api::refused(&who, s, message(&rsp))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_name;
+
+    #[test]
+    fn names_relative_to_the_zone() {
+        assert_eq!(
+            relative_name("_acme-challenge.example.com", "example.com"),
+            "_acme-challenge"
+        );
+        assert_eq!(
+            relative_name("_acme-challenge.a.b.example.com", "example.com"),
+            "_acme-challenge.a.b"
+        );
+        assert_eq!(relative_name("example.com", "example.com"), "");
+    }
+}

@@ -1,0 +1,186 @@
+//! Where a DNS-01 record goes: follow `_acme-challenge` CNAMEs (acme-dns style delegation),
+//! find the zone that holds the final name (via SOA), and that zone's authoritative servers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_net::proto::op::ResponseCode;
+use hickory_net::proto::rr::{Name, RData, RecordType};
+
+use super::wire::{self, query, Answer, QueryError};
+
+/// How zone discovery reaches DNS.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// Servers asked for CNAME, SOA, NS and address records (recursion desired).
+    pub resolvers: Vec<SocketAddr>,
+    /// The port of the authoritative servers found through NS records (53 in real DNS).
+    pub authoritative_port: u16,
+    pub timeout: Duration,
+}
+
+impl Lookup {
+    /// The nameservers of /etc/resolv.conf, if any (read only, never written).
+    pub fn system_resolvers() -> Vec<SocketAddr> {
+        std::fs::read_to_string("/etc/resolv.conf")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nameserver"))
+            .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect()
+    }
+
+    /// Ask the resolvers in turn until one answers.
+    async fn ask(&self, name: &Name, rtype: RecordType) -> Result<Answer, Error> {
+        let mut last = None;
+        for server in &self.resolvers {
+            match query(*server, name, rtype, true, self.timeout).await {
+                Ok(a) if matches!(a.code, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                    return Ok(a)
+                }
+                Ok(a) => {
+                    last = Some(QueryError {
+                        server: *server,
+                        reason: format!("answered {} for {} {rtype}", a.code, wire::text(name)),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => Error::Resolver(e),
+            None => Error::NoResolver,
+        })
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("no DNS resolver configured: set --dns-resolver (or CERTVAULT_DNS_RESOLVER)")]
+    NoResolver,
+    #[error("DNS lookup failed")]
+    Resolver(#[source] QueryError),
+    #[error("CNAME chain from {start} is longer than 8 or loops")]
+    CnameLoop { start: String },
+    #[error("no zone (SOA) found for {name}")]
+    NoZone { name: String },
+    #[error("zone {zone} has no usable NS records")]
+    NoNameservers { zone: String },
+}
+
+/// The resolved place of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Where the TXT value is written: `_acme-challenge.<domain>` or its CNAME target.
+    pub name: String,
+    /// The apex of the zone that holds `name` (no trailing dot).
+    pub zone: String,
+    /// Authoritative servers of `zone`.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Follow CNAMEs from `start` (if `follow`), then find the zone and its nameservers.
+pub async fn resolve(lookup: &Lookup, start: &str, follow: bool) -> Result<Placement, Error> {
+    let mut current = wire::name(start);
+    if follow {
+        let mut seen = vec![current.clone()];
+        loop {
+            let answer = lookup.ask(&current, RecordType::CNAME).await?;
+            match answer.cname(&current) {
+                Some(target) => {
+                    if seen.contains(&target) || seen.len() > 8 {
+                        return Err(Error::CnameLoop {
+                            start: start.to_string(),
+                        });
+                    }
+                    tracing::debug!(from = %wire::text(&current), to = %wire::text(&target), "following CNAME");
+                    seen.push(target.clone());
+                    current = target;
+                }
+                None => break,
+            }
+        }
+    }
+    let zone = find_zone(lookup, &current).await?;
+    let nameservers = nameservers(lookup, &zone).await?;
+    Ok(Placement {
+        name: wire::text(&current),
+        zone: wire::text(&zone),
+        nameservers,
+    })
+}
+
+/// The closest enclosing zone: the SOA owner in the answer or the authority section.
+async fn find_zone(lookup: &Lookup, name: &Name) -> Result<Name, Error> {
+    let mut candidate = name.clone();
+    loop {
+        let answer = lookup.ask(&candidate, RecordType::SOA).await?;
+        let soa_owner = answer
+            .answers
+            .iter()
+            .chain(answer.authorities.iter())
+            .find(|r| matches!(r.data, RData::SOA(_)))
+            .map(|r| r.name.clone());
+        if let Some(owner) = soa_owner {
+            if owner.zone_of(name) && !owner.is_root() {
+                return Ok(owner);
+            }
+        }
+        if candidate.num_labels() <= 1 {
+            return Err(Error::NoZone {
+                name: wire::text(name),
+            });
+        }
+        candidate = candidate.base_name();
+    }
+}
+
+async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<SocketAddr>, Error> {
+    let answer = lookup.ask(zone, RecordType::NS).await?;
+    let hosts: Vec<Name> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::NS(ns) => Some(ns.0.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for host in hosts {
+        let mut ips: Vec<IpAddr> = glue(&answer, &host);
+        if ips.is_empty() {
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Ok(a) = lookup.ask(&host, rtype).await {
+                    ips.extend(glue(&a, &host));
+                }
+            }
+        }
+        for ip in ips {
+            let addr = SocketAddr::new(ip, lookup.authoritative_port);
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::NoNameservers {
+            zone: wire::text(zone),
+        });
+    }
+    Ok(out)
+}
+
+fn glue(answer: &Answer, host: &Name) -> Vec<IpAddr> {
+    answer
+        .answers
+        .iter()
+        .chain(answer.additionals.iter())
+        .filter(|r| &r.name == host)
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
