@@ -131,6 +131,65 @@ impl Env {
         output(cmd.output().expect("run certvault"))
     }
 
+    /// An installation that issues through the BIND test bed: Pebble #2 resolves through the
+    /// secondary, zone discovery asks the primary, nameservers answer on the BIND port.
+    pub fn bind(tag: &str) -> Self {
+        let mut e = Self::new(tag);
+        e.extra.extend(
+            [
+                ("CERTVAULT_DNS_RESOLVER", env("CERTVAULT_TEST_BIND1")),
+                (
+                    "CERTVAULT_AUTHORITATIVE_PORT",
+                    env("CERTVAULT_TEST_BIND_PORT"),
+                ),
+                ("CERTVAULT_PROPAGATION_INTERVAL", "100ms".to_string()),
+                ("CERTVAULT_PROPAGATION_TIMEOUT", "20s".to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        e
+    }
+
+    pub fn init_bind(&self) -> Run {
+        self.run(&[
+            "init",
+            "--directory",
+            &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+            "--agree-tos",
+        ])
+    }
+
+    /// `certvault dns add NAME ARGS...` with the secret in CERTVAULT_DNS_SECRET.
+    pub fn dns_add(&self, name: &str, secret: &str, args: &[&str]) -> Run {
+        let mut e = Env {
+            prefix: self.prefix.clone(),
+            token: self.token.clone(),
+            extra: self.extra.clone(),
+            cwd: None,
+        };
+        e.extra.push(("CERTVAULT_DNS_SECRET".into(), secret.into()));
+        let mut all = vec!["dns", "add", name];
+        all.extend_from_slice(args);
+        e.run(&all)
+    }
+
+    /// Store the RFC 2136 solver `bind` for example.test / lag.test.
+    pub fn add_bind_solver(&self, name: &str) {
+        self.dns_add(
+            name,
+            &env("CERTVAULT_TEST_TSIG_SECRET"),
+            &[
+                "--kind",
+                "rfc2136",
+                "--server",
+                &env("CERTVAULT_TEST_BIND1"),
+                "--tsig-key",
+                &env("CERTVAULT_TEST_TSIG_NAME"),
+            ],
+        )
+        .ok();
+    }
+
     pub fn init(&self) -> Run {
         self.run(&[
             "init",
@@ -249,8 +308,13 @@ pub fn vault_token(id: &str, policies: &[&str]) -> String {
 
 /// Pebble's current issuing root (new at every Pebble start), PEM.
 pub fn pebble_root() -> String {
+    pebble_root_of("CERTVAULT_TEST_PEBBLE_MGMT")
+}
+
+/// The issuing root of the Pebble whose management URL is in `mgmt_var`.
+pub fn pebble_root_of(mgmt_var: &str) -> String {
     let rsp = http()
-        .get(format!("{}/roots/0", env("CERTVAULT_TEST_PEBBLE_MGMT")))
+        .get(format!("{}/roots/0", env(mgmt_var)))
         .send()
         .unwrap();
     assert!(rsp.status().is_success());
@@ -265,8 +329,22 @@ pub fn pem_ders(pem: &str) -> Vec<Vec<u8>> {
 
 /// Verify `cert` + `chain` up to Pebble's root for TLS server use and each of `names`.
 pub fn verify_chain(cert: &str, chain: &str, names: &[&str]) {
+    verify_chain_to(&pebble_root(), cert, chain, names)
+}
+
+/// Verify up to the BIND-backed Pebble's root.
+pub fn verify_chain_bind(cert: &str, chain: &str, names: &[&str]) {
+    verify_chain_to(
+        &pebble_root_of("CERTVAULT_TEST_PEBBLE_BIND_MGMT"),
+        cert,
+        chain,
+        names,
+    )
+}
+
+fn verify_chain_to(root_pem: &str, cert: &str, chain: &str, names: &[&str]) {
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-    let root = pem_ders(&pebble_root()).remove(0);
+    let root = pem_ders(root_pem).remove(0);
     let root = CertificateDer::from(root);
     let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
     let leaf = CertificateDer::from(pem_ders(cert).remove(0));
@@ -328,4 +406,47 @@ pub fn tempdir(tag: &str) -> PathBuf {
 
 pub fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p).unwrap().next().is_none()
+}
+
+/// TXT values at `name` as `server` (ip:port) answers them, without recursion.
+pub fn dig_txt(server: &str, name: &str) -> Vec<String> {
+    let (ip, port) = server.rsplit_once(':').unwrap();
+    let out = Command::new("dig")
+        .args([
+            &format!("@{ip}"),
+            "-p",
+            port,
+            "+short",
+            "+norec",
+            "TXT",
+            name,
+        ])
+        .output()
+        .expect("dig");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_matches('"').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Poll `dig` until `check` holds on both BIND servers (bounded: 10 s).
+#[track_caller]
+pub fn wait_dns(name: &str, what: &str, check: impl Fn(&[String]) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for server in [env("CERTVAULT_TEST_BIND1"), env("CERTVAULT_TEST_BIND2")] {
+        loop {
+            let values = dig_txt(&server, name);
+            if check(&values) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} on {server}: {what}; saw {values:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }

@@ -4,6 +4,8 @@
 mod harness;
 
 mod bad_input;
+mod dns;
+mod fake_api;
 mod issue;
 mod renew;
 mod secrets;

@@ -1,0 +1,649 @@
+//! DNS-01 for real: every provider against the BIND test bed, propagation, CNAME
+//! delegation, per-zone solvers, bad input, and cleanup on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use certvault::dns::{self, AnyProvider, Provider, TxtRecord};
+use certvault::model::Secret;
+
+use crate::fake_api::{FakeApi, Flavor};
+use crate::harness::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn record(name: &str, zone: &str, value: &str) -> TxtRecord {
+    TxtRecord {
+        domain: name.trim_start_matches("_acme-challenge.").into(),
+        name: name.into(),
+        zone: zone.into(),
+        value: value.into(),
+    }
+}
+
+/// The suite every provider passes: present → visible on every authoritative server →
+/// a second value at the same name → cleanup of one keeps the other → cleanup of an
+/// already-deleted value succeeds → gone.
+fn conformance(config: dns::Config, zone: &str) {
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    let p = AnyProvider::build("conformance", &config, &http, "", 2).unwrap();
+    let name = format!("_acme-challenge.{}.{zone}", unique("conf"));
+    let (v1, v2) = (
+        format!("one-{}", unique("v")),
+        format!("two-{}", unique("v")),
+    );
+
+    let first = rt.block_on(p.present(&record(&name, zone, &v1))).unwrap();
+    wait_dns(&name, "first value visible", |v| v == [v1.clone()]);
+    let second = rt.block_on(p.present(&record(&name, zone, &v2))).unwrap();
+    let mut both = vec![v1.clone(), v2.clone()];
+    both.sort();
+    wait_dns(&name, "both values visible", |v| v == both);
+
+    rt.block_on(p.cleanup(&first)).unwrap();
+    wait_dns(&name, "only the second value left", |v| v == [v2.clone()]);
+    rt.block_on(p.cleanup(&first))
+        .expect("cleanup of an already deleted value succeeds");
+    rt.block_on(p.cleanup(&second)).unwrap();
+    wait_dns(&name, "all gone", |v| v.is_empty());
+}
+
+#[test]
+fn conformance_rfc2136() {
+    bed();
+    conformance(
+        serde_json::from_value(serde_json::json!({
+            "kind": "rfc2136",
+            "server": env("CERTVAULT_TEST_BIND1"),
+            "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
+            "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
+        }))
+        .unwrap(),
+        "example.test",
+    );
+}
+
+#[test]
+fn conformance_cloudflare() {
+    bed();
+    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-conf");
+    conformance(
+        dns::Config::Cloudflare(dns::cloudflare::Config {
+            api_token: Secret::new("cf-token-conf".into()),
+            base_url: api.base_url(),
+            zone_id: None,
+            ttl: 120,
+        }),
+        "cf.test",
+    );
+    // Every request carried the token as a Bearer credential.
+    assert!(api.requests().iter().all(|r| r.2 == "Bearer cf-token-conf"));
+}
+
+#[test]
+fn conformance_dnsimple() {
+    bed();
+    let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-conf");
+    conformance(
+        dns::Config::Dnsimple(dns::dnsimple::Config {
+            token: Secret::new("ds-token-conf".into()),
+            account_id: None,
+            sandbox: false,
+            base_url: Some(api.base_url()),
+            ttl: 60,
+        }),
+        "dnsimple.test",
+    );
+    let reqs = api.requests();
+    assert!(
+        reqs.iter().any(|r| r.0 == "GET" && r.1 == "/v2/whoami"),
+        "{reqs:?}"
+    );
+    let create = reqs.iter().find(|r| r.0 == "POST").unwrap();
+    assert_eq!(
+        create.1,
+        format!("/v2/{}/zones/dnsimple.test/records", api.account_id())
+    );
+    let body: serde_json::Value = serde_json::from_str(&create.3).unwrap();
+    assert!(
+        body["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("_acme-challenge.conf-"),
+        "zone-relative name: {body}"
+    );
+    assert_eq!(body["type"], "TXT");
+}
+
+/// A full issue through each provider, validated by Pebble through the BIND secondary.
+#[test]
+fn issue_through_each_provider() {
+    let e = Env::bind("providers");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-e2e");
+    e.dns_add(
+        "cf",
+        "cf-token-e2e",
+        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
+    )
+    .ok();
+    let ds = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-e2e");
+    e.dns_add(
+        "ds",
+        "ds-token-e2e",
+        &["--kind", "dnsimple", "--base-url", &ds.base_url()],
+    )
+    .ok();
+
+    for (name, solver, zone) in [
+        ("viabind", "bind", "example.test"),
+        ("viacf", "cf", "cf.test"),
+        ("viads", "ds", "dnsimple.test"),
+    ] {
+        let base = format!("{}.{zone}", unique(name));
+        let wild = format!("*.{base}");
+        e.run(&["issue", name, "-d", &base, "-d", &wild, "--dns", solver])
+            .ok();
+        let (doc, v) = vault_read(&e.cert_path(name)).unwrap();
+        assert_eq!(v, 1);
+        assert_eq!(
+            doc["spec"]["dns"],
+            serde_json::json!({"kind": "solvers", "default": solver})
+        );
+        verify_chain_bind(
+            doc["cert"].as_str().unwrap(),
+            doc["chain"].as_str().unwrap(),
+            &[&base, &wild],
+        );
+        // Cleanup left nothing behind.
+        wait_dns(&format!("_acme-challenge.{base}"), "cleaned up", |v| {
+            v.is_empty()
+        });
+    }
+    assert!(cf.records().is_empty() && ds.records().is_empty());
+    // renew reads the solvers from Vault and needs no arguments.
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(
+        run.stdout
+            .contains("summary: 3 renewed, 0 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn one_certificate_with_a_solver_per_zone() {
+    let e = Env::bind("perzone");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-pz");
+    e.dns_add(
+        "cf",
+        "cf-token-pz",
+        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
+    )
+    .ok();
+    let a = format!("{}.example.test", unique("pz"));
+    let b = format!("{}.cf.test", unique("pz"));
+    e.run(&[
+        "issue",
+        "mixed",
+        "-d",
+        &a,
+        "-d",
+        &b,
+        "--dns",
+        "bind",
+        "--dns",
+        "cf.test=cf",
+    ])
+    .ok();
+    let (doc, _) = vault_read(&e.cert_path("mixed")).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&a, &b],
+    );
+    // Exactly the cf.test name went through the Cloudflare API.
+    let posts: Vec<_> = cf
+        .requests()
+        .into_iter()
+        .filter(|r| r.0 == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].3.contains(&format!("_acme-challenge.{b}")),
+        "{:?}",
+        posts[0]
+    );
+}
+
+#[test]
+fn cname_delegation_is_solved_in_the_target_zone() {
+    let e = Env::bind("cname");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    e.dns_add(
+        "deleg",
+        &env("CERTVAULT_TEST_TSIG2_SECRET"),
+        &[
+            "--kind",
+            "rfc2136",
+            "--server",
+            &env("CERTVAULT_TEST_BIND1"),
+            "--tsig-key",
+            &env("CERTVAULT_TEST_TSIG2_NAME"),
+        ],
+    )
+    .ok();
+    // _acme-challenge.cname.example.test is a CNAME to x.delegated.test; the `bind` key
+    // cannot update delegated.test, so success proves the record went to the target zone
+    // through the solver chosen for that zone.
+    let run = e
+        .run(&[
+            "-v",
+            "issue",
+            "cn",
+            "-d",
+            "cname.example.test",
+            "--dns",
+            "bind",
+            "--dns",
+            "delegated.test=deleg",
+        ])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("name=x.delegated.test zone=delegated.test solver=deleg"),
+        "{}",
+        run.stderr
+    );
+    let (doc, _) = vault_read(&e.cert_path("cn")).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &["cname.example.test"],
+    );
+}
+
+/// lag.test's secondary (Pebble's resolver) only gets updates on `rndc retransfer`.
+fn retransfer_lag_zone() {
+    let out = std::process::Command::new("rndc")
+        .args([
+            "-c",
+            &env("CERTVAULT_TEST_RNDC2_CONF"),
+            "retransfer",
+            "lag.test",
+        ])
+        .output()
+        .expect("rndc");
+    assert!(
+        out.status.success(),
+        "rndc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn waits_for_a_lagging_nameserver_before_validation() {
+    let e = Env::bind("lag");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let host = format!("{}.lag.test", unique("lag"));
+    let name = format!("_acme-challenge.{host}");
+    let watcher = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            // Once the primary has the value, hold the secondary back for 1.5 s.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "record never reached the primary"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let seen = Instant::now();
+            std::thread::sleep(Duration::from_millis(1500));
+            retransfer_lag_zone();
+            seen
+        })
+    };
+    let run = e
+        .run(&["-v", "issue", "lag", "-d", &host, "--dns", "bind"])
+        .ok();
+    let seen = watcher.join().unwrap();
+    assert!(seen.elapsed() >= Duration::from_millis(1500));
+    // certvault saw the primary early and the secondary only after the transfer.
+    let primary = run
+        .stderr
+        .find(&format!(
+            "visible name={name} ns={}",
+            env("CERTVAULT_TEST_BIND1")
+        ))
+        .unwrap();
+    let secondary = run
+        .stderr
+        .find(&format!(
+            "visible name={name} ns={}",
+            env("CERTVAULT_TEST_BIND2")
+        ))
+        .unwrap();
+    assert!(primary < secondary, "{}", run.stderr);
+    let (doc, _) = vault_read(&e.cert_path("lag")).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&host],
+    );
+}
+
+#[test]
+fn without_the_check_the_lagging_server_fails_validation() {
+    // The control for the test above: validating early fails at Pebble.
+    let e = Env::bind("nolag");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let host = format!("{}.lag.test", unique("early"));
+    let run = e.run(&[
+        "issue",
+        "early",
+        "-d",
+        &host,
+        "--dns",
+        "bind",
+        "--no-propagation-check",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("DNS-01 validation failed"),
+        "{}",
+        run.stderr
+    );
+    wait_dns(
+        &format!("_acme-challenge.{host}"),
+        "cleaned up on the primary",
+        |v| v.is_empty(),
+    );
+}
+
+#[test]
+fn propagation_timeout_names_the_lagging_nameserver() {
+    let mut e = Env::bind("timeout");
+    e.extra
+        .push(("CERTVAULT_PROPAGATION_TIMEOUT".into(), "1s".into()));
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let host = format!("{}.lag.test", unique("to"));
+    let run = e.run(&["issue", "to", "-d", &host, "--dns", "bind"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let msg = format!(
+        "TXT _acme-challenge.{host} not visible on {}",
+        env("CERTVAULT_TEST_BIND2")
+    );
+    assert!(run.stderr.contains(&msg), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("solver bind, zone lag.test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        dig_txt(
+            &env("CERTVAULT_TEST_BIND1"),
+            &format!("_acme-challenge.{host}")
+        )
+        .is_empty(),
+        "cleaned up"
+    );
+    retransfer_lag_zone();
+}
+
+#[test]
+fn sigterm_cleans_up_presented_records() {
+    let mut e = Env::bind("sigterm");
+    e.extra
+        .push(("CERTVAULT_PROPAGATION_TIMEOUT".into(), "60s".into()));
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let host = format!("{}.lag.test", unique("sig"));
+    let name = format!("_acme-challenge.{host}");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["issue", "sig", "-d", &host, "--dns", "bind"])
+        .env_clear()
+        .env("VAULT_ADDR", env("VAULT_ADDR"))
+        .env("VAULT_TOKEN", &e.token)
+        .env("CERTVAULT_PREFIX", &e.prefix)
+        .env("CERTVAULT_ACME_CA_CERT", env("CERTVAULT_ACME_CA_CERT"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &e.extra {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+        assert!(Instant::now() < deadline, "record never presented");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // It is now waiting for the lagging secondary.
+    let sent = Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(10));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by a signal"), "{stderr}");
+    assert!(
+        dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty(),
+        "record left behind"
+    );
+    assert!(vault_read(&e.cert_path("sig")).is_none());
+    retransfer_lag_zone();
+}
+
+#[test]
+fn rate_limited_api_is_retried_after_retry_after() {
+    let e = Env::bind("ratelimit");
+    e.init_bind().ok();
+    let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-rl");
+    e.dns_add(
+        "cf",
+        "cf-token-rl",
+        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
+    )
+    .ok();
+    cf.rate_limit_next(1);
+    let host = format!("{}.cf.test", unique("rl"));
+    let run = e.run(&["issue", "rl", "-d", &host, "--dns", "cf"]).ok();
+    assert!(run.stderr.contains("rate limited"), "{}", run.stderr);
+    assert!(vault_read(&e.cert_path("rl")).is_some());
+}
+
+#[test]
+fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
+    let e = Env::bind("dnserr");
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-right-token");
+    let ds = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-right-token");
+    // Unknown solver: refused before anything is ordered.
+    let run = e.run(&["issue", "x", "-d", "x.example.test", "--dns", "nosuch"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("no DNS solver named nosuch"),
+        "{}",
+        run.stderr
+    );
+
+    // Issue five good certificates, then break four of the solvers in Vault.
+    e.dns_add(
+        "cf",
+        "cf-right-token",
+        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
+    )
+    .ok();
+    e.dns_add(
+        "ds",
+        "ds-right-token",
+        &["--kind", "dnsimple", "--base-url", &ds.base_url()],
+    )
+    .ok();
+    e.add_bind_solver("tsig");
+    e.add_bind_solver("far");
+    let names = [
+        ("good", "bind", "example.test"),
+        ("badtoken", "cf", "cf.test"),
+        ("nozone", "ds", "dnsimple.test"),
+        ("badtsig", "tsig", "example.test"),
+        ("down", "far", "example.test"),
+    ];
+    let mut hosts = Vec::new();
+    for (name, solver, zone) in names {
+        let host = format!("{}.{zone}", unique(name));
+        e.run(&["issue", name, "-d", &host, "--dns", solver]).ok();
+        hosts.push(host);
+    }
+    e.dns_add(
+        "cf",
+        "cf-wrong-token",
+        &[
+            "--kind",
+            "cloudflare",
+            "--base-url",
+            &cf.base_url(),
+            "--force",
+        ],
+    )
+    .ok();
+    e.dns_add(
+        "ds",
+        "ds-right-token",
+        &[
+            "--kind",
+            "dnsimple",
+            "--base-url",
+            &ds.base_url(),
+            "--account-id",
+            "999999",
+            "--force",
+        ],
+    )
+    .ok();
+    e.dns_add(
+        "tsig",
+        "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+        &[
+            "--kind",
+            "rfc2136",
+            "--server",
+            &env("CERTVAULT_TEST_BIND1"),
+            "--tsig-key",
+            &env("CERTVAULT_TEST_TSIG_NAME"),
+            "--force",
+        ],
+    )
+    .ok();
+    e.dns_add(
+        "far",
+        &env("CERTVAULT_TEST_TSIG_SECRET"),
+        &[
+            "--kind",
+            "rfc2136",
+            "--server",
+            "127.0.0.1:9",
+            "--tsig-key",
+            &env("CERTVAULT_TEST_TSIG_NAME"),
+            "--force",
+        ],
+    )
+    .ok();
+
+    let run = e.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let out = &run.stdout;
+    assert!(out.contains("renewed  good"), "{out}");
+    assert!(
+        out.contains("summary: 1 renewed, 0 not due, 4 failed"),
+        "{out}"
+    );
+    let line = |n: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("FAILED   {n}:")))
+            .unwrap_or_else(|| panic!("{n} in {out}"))
+            .to_string()
+    };
+    let l = line("badtoken");
+    assert!(
+        l.contains("DNS solver cf (zone cf.test)") && l.contains("HTTP 403"),
+        "{l}"
+    );
+    let l = line("nozone");
+    assert!(
+        l.contains("solver ds") && l.contains("dnsimple.test"),
+        "{l}"
+    );
+    let l = line("badtsig");
+    assert!(
+        l.contains("DNS solver tsig (zone example.test") && l.contains("TSIG"),
+        "{l}"
+    );
+    let l = line("down");
+    assert!(
+        l.contains("DNS solver far (zone example.test, server 127.0.0.1:9)"),
+        "{l}"
+    );
+    for name in ["badtoken", "nozone", "badtsig", "down"] {
+        assert_eq!(
+            vault_read(&e.cert_path(name)).unwrap().1,
+            1,
+            "{name} kept its old version"
+        );
+    }
+    assert_eq!(vault_read(&e.cert_path("good")).unwrap().1, 2);
+    // No token text in any output.
+    assert!(!run.all().contains("right-token") && !run.all().contains("wrong-token"));
+}
+
+#[test]
+fn solver_secrets_stay_in_vault() {
+    let e = Env::bind("dnssecret");
+    let add = e
+        .dns_add("cf", "cf-secret-value-123", &["--kind", "cloudflare"])
+        .ok();
+    assert!(
+        add.stdout.contains("stored DNS solver cf (cloudflare)"),
+        "{}",
+        add.stdout
+    );
+    let list = e.run(&["dns", "list"]).ok();
+    assert!(list.stdout.contains("cf  cloudflare"), "{}", list.stdout);
+    assert!(
+        !add.all().contains("cf-secret-value-123") && !list.all().contains("cf-secret-value-123")
+    );
+    let (doc, v) = vault_read(&format!("{}/dns/cf", e.prefix)).unwrap();
+    assert_eq!(v, 1);
+    assert_eq!(doc["kind"], "cloudflare");
+    assert_eq!(doc["api_token"], "cf-secret-value-123");
+    // Adding the same name again needs --force.
+    let again = e.dns_add("cf", "x", &["--kind", "cloudflare"]);
+    assert_eq!(again.code, 2, "{}", again.all());
+    assert!(again.stderr.contains("already stored"), "{}", again.stderr);
+    // A missing secret is a clear error.
+    let run = e.run(&["dns", "add", "cf2", "--kind", "cloudflare"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("CERTVAULT_DNS_SECRET"),
+        "{}",
+        run.stderr
+    );
+}
