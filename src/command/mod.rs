@@ -10,8 +10,9 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::model::{CertName, DomainName, HumanDuration, KeyType, SolverSpec};
+use crate::policy::{self, Layout, Role, Work};
 use crate::store::{Key, Store};
-use crate::vault::Kv;
+use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use init::InitArgs;
@@ -21,8 +22,18 @@ pub use issue::IssueArgs;
 pub enum Command {
     Init(InitArgs),
     Issue(IssueArgs),
-    List { json: bool },
-    Renew { force: bool, names: Vec<CertName> },
+    List {
+        json: bool,
+    },
+    Renew {
+        force: bool,
+        names: Vec<CertName>,
+    },
+    /// Print the HCL policy of `role` (no Vault access).
+    Policy {
+        role: Role,
+        cert: Option<CertName>,
+    },
 }
 
 /// What a command printed and whether it fully succeeded.
@@ -46,10 +57,41 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    fn new(settings: Settings) -> Result<Self, Error> {
-        let kv = Kv::new(&settings.vault).map_err(crate::store::Error::from)?;
-        let store = Store::new(kv, &settings.prefix)?;
+    async fn connect(settings: Settings) -> Result<Self, Error> {
+        if crate::store::clean_prefix(&settings.prefix).is_none() {
+            // Before logging in: a bad setting must not cost a token.
+            return Err(crate::store::Error::BadPrefix(settings.prefix.clone()).into());
+        }
+        let kv = Kv::connect(&settings.vault)
+            .await
+            .map_err(crate::store::Error::from)?;
+        let store = match Store::new(kv, &settings.prefix) {
+            Ok(s) => s,
+            Err(e) => return Err(e.into()),
+        };
         Ok(Self { store, settings })
+    }
+
+    /// Stop before doing anything if the token lacks a capability `work` needs.
+    async fn check(&self, command: &'static str, work: Work<'_>) -> Result<(), Error> {
+        let layout = Layout {
+            version: self.store.kv().version(),
+            mount: self.store.kv().mount(),
+            prefix: self.store.prefix(),
+        };
+        let needs = policy::needs(work, &layout);
+        let have = self
+            .store
+            .kv()
+            .capabilities(&policy::paths(&needs))
+            .await
+            .map_err(crate::store::Error::from)?;
+        let missing = policy::missing(needs, &have);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingCapabilities { command, missing })
+        }
     }
 
     fn http(&self) -> Result<reqwest::Client, Error> {
@@ -81,13 +123,64 @@ pub async fn run(
     command: Command,
     now: fn() -> OffsetDateTime,
 ) -> Result<Outcome, Error> {
-    let ctx = Context::new(settings)?;
-    match command {
-        Command::Init(args) => init::run(&ctx, args, now).await,
-        Command::Issue(args) => issue::run(&ctx, args, now).await,
-        Command::List { json } => list::run(&ctx, json, now()).await,
-        Command::Renew { force, names } => renew::run(&ctx, force, names, now).await,
+    if let Command::Policy { role, cert } = &command {
+        return policy_text(&settings, *role, cert.as_ref());
     }
+    let ctx = Context::connect(settings).await?;
+    let result = run_checked(&ctx, command, now).await;
+    ctx.store.kv().close().await;
+    result
+}
+
+async fn run_checked(
+    ctx: &Context,
+    command: Command,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let account = ctx.settings.account.clone();
+    let account = account.as_str();
+    match command {
+        Command::Init(args) => {
+            ctx.check("init", Work::Init { account }).await?;
+            init::run(ctx, args, now).await
+        }
+        Command::Issue(args) => {
+            let work = Work::Issue {
+                account,
+                cert: &args.name,
+            };
+            ctx.check("issue", work).await?;
+            issue::run(ctx, args, now).await
+        }
+        Command::List { json } => {
+            ctx.check("list", Work::List).await?;
+            list::run(ctx, json, now()).await
+        }
+        Command::Renew { force, names } => {
+            ctx.check("renew", Work::Renew { account }).await?;
+            renew::run(ctx, force, names, now).await
+        }
+        Command::Policy { .. } => unreachable!("handled without Vault"),
+    }
+}
+
+/// `certvault policy ROLE [NAME]`: the HCL for the configured mount and prefix. Needs no
+/// Vault access; the KV version is `--kv-version` (default 2).
+fn policy_text(settings: &Settings, role: Role, cert: Option<&CertName>) -> Result<Outcome, Error> {
+    let prefix = crate::store::clean_prefix(&settings.prefix)
+        .ok_or_else(|| crate::store::Error::BadPrefix(settings.prefix.clone()))?;
+    if role == Role::Reader && cert.is_none() {
+        return Err(Error::ReaderNeedsName);
+    }
+    let layout = Layout {
+        version: settings.vault.kv_version.unwrap_or(KvVersion::V2),
+        mount: &settings.vault.mount,
+        prefix,
+    };
+    Ok(Outcome {
+        text: policy::hcl(role, &layout, cert),
+        failed: false,
+    })
 }
 
 /// The solver, key and renewal settings given to `issue`.
