@@ -393,7 +393,12 @@ fn kubernetes_login_against_a_token_review_server_renews() {
     vault_root(
         Method::POST,
         &format!("auth/{mount}/config"),
-        Some(&json!({ "kubernetes_host": api, "disable_local_ca_jwt": true })),
+        Some(&json!({
+            "kubernetes_host": api,
+            "disable_local_ca_jwt": true,
+            // Required by the config, unused over http://.
+            "kubernetes_ca_cert": self_signed_pem(),
+        })),
     );
     vault_root(
         Method::POST,

@@ -475,3 +475,13 @@ pub fn token_review_server(token: String, namespace: &str, name: &str) -> String
     });
     format!("http://{addr}")
 }
+
+/// A throwaway self-signed certificate, PEM.
+pub fn self_signed_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem()
+}
