@@ -80,6 +80,14 @@ pub enum Error {
         #[source]
         source: ClientError,
     },
+    #[error(
+        "cannot reach Vault at {addr}; check VAULT_ADDR and that Vault is running and unsealed"
+    )]
+    NoAnswer {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("Vault denied {op} on {path} (403 permission denied): check that VAULT_TOKEN is valid and its policy grants {op} on this path")]
     Forbidden { op: &'static str, path: String },
     #[error("{path} was changed by another writer since it was read (expected version {expected}); nothing was overwritten")]
@@ -208,7 +216,7 @@ impl Kv {
         };
         kv.version = match settings.kv_version {
             Some(v) => v,
-            None => kv.detect_version().await,
+            None => kv.detect_version().await?,
         };
         Ok(kv)
     }
@@ -236,7 +244,7 @@ impl Kv {
     /// The mount's KV version from `sys/internal/ui/mounts/<mount>` (readable by any token
     /// with access to the mount, as `vault kv` does), else `sys/mounts/<mount>`; version 2
     /// if neither answers (set `--kv-version` / `CERTVAULT_KV_VERSION` then).
-    async fn detect_version(&self) -> KvVersion {
+    async fn detect_version(&self) -> Result<KvVersion, Error> {
         for api in ["sys/internal/ui/mounts", "sys/mounts"] {
             let url = format!("{}/v1/{api}/{}", self.addr, self.mount);
             let rsp = match self.raw(reqwest::Method::GET, &url).send().await {
@@ -245,9 +253,11 @@ impl Kv {
                     tracing::debug!(status = %r.status(), "{api}/{}: no KV version", self.mount);
                     continue;
                 }
-                Err(e) => {
-                    tracing::debug!("{api}/{}: {e}", self.mount);
-                    continue;
+                Err(source) => {
+                    return Err(Error::NoAnswer {
+                        addr: self.addr.clone(),
+                        source,
+                    })
                 }
             };
             let Ok(body) = rsp.json::<Value>().await else {
@@ -255,8 +265,8 @@ impl Kv {
             };
             let data = &body["data"];
             match (data["type"].as_str(), data["options"]["version"].as_str()) {
-                (_, Some("2")) => return KvVersion::V2,
-                (Some("kv"), _) => return KvVersion::V1,
+                (_, Some("2")) => return Ok(KvVersion::V2),
+                (Some("kv"), _) => return Ok(KvVersion::V1),
                 _ => continue,
             }
         }
@@ -264,7 +274,7 @@ impl Kv {
             "could not read the KV version of mount {}; assuming 2 (set CERTVAULT_KV_VERSION)",
             self.mount
         );
-        KvVersion::V2
+        Ok(KvVersion::V2)
     }
 
     /// A request with the client's TLS settings, token and namespace, for the endpoints
@@ -296,11 +306,9 @@ impl Kv {
             .json(&serde_json::json!({ "paths": paths }))
             .send()
             .await
-            .map_err(|e| Error::Api {
-                op,
-                path: "sys/capabilities-self".into(),
-                code: 0,
-                detail: crate::error::chain(&e),
+            .map_err(|source| Error::NoAnswer {
+                addr: self.addr.clone(),
+                source,
             })?;
         let code = rsp.status().as_u16();
         if code == 403 {
