@@ -35,6 +35,8 @@ pub enum Error {
         command: &'static str,
         missing: Vec<Need>,
     },
+    #[error("interrupted by {signal}; the login token was revoked, work in progress was abandoned (certificate records are only written whole)")]
+    Interrupted { signal: &'static str },
     #[error("`certvault policy reader` needs the certificate NAME it may read")]
     ReaderNeedsName,
 }

@@ -237,6 +237,11 @@ impl Kv {
         }
     }
 
+    /// Whether the token came from a login by this run (and is revoked by [`Kv::close`]).
+    pub fn logged_in(&self) -> bool {
+        self.session.is_some()
+    }
+
     pub fn version(&self) -> KvVersion {
         self.version
     }

@@ -127,9 +127,40 @@ pub async fn run(
         return policy_text(&settings, *role, cert.as_ref());
     }
     let ctx = Context::connect(settings).await?;
-    let result = run_checked(&ctx, command, now).await;
+    let result = if ctx.store.kv().logged_in() {
+        // A login token is revoked also when the run is interrupted (CronJob deadline).
+        tokio::select! {
+            r = run_checked(&ctx, command, now) => r,
+            signal = interrupted() => Err(Error::Interrupted { signal }),
+        }
+    } else {
+        run_checked(&ctx, command, now).await
+    };
     ctx.store.kv().close().await;
     result
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
 }
 
 async fn run_checked(

@@ -482,3 +482,54 @@ fn kv_version_1_mount_with_the_same_layout() {
     let run = a.run(&["renew", "--force"]).ok();
     assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
 }
+
+#[test]
+fn an_interrupted_run_still_revokes_its_login_token() {
+    let e = Env::new("sigterm");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("sigterm"));
+    e.issue("web", &[&d], &[]).ok();
+    // Same names, new hooks: stored without reissuing. The hook hangs, so the forced
+    // renewal is mid-order when it is stopped.
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        "sleep 60",
+        "--cleanup-hook",
+        "true",
+    ])
+    .ok();
+    let policy = apply_policy(&e, &["renew"]);
+    let (mount, role_id, secret_id) = approle(&policy);
+    let a = with_approle(&e, &mount, &role_id, &secret_id);
+    let child = a
+        .command(&["renew", "--force"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while live_tokens_from(&mount) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never logged in");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "the login token outlived SIGTERM"
+    );
+}

@@ -110,6 +110,11 @@ impl Env {
 
     /// Run the binary with a clean environment: only the test bed's settings and `extra`.
     pub fn run(&self, args: &[&str]) -> Run {
+        output(self.command(args).output().expect("run certvault"))
+    }
+
+    /// The command `run` executes, to start it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env_clear()
@@ -128,7 +133,7 @@ impl Env {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
-        output(cmd.output().expect("run certvault"))
+        cmd
     }
 
     pub fn init(&self) -> Run {
