@@ -7,11 +7,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use std::net::{IpAddr, SocketAddr};
 
+use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs};
 use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
 use certvault::model::{
     CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName, SolverSpec,
 };
+use certvault::policy::Role;
+use certvault::vault::KvVersion;
 use certvault::{acme, vault, Command, Settings};
 
 /// Issue and renew ACME certificates with HashiCorp Vault / OpenBao as the only state.
@@ -43,6 +46,52 @@ struct Global {
         global = true
     )]
     vault_token: Option<String>,
+    /// File holding the Vault token (e.g. a Vault Agent sink); used when VAULT_TOKEN is unset.
+    #[arg(long, env = "VAULT_TOKEN_FILE", global = true)]
+    vault_token_file: Option<PathBuf>,
+    /// How to get a Vault token: a given token, or a login that is revoked at exit.
+    #[arg(long, env = "CERTVAULT_AUTH", value_enum, default_value_t = AuthMethod::Token, global = true)]
+    auth: AuthMethod,
+    /// Mount path of the auth method (default: approle, kubernetes or jwt).
+    #[arg(long, env = "CERTVAULT_AUTH_MOUNT", global = true)]
+    auth_mount: Option<String>,
+    /// Vault role to log in as (kubernetes: required; jwt: default the mount's default_role).
+    #[arg(long, env = "CERTVAULT_AUTH_ROLE", global = true)]
+    auth_role: Option<String>,
+    /// AppRole role id.
+    #[arg(long, env = "VAULT_ROLE_ID", hide_env_values = true, global = true)]
+    role_id: Option<String>,
+    /// File holding the AppRole role id.
+    #[arg(long, env = "VAULT_ROLE_ID_FILE", global = true)]
+    role_id_file: Option<PathBuf>,
+    /// AppRole secret id. Use the VAULT_SECRET_ID environment variable: flags show up in `ps`.
+    #[arg(
+        long,
+        env = "VAULT_SECRET_ID",
+        hide_env_values = true,
+        hide = true,
+        global = true
+    )]
+    secret_id: Option<String>,
+    /// File holding the AppRole secret id (used when VAULT_SECRET_ID is unset).
+    #[arg(long, env = "VAULT_SECRET_ID_FILE", global = true)]
+    secret_id_file: Option<PathBuf>,
+    /// JWT for --auth jwt. Use the CERTVAULT_JWT environment variable: flags show up in `ps`.
+    #[arg(
+        long,
+        env = "CERTVAULT_JWT",
+        hide_env_values = true,
+        hide = true,
+        global = true
+    )]
+    jwt: Option<String>,
+    /// File holding the JWT (--auth jwt), or the service account token (--auth kubernetes,
+    /// default /var/run/secrets/kubernetes.io/serviceaccount/token).
+    #[arg(long, env = "CERTVAULT_JWT_FILE", global = true)]
+    jwt_file: Option<PathBuf>,
+    /// KV secrets engine version of the mount (1 or 2); detected from the mount if unset.
+    #[arg(long, env = "CERTVAULT_KV_VERSION", value_parser = ["1", "2"], global = true)]
+    kv_version: Option<String>,
     /// Vault namespace (Enterprise / OpenBao).
     #[arg(long, env = "VAULT_NAMESPACE", global = true)]
     vault_namespace: Option<String>,
@@ -195,6 +244,81 @@ enum Cmd {
         /// Only these certificates.
         names: Vec<CertName>,
     },
+    /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
+    Policy {
+        /// admin (init, issue, solvers), renew (unattended renewals), or reader (one certificate).
+        role: Role,
+        /// The certificate a reader may read.
+        name: Option<CertName>,
+    },
+}
+
+/// A secret from the environment (non-empty) or else a file.
+fn credential(value: Option<String>, file: Option<PathBuf>) -> Option<Credential> {
+    match (
+        value.filter(|v| !v.is_empty()),
+        file.filter(|p| !p.as_os_str().is_empty()),
+    ) {
+        (Some(v), _) => Some(Credential::Value(Secret::new(v))),
+        (None, Some(f)) => Some(Credential::File(f)),
+        (None, None) => None,
+    }
+}
+
+fn auth_method(g: &mut Global) -> Method {
+    let empty = || Credential::Value(Secret::default());
+    let mount = |default: &str| {
+        g.auth_mount
+            .clone()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.trim_matches('/').to_string())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let role = g.auth_role.clone().filter(|r| !r.is_empty());
+    match g.auth {
+        AuthMethod::Token => Method::Token {
+            token: credential(g.vault_token.take(), g.vault_token_file.take()),
+        },
+        AuthMethod::Approle => Method::AppRole {
+            mount: mount("approle"),
+            role_id: credential(g.role_id.take(), g.role_id_file.take()).unwrap_or_else(empty),
+            secret_id: credential(g.secret_id.take(), g.secret_id_file.take())
+                .unwrap_or_else(empty),
+        },
+        AuthMethod::Kubernetes => Method::Kubernetes {
+            mount: mount("kubernetes"),
+            role: role.unwrap_or_else(|| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--auth kubernetes needs the Vault role: set --auth-role or CERTVAULT_AUTH_ROLE\n",
+                )
+                .exit()
+            }),
+            jwt: Credential::File(
+                g.jwt_file
+                    .take()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or_else(|| PathBuf::from(KUBERNETES_JWT_FILE)),
+            ),
+        },
+        AuthMethod::Jwt => Method::Jwt {
+            mount: mount("jwt"),
+            role,
+            jwt: credential(g.jwt.take(), g.jwt_file.take()).unwrap_or_else(empty),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthMethod {
+    /// VAULT_TOKEN or VAULT_TOKEN_FILE
+    Token,
+    /// VAULT_ROLE_ID + VAULT_SECRET_ID (or their _FILE variants)
+    Approle,
+    /// the pod's service account token and CERTVAULT_AUTH_ROLE
+    Kubernetes,
+    /// CERTVAULT_JWT or CERTVAULT_JWT_FILE, and CERTVAULT_AUTH_ROLE
+    Jwt,
 }
 
 // Parsed once per process: the size of the variants does not matter.
@@ -297,7 +421,8 @@ fn directory_url(d: &str) -> String {
 impl Cli {
     /// The verbosity (for the log filter), the settings and the command.
     pub fn into_parts(self) -> Result<(u8, Settings, Command), InvalidInput> {
-        let g = self.global;
+        let mut g = self.global;
+        let auth = auth_method(&mut g);
         let mut concurrency_flag = 8;
         let command = match self.command {
             Cmd::Init {
@@ -433,11 +558,17 @@ impl Cli {
                 concurrency_flag = concurrency;
                 Command::Renew { force, names }
             }
+            Cmd::Policy { role, name } => Command::Policy { role, cert: name },
         };
         let settings = Settings {
             vault: vault::Settings {
                 addr: g.vault_addr,
-                token: g.vault_token.filter(|t| !t.is_empty()).map(Secret::new),
+                auth,
+                kv_version: match g.kv_version.as_deref() {
+                    Some("1") => Some(KvVersion::V1),
+                    Some("2") => Some(KvVersion::V2),
+                    _ => None,
+                },
                 namespace: g.vault_namespace,
                 cacert: g.vault_cacert.filter(|p| !p.as_os_str().is_empty()),
                 mount: g.mount,

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::model::{CertName, InvalidInput};
+use crate::policy::Need;
 use crate::{acme, store};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,22 @@ pub enum Error {
     NoDomains,
     #[error("{0} failed")]
     CertFailed(CertName, #[source] Box<Error>),
+    #[error("the Vault token cannot do what `certvault {command}` needs; nothing was done. Missing: {}. Attach that policy to the token's role (print it with `certvault policy <role>`)", join_needs(.missing))]
+    MissingCapabilities {
+        command: &'static str,
+        missing: Vec<Need>,
+    },
+    #[error("interrupted by {signal}; the login token was revoked, work in progress was abandoned (certificate records are only written whole)")]
+    Interrupted { signal: &'static str },
+    #[error("`certvault policy reader` needs the certificate NAME it may read")]
+    ReaderNeedsName,
+}
+
+fn join_needs(n: &[Need]) -> String {
+    n.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn join_names(n: &[CertName]) -> String {
@@ -50,7 +67,8 @@ impl Error {
             | Error::UnknownCerts { .. }
             | Error::NoDomains
             | Error::SolverExists { .. }
-            | Error::Dns(crate::dns::Error::UnknownSolver { .. }) => ExitCode::from(2),
+            | Error::Dns(crate::dns::Error::UnknownSolver { .. })
+            | Error::ReaderNeedsName => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }

@@ -2,10 +2,12 @@
 //! only state. See the README for the Vault layout and the commands.
 
 pub mod acme;
+pub mod auth;
 pub mod command;
 pub mod dns;
 pub mod error;
 pub mod model;
+pub mod policy;
 pub mod renew;
 pub mod store;
 pub mod vault;

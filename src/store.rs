@@ -4,14 +4,19 @@
 //! - `accounts/<account>`: [`AccountRecord`]
 //! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
+//! - `locks/<name>`: renewal locks (reserved; granted by the policies)
+//!
+//! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
+//! the capability check use.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::{AccountRecord, CertName, CertRecord, SolverRecord, SCHEMA_VERSION};
-use crate::vault::{self, Expect, Kv, Versioned};
+use crate::vault::{self, Expect, Kv, KvVersion, Versioned};
 
-/// A document certvault keeps in Vault.
+/// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
+/// over all documents of a kind.
 #[derive(Debug, Clone, Copy)]
 pub enum Key<'a> {
     Account(&'a str),
@@ -19,6 +24,10 @@ pub enum Key<'a> {
     Certs,
     Solver(&'a str),
     Solvers,
+    AnyAccount,
+    AnyCert,
+    AnySolver,
+    AnyLock,
 }
 
 impl Key<'_> {
@@ -30,8 +39,49 @@ impl Key<'_> {
             Key::Certs => format!("{prefix}/certs"),
             Key::Solver(name) => format!("{prefix}/dns/{name}"),
             Key::Solvers => format!("{prefix}/dns"),
+            Key::AnyAccount => format!("{prefix}/accounts/*"),
+            Key::AnyCert => format!("{prefix}/certs/*"),
+            Key::AnySolver => format!("{prefix}/dns/*"),
+            Key::AnyLock => format!("{prefix}/locks/*"),
         }
     }
+}
+
+/// Which KV v2 API a policy path is for: documents, or metadata (where `list` happens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Data,
+    Metadata,
+}
+
+/// The full API path of `key` as policies and `sys/capabilities-self` see it:
+/// `<mount>/data/<path>` or `<mount>/metadata/<path>` on KV v2, `<mount>/<path>` on v1.
+/// A folder ([`Key::Certs`], [`Key::Solvers`]) ends in `/`, as Vault's list requests do.
+pub fn api_path(version: KvVersion, mount: &str, prefix: &str, key: Key<'_>, api: Api) -> String {
+    let mut rel = key.path(prefix);
+    if matches!(key, Key::Certs | Key::Solvers) {
+        rel.push('/');
+    }
+    match (version, api) {
+        (KvVersion::V1, _) => format!("{mount}/{rel}"),
+        (KvVersion::V2, Api::Data) => format!("{mount}/data/{rel}"),
+        (KvVersion::V2, Api::Metadata) => format!("{mount}/metadata/{rel}"),
+    }
+}
+
+/// A prefix as accepted in settings, without surrounding `/`; `None` if invalid.
+pub fn clean_prefix(prefix: &str) -> Option<&str> {
+    let prefix = prefix.trim_matches('/');
+    let ok = !prefix.is_empty()
+        && prefix.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    ok.then_some(prefix)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,23 +108,25 @@ pub struct Store {
 
 impl Store {
     pub fn new(kv: Kv, prefix: &str) -> Result<Self, Error> {
-        let prefix = prefix.trim_matches('/');
-        let ok = !prefix.is_empty()
-            && prefix.split('/').all(|seg| {
-                !seg.is_empty()
-                    && seg != "."
-                    && seg != ".."
-                    && seg
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            });
-        if !ok {
-            return Err(Error::BadPrefix(prefix.into()));
-        }
+        let prefix = clean_prefix(prefix)
+            .ok_or_else(|| Error::BadPrefix(prefix.trim_matches('/').into()))?;
         Ok(Self {
             kv,
             prefix: prefix.into(),
         })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn kv(&self) -> &Kv {
+        &self.kv
+    }
+
+    /// The full API path of `key` (see [`api_path`]).
+    pub fn api_path(&self, key: Key<'_>, api: Api) -> String {
+        api_path(self.kv.version(), self.kv.mount(), &self.prefix, key, api)
     }
 
     /// `mount/prefix/...` as shown to users.
@@ -217,5 +269,20 @@ mod tests {
         assert_eq!(Key::Cert(&web).path("certvault"), "certvault/certs/web");
         assert_eq!(Key::Account("default").path("a/b"), "a/b/accounts/default");
         assert_eq!(Key::Certs.path("certvault"), "certvault/certs");
+        let v2 = KvVersion::V2;
+        assert_eq!(
+            api_path(v2, "secret", "cv", Key::Cert(&web), Api::Data),
+            "secret/data/cv/certs/web"
+        );
+        assert_eq!(
+            api_path(v2, "secret", "cv", Key::Certs, Api::Metadata),
+            "secret/metadata/cv/certs/"
+        );
+        assert_eq!(
+            api_path(KvVersion::V1, "kv", "cv", Key::AnyLock, Api::Metadata),
+            "kv/cv/locks/*"
+        );
+        assert_eq!(clean_prefix("/a/b/"), Some("a/b"));
+        assert_eq!(clean_prefix("a/../b"), None);
     }
 }

@@ -1,8 +1,14 @@
-//! A small KV v2 client over vaultrs: read with version, write with check-and-set, list.
+//! A small KV client over vaultrs: read with version, write with check-and-set, list.
+//! KV version 2 mounts get check-and-set; version 1 mounts have no versions (reads report
+//! version 0) and no check-and-set, so a concurrent writer there is not detected.
 //!
 //! Paths given here are relative to the mount; `store` is the only caller that spells them.
+//! Also here: logging in ([`crate::auth`]), keeping a login token alive, revoking it, and
+//! `sys/capabilities-self`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustify::errors::ClientError as RestError;
@@ -11,15 +17,24 @@ use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use crate::model::Secret;
+use crate::auth::{self, Method};
+
+/// The KV secrets engine version of the mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvVersion {
+    V1,
+    V2,
+}
 
 /// How to reach Vault. Mirrors Vault's own environment variables.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `VAULT_ADDR`
     pub addr: String,
-    /// `VAULT_TOKEN`
-    pub token: Option<Secret>,
+    /// How to get a token: `VAULT_TOKEN` / `VAULT_TOKEN_FILE`, or a login.
+    pub auth: Method,
+    /// `--kv-version`: `None` detects it from the mount.
+    pub kv_version: Option<KvVersion>,
     /// `VAULT_NAMESPACE` (Vault Enterprise / OpenBao namespaces)
     pub namespace: Option<String>,
     /// `VAULT_CACERT`: a PEM file trusted in addition to the system roots.
@@ -32,8 +47,25 @@ pub struct Settings {
 pub enum Error {
     #[error("invalid Vault address {addr:?}: {reason}; set VAULT_ADDR to a URL like https://vault.example.com:8200")]
     BadAddress { addr: String, reason: String },
-    #[error("no Vault token: set VAULT_TOKEN")]
-    NoToken,
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
+    #[error("Vault refused the {method} login at auth/{mount}/login ({code}: {detail}); check the {method} settings ({hint}) and the role in Vault")]
+    Login {
+        method: &'static str,
+        mount: String,
+        code: u16,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("{method} login at auth/{mount}/login failed")]
+    LoginFailed {
+        method: &'static str,
+        mount: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("Vault rejected the token when checking its capabilities (403 on sys/capabilities-self): the token is expired, revoked or invalid, or it lacks Vault's `default` policy; get a new token (or check the login settings)")]
+    TokenRejected,
     #[error("cannot use VAULT_CACERT {path:?}")]
     CaCert {
         path: PathBuf,
@@ -47,6 +79,14 @@ pub enum Error {
         addr: String,
         #[source]
         source: ClientError,
+    },
+    #[error(
+        "cannot reach Vault at {addr}; check VAULT_ADDR and that Vault is running and unsealed"
+    )]
+    NoAnswer {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
     },
     #[error("Vault denied {op} on {path} (403 permission denied): check that VAULT_TOKEN is valid and its policy grants {op} on this path")]
     Forbidden { op: &'static str, path: String },
@@ -87,13 +127,18 @@ pub enum Expect {
 }
 
 pub struct Kv {
-    client: VaultClient,
+    client: Arc<VaultClient>,
     addr: String,
     mount: String,
+    version: KvVersion,
+    /// Set when the token came from a login: it is renewed while the run lasts and
+    /// revoked by [`Kv::close`].
+    session: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Kv {
-    pub fn new(settings: &Settings) -> Result<Self, Error> {
+    /// Build the client, log in if the settings say so, and find the mount's KV version.
+    pub async fn connect(settings: &Settings) -> Result<Self, Error> {
         let addr = settings.addr.trim_end_matches('/').to_string();
         match url_check(&addr) {
             Ok(()) => {}
@@ -104,11 +149,16 @@ impl Kv {
                 })
             }
         }
-        let token = settings.token.as_ref().ok_or(Error::NoToken)?;
+        let token = match &settings.auth {
+            Method::Token { token: Some(t) } => Some(t.read("Vault token", "VAULT_TOKEN_FILE")?),
+            Method::Token { token: None } => return Err(auth::Error::NoToken.into()),
+            _ => None,
+        };
         let mut builder = VaultClientSettingsBuilder::default();
         builder
             .address(&addr)
-            .token(token.expose())
+            // Empty until the login: vaultrs would otherwise read VAULT_TOKEN itself.
+            .token(token.as_ref().map(|t| t.expose()).unwrap_or(""))
             // Never disabled silently: vaultrs would read VAULT_SKIP_VERIFY="" as "skip".
             .verify(true)
             .timeout(Some(Duration::from_secs(30)))
@@ -126,7 +176,7 @@ impl Kv {
             addr: addr.clone(),
             reason: e.to_string(),
         })?;
-        let client = VaultClient::new(built).map_err(|source| match &settings.cacert {
+        let mut client = VaultClient::new(built).map_err(|source| match &settings.cacert {
             Some(path) => Error::CaCert {
                 path: path.clone(),
                 source,
@@ -136,11 +186,163 @@ impl Kv {
                 source,
             },
         })?;
-        Ok(Self {
+        let login = login(&client, &addr, &settings.auth).await?;
+        if let Some(info) = &login {
+            vaultrs::client::Client::set_token(&mut client, &info.client_token);
+            tracing::info!(
+                method = settings.auth.name(),
+                policies = ?info.policies,
+                ttl_secs = info.lease_duration,
+                "logged in to Vault"
+            );
+        }
+        let client = Arc::new(client);
+        let session = login.map(|info| {
+            let ttl = Duration::from_secs(info.lease_duration);
+            let renewable = info.renewable;
+            let client = client.clone();
+            tokio::spawn(async move {
+                if renewable {
+                    keep_alive(&client, ttl).await;
+                }
+            })
+        });
+        let mut kv = Self {
             client,
             addr,
             mount: settings.mount.clone(),
-        })
+            version: KvVersion::V2,
+            session,
+        };
+        kv.version = match settings.kv_version {
+            Some(v) => v,
+            None => kv.detect_version().await?,
+        };
+        Ok(kv)
+    }
+
+    /// End the run: stop renewing and revoke a token this run logged in for. A failed
+    /// revocation is logged (the token then expires at its TTL).
+    pub async fn close(&self) {
+        let Some(renewer) = &self.session else {
+            return;
+        };
+        renewer.abort();
+        match vaultrs::token::revoke_self(self.client.as_ref()).await {
+            Ok(()) => tracing::debug!("revoked the login token"),
+            Err(e) => tracing::warn!(
+                "could not revoke the login token (it expires at its TTL): {}",
+                crate::error::chain(&e)
+            ),
+        }
+    }
+
+    /// Whether the token came from a login by this run (and is revoked by [`Kv::close`]).
+    pub fn logged_in(&self) -> bool {
+        self.session.is_some()
+    }
+
+    pub fn version(&self) -> KvVersion {
+        self.version
+    }
+
+    /// The mount's KV version from `sys/internal/ui/mounts/<mount>` (readable by any token
+    /// with access to the mount, as `vault kv` does), else `sys/mounts/<mount>`; version 2
+    /// if neither answers (set `--kv-version` / `CERTVAULT_KV_VERSION` then).
+    async fn detect_version(&self) -> Result<KvVersion, Error> {
+        for api in ["sys/internal/ui/mounts", "sys/mounts"] {
+            let url = format!("{}/v1/{api}/{}", self.addr, self.mount);
+            let rsp = match self.raw(reqwest::Method::GET, &url).send().await {
+                Ok(r) if r.status().is_success() => r,
+                Ok(r) => {
+                    tracing::debug!(status = %r.status(), "{api}/{}: no KV version", self.mount);
+                    continue;
+                }
+                Err(source) => {
+                    return Err(Error::NoAnswer {
+                        addr: self.addr.clone(),
+                        source,
+                    })
+                }
+            };
+            let Ok(body) = rsp.json::<Value>().await else {
+                continue;
+            };
+            let data = &body["data"];
+            match (data["type"].as_str(), data["options"]["version"].as_str()) {
+                (_, Some("2")) => return Ok(KvVersion::V2),
+                (Some("kv"), _) => return Ok(KvVersion::V1),
+                _ => continue,
+            }
+        }
+        tracing::warn!(
+            "could not read the KV version of mount {}; assuming 2 (set CERTVAULT_KV_VERSION)",
+            self.mount
+        );
+        Ok(KvVersion::V2)
+    }
+
+    /// A request with the client's TLS settings, token and namespace, for the endpoints
+    /// vaultrs has no API for.
+    fn raw(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .http
+            .http
+            .request(method, url)
+            .header("X-Vault-Token", &self.client.settings.token)
+            .header("X-Vault-Request", "true");
+        if let Some(ns) = &self.client.settings.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        req
+    }
+
+    /// The token's capabilities on each of `paths` (full API paths, e.g.
+    /// `secret/data/certvault/certs/web`), from `sys/capabilities-self`.
+    pub async fn capabilities(
+        &self,
+        paths: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, Error> {
+        let url = format!("{}/v1/sys/capabilities-self", self.addr);
+        let op = "capabilities check";
+        let rsp = self
+            .raw(reqwest::Method::POST, &url)
+            .json(&serde_json::json!({ "paths": paths }))
+            .send()
+            .await
+            .map_err(|source| Error::NoAnswer {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let code = rsp.status().as_u16();
+        if code == 403 {
+            return Err(Error::TokenRejected);
+        }
+        let body: Value = rsp.json().await.unwrap_or(Value::Null);
+        if !(200..300).contains(&code) {
+            return Err(Error::Api {
+                op,
+                path: "sys/capabilities-self".into(),
+                code,
+                detail: api_detail(&body),
+            });
+        }
+        let mut out = BTreeMap::new();
+        for p in paths {
+            let caps = body
+                .get(p)
+                .or_else(|| body["data"].get(p))
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert(p.clone(), caps);
+        }
+        Ok(out)
     }
 
     /// `mount/path` as a user would type it for `vault kv get`.
@@ -152,14 +354,25 @@ impl Kv {
         &self.mount
     }
 
-    /// Read the latest version; `None` if there is none (or it is deleted).
+    /// Read the latest version; `None` if there is none (or it is deleted). KV v1: version 0.
     pub async fn read(&self, path: &str) -> Result<Option<Versioned<Value>>, Error> {
+        if self.version == KvVersion::V1 {
+            return match vaultrs::kv1::get_raw(self.client.as_ref(), &self.mount, path).await {
+                Ok(rsp) if rsp.data.is_null() => Ok(None),
+                Ok(rsp) => Ok(Some(Versioned {
+                    data: rsp.data,
+                    version: 0,
+                })),
+                Err(e) if status(&e) == Some(404) => Ok(None),
+                Err(e) => Err(self.error("read", path, e)),
+            };
+        }
         let req = ReadSecretRequest::builder()
             .mount(&self.mount)
             .path(path)
             .build()
             .expect("all fields set");
-        match vaultrs::api::exec_with_result(&self.client, req).await {
+        match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
             Ok(rsp) if rsp.data.is_null() => Ok(None),
             Ok(rsp) => Ok(Some(Versioned {
                 data: rsp.data,
@@ -170,14 +383,31 @@ impl Kv {
         }
     }
 
-    /// Write a new version with check-and-set; returns the new version.
+    /// Write a new version with check-and-set; returns the new version. KV v1 has no
+    /// check-and-set: `Absent` is checked by a read first (not atomic), `Version` is not
+    /// checked, and the result is 0.
     pub async fn write(&self, path: &str, data: &Value, expect: Expect) -> Result<u64, Error> {
+        if self.version == KvVersion::V1 {
+            if expect == Expect::Absent && self.read(path).await?.is_some() {
+                return Err(Error::AlreadyExists {
+                    path: self.display_path(path),
+                });
+            }
+            let map: std::collections::HashMap<&str, &Value> = data
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.as_str(), v)).collect())
+                .unwrap_or_default();
+            return match vaultrs::kv1::set(self.client.as_ref(), &self.mount, path, &map).await {
+                Ok(()) => Ok(0),
+                Err(e) => Err(self.error("write", path, e)),
+            };
+        }
         let cas = match expect {
             Expect::Absent => 0,
             Expect::Version(v) => u32::try_from(v).unwrap_or(u32::MAX),
         };
         match vaultrs::kv2::set_with_options(
-            &self.client,
+            self.client.as_ref(),
             &self.mount,
             path,
             data,
@@ -201,7 +431,14 @@ impl Kv {
 
     /// Names directly below `path` (a trailing `/` marks a folder); empty if none.
     pub async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
-        match vaultrs::kv2::list(&self.client, &self.mount, path).await {
+        if self.version == KvVersion::V1 {
+            return match vaultrs::kv1::list(self.client.as_ref(), &self.mount, path).await {
+                Ok(rsp) => Ok(rsp.data.keys),
+                Err(e) if status(&e) == Some(404) => Ok(Vec::new()),
+                Err(e) => Err(self.error("list", path, e)),
+            };
+        }
+        match vaultrs::kv2::list(self.client.as_ref(), &self.mount, path).await {
             Ok(keys) => Ok(keys),
             Err(e) if status(&e) == Some(404) => Ok(Vec::new()),
             Err(e) => Err(self.error("list", path, e)),
@@ -244,6 +481,135 @@ impl Kv {
             },
         }
     }
+}
+
+/// Log in as `method` says; `None` for a given token.
+async fn login(
+    client: &VaultClient,
+    addr: &str,
+    method: &Method,
+) -> Result<Option<vaultrs::api::AuthInfo>, Error> {
+    let (name, mount, hint, result) = match method {
+        Method::Token { .. } => return Ok(None),
+        Method::AppRole {
+            mount,
+            role_id,
+            secret_id,
+        } => {
+            let role_id = role_id.read("AppRole role id", "VAULT_ROLE_ID / VAULT_ROLE_ID_FILE")?;
+            let secret_id = secret_id.read(
+                "AppRole secret id",
+                "VAULT_SECRET_ID / VAULT_SECRET_ID_FILE",
+            )?;
+            let r =
+                vaultrs::auth::approle::login(client, mount, role_id.expose(), secret_id.expose())
+                    .await;
+            (
+                "approle",
+                mount,
+                "VAULT_ROLE_ID, VAULT_SECRET_ID, CERTVAULT_AUTH_MOUNT",
+                r,
+            )
+        }
+        Method::Kubernetes { mount, role, jwt } => {
+            let jwt = jwt.read("Kubernetes service account token", "CERTVAULT_JWT_FILE")?;
+            let r = vaultrs::auth::kubernetes::login(client, mount, role, jwt.expose()).await;
+            (
+                "kubernetes",
+                mount,
+                "CERTVAULT_AUTH_ROLE, CERTVAULT_JWT_FILE, CERTVAULT_AUTH_MOUNT",
+                r,
+            )
+        }
+        Method::Jwt { mount, role, jwt } => {
+            let jwt = jwt.read("JWT", "CERTVAULT_JWT / CERTVAULT_JWT_FILE")?;
+            let r = vaultrs::auth::oidc::login(client, mount, jwt.expose(), role.clone()).await;
+            (
+                "jwt",
+                mount,
+                "CERTVAULT_AUTH_ROLE, CERTVAULT_JWT / CERTVAULT_JWT_FILE, CERTVAULT_AUTH_MOUNT",
+                r,
+            )
+        }
+    };
+    match result {
+        Ok(info) => Ok(Some(info)),
+        Err(e) => Err(match (&e, status(&e)) {
+            (ClientError::APIError { code, errors }, _) => Error::Login {
+                method: name,
+                mount: mount.clone(),
+                code: *code,
+                detail: if errors.is_empty() {
+                    "no detail".into()
+                } else {
+                    errors.join("; ")
+                },
+                hint,
+            },
+            (_, Some(code)) => Error::Login {
+                method: name,
+                mount: mount.clone(),
+                code,
+                detail: "unexpected response".into(),
+                hint,
+            },
+            (
+                ClientError::RestClientError {
+                    source: RestError::RequestError { .. },
+                },
+                None,
+            ) => Error::Unreachable {
+                addr: addr.to_string(),
+                source: e,
+            },
+            _ => Error::LoginFailed {
+                method: name,
+                mount: mount.clone(),
+                source: e,
+            },
+        }),
+    }
+}
+
+/// Renew the login token at two thirds of its TTL until it can no longer be extended.
+async fn keep_alive(client: &VaultClient, mut ttl: Duration) {
+    while let Some(delay) = auth::renew_delay(ttl) {
+        tokio::time::sleep(delay).await;
+        match vaultrs::token::renew_self(client, None).await {
+            Ok(info) => {
+                tracing::debug!(ttl_secs = info.lease_duration, "renewed the login token");
+                if !info.renewable {
+                    return;
+                }
+                // Past its max TTL a token stops growing; renewals then come ever sooner and
+                // the loop ends when less than a few seconds are left.
+                ttl = Duration::from_secs(info.lease_duration);
+                if ttl < Duration::from_secs(3) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "could not renew the login token: {}",
+                    crate::error::chain(&e)
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn api_detail(body: &Value) -> String {
+    body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "no detail".into())
 }
 
 fn url_check(addr: &str) -> Result<(), &'static str> {

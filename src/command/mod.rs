@@ -12,8 +12,9 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::model::{CertName, DomainName, HumanDuration, KeyType, SolverSpec};
+use crate::policy::{self, Layout, Role, Work};
 use crate::store::{Key, Store};
-use crate::vault::Kv;
+use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
@@ -24,9 +25,19 @@ pub use issue::IssueArgs;
 pub enum Command {
     Init(InitArgs),
     Issue(IssueArgs),
-    List { json: bool },
-    Renew { force: bool, names: Vec<CertName> },
+    List {
+        json: bool,
+    },
+    Renew {
+        force: bool,
+        names: Vec<CertName>,
+    },
     Dns(DnsCommand),
+    /// Print the HCL policy of `role` (no Vault access).
+    Policy {
+        role: Role,
+        cert: Option<CertName>,
+    },
 }
 
 /// What a command printed and whether it fully succeeded.
@@ -61,18 +72,49 @@ pub(crate) struct LoadedSolvers {
 }
 
 impl Context {
-    fn new(
+    async fn connect(
         settings: Settings,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Self, Error> {
-        let kv = Kv::new(&settings.vault).map_err(crate::store::Error::from)?;
-        let store = Store::new(kv, &settings.prefix)?;
+        if crate::store::clean_prefix(&settings.prefix).is_none() {
+            // Before logging in: a bad setting must not cost a token.
+            return Err(crate::store::Error::BadPrefix(settings.prefix.clone()).into());
+        }
+        let kv = Kv::connect(&settings.vault)
+            .await
+            .map_err(crate::store::Error::from)?;
+        let store = match Store::new(kv, &settings.prefix) {
+            Ok(s) => s,
+            Err(e) => return Err(e.into()),
+        };
         Ok(Self {
             store,
             settings,
             shutdown,
             http: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Stop before doing anything if the token lacks a capability `work` needs.
+    async fn check(&self, command: &'static str, work: Work<'_>) -> Result<(), Error> {
+        let layout = Layout {
+            version: self.store.kv().version(),
+            mount: self.store.kv().mount(),
+            prefix: self.store.prefix(),
+        };
+        let needs = policy::needs(work, &layout);
+        let have = self
+            .store
+            .kv()
+            .capabilities(&policy::paths(&needs))
+            .await
+            .map_err(crate::store::Error::from)?;
+        let missing = policy::missing(needs, &have);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingCapabilities { command, missing })
+        }
     }
 
     /// Load each named solver once (a missing one is simply absent).
@@ -133,14 +175,91 @@ pub async fn run(
     now: fn() -> OffsetDateTime,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Outcome, Error> {
-    let ctx = Context::new(settings, shutdown)?;
-    match command {
-        Command::Init(args) => init::run(&ctx, args, now).await,
-        Command::Issue(args) => issue::run(&ctx, args, now).await,
-        Command::List { json } => list::run(&ctx, json, now()).await,
-        Command::Renew { force, names } => renew::run(&ctx, force, names, now).await,
-        Command::Dns(cmd) => dns::run(&ctx, cmd).await,
+    if let Command::Policy { role, cert } = &command {
+        return policy_text(&settings, *role, cert.as_ref());
     }
+    let ctx = Context::connect(settings, shutdown.clone()).await?;
+    // On SIGTERM/SIGINT the orders stop and clean up their DNS records (they watch
+    // `shutdown`) and the run ends normally. Whatever is still busy GRACE later is dropped,
+    // so the login token is revoked before a CronJob's deadline kills the process.
+    let result = tokio::select! {
+        r = run_checked(&ctx, command, now) => r,
+        _ = grace_after_signal(shutdown) => Err(Error::Interrupted { signal: "SIGTERM/SIGINT" }),
+    };
+    ctx.store.kv().close().await;
+    result
+}
+
+/// How long work may go on after a signal (to clean up) before it is dropped.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Resolves GRACE after the shutdown flag turns true; never if it cannot.
+async fn grace_after_signal(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(GRACE).await;
+}
+
+async fn run_checked(
+    ctx: &Context,
+    command: Command,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let account = ctx.settings.account.clone();
+    let account = account.as_str();
+    match command {
+        Command::Init(args) => {
+            ctx.check("init", Work::Init { account }).await?;
+            init::run(ctx, args, now).await
+        }
+        Command::Issue(args) => {
+            let work = Work::Issue {
+                account,
+                cert: &args.name,
+            };
+            ctx.check("issue", work).await?;
+            issue::run(ctx, args, now).await
+        }
+        Command::List { json } => {
+            ctx.check("list", Work::List).await?;
+            list::run(ctx, json, now()).await
+        }
+        Command::Renew { force, names } => {
+            ctx.check("renew", Work::Renew { account }).await?;
+            renew::run(ctx, force, names, now).await
+        }
+        Command::Dns(cmd) => {
+            let work = match &cmd {
+                DnsCommand::Add { name, .. } => Work::DnsAdd {
+                    solver: name.as_str(),
+                },
+                DnsCommand::List => Work::DnsList,
+            };
+            ctx.check("dns", work).await?;
+            dns::run(ctx, cmd).await
+        }
+        Command::Policy { .. } => unreachable!("handled without Vault"),
+    }
+}
+
+/// `certvault policy ROLE [NAME]`: the HCL for the configured mount and prefix. Needs no
+/// Vault access; the KV version is `--kv-version` (default 2).
+fn policy_text(settings: &Settings, role: Role, cert: Option<&CertName>) -> Result<Outcome, Error> {
+    let prefix = crate::store::clean_prefix(&settings.prefix)
+        .ok_or_else(|| crate::store::Error::BadPrefix(settings.prefix.clone()))?;
+    if role == Role::Reader && cert.is_none() {
+        return Err(Error::ReaderNeedsName);
+    }
+    let layout = Layout {
+        version: settings.vault.kv_version.unwrap_or(KvVersion::V2),
+        mount: &settings.vault.mount,
+        prefix,
+    };
+    Ok(Outcome {
+        text: policy::hcl(role, &layout, cert),
+        failed: false,
+    })
 }
 
 /// The solver, key and renewal settings given to `issue`.

@@ -28,6 +28,10 @@ fn is_credential(name: &str) -> bool {
                 "JWT",
                 "HMAC",
                 "PASSWORD",
+                "TOKEN_FILE",
+                "SECRET_ID_FILE",
+                "ROLE_ID_FILE",
+                "JWT_FILE",
             ]
             .iter()
             .any(|s| name.ends_with(s))
@@ -167,6 +171,12 @@ mod tests {
             "CERTVAULT_EAB_HMAC",
             "VAULT_SECRET_ID",
             "CERTVAULT_ROLE_ID",
+            "VAULT_ROLE_ID",
+            "VAULT_TOKEN_FILE",
+            "VAULT_SECRET_ID_FILE",
+            "VAULT_ROLE_ID_FILE",
+            "CERTVAULT_JWT",
+            "CERTVAULT_JWT_FILE",
         ] {
             assert!(is_credential(n), "{n}");
         }

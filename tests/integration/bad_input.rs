@@ -32,10 +32,19 @@ fn token_without_access_is_a_clear_403() {
     let mut e = Env::new("forbidden");
     e.token = vault_token(&unique("weak"), &["default"]);
     let run = e.run(&["list"]);
-    fails_with(&run, 1, "Vault denied list on secret/t/forbidden");
-    assert!(run.stderr.contains("403"), "{}", run.stderr);
+    fails_with(&run, 1, "Missing: list on secret/metadata/t/forbidden");
+    assert!(
+        run.stderr.contains("`certvault policy renew`"),
+        "{}",
+        run.stderr
+    );
     let run = e.issue("x", &["x.example.com"], &[]);
-    fails_with(&run, 1, "Vault denied read on secret/t/forbidden");
+    fails_with(&run, 1, "read on secret/data/t/forbidden");
+    assert!(
+        run.stderr.contains("`certvault policy admin`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

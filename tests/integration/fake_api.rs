@@ -10,46 +10,55 @@
 //!   <https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/>
 //! - Envelope `{"success","errors":[{"code","message"}],"messages","result"}`, lists add
 //!   `result_info {page, per_page, count, total_count, total_pages}`; query `page=` / `per_page=`.
-//!   (same page; also <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/list/>)
+//!   (same page; also the DNS records list page below)
 //! - List Zones `GET /zones`: `name` (operators `equal` (default), `not_equal`, `starts_with`,
 //!   `ends_with`, `contains`, `*_case_sensitive`, written `name=contains:foo`), `status`,
 //!   `page` (min 1), `per_page` (default 20, 5..=50), `direction`. An unknown name is simply an
 //!   empty `result` with `success: true`.
 //!   <https://developers.cloudflare.com/api/resources/zones/methods/list/>
-//! - DNS records: `GET /zones/{zone_id}/dns_records` (filters `type`, `name` = `name.exact`,
-//!   `name.contains|startswith|endswith`, `content` = `content.exact`, ...; `per_page` default 100),
-//!   `POST /zones/{zone_id}/dns_records` -> HTTP 200 with the record in `result` (`id`, `name`,
-//!   `type`, `content`, `proxiable`, `proxied`, `ttl`, `settings`, `meta`, `comment`, `tags`,
-//!   `created_on`, `modified_on`; no `zone_id`/`zone_name`, which the current docs no longer
-//!   list), `DELETE /zones/{zone_id}/dns_records/{id}` -> 200 `{"result":{"id":...}}`.
-//!   `ttl` 1 means automatic, else 60..=86400. TXT `content` "must consist of quoted character
-//!   strings (RFC 1035)", Cloudflare also accepts it unquoted: stored as sent, unquoted for DNS.
+//! - DNS records <https://developers.cloudflare.com/api/resources/dns/subresources/records/>:
+//!   `GET /zones/{zone_id}/dns_records` (filters `type`, `name` = `name.exact`,
+//!   `name.contains|startswith|endswith`, `content` = `content.exact`, ...; `per_page`
+//!   default 100), `POST /zones/{zone_id}/dns_records` -> HTTP 200 with the record in
+//!   `result` (`id`, `name`, `type`, `content`, `proxiable`, `proxied`, `ttl`, `settings`,
+//!   `meta`, `comment`, `tags`, `created_on`, `modified_on`; no `zone_id`/`zone_name`, which
+//!   the current docs no longer list), `DELETE /zones/{zone_id}/dns_records/{id}` -> 200
+//!   `{"result":{"id":...}}`. `ttl` 1 means automatic, else 60..=86400. TXT `content`
+//!   "must consist of quoted character strings (RFC 1035)", Cloudflare also accepts it
+//!   unquoted: stored as sent, unquoted for DNS.
 //!   <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/create/>
 //!   <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/delete/>
 //! - Rate limit: HTTP 429, `retry-after` = seconds until capacity.
 //!   <https://developers.cloudflare.com/fundamentals/api/reference/limits/>
-//! - Error bodies the reference does not spell out, as observed from the live API in public
-//!   threads: 403 `9109 "Invalid access token"` (well-formed but unknown token), 400
-//!   `9106 "Missing X-Auth-Key, X-Auth-Email or Authorization headers"`, 400 `6003 "Invalid
-//!   request headers"` with `error_chain` `6111 "Invalid format for Authorization header"`
-//!   (<https://github.com/kissgyorgy/cloudflare-dyndns/issues/40>), 401 `1000 "Invalid API
-//!   Token"` on `/user/tokens/verify`, 404 `81044 "Record does not exist."`
-//!   (<https://github.com/zanjie1999/cloudflare-api-v4-ddns/issues/5>), 400 `81058 "An identical
-//!   record already exists."` (<https://github.com/jeessy2/ddns-go/issues/1378>), 429 `971
-//!   "Please wait and consider throttling your request speed"`
-//!   (<https://github.com/cloudflare/workers-sdk/issues/10025>), 400 `7003 "Could not route to
-//!   ..., perhaps your object identifier is invalid?"` + `7000 "No route for that URI"`, 403
-//!   `9109 "Unauthorized to access requested resource"` (zone the token cannot see), 400 `1004
-//!   "DNS Validation Error"` with an `error_chain` for invalid record input.
+//! - Error bodies the reference does not spell out, as reported from the live API in public
+//!   issue threads and in other clients' recorded responses:
+//!   403 `9109 "Invalid access token"` (well-formed but unknown token);
+//!   400 `9106 "Missing X-Auth-Key, X-Auth-Email or Authorization headers"`;
+//!   400 `6003 "Invalid request headers"` with `error_chain`
+//!   `6111 "Invalid format for Authorization header"`
+//!   (<https://github.com/kissgyorgy/cloudflare-dyndns/issues/40>);
+//!   401 `1000 "Invalid API Token"` on `/user/tokens/verify`;
+//!   404 `81044 "Record does not exist."`
+//!   (<https://github.com/zanjie1999/cloudflare-api-v4-ddns/issues/5>);
+//!   400 `81058 "An identical record already exists."`
+//!   (<https://github.com/jeessy2/ddns-go/issues/1378>);
+//!   429 `971 "Please wait and consider throttling your request speed"`
+//!   (<https://github.com/cloudflare/workers-sdk/issues/10025>);
+//!   400 `7003 "Could not route to ..., perhaps your object identifier is invalid?"` +
+//!   `7000 "No route for that URI"`;
+//!   403 `9109 "Unauthorized to access requested resource"` (zone the token cannot see);
+//!   400 `1004 "DNS Validation Error"` with an `error_chain` for invalid record input.
 //!
 //! DNSimple API v2
 //! - Base `https://api.dnsimple.com/v2/`; auth `Authorization: Bearer <token>`; success bodies
 //!   `{"data": ...}`; errors `{"message": ...}`, 401 `{"message":"Authentication failed"}`;
 //!   lists `pagination {current_page, per_page, total_entries, total_pages}`, `page`/`per_page`
 //!   (default 30); every response carries `X-RateLimit-Limit`/`-Remaining`/`-Reset` (Unix
-//!   time); over the limit: 429 `{"message":"quota exceeded"}`. <https://developer.dnsimple.com/v2/>
+//!   time); over the limit: 429 `{"message":"quota exceeded"}`.
+//!   <https://developer.dnsimple.com/v2/>
 //! - `GET /v2/whoami` -> `{"data":{"user":null,"account":{"id","email","plan_identifier",
-//!   "created_at","updated_at"}}}` for an account token. <https://developer.dnsimple.com/v2/identity/>
+//!   "created_at","updated_at"}}}` for an account token.
+//!   <https://developer.dnsimple.com/v2/identity/>
 //!   (fixture `fixtures/v2/api/whoami/success.http` in github.com/dnsimple/dnsimple-developer)
 //! - Zone records <https://developer.dnsimple.com/v2/zones/records/>: `GET
 //!   /v2/{account}/zones/{zone}/records` (filters `name` exact, `name_like`, `type`; default sort
@@ -57,14 +66,16 @@
 //!   zone-relative `name` ("" = apex), `type`, `content`, `ttl` -> 201 `{"data":{"id",
 //!   "zone_id","parent_id","name","content","ttl","priority","type","regions",
 //!   "system_record","created_at","updated_at"}}`, `DELETE .../records/{id}` -> 204.
-//!   Not found: 404 `{"message":"Zone `x` not found"}` / `{"message":"Record `x` not found"}`
+//!   Not found: 404 ``{"message":"Zone `x` not found"}`` / ``{"message":"Record `x` not found"}``
 //!   (fixtures `notfound-zone.http`, `notfound-record.http`).
 //!
 //! Emulator choices (not from the docs): only TXT records can be created; `per_page` outside
 //! the documented range is clamped (DNSimple: 1..=100); a path account id other than the
-//! token's gets DNSimple 404 `{"message":"Account `x` not found"}`; a failed `nsupdate` gives
-//! HTTP 500 in the provider's error shape; Cloudflare also hosts padding zones `pad00.test` ..
-//! `pad24.test` (not in BIND) so zone listings need two pages at the default `per_page`.
+//! token's gets DNSimple 404 ``{"message":"Account `x` not found"}``; a failed `nsupdate` gives
+//! HTTP 500 in the provider's error shape (Cloudflare code 500); the `error_chain` codes under
+//! Cloudflare's 1004 and DNSimple's `errors` field names for invalid input are illustrative;
+//! Cloudflare also hosts padding zones `pad00.test` .. `pad24.test` (not in BIND) so zone
+//! listings need two pages at the default `per_page`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;

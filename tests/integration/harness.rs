@@ -110,6 +110,11 @@ impl Env {
 
     /// Run the binary with a clean environment: only the test bed's settings and `extra`.
     pub fn run(&self, args: &[&str]) -> Run {
+        output(self.command(args).output().expect("run certvault"))
+    }
+
+    /// The command `run` executes, to start it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env_clear()
@@ -128,7 +133,7 @@ impl Env {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
-        output(cmd.output().expect("run certvault"))
+        cmd
     }
 
     /// An installation that issues through the BIND test bed: Pebble #2 resolves through the
@@ -449,4 +454,160 @@ pub fn wait_dns(name: &str, what: &str, check: impl Fn(&[String]) -> bool) {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+}
+
+/// A request to Vault's HTTP API with `token`: (status, JSON body or Null).
+pub fn vault_call(
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = http()
+        .request(method, format!("{}/v1/{path}", env("VAULT_ADDR")))
+        .header("X-Vault-Token", token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let rsp = req.send().unwrap();
+    let status = rsp.status().as_u16();
+    (status, rsp.json().unwrap_or(Value::Null))
+}
+
+/// As root; panics unless Vault answers 2xx.
+#[track_caller]
+pub fn vault_root(method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
+    let (status, rsp) = vault_call(&env("VAULT_TOKEN"), method, path, body);
+    assert!((200..300).contains(&status), "vault {path}: {status} {rsp}");
+    rsp
+}
+
+/// Write an ACL policy (HCL text) as root.
+pub fn vault_policy(name: &str, hcl: &str) {
+    vault_root(
+        reqwest::Method::PUT,
+        &format!("sys/policies/acl/{name}"),
+        Some(&json!({ "policy": hcl })),
+    );
+}
+
+/// Enable an auth method of `kind` at `mount` as root.
+pub fn vault_enable_auth(mount: &str, kind: &str) {
+    vault_root(
+        reqwest::Method::POST,
+        &format!("sys/auth/{mount}"),
+        Some(&json!({ "type": kind })),
+    );
+}
+
+/// How many live tokens were created by a login at `auth/<mount>/`.
+pub fn live_tokens_from(mount: &str) -> usize {
+    let list = vault_root(
+        reqwest::Method::from_bytes(b"LIST").unwrap(),
+        "auth/token/accessors",
+        None,
+    );
+    let prefix = format!("auth/{mount}/");
+    list["data"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            let (status, rsp) = vault_call(
+                &env("VAULT_TOKEN"),
+                reqwest::Method::POST,
+                "auth/token/lookup-accessor",
+                Some(&json!({ "accessor": a })),
+            );
+            status == 200
+                && rsp["data"]["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&prefix)
+        })
+        .count()
+}
+
+/// A compact JWS (RS256) over `claims`, signed with `key` (an RSA rcgen key pair).
+pub fn sign_jwt(key: &rcgen::KeyPair, claims: &Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let header = B64.encode(json!({ "alg": "RS256", "typ": "JWT" }).to_string());
+    let payload = B64.encode(claims.to_string());
+    let input = format!("{header}.{payload}");
+    let sig = key.sign(input.as_bytes()).expect("sign JWT");
+    format!("{input}.{}", B64.encode(sig))
+}
+
+pub fn rsa_key() -> rcgen::KeyPair {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key")
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A minimal Kubernetes API answering TokenReviews on 127.0.0.1: `token` is authenticated as
+/// `system:serviceaccount:<namespace>:<name>`, anything else is not. Returns the base URL.
+pub fn token_review_server(token: String, namespace: &str, name: &str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let mut len = 0usize;
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap_or(0);
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let ok = first.starts_with("POST /apis/authentication.k8s.io/v1/tokenreviews")
+                && review["spec"]["token"].as_str() == Some(token.as_str());
+            let status = if ok {
+                json!({ "authenticated": true, "user": {
+                    "username": user, "uid": "uid-certvault",
+                    "groups": ["system:serviceaccounts"] } })
+            } else {
+                json!({ "authenticated": false, "error": "invalid token" })
+            };
+            let out = json!({ "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview", "status": status })
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
+                out.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A throwaway self-signed certificate, PEM.
+pub fn self_signed_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem()
 }

@@ -1,0 +1,416 @@
+//! Least privilege: the Vault policies certvault prints (`certvault policy <role>`) and the
+//! capabilities each command checks for at start (`sys/capabilities-self`).
+//!
+//! Both come from the same rules, so a token with the printed policy passes the check.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use crate::model::CertName;
+use crate::store::{api_path, Api, Key};
+use crate::vault::KvVersion;
+
+/// The roles `certvault policy` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs `init` and `issue`: writes the account, solver configs and certificate records.
+    Admin,
+    /// Runs `renew` (and `list`) unattended: reads the account and solver configs, reads and
+    /// updates certificate records, takes locks. Nothing else.
+    Renew,
+    /// An application reading one certificate record.
+    Reader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Admin => "admin",
+            Role::Renew => "renew",
+            Role::Reader => "reader",
+        })
+    }
+}
+
+impl FromStr for Role {
+    type Err = crate::model::InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "renew" => Ok(Role::Renew),
+            "reader" => Ok(Role::Reader),
+            _ => Err(crate::model::InvalidInput {
+                what: "policy role",
+                value: s.into(),
+                reason: "use admin, renew or reader",
+            }),
+        }
+    }
+}
+
+/// Where certvault's documents are: the same settings every command uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub version: KvVersion,
+    pub mount: &'a str,
+    pub prefix: &'a str,
+}
+
+impl Layout<'_> {
+    fn path(&self, key: Key<'_>, api: Api) -> String {
+        api_path(self.version, self.mount, self.prefix, key, api)
+    }
+}
+
+/// One `path` stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub path: String,
+    pub capabilities: Vec<&'static str>,
+    pub why: String,
+}
+
+/// The rules of `role`. `cert` names the certificate of a `reader`.
+pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Rule> {
+    let rule = |key: Key<'_>, api: Api, caps: &[&'static str], why: &str| Rule {
+        path: layout.path(key, api),
+        capabilities: caps.to_vec(),
+        why: why.to_string(),
+    };
+    let mut out = match role {
+        Role::Admin => vec![
+            rule(Key::AnyAccount, Api::Data, &["create", "read", "update"],
+                "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
+            rule(Key::AnySolver, Api::Data, &["create", "read", "update"],
+                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`)"),
+            rule(Key::Solvers, Api::Metadata, &["list"],
+                "list the stored DNS solvers (`certvault dns list`)"),
+            rule(Key::AnyCert, Api::Data, &["create", "read", "update"],
+                "issue certificates and change their settings (`certvault issue`); the hooks stored here are what `renew` runs"),
+            rule(Key::Certs, Api::Metadata, &["list"],
+                "list certificate records (`certvault list`, `certvault renew`)"),
+            rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
+                "take and release the per-certificate lock while issuing"),
+        ],
+        Role::Renew => vec![
+            rule(Key::AnyAccount, Api::Data, &["read"],
+                "use the ACME account (its key signs the orders); never change it"),
+            rule(Key::AnySolver, Api::Data, &["read"],
+                "use the stored DNS solver configurations; never change them"),
+            rule(Key::AnyCert, Api::Data, &["read", "update"],
+                "read certificate records and write renewed ones back (check-and-set on KV v2); no new records"),
+            rule(Key::Certs, Api::Metadata, &["list"],
+                "find the certificate records to renew"),
+            rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
+                "take and release the per-certificate lock while renewing"),
+        ],
+        Role::Reader => match cert {
+            Some(name) => vec![rule(Key::Cert(name), Api::Data, &["read"],
+                "read this one certificate and its key (Vault Agent template, External Secrets); nothing else")],
+            None => Vec::new(),
+        },
+    };
+    if matches!(role, Role::Admin | Role::Renew) {
+        out.push(Rule {
+            path: "sys/capabilities-self".into(),
+            capabilities: vec!["update"],
+            why: "certvault checks its own capabilities at start (also granted by Vault's `default` policy)".into(),
+        });
+    }
+    // KV v1 has one path for documents and listing: merge stanzas for the same path.
+    let mut merged: Vec<Rule> = Vec::new();
+    for r in out {
+        match merged.iter_mut().find(|m| m.path == r.path) {
+            Some(m) => {
+                for c in r.capabilities {
+                    if !m.capabilities.contains(&c) {
+                        m.capabilities.push(c);
+                    }
+                }
+                m.why = format!("{}; {}", m.why, r.why);
+            }
+            None => merged.push(r),
+        }
+    }
+    merged
+}
+
+/// The HCL text of `role`, ready for `vault policy write NAME -`.
+pub fn hcl(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# certvault policy `{role}` for mount {:?} (KV v{}), prefix {:?}",
+        layout.mount,
+        match layout.version {
+            KvVersion::V1 => 1,
+            KvVersion::V2 => 2,
+        },
+        layout.prefix
+    );
+    let _ = writeln!(out, "# Generated by `certvault policy {role}{}`; apply with `vault policy write certvault-{role} <file>`.",
+        cert.map(|c| format!(" {c}")).unwrap_or_default());
+    if role != Role::Reader {
+        let _ = writeln!(out, "# Renewing and revoking its own login token (auth/token/renew-self, revoke-self) is granted by Vault's `default` policy: keep it attached.");
+    }
+    for r in rules(role, layout, cert) {
+        let caps = r
+            .capabilities
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(out, "\n# {}", r.why);
+        let _ = writeln!(out, "path {:?} {{\n  capabilities = [{caps}]\n}}", r.path);
+    }
+    out
+}
+
+/// A capability a command needs on a path, and the role that grants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub capability: &'static str,
+    pub path: String,
+    pub role: Role,
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} (granted by `certvault policy {}`)",
+            self.capability, self.path, self.role
+        )
+    }
+}
+
+/// What a command does in Vault, for the capability check.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    Init {
+        account: &'a str,
+    },
+    Issue {
+        account: &'a str,
+        cert: &'a CertName,
+    },
+    List,
+    Renew {
+        account: &'a str,
+    },
+    DnsAdd {
+        solver: &'a str,
+    },
+    DnsList,
+}
+
+/// The capabilities `work` needs. Record names not known in advance are checked as the
+/// glob (`certs/*`), which is how the policies grant them.
+pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
+    let need = |cap: &'static str, key: Key<'_>, api: Api, role: Role| Need {
+        capability: cap,
+        path: layout.path(key, api),
+        role,
+    };
+    match work {
+        Work::Init { account } => ["read", "create", "update"]
+            .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
+            .to_vec(),
+        Work::Issue { account, cert } => {
+            let mut v = vec![
+                need("read", Key::Account(account), Api::Data, Role::Admin),
+                need("read", Key::AnySolver, Api::Data, Role::Admin),
+            ];
+            v.extend(
+                ["read", "create", "update"]
+                    .map(|c| need(c, Key::Cert(cert), Api::Data, Role::Admin)),
+            );
+            v
+        }
+        Work::List => vec![
+            need("list", Key::Certs, Api::Metadata, Role::Renew),
+            need("read", Key::AnyCert, Api::Data, Role::Renew),
+        ],
+        Work::Renew { account } => vec![
+            need("list", Key::Certs, Api::Metadata, Role::Renew),
+            need("read", Key::AnyCert, Api::Data, Role::Renew),
+            need("update", Key::AnyCert, Api::Data, Role::Renew),
+            need("read", Key::Account(account), Api::Data, Role::Renew),
+            need("read", Key::AnySolver, Api::Data, Role::Renew),
+        ],
+        Work::DnsAdd { solver } => ["read", "create", "update"]
+            .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))
+            .to_vec(),
+        Work::DnsList => vec![
+            need("list", Key::Solvers, Api::Metadata, Role::Admin),
+            need("read", Key::AnySolver, Api::Data, Role::Admin),
+        ],
+    }
+}
+
+/// The needs that `have` (path → capabilities, from `sys/capabilities-self`) lacks.
+/// `root` grants everything; `deny` nothing.
+pub fn missing(needs: Vec<Need>, have: &BTreeMap<String, Vec<String>>) -> Vec<Need> {
+    needs
+        .into_iter()
+        .filter(|n| {
+            let caps = have.get(&n.path).map(Vec::as_slice).unwrap_or(&[]);
+            let granted = caps.iter().any(|c| c == "root" || c == n.capability);
+            !granted || caps.iter().any(|c| c == "deny")
+        })
+        .collect()
+}
+
+/// The distinct paths of `needs`, for one `sys/capabilities-self` call.
+pub fn paths(needs: &[Need]) -> Vec<String> {
+    let mut p: Vec<String> = needs.iter().map(|n| n.path.clone()).collect();
+    p.sort();
+    p.dedup();
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V2: Layout<'static> = Layout {
+        version: KvVersion::V2,
+        mount: "secret",
+        prefix: "cv",
+    };
+
+    /// Capabilities a set of rules grants on an exact path (glob `*` at the end only).
+    fn granted(rules: &[Rule], path: &str) -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| match r.path.strip_suffix('*') {
+                Some(p) => path.starts_with(p),
+                None => r.path == path,
+            })
+            .flat_map(|r| r.capabilities.iter().map(|c| c.to_string()))
+            .collect()
+    }
+
+    fn check(role: Role, layout: &Layout<'_>, work: Work<'_>) -> Vec<Need> {
+        let rules = rules(role, layout, None);
+        let needs = needs(work, layout);
+        let have = paths(&needs)
+            .into_iter()
+            .map(|p| {
+                let g = granted(&rules, &p);
+                (p, g)
+            })
+            .collect();
+        missing(needs, &have)
+    }
+
+    #[test]
+    fn each_role_covers_its_commands_and_no_more() {
+        let web: CertName = "web".parse().unwrap();
+        for layout in [
+            V2,
+            Layout {
+                version: KvVersion::V1,
+                ..V2
+            },
+        ] {
+            let account = "default";
+            for work in [
+                Work::Init { account },
+                Work::Issue {
+                    account,
+                    cert: &web,
+                },
+                Work::List,
+                Work::Renew { account },
+            ] {
+                assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
+            }
+            assert_eq!(check(Role::Renew, &layout, Work::Renew { account }), vec![]);
+            assert_eq!(check(Role::Renew, &layout, Work::List), vec![]);
+            let denied = check(Role::Renew, &layout, Work::Init { account });
+            assert!(denied.iter().any(|n| n.capability == "create"));
+            assert!(denied.iter().all(|n| n.role == Role::Admin));
+            let denied = check(
+                Role::Renew,
+                &layout,
+                Work::Issue {
+                    account,
+                    cert: &web,
+                },
+            );
+            assert!(denied.iter().any(|n| n.capability == "create"));
+            // renew may not write the account or solvers.
+            let r = rules(Role::Renew, &layout, None);
+            assert_eq!(
+                granted(&r, &layout.path(Key::Account("x"), Api::Data)),
+                vec!["read"]
+            );
+            assert_eq!(
+                granted(&r, &layout.path(Key::AnySolver, Api::Data)),
+                vec!["read"]
+            );
+        }
+    }
+
+    #[test]
+    fn reader_reads_one_record() {
+        let web: CertName = "web".parse().unwrap();
+        let r = rules(Role::Reader, &V2, Some(&web));
+        assert_eq!(
+            r,
+            vec![Rule {
+                path: "secret/data/cv/certs/web".into(),
+                capabilities: vec!["read"],
+                why: r[0].why.clone(),
+            }]
+        );
+        let text = hcl(Role::Reader, &V2, Some(&web));
+        assert!(
+            text.contains("path \"secret/data/cv/certs/web\" {\n  capabilities = [\"read\"]\n}"),
+            "{text}"
+        );
+        assert!(!text.contains("metadata"), "{text}");
+    }
+
+    #[test]
+    fn hcl_has_a_comment_per_rule_and_kv_v2_paths() {
+        let text = hcl(Role::Renew, &V2, None);
+        assert!(text.contains("path \"secret/data/cv/certs/*\""), "{text}");
+        assert!(
+            text.contains("path \"secret/metadata/cv/certs/\""),
+            "{text}"
+        );
+        assert!(text.contains("path \"sys/capabilities-self\""), "{text}");
+        let stanzas = text.matches("\npath ").count();
+        let comments = text.matches("\n\n# ").count();
+        assert_eq!(stanzas, comments, "{text}");
+        let v1 = hcl(
+            Role::Renew,
+            &Layout {
+                version: KvVersion::V1,
+                mount: "kv",
+                prefix: "cv",
+            },
+            None,
+        );
+        assert!(v1.contains("path \"kv/cv/certs/*\""), "{v1}");
+        assert!(!v1.contains("/data/"), "{v1}");
+    }
+
+    #[test]
+    fn root_grants_all_and_deny_wins() {
+        let needs = needs(Work::List, &V2);
+        let root = paths(&needs)
+            .into_iter()
+            .map(|p| (p, vec!["root".to_string()]))
+            .collect();
+        assert!(missing(needs.clone(), &root).is_empty());
+        let deny = paths(&needs)
+            .into_iter()
+            .map(|p| (p, vec!["deny".to_string()]))
+            .collect();
+        assert_eq!(missing(needs, &deny).len(), 2);
+    }
+}

@@ -1,0 +1,540 @@
+//! Auth methods and least privilege against the real OpenBao: AppRole, JWT and Kubernetes
+//! logins with the policies `certvault policy` prints, real 403s, revocation at exit.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// An installation with an account and one issued certificate (as root), and the policy
+/// `certvault policy <role>` prints for it, applied under a unique name.
+fn installation(tag: &str) -> (Env, String) {
+    let e = Env::new(tag);
+    e.init().ok();
+    let d = format!("{}.example.com", unique(tag));
+    e.issue("web", &[&d], &[]).ok();
+    (e, d)
+}
+
+fn apply_policy(e: &Env, args: &[&str]) -> String {
+    let mut all = vec!["policy"];
+    all.extend_from_slice(args);
+    let hcl = e.run(&all).ok().stdout;
+    let name = unique(&format!("cv-{}", args[0]));
+    vault_policy(&name, &hcl);
+    name
+}
+
+/// An AppRole at a unique mount with `policy`: (mount, role id, secret id).
+fn approle(policy: &str) -> (String, String, String) {
+    let mount = unique("approle");
+    vault_enable_auth(&mount, "approle");
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({ "token_policies": [policy], "token_ttl": "1h" })),
+    );
+    let role_id = vault_root(
+        Method::GET,
+        &format!("auth/{mount}/role/certvault/role-id"),
+        None,
+    )["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault/secret-id"),
+        None,
+    )["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (mount, role_id, secret_id)
+}
+
+fn with_approle(e: &Env, mount: &str, role_id: &str, secret_id: &str) -> Env {
+    let mut a = Env::new("unused");
+    a.prefix = e.prefix.clone();
+    a.token = String::new();
+    a.extra = vec![
+        ("CERTVAULT_AUTH".into(), "approle".into()),
+        ("CERTVAULT_AUTH_MOUNT".into(), mount.into()),
+        ("VAULT_ROLE_ID".into(), role_id.into()),
+        ("VAULT_SECRET_ID".into(), secret_id.into()),
+    ];
+    a
+}
+
+#[test]
+fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
+    let (e, _) = installation("approle");
+    let policy = apply_policy(&e, &["renew"]);
+    let (mount, role_id, secret_id) = approle(&policy);
+    let a = with_approle(&e, &mount, &role_id, &secret_id);
+    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
+
+    let run = a.run(&["-vv", "renew", "--force"]).ok();
+    assert!(
+        run.stdout.contains("renewed  web: forced"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1 + 1);
+    let listed = a.run(&["list"]).ok();
+    assert!(listed.stdout.contains("web"), "{}", listed.stdout);
+    for out in [run.all(), listed.all()] {
+        assert!(!out.contains(&secret_id), "secret id leaked:\n{out}");
+        assert!(!out.contains(&role_id), "role id leaked:\n{out}");
+    }
+    // Every token certvault logged in for was revoked when its run ended.
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "a login token outlived its run"
+    );
+
+    // The same role's token, straight at Vault's API: real 403s outside its job.
+    let login = vault_call(
+        "",
+        Method::POST,
+        &format!("auth/{mount}/login"),
+        Some(&json!({ "role_id": role_id, "secret_id": secret_id })),
+    );
+    assert_eq!(login.0, 200, "{}", login.1);
+    let token = login.1["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = json!({ "data": { "x": "y" } });
+    let account = format!("secret/data/{}/accounts/default", e.prefix);
+    let solver = format!("secret/data/{}/dns/x", e.prefix);
+    let outside = format!("secret/data/{}-other/certs/web", e.prefix);
+    assert_eq!(
+        vault_call(&token, Method::POST, &account, Some(&doc)).0,
+        403
+    );
+    assert_eq!(vault_call(&token, Method::POST, &solver, Some(&doc)).0, 403);
+    assert_eq!(vault_call(&token, Method::GET, &outside, None).0, 403);
+    let new_cert = format!("secret/data/{}/certs/new", e.prefix);
+    assert_eq!(
+        vault_call(&token, Method::POST, &new_cert, Some(&doc)).0,
+        403
+    );
+    // ...but it may read the account and read/update the records.
+    assert_eq!(vault_call(&token, Method::GET, &account, None).0, 200);
+    vault_call(&token, Method::POST, "auth/token/revoke-self", None);
+
+    // certvault's own answers: stopped before anything is done, naming role and path.
+    let account_before = vault_read(&format!("{}/accounts/default", e.prefix))
+        .unwrap()
+        .1;
+    let run = a.run(&[
+        "init",
+        "--force",
+        "--directory",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--agree-tos",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "create on secret/data/{}/accounts/default (granted by `certvault policy admin`)",
+            e.prefix
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        vault_read(&format!("{}/accounts/default", e.prefix))
+            .unwrap()
+            .1,
+        account_before
+    );
+    let run = a.issue("new", &["new.example.com"], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("create on secret/data/{}/certs/new", e.prefix)),
+        "{}",
+        run.stderr
+    );
+    assert!(vault_read(&format!("{}/certs/new", e.prefix)).is_none());
+    let mut other = with_approle(&e, &mount, &role_id, &secret_id);
+    other.prefix = format!("{}-other", e.prefix);
+    let run = other.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "list on secret/metadata/{}/certs/ (granted by `certvault policy renew`)",
+            other.prefix
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "a login token outlived a failed run"
+    );
+}
+
+#[test]
+fn approle_wrong_secret_id_is_a_clear_error_and_writes_nothing() {
+    let (e, _) = installation("badsecret");
+    let policy = apply_policy(&e, &["renew"]);
+    let (mount, role_id, _) = approle(&policy);
+    let wrong = "11111111-2222-3333-4444-555555555555";
+    let a = with_approle(&e, &mount, &role_id, wrong);
+    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let run = a.run(&["-vv", "renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "Vault refused the approle login at auth/{mount}/login"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains(wrong), "{}", run.all());
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1);
+
+    // A secret id from a file works (and a missing file is named).
+    let dir = tempdir("secretfile");
+    let a = with_approle(&e, &mount, &role_id, "");
+    let mut a = a;
+    a.extra.push((
+        "VAULT_SECRET_ID_FILE".into(),
+        dir.join("nope").display().to_string(),
+    ));
+    let run = a.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("cannot read the AppRole secret id file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn policy_too_narrow_stops_before_the_ca_and_writes_nothing() {
+    let (e, _) = installation("narrow");
+    let policy = apply_policy(&e, &["reader", "web"]);
+    let (mount, role_id, secret_id) = approle(&policy);
+    let a = with_approle(&e, &mount, &role_id, &secret_id);
+    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let run = a.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    for path in [
+        format!("list on secret/metadata/{}/certs/", e.prefix),
+        format!("update on secret/data/{}/certs/*", e.prefix),
+        format!("read on secret/data/{}/accounts/default", e.prefix),
+    ] {
+        assert!(run.stderr.contains(&path), "{path}: {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("`certvault policy renew`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("renewed"), "{}", run.stdout);
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1);
+    assert_eq!(live_tokens_from(&mount), 0);
+
+    // The reader policy reads exactly its one record.
+    let login = vault_call(
+        "",
+        Method::POST,
+        &format!("auth/{mount}/login"),
+        Some(&json!({ "role_id": role_id, "secret_id": secret_id })),
+    );
+    let token = login.1["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cert = format!("secret/data/{}/certs/web", e.prefix);
+    let (status, body) = vault_call(&token, Method::GET, &cert, None);
+    assert_eq!(status, 200);
+    assert!(body["data"]["data"]["fullchain"].is_string());
+    let account = format!("secret/data/{}/accounts/default", e.prefix);
+    assert_eq!(vault_call(&token, Method::GET, &account, None).0, 403);
+    vault_call(&token, Method::POST, "auth/token/revoke-self", None);
+}
+
+#[test]
+fn expired_token_is_a_clear_error() {
+    let e0 = Env::new("expired");
+    let rsp = vault_root(
+        Method::POST,
+        "auth/token/create",
+        Some(&json!({ "policies": ["default"], "ttl": "1s" })),
+    );
+    let mut e = e0;
+    e.token = rsp["auth"]["client_token"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let run = e.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("Vault rejected the token"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains(&e.token));
+}
+
+#[test]
+fn token_from_a_file_like_a_vault_agent_sink() {
+    let (e, _) = installation("tokenfile");
+    let dir = tempdir("sink");
+    let sink = dir.join("token");
+    std::fs::write(&sink, format!("{}\n", env("VAULT_TOKEN"))).unwrap();
+    let mut f = Env::new("unused");
+    f.prefix = e.prefix.clone();
+    f.token = String::new();
+    f.extra
+        .push(("VAULT_TOKEN_FILE".into(), sink.display().to_string()));
+    let run = f.run(&["list"]).ok();
+    assert!(run.stdout.contains("web"), "{}", run.stdout);
+}
+
+fn jwt_claims(sub: &str, aud: &str) -> Value {
+    let now = now_secs();
+    json!({ "sub": sub, "aud": aud, "iat": now, "nbf": now - 5, "exp": now + 600 })
+}
+
+#[test]
+fn jwt_login_with_a_key_made_here_renews() {
+    let (e, _) = installation("jwt");
+    let policy = apply_policy(&e, &["renew"]);
+    let key = rsa_key();
+    let mount = unique("jwt");
+    vault_enable_auth(&mount, "jwt");
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/config"),
+        Some(&json!({ "jwt_validation_pubkeys": [key.public_key_pem()] })),
+    );
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["certvault"],
+            "token_policies": [policy], "token_ttl": "1h"
+        })),
+    );
+    let jwt = sign_jwt(&key, &jwt_claims("renewer", "certvault"));
+    let mut j = Env::new("unused");
+    j.prefix = e.prefix.clone();
+    j.token = String::new();
+    j.extra = vec![
+        ("CERTVAULT_AUTH".into(), "jwt".into()),
+        ("CERTVAULT_AUTH_MOUNT".into(), mount.clone()),
+        ("CERTVAULT_AUTH_ROLE".into(), "certvault".into()),
+        ("CERTVAULT_JWT".into(), jwt.clone()),
+    ];
+    let run = j.run(&["-vv", "renew", "--force"]).ok();
+    assert!(
+        run.stdout.contains("renewed  web: forced"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all().contains(&jwt), "JWT leaked:\n{}", run.all());
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "the JWT login token outlived its run"
+    );
+
+    // A JWT for another audience is refused by Vault; a missing JWT file is named.
+    let bad = sign_jwt(&key, &jwt_claims("renewer", "someone-else"));
+    j.extra[3].1 = bad;
+    let run = j.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "Vault refused the jwt login at auth/{mount}/login"
+        )),
+        "{}",
+        run.stderr
+    );
+    j.extra.pop();
+    j.extra
+        .push(("CERTVAULT_JWT_FILE".into(), "/nonexistent/jwt".into()));
+    let run = j.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("cannot read the JWT file \"/nonexistent/jwt\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn kubernetes_login_against_a_token_review_server_renews() {
+    let (e, _) = installation("k8s");
+    let policy = apply_policy(&e, &["renew"]);
+    let now = now_secs();
+    let sa_jwt = sign_jwt(
+        &rsa_key(),
+        &json!({
+            "iss": "kubernetes/serviceaccount",
+            "sub": "system:serviceaccount:certs:certvault",
+            "kubernetes.io/serviceaccount/namespace": "certs",
+            "kubernetes.io/serviceaccount/service-account.name": "certvault",
+            "kubernetes.io/serviceaccount/service-account.uid": "uid-certvault",
+            "iat": now, "exp": now + 600
+        }),
+    );
+    let api = token_review_server(sa_jwt.clone(), "certs", "certvault");
+    let mount = unique("k8s");
+    vault_enable_auth(&mount, "kubernetes");
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/config"),
+        Some(&json!({
+            "kubernetes_host": api,
+            "disable_local_ca_jwt": true,
+            // Required by the config, unused over http://.
+            "kubernetes_ca_cert": self_signed_pem(),
+        })),
+    );
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({
+            "bound_service_account_names": ["certvault"],
+            "bound_service_account_namespaces": ["certs"],
+            "token_policies": [policy], "token_ttl": "1h"
+        })),
+    );
+    let dir = tempdir("sa");
+    let file = dir.join("token");
+    std::fs::write(&file, &sa_jwt).unwrap();
+    let mut k = Env::new("unused");
+    k.prefix = e.prefix.clone();
+    k.token = String::new();
+    k.extra = vec![
+        ("CERTVAULT_AUTH".into(), "kubernetes".into()),
+        ("CERTVAULT_AUTH_MOUNT".into(), mount.clone()),
+        ("CERTVAULT_AUTH_ROLE".into(), "certvault".into()),
+        ("CERTVAULT_JWT_FILE".into(), file.display().to_string()),
+    ];
+    let run = k.run(&["-vv", "renew", "--force"]).ok();
+    assert!(
+        run.stdout.contains("renewed  web: forced"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all().contains(&sa_jwt), "JWT leaked:\n{}", run.all());
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "the login token outlived its run"
+    );
+
+    // Without a role the setting is named.
+    k.extra.retain(|(n, _)| n != "CERTVAULT_AUTH_ROLE");
+    let run = k.run(&["list"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("CERTVAULT_AUTH_ROLE"), "{}", run.stderr);
+}
+
+#[test]
+fn kv_version_1_mount_with_the_same_layout() {
+    let mount = unique("kv1");
+    vault_root(
+        Method::POST,
+        &format!("sys/mounts/{mount}"),
+        Some(&json!({ "type": "kv", "options": { "version": "1" } })),
+    );
+    let mut e = Env::new("kv1");
+    e.extra.push(("CERTVAULT_MOUNT".into(), mount.clone()));
+    e.init().ok();
+    let d = format!("{}.example.com", unique("kv1"));
+    let run = e.issue("web", &[&d], &[]).ok();
+    assert!(
+        run.stdout
+            .contains(&format!("stored at {mount}/{}/certs/web", e.prefix)),
+        "{}",
+        run.stdout
+    );
+    let path = format!("{mount}/{}/certs/web", e.prefix);
+    let (_, before) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);
+    assert!(before["data"]["fullchain"].is_string(), "{before}");
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    let (_, after) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);
+    assert_ne!(before["data"]["serial"], after["data"]["serial"]);
+    e.run(&["list"]).ok();
+    // The printed v1 policy works for renew.
+    let hcl = e.run(&["policy", "renew", "--kv-version", "1"]).ok().stdout;
+    assert!(
+        hcl.contains(&format!("path \"{mount}/{}/certs/*\"", e.prefix)),
+        "{hcl}"
+    );
+    let name = unique("cv-kv1");
+    vault_policy(&name, &hcl);
+    let (amount, role_id, secret_id) = approle(&name);
+    let mut a = with_approle(&e, &amount, &role_id, &secret_id);
+    a.extra.push(("CERTVAULT_MOUNT".into(), mount.clone()));
+    let run = a.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+}
+
+#[test]
+fn an_interrupted_run_still_revokes_its_login_token() {
+    let e = Env::new("sigterm");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("sigterm"));
+    e.issue("web", &[&d], &[]).ok();
+    // Same names, new hooks: stored without reissuing. The hook hangs, so the forced
+    // renewal is mid-order when it is stopped.
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        "sleep 60",
+        "--cleanup-hook",
+        "true",
+    ])
+    .ok();
+    let policy = apply_policy(&e, &["renew"]);
+    let (mount, role_id, secret_id) = approle(&policy);
+    let a = with_approle(&e, &mount, &role_id, &secret_id);
+    let child = a
+        .command(&["renew", "--force"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while live_tokens_from(&mount) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never logged in");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The order stops, cleans up, and is reported like any failed certificate.
+    assert!(
+        stdout.contains("FAILED   web: interrupted by a signal"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "the login token outlived SIGTERM"
+    );
+}
