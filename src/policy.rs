@@ -324,9 +324,15 @@ mod tests {
                 },
                 Work::List,
                 Work::Renew { account },
+                Work::DnsAdd { solver: "cf" },
+                Work::DnsList,
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew cannot add DNS solvers.
+            let denied = check(Role::Renew, &layout, Work::DnsAdd { solver: "cf" });
+            assert!(denied.iter().any(|n| n.capability == "create"));
+            assert!(denied.iter().all(|n| n.role == Role::Admin));
             assert_eq!(check(Role::Renew, &layout, Work::Renew { account }), vec![]);
             assert_eq!(check(Role::Renew, &layout, Work::List), vec![]);
             let denied = check(Role::Renew, &layout, Work::Init { account });
