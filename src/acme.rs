@@ -21,6 +21,32 @@ use crate::dns;
 use crate::model::{Issued, KeyType, Secret, Spec};
 use crate::x509;
 
+/// How many more times an ACME step is repeated after instant-acme's own three attempts all
+/// got `badNonce` (Pebble rejects 5 % of nonces by default; busy CAs do it too). Every step
+/// repeated here is safe to send again.
+const NONCE_RETRIES: u32 = 8;
+
+fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p)
+        if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
+}
+
+/// Evaluate an ACME step again while it fails with `badNonce` (bounded).
+macro_rules! nonce_retry {
+    ($step:expr) => {{
+        let mut left = NONCE_RETRIES;
+        loop {
+            match $step {
+                Err(e) if left > 0 && is_bad_nonce(&e) => {
+                    left -= 1;
+                    tracing::debug!("badNonce from the CA; sending the request again");
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read the ACME CA certificate {path:?}")]
@@ -189,27 +215,26 @@ pub async fn register(
         }
         None => None,
     };
-    let (account, creds) = builder(http)
-        .create(
-            &NewAccount {
-                contact: &contacts,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            directory.to_string(),
-            eab_key.as_ref(),
-        )
-        .await
-        .map_err(|e| match e {
-            instant_acme::Error::Api(problem) => Error::Refused {
-                op: "the account registration",
-                problem,
-            },
-            source => Error::Directory {
-                url: directory.to_string(),
-                source,
-            },
-        })?;
+    let new_account = NewAccount {
+        contact: &contacts,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (account, creds) = nonce_retry!(
+        builder(http)
+            .create(&new_account, directory.to_string(), eab_key.as_ref())
+            .await
+    )
+    .map_err(|e| match e {
+        instant_acme::Error::Api(problem) => Error::Refused {
+            op: "the account registration",
+            problem,
+        },
+        source => Error::Directory {
+            url: directory.to_string(),
+            source,
+        },
+    })?;
     let value = serde_json::to_value(&creds).map_err(|e| Error::Protocol {
         op: "serialize account",
         source: instant_acme::Error::Json(e),
@@ -294,33 +319,18 @@ pub async fn obtain(
         .iter()
         .map(|d| Identifier::Dns(d.as_str().to_string()))
         .collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
+    let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)
         .map_err(|e| refused("the new order", directory, e))?;
 
-    // Collect the pending DNS-01 challenges (authorizations the CA already holds as valid
-    // need nothing).
+    // The pending DNS-01 challenges (authorizations the CA already holds as valid need
+    // nothing).
     let mut pending = Vec::new();
+    for (domain, value) in nonce_retry!(pending_challenges(&mut order).await)
+        .map_err(|e| refused("fetching an authorization", directory, e))?
     {
-        let mut authzs = order.authorizations();
-        while let Some(authz) = authzs.next().await {
-            let mut authz =
-                authz.map_err(|e| refused("fetching an authorization", directory, e))?;
-            if authz.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            let domain = match &authz.identifier().identifier {
-                Identifier::Dns(d) => d.clone(),
-                other => format!("{other:?}"),
-            };
-            let challenge =
-                authz
-                    .challenge(ChallengeType::Dns01)
-                    .ok_or_else(|| Error::NoDnsChallenge {
-                        domain: domain.clone(),
-                    })?;
-            pending.push((domain, challenge.key_authorization().dns_value()));
+        match value {
+            Some(value) => pending.push((domain, value)),
+            None => return Err(Error::NoDnsChallenge { domain }),
         }
     }
 
@@ -356,21 +366,18 @@ pub async fn obtain(
         .await
         .expect("key generation does not panic")?;
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
-    order
-        .finalize_csr(&csr)
-        .await
+    nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;
-    let pem = order
-        .poll_certificate(&poll(timeouts.issuance))
-        .await
-        .map_err(|e| match e {
+    let pem = nonce_retry!(order.poll_certificate(&poll(timeouts.issuance)).await).map_err(
+        |e| match e {
             instant_acme::Error::Timeout(_) => Error::Timeout {
                 wanted: "valid",
                 seconds: timeouts.issuance.as_secs(),
                 status: "processing".into(),
             },
             e => refused("downloading the certificate", directory, e),
-        })?;
+        },
+    )?;
     let chain = x509::split_chain(&pem)?;
     Ok(Issued {
         cert: chain.cert,
@@ -382,6 +389,29 @@ pub async fn obtain(
         serial: chain.serial,
         issued_at: now(),
     })
+}
+
+/// Each pending authorization's identifier and DNS-01 value (`None`: no dns-01 offered).
+async fn pending_challenges(
+    order: &mut instant_acme::Order,
+) -> Result<Vec<(String, Option<String>)>, instant_acme::Error> {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let domain = match &authz.identifier().identifier {
+            Identifier::Dns(d) => d.clone(),
+            other => format!("{other:?}"),
+        };
+        let value = authz
+            .challenge(ChallengeType::Dns01)
+            .map(|c| c.key_authorization().dns_value());
+        out.push((domain, value));
+    }
+    Ok(out)
 }
 
 /// Tell the CA every challenge is ready, then wait for the order to become ready.
@@ -399,13 +429,12 @@ async fn validate(
                 continue;
             }
             if let Some(mut ch) = authz.challenge(ChallengeType::Dns01) {
-                ch.set_ready()
-                    .await
+                nonce_retry!(ch.set_ready().await)
                     .map_err(|e| refused("starting validation", directory, e))?;
             }
         }
     }
-    let status = match order.poll_ready(&poll(timeouts.validation)).await {
+    let status = match nonce_retry!(order.poll_ready(&poll(timeouts.validation)).await) {
         Ok(s) => s,
         Err(instant_acme::Error::Timeout(_)) => {
             return Err(Error::Timeout {

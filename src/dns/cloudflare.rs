@@ -1,11 +1,11 @@
 //! Cloudflare API v4 with an API token: find the zone id, create the TXT record, delete
 //! exactly that record (by id) at cleanup.
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::{self, Caller};
+use super::api::Endpoint;
 use super::{Error, Presented, Provider, TxtRecord};
 use crate::model::Secret;
 
@@ -34,9 +34,9 @@ fn default_ttl() -> u32 {
 }
 
 pub struct Client {
-    solver: String,
-    config: Config,
-    http: reqwest::Client,
+    api: Endpoint,
+    zone_id: Option<String>,
+    ttl: u32,
 }
 
 /// The v4 envelope's errors as one line.
@@ -64,46 +64,22 @@ fn errors(body: &Value) -> String {
 
 impl Client {
     pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
-        let mut config = config.clone();
-        config.base_url = config.base_url.trim_end_matches('/').to_string();
         Self {
-            solver: solver.to_string(),
-            config,
-            http,
+            api: Endpoint::new(solver, &config.base_url, &config.api_token, http),
+            zone_id: config.zone_id.clone(),
+            ttl: config.ttl,
         }
-    }
-
-    async fn call(
-        &self,
-        who: &Caller<'_>,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), Error> {
-        api::call(
-            &self.http,
-            who,
-            method,
-            url,
-            self.config.api_token.expose(),
-            body,
-        )
-        .await
     }
 
     async fn zone_id(&self, zone: &str) -> Result<String, Error> {
-        if let Some(id) = &self.config.zone_id {
+        if let Some(id) = &self.zone_id {
             return Ok(id.clone());
         }
-        let who = Caller {
-            solver: &self.solver,
-            zone,
-            operation: "zone lookup",
-        };
-        let url = format!("{}/zones?name={zone}", self.config.base_url);
-        let (status, body) = self.call(&who, Method::GET, &url, None).await?;
+        const OP: &str = "zone lookup";
+        let path = format!("/zones?name={zone}");
+        let (status, body) = self.api.call(zone, OP, Method::GET, &path, None).await?;
         if !status.is_success() || body["success"] != json!(true) {
-            return Err(api::refused(&who, status, errors(&body)));
+            return Err(self.api.refused(zone, OP, status, errors(&body)));
         }
         body["result"]
             .as_array()
@@ -111,7 +87,7 @@ impl Client {
             .and_then(|z| z["id"].as_str())
             .map(str::to_string)
             .ok_or_else(|| Error::ZoneNotFound {
-                solver: self.solver.clone(),
+                solver: self.api.solver.clone(),
                 zone: zone.to_string(),
             })
     }
@@ -119,27 +95,28 @@ impl Client {
 
 impl Provider for Client {
     async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
-        let zone_id = self.zone_id(&record.zone).await?;
-        let who = Caller {
-            solver: &self.solver,
-            zone: &record.zone,
-            operation: "creating the TXT record",
-        };
-        let url = format!("{}/zones/{zone_id}/dns_records", self.config.base_url);
+        const OP: &str = "creating the TXT record";
+        let zone = &record.zone;
+        let zone_id = self.zone_id(zone).await?;
         let body = json!({
             "type": "TXT",
             "name": record.name,
             "content": record.value,
-            "ttl": self.config.ttl,
+            "ttl": self.ttl,
             "comment": "certvault DNS-01 challenge",
         });
-        let (status, rsp) = self.call(&who, Method::POST, &url, Some(&body)).await?;
+        let path = format!("/zones/{zone_id}/dns_records");
+        let (status, rsp) = self
+            .api
+            .call(zone, OP, Method::POST, &path, Some(&body))
+            .await?;
         if !status.is_success() || rsp["success"] != json!(true) {
-            return Err(api::refused(&who, status, errors(&rsp)));
+            return Err(self.api.refused(zone, OP, status, errors(&rsp)));
         }
-        let id = rsp["result"]["id"]
-            .as_str()
-            .ok_or_else(|| api::refused(&who, status, "the answer has no record id".into()))?;
+        let id = rsp["result"]["id"].as_str().ok_or_else(|| {
+            self.api
+                .refused(zone, OP, status, "the answer has no record id".into())
+        })?;
         Ok(Presented {
             record: record.clone(),
             handle: Some(format!("{zone_id}/{id}")),
@@ -151,17 +128,7 @@ impl Provider for Client {
         else {
             return Ok(());
         };
-        let who = Caller {
-            solver: &self.solver,
-            zone: &presented.record.zone,
-            operation: "deleting the TXT record",
-        };
-        let url = format!("{}/zones/{zone_id}/dns_records/{id}", self.config.base_url);
-        let (status, rsp) = self.call(&who, Method::DELETE, &url, None).await?;
-        match status {
-            s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => Ok(()), // already gone
-            s => Err(api::refused(&who, s, errors(&rsp))),
-        }
+        let path = format!("/zones/{zone_id}/dns_records/{id}");
+        self.api.delete(&presented.record.zone, &path, errors).await
     }
 }

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::{self, Caller};
+use super::api::Endpoint;
 use super::{Error, Presented, Provider, TxtRecord};
 use crate::model::Secret;
 
@@ -34,10 +34,9 @@ fn default_ttl() -> u32 {
 }
 
 pub struct Client {
-    solver: String,
-    config: Config,
-    base: String,
-    http: reqwest::Client,
+    api: Endpoint,
+    account_id: Option<u64>,
+    ttl: u32,
 }
 
 fn message(body: &Value) -> String {
@@ -60,98 +59,69 @@ pub fn relative_name(name: &str, zone: &str) -> String {
 
 impl Client {
     pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
-        let base = config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| {
-                if config.sandbox {
-                    SANDBOX_URL
-                } else {
-                    PRODUCTION_URL
-                }
-                .into()
-            })
-            .trim_end_matches('/')
-            .to_string();
+        let base = config.base_url.clone().unwrap_or_else(|| {
+            if config.sandbox {
+                SANDBOX_URL
+            } else {
+                PRODUCTION_URL
+            }
+            .into()
+        });
         Self {
-            solver: solver.to_string(),
-            config: config.clone(),
-            base,
-            http,
+            api: Endpoint::new(solver, &base, &config.token, http),
+            account_id: config.account_id,
+            ttl: config.ttl,
         }
-    }
-
-    async fn call(
-        &self,
-        who: &Caller<'_>,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), Error> {
-        api::call(
-            &self.http,
-            who,
-            method,
-            url,
-            self.config.token.expose(),
-            body,
-        )
-        .await
     }
 
     async fn account(&self, zone: &str) -> Result<u64, Error> {
-        if let Some(id) = self.config.account_id {
+        if let Some(id) = self.account_id {
             return Ok(id);
         }
-        let who = Caller {
-            solver: &self.solver,
-            zone,
-            operation: "whoami",
-        };
+        const OP: &str = "whoami";
         let (status, body) = self
-            .call(&who, Method::GET, &format!("{}/v2/whoami", self.base), None)
+            .api
+            .call(zone, OP, Method::GET, "/v2/whoami", None)
             .await?;
         if !status.is_success() {
-            return Err(api::refused(&who, status, message(&body)));
+            return Err(self.api.refused(zone, OP, status, message(&body)));
         }
         body["data"]["account"]["id"].as_u64().ok_or_else(|| {
-            api::refused(
-                &who,
-                status,
-                "the token is not an account token: set account_id in the solver".into(),
-            )
+            let why = "the token is not an account token: set account_id in the solver";
+            self.api.refused(zone, OP, status, why.into())
         })
     }
 }
 
 impl Provider for Client {
     async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
-        let account = self.account(&record.zone).await?;
-        let who = Caller {
-            solver: &self.solver,
-            zone: &record.zone,
-            operation: "creating the TXT record",
-        };
-        let url = format!("{}/v2/{account}/zones/{}/records", self.base, record.zone);
+        const OP: &str = "creating the TXT record";
+        let zone = &record.zone;
+        let account = self.account(zone).await?;
         let body = json!({
-            "name": relative_name(&record.name, &record.zone),
+            "name": relative_name(&record.name, zone),
             "type": "TXT",
             "content": record.value,
-            "ttl": self.config.ttl,
+            "ttl": self.ttl,
         });
-        let (status, rsp) = self.call(&who, Method::POST, &url, Some(&body)).await?;
+        let path = format!("/v2/{account}/zones/{zone}/records");
+        let (status, rsp) = self
+            .api
+            .call(zone, OP, Method::POST, &path, Some(&body))
+            .await?;
         if status == StatusCode::NOT_FOUND {
             return Err(Error::ZoneNotFound {
-                solver: self.solver.clone(),
-                zone: record.zone.clone(),
+                solver: self.api.solver.clone(),
+                zone: zone.clone(),
             });
         }
         if !status.is_success() {
-            return Err(api::refused(&who, status, message(&rsp)));
+            return Err(self.api.refused(zone, OP, status, message(&rsp)));
         }
-        let id = rsp["data"]["id"]
-            .as_u64()
-            .ok_or_else(|| api::refused(&who, status, "the answer has no record id".into()))?;
+        let id = rsp["data"]["id"].as_u64().ok_or_else(|| {
+            self.api
+                .refused(zone, OP, status, "the answer has no record id".into())
+        })?;
         Ok(Presented {
             record: record.clone(),
             handle: Some(format!("{account}/{id}")),
@@ -163,21 +133,9 @@ impl Provider for Client {
         else {
             return Ok(());
         };
-        let who = Caller {
-            solver: &self.solver,
-            zone: &presented.record.zone,
-            operation: "deleting the TXT record",
-        };
-        let url = format!(
-            "{}/v2/{account}/zones/{}/records/{id}",
-            self.base, presented.record.zone
-        );
-        let (status, rsp) = self.call(&who, Method::DELETE, &url, None).await?;
-        match status {
-            s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => Ok(()), // already gone
-            s => Err(api::refused(&who, s, message(&rsp))),
-        }
+        let zone = &presented.record.zone;
+        let path = format!("/v2/{account}/zones/{zone}/records/{id}");
+        self.api.delete(zone, &path, message).await
     }
 }
 

@@ -503,7 +503,8 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     let names = [
         ("good", "bind", "example.test"),
         ("badtoken", "cf", "cf.test"),
-        ("nozone", "ds", "dnsimple.test"),
+        ("badaccount", "ds", "dnsimple.test"),
+        ("nozone", "bind", "example.test"),
         ("badtsig", "tsig", "example.test"),
         ("down", "far", "example.test"),
     ];
@@ -568,12 +569,29 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     )
     .ok();
 
+    // `nozone` now goes through a Cloudflare account (good token) that does not hold
+    // example.test: a settings-only change, stored without reissuing.
+    e.dns_add(
+        "cf2",
+        "cf-right-token",
+        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
+    )
+    .ok();
+    let moved = e
+        .run(&["issue", "nozone", "-d", &hosts[3], "--dns", "cf2"])
+        .ok();
+    assert!(
+        moved.stdout.contains("settings updated"),
+        "{}",
+        moved.stdout
+    );
+
     let run = e.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let out = &run.stdout;
     assert!(out.contains("renewed  good"), "{out}");
     assert!(
-        out.contains("summary: 1 renewed, 0 not due, 4 failed"),
+        out.contains("summary: 1 renewed, 0 not due, 5 failed"),
         "{out}"
     );
     let line = |n: &str| {
@@ -589,6 +607,11 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     );
     let l = line("nozone");
     assert!(
+        l.contains("DNS solver cf2: zone example.test is not in this account"),
+        "{l}"
+    );
+    let l = line("badaccount");
+    assert!(
         l.contains("solver ds") && l.contains("dnsimple.test"),
         "{l}"
     );
@@ -602,10 +625,17 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
         l.contains("DNS solver far (zone example.test, server 127.0.0.1:9)"),
         "{l}"
     );
-    for name in ["badtoken", "nozone", "badtsig", "down"] {
+    // Nothing was overwritten (nozone's version 2 is its settings change).
+    for (name, version) in [
+        ("badtoken", 1),
+        ("badaccount", 1),
+        ("nozone", 2),
+        ("badtsig", 1),
+        ("down", 1),
+    ] {
         assert_eq!(
             vault_read(&e.cert_path(name)).unwrap().1,
-            1,
+            version,
             "{name} kept its old version"
         );
     }

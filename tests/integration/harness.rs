@@ -463,9 +463,23 @@ pub fn vault_call(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
+    vault_call_ns(token, None, method, path, body)
+}
+
+/// The same in a Vault namespace.
+pub fn vault_call_ns(
+    token: &str,
+    namespace: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let mut req = http()
         .request(method, format!("{}/v1/{path}", env("VAULT_ADDR")))
         .header("X-Vault-Token", token);
+    if let Some(ns) = namespace {
+        req = req.header("X-Vault-Namespace", ns);
+    }
     if let Some(b) = body {
         req = req.json(b);
     }

@@ -10,3 +10,4 @@ mod fake_api;
 mod issue;
 mod renew;
 mod secrets;
+mod vault_env;
