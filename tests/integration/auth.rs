@@ -538,3 +538,61 @@ fn an_interrupted_run_still_revokes_its_login_token() {
         "the login token outlived SIGTERM"
     );
 }
+
+/// A login token that would expire mid-run is renewed: with a 3 s TTL and an order whose
+/// hook takes 4 s, the renewed certificate is still written (with an expired token the
+/// write would be refused).
+#[test]
+fn a_long_run_renews_its_login_token() {
+    let e = Env::new("longrun");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("long"));
+    e.issue("web", &[&d], &[]).ok();
+    let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        &slow,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    let policy = apply_policy(&e, &["renew"]);
+    let mount = unique("approle");
+    vault_enable_auth(&mount, "approle");
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({ "token_policies": [policy], "token_ttl": "3s", "token_max_ttl": "1h" })),
+    );
+    let role_id = vault_root(
+        Method::GET,
+        &format!("auth/{mount}/role/certvault/role-id"),
+        None,
+    )["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault/secret-id"),
+        None,
+    )["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = with_approle(&e, &mount, &role_id, &secret_id);
+    let started = std::time::Instant::now();
+    let run = a.run(&["renew", "--force"]).ok();
+    assert!(started.elapsed() > std::time::Duration::from_secs(4));
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 3);
+    assert_eq!(
+        live_tokens_from(&mount),
+        0,
+        "the renewed token was revoked at exit"
+    );
+}
