@@ -88,7 +88,7 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
-    #[error("Vault denied {op} on {path} (403 permission denied): check that VAULT_TOKEN is valid and its policy grants {op} on this path")]
+    #[error("Vault denied {op} on {path} (403 permission denied): the Vault token (VAULT_TOKEN or the login of --auth) is invalid or expired, or its policy does not grant {op} on this path (`certvault policy` prints the right one)")]
     Forbidden { op: &'static str, path: String },
     #[error("{path} was changed by another writer since it was read (expected version {expected}); nothing was overwritten")]
     CasConflict { path: String, expected: u64 },

@@ -27,12 +27,17 @@ fn apply_policy(e: &Env, args: &[&str]) -> String {
 
 /// An AppRole at a unique mount with `policy`: (mount, role id, secret id).
 fn approle(policy: &str) -> (String, String, String) {
+    approle_with_ttl(policy, "1h")
+}
+
+/// The same with tokens that live `ttl` (renewable up to an hour).
+fn approle_with_ttl(policy: &str, ttl: &str) -> (String, String, String) {
     let mount = unique("approle");
     vault_enable_auth(&mount, "approle");
     vault_root(
         Method::POST,
         &format!("auth/{mount}/role/certvault"),
-        Some(&json!({ "token_policies": [policy], "token_ttl": "1h" })),
+        Some(&json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": "1h" })),
     );
     let role_id = vault_root(
         Method::GET,
@@ -561,29 +566,7 @@ fn a_long_run_renews_its_login_token() {
     ])
     .ok();
     let policy = apply_policy(&e, &["renew"]);
-    let mount = unique("approle");
-    vault_enable_auth(&mount, "approle");
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault"),
-        Some(&json!({ "token_policies": [policy], "token_ttl": "3s", "token_max_ttl": "1h" })),
-    );
-    let role_id = vault_root(
-        Method::GET,
-        &format!("auth/{mount}/role/certvault/role-id"),
-        None,
-    )["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault/secret-id"),
-        None,
-    )["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mount, role_id, secret_id) = approle_with_ttl(&policy, "3s");
     let a = with_approle(&e, &mount, &role_id, &secret_id);
     let started = std::time::Instant::now();
     let run = a.run(&["renew", "--force"]).ok();

@@ -243,7 +243,8 @@ fn output(o: Output) -> Run {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
+/// A blocking client that trusts the test bed's Pebble listener CA (and talks to Vault).
+pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
         .tls_certs_only(

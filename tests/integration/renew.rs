@@ -328,16 +328,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
             .expect("start pebble"),
     );
     let directory = format!("https://localhost:{port}/dir");
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .tls_certs_only(
-            reqwest::Certificate::from_pem_bundle(
-                &std::fs::read(env("CERTVAULT_ACME_CA_CERT")).unwrap(),
-            )
-            .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = http();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client
         .get(&directory)
