@@ -348,7 +348,7 @@ pub fn verify_chain_bind(cert: &str, chain: &str, names: &[&str]) {
     )
 }
 
-fn verify_chain_to(root_pem: &str, cert: &str, chain: &str, names: &[&str]) {
+pub fn verify_chain_to(root_pem: &str, cert: &str, chain: &str, names: &[&str]) {
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
     let root = pem_ders(root_pem).remove(0);
     let root = CertificateDer::from(root);
@@ -625,4 +625,79 @@ pub fn self_signed_pem() -> String {
         .self_signed(&key)
         .unwrap()
         .pem()
+}
+
+/// A Pebble of a test's own (own ports, same listener certificate, challtestsrv as its DNS),
+/// stopped on drop. `env` adds PEBBLE_* settings; `config` is merged into its JSON config.
+pub struct Pebble {
+    child: std::process::Child,
+    pub directory: String,
+    pub mgmt: String,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pebble {
+    pub fn start(extra_env: &[(&str, &str)], config: Value) -> Pebble {
+        use std::time::{Duration, Instant};
+        let dir = tempdir("pebble");
+        let state = PathBuf::from(env("CERTVAULT_TESTBED_DIR")).join("pebble");
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, mgmt) = (free(), free());
+        let mut cfg = json!({
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": state.join("cert.pem"),
+            "privateKey": state.join("key.pem"),
+            "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        });
+        for (k, v) in config.as_object().into_iter().flatten() {
+            cfg[k] = v.clone();
+        }
+        let file = dir.join("pebble.json");
+        std::fs::write(&file, json!({ "pebble": cfg }).to_string()).unwrap();
+        let mut cmd = Command::new("pebble");
+        cmd.args([
+            "-config",
+            file.to_str().unwrap(),
+            "-dnsserver",
+            &env("CERTVAULT_TEST_DNS"),
+            "-strict=false",
+        ])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_AUTHZREUSE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let pebble = Pebble {
+            child: cmd.spawn().expect("start pebble"),
+            directory: format!("https://localhost:{port}/dir"),
+            mgmt: format!("https://localhost:{mgmt}"),
+        };
+        let client = http();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client
+            .get(&pebble.directory)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pebble
+    }
 }

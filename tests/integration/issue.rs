@@ -213,3 +213,79 @@ fn list_json_reports_schedule() {
         table.stdout
     );
 }
+
+/// External account binding (ZeroSSL, Google): a CA that requires it refuses `init`
+/// without it, accepts the right key id and HMAC, and the HMAC is never stored or printed.
+#[test]
+fn init_with_external_account_binding() {
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start(
+        &[],
+        json!({ "externalAccountBindingRequired": true, "externalAccountMACKeys": { "kid-cv": hmac } }),
+    );
+    let e = Env::new("eab");
+    let init = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut x = Env::new("eab");
+        x.prefix = e.prefix.clone();
+        x.extra = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut all = vec!["init", "--directory", &pebble.directory, "--agree-tos"];
+        all.extend_from_slice(args);
+        x.run(&all)
+    };
+    let run = init(&[], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the CA refused the account registration"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("externalAccountRequired"),
+        "{}",
+        run.stderr
+    );
+
+    let wrong = "AAAAZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let run = init(
+        &[("CERTVAULT_EAB_HMAC_KEY", wrong)],
+        &["--eab-kid", "kid-cv"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_none());
+
+    let run = init(
+        &[("CERTVAULT_EAB_HMAC_KEY", hmac)],
+        &["--eab-kid", "kid-cv"],
+    )
+    .ok();
+    assert!(
+        run.stdout.contains("registered ACME account"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all().contains(hmac));
+    let (doc, _) = vault_read(&format!("{}/accounts/default", e.prefix)).unwrap();
+    assert_eq!(doc["eab_kid"], "kid-cv");
+    assert!(!doc.to_string().contains(hmac), "the HMAC key was stored");
+
+    // The account issues, and the chain leads to this Pebble's root.
+    let d = format!("{}.example.com", unique("eab"));
+    e.issue("web", &[&d], &[]).ok();
+    let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
+    let root = http()
+        .get(format!("{}/roots/0", pebble.mgmt))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    verify_chain_to(
+        &root,
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&d],
+    );
+}

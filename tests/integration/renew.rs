@@ -277,68 +277,8 @@ fn a_stored_account_unknown_to_the_ca_is_explained() {
 /// 10 orders against it): every order still completes.
 #[test]
 fn survives_a_ca_that_rejects_half_the_nonces() {
-    use std::time::{Duration, Instant};
-    let dir = tempdir("pebble50");
-    let state = std::path::PathBuf::from(env("CERTVAULT_TESTBED_DIR")).join("pebble");
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, mgmt) = (free(), free());
-    let config = dir.join("pebble.json");
-    std::fs::write(
-        &config,
-        json!({"pebble": {
-            "listenAddress": format!("127.0.0.1:{port}"),
-            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
-            "certificate": state.join("cert.pem"),
-            "privateKey": state.join("key.pem"),
-            "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "",
-            "externalAccountBindingRequired": false
-        }})
-        .to_string(),
-    )
-    .unwrap();
-    let dns = env("CERTVAULT_TEST_DNS");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _pebble = Kill(
-        std::process::Command::new("pebble")
-            .args([
-                "-config",
-                config.to_str().unwrap(),
-                "-dnsserver",
-                &dns,
-                "-strict=false",
-            ])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "50")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start pebble"),
-    );
-    let directory = format!("https://localhost:{port}/dir");
-    let client = http();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client
-        .get(&directory)
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "pebble did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
+    let pebble = Pebble::start(&[("PEBBLE_WFE_NONCEREJECT", "50")], json!({}));
+    let directory = pebble.directory.clone();
     let e = Env::new("nonce50");
     e.run(&["init", "--directory", &directory, "--agree-tos"])
         .ok();
