@@ -13,7 +13,6 @@ use http_body_util::BodyExt;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
     ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, Problem,
-    RetryPolicy,
 };
 use time::OffsetDateTime;
 
@@ -286,12 +285,33 @@ pub struct Env<'a> {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Short polls first (Pebble and Let's Encrypt usually answer within a second), backing off.
-fn poll(timeout: Duration) -> RetryPolicy {
-    RetryPolicy::new()
-        .initial_delay(Duration::from_millis(50))
-        .backoff(1.5)
-        .timeout(timeout)
+/// Poll the order while its status is `busy`: short polls first (Pebble and Let's Encrypt
+/// usually answer within a second), backing off by 1.5x up to 2 s, with a last check at the
+/// deadline. An order error comes back as `Error::Api`, the deadline as `Error::Timeout`.
+async fn wait_while(
+    order: &mut instant_acme::Order,
+    busy: OrderStatus,
+    timeout: Duration,
+) -> Result<OrderStatus, instant_acme::Error> {
+    const FIRST: Duration = Duration::from_millis(50);
+    const LONGEST: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = FIRST;
+    loop {
+        let state = nonce_retry!(order.refresh().await)?;
+        if let Some(problem) = &state.error {
+            return Err(instant_acme::Error::Api(problem.clone()));
+        }
+        if state.status != busy {
+            return Ok(state.status);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(instant_acme::Error::Timeout(None));
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = delay.mul_f32(1.5).min(LONGEST);
+    }
 }
 
 fn refused(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
@@ -314,6 +334,10 @@ pub async fn obtain(
     now: impl Fn() -> OffsetDateTime,
 ) -> Result<Issued, Error> {
     let timeouts = env.timeouts;
+    // After SIGTERM/SIGINT no new order is started (it would count against rate limits).
+    if *env.shutdown.borrow() {
+        return Err(Error::Interrupted);
+    }
     let identifiers: Vec<Identifier> = spec
         .domains
         .iter()
@@ -368,16 +392,25 @@ pub async fn obtain(
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
     nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;
-    let pem = nonce_retry!(order.poll_certificate(&poll(timeouts.issuance)).await).map_err(
-        |e| match e {
+    let issued = async {
+        wait_while(&mut order, OrderStatus::Processing, timeouts.issuance).await?;
+        nonce_retry!(order.certificate().await)
+    };
+    let pem = issued
+        .await
+        .map_err(|e| match e {
             instant_acme::Error::Timeout(_) => Error::Timeout {
                 wanted: "valid",
                 seconds: timeouts.issuance.as_secs(),
                 status: "processing".into(),
             },
             e => refused("downloading the certificate", directory, e),
-        },
-    )?;
+        })?
+        .ok_or(Error::Timeout {
+            wanted: "valid",
+            seconds: timeouts.issuance.as_secs(),
+            status: "not valid".into(),
+        })?;
     let chain = x509::split_chain(&pem)?;
     Ok(Issued {
         cert: chain.cert,
@@ -434,7 +467,7 @@ async fn validate(
             }
         }
     }
-    let status = match nonce_retry!(order.poll_ready(&poll(timeouts.validation)).await) {
+    let status = match wait_while(order, OrderStatus::Pending, timeouts.validation).await {
         Ok(s) => s,
         Err(instant_acme::Error::Timeout(_)) => {
             return Err(Error::Timeout {

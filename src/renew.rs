@@ -141,7 +141,14 @@ impl Decision {
 /// When the certificate becomes due, and why there.
 pub fn renewal_point(current: &Current, renew_before: Option<Duration>) -> (OffsetDateTime, Basis) {
     match renew_before {
-        Some(before) => (current.not_after - before, Basis::RenewBefore(before)),
+        // A renew_before longer than representable times is due at once, never a panic.
+        Some(before) => (
+            time::Duration::try_from(before)
+                .ok()
+                .and_then(|b| current.not_after.checked_sub(b))
+                .unwrap_or(current.not_before),
+            Basis::RenewBefore(before),
+        ),
         None => {
             let lifetime = current.not_after - current.not_before;
             let short = lifetime <= time::Duration::days(10);
@@ -285,6 +292,16 @@ mod tests {
             );
             assert_eq!(got.is_due(), !expected.starts_with("keep"), "{name}");
         }
+    }
+
+    #[test]
+    fn a_huge_renew_before_is_due_not_a_panic() {
+        let c = current(90, &["a.example.com"], KeyType::EcdsaP256);
+        let huge = Duration::from_secs(20_000 * 366 * 86400);
+        let (at, _) = renewal_point(&c, Some(huge));
+        assert!(at <= c.not_before);
+        let (at, _) = renewal_point(&c, Some(Duration::MAX));
+        assert!(at <= c.not_before);
     }
 
     #[test]

@@ -186,6 +186,16 @@ impl Store {
             .await
     }
 
+    /// What a first write of `name` must expect: nothing, or (after `vault kv delete`) the
+    /// deleted latest version.
+    pub async fn expect_for_new_cert(&self, name: &CertName) -> Result<Expect, Error> {
+        let path = Key::Cert(name).path(&self.prefix);
+        Ok(match self.kv.deleted_version(&path).await? {
+            Some(v) => Expect::Version(v),
+            None => Expect::Absent,
+        })
+    }
+
     pub async fn save_cert(
         &self,
         name: &CertName,

@@ -383,6 +383,35 @@ impl Kv {
         }
     }
 
+    /// For a KV v2 document whose latest version is deleted (`vault kv delete`), that
+    /// version number: a new write must check-and-set on it, not on 0. `None` if the
+    /// document never existed, on KV v1, or if Vault does not say.
+    pub async fn deleted_version(&self, path: &str) -> Result<Option<u64>, Error> {
+        if self.version == KvVersion::V1 {
+            return Ok(None);
+        }
+        let req = ReadSecretRequest::builder()
+            .mount(&self.mount)
+            .path(path)
+            .build()
+            .expect("all fields set");
+        match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
+            Ok(_) => Ok(None),
+            // The 404 of a deleted version still carries its metadata (no `errors` field).
+            Err(ClientError::RestClientError {
+                source:
+                    RestError::ServerResponseError {
+                        code: 404,
+                        content: Some(body),
+                    },
+            }) => Ok(serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["data"]["metadata"]["version"].as_u64())),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.error("read", path, e)),
+        }
+    }
+
     /// Write a new version with check-and-set; returns the new version. KV v1 has no
     /// check-and-set: `Absent` is checked by a read first (not atomic), `Version` is not
     /// checked, and the result is 0.
@@ -620,7 +649,11 @@ fn url_check(addr: &str) -> Result<(), &'static str> {
     if rest.is_empty() || rest.contains(char::is_whitespace) {
         return Err("it has no host");
     }
-    Ok(())
+    // vaultrs panics on what the URL parser rejects (a port above 65535, say).
+    match reqwest::Url::parse(addr) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err("it is not a valid URL"),
+    }
 }
 
 fn status(e: &ClientError) -> Option<u16> {
@@ -648,5 +681,6 @@ mod tests {
         assert!(url_check("https://vault").is_ok());
         assert!(url_check("127.0.0.1:8200").is_err());
         assert!(url_check("http://").is_err());
+        assert!(url_check("https://vault:99999").is_err());
     }
 }

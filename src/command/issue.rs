@@ -65,7 +65,7 @@ pub(super) async fn run(
     }
     let existing = ctx.store.load_cert(name).await?;
     let expect = match &existing {
-        None => Expect::Absent,
+        None => ctx.store.expect_for_new_cert(name).await?,
         Some(stored) => {
             let current = x509::current(&stored.data.issued.cert).ok();
             let decision = decide(

@@ -27,6 +27,7 @@ enum Verdict {
         basis: String,
     },
     Failed(String),
+    Deleted,
 }
 
 pub(super) async fn run(
@@ -61,7 +62,11 @@ pub(super) async fn run(
     for (name, loaded) in loaded {
         let record = match loaded {
             Ok(Some(r)) => r,
-            Ok(None) => continue,
+            Ok(None) => {
+                // Listed but its latest version is deleted: nothing to renew.
+                results.insert(name, Verdict::Deleted);
+                continue;
+            }
             Err(e) => {
                 results.insert(name, Verdict::Failed(crate::error::chain(&e)));
                 continue;
@@ -180,6 +185,12 @@ pub(super) async fn run(
                     "not due  {name}: renews {} ({}; {basis})",
                     rfc3339(*renew_at),
                     relative(end, *renew_at)
+                );
+            }
+            Verdict::Deleted => {
+                let _ = writeln!(
+                    text,
+                    "deleted  {name}: its latest version is deleted in Vault, so it is not renewed; `certvault issue {name} ...` recreates it"
                 );
             }
             Verdict::Failed(why) => {

@@ -27,6 +27,7 @@ fn is_credential(name: &str) -> bool {
                 "ROLE_ID",
                 "JWT",
                 "HMAC",
+                "KEY",
                 "PASSWORD",
                 "TOKEN_FILE",
                 "SECRET_ID_FILE",
@@ -169,6 +170,8 @@ mod tests {
         for n in [
             "VAULT_TOKEN",
             "CERTVAULT_EAB_HMAC",
+            "CERTVAULT_EAB_HMAC_KEY",
+            "CERTVAULT_DNS_SECRET",
             "VAULT_SECRET_ID",
             "CERTVAULT_ROLE_ID",
             "VAULT_ROLE_ID",

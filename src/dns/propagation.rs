@@ -1,23 +1,24 @@
 //! Wait until every authoritative nameserver serves every value: checked, never slept.
 //!
 //! Each server is asked directly with recursion off (no resolver, no cache). NXDOMAIN or
-//! an answer without the value means "not yet". All records of an order are waited for
-//! together; the first poll happens at once.
+//! an answer without the value means "not yet". A server counts as up to date when any of
+//! its addresses serves the value (a host without IPv6 still checks dual-stack servers).
+//! All records of an order are waited for together; the first poll happens at once.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_net::proto::op::ResponseCode;
 use hickory_net::proto::rr::RecordType;
 
 use super::wire::{self, query};
+use super::zone::Nameserver;
 
 /// One value that must be visible at `name` on each of `nameservers`.
 #[derive(Debug, Clone)]
 pub struct Check {
     pub name: String,
     pub value: String,
-    pub nameservers: Vec<SocketAddr>,
+    pub nameservers: Vec<Nameserver>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,35 +48,27 @@ fn last(state: &str) -> String {
 /// Poll until every (record, nameserver) pair shows the value, or the timeout passes.
 pub async fn wait_until_visible(checks: &[Check], polling: Polling) -> Result<(), NotPropagated> {
     let start = Instant::now();
-    // (check index, server, last state)
-    let mut pending: Vec<(usize, SocketAddr, String)> = checks
+    // (check index, nameserver, last state)
+    let mut pending: Vec<(usize, &Nameserver, String)> = checks
         .iter()
         .enumerate()
-        .flat_map(|(i, c)| c.nameservers.iter().map(move |ns| (i, *ns, String::new())))
+        .flat_map(|(i, c)| c.nameservers.iter().map(move |ns| (i, ns, String::new())))
         .collect();
     let per_query = polling
         .interval
         .clamp(Duration::from_millis(500), Duration::from_secs(3));
     loop {
-        let results = futures::future::join_all(pending.iter().map(|(i, ns, _)| {
-            let check = &checks[*i];
-            async move {
-                let name = wire::name(&check.name);
-                match query(*ns, &name, RecordType::TXT, false, per_query).await {
-                    Ok(a) if a.txt_values(&name).iter().any(|v| v == &check.value) => None,
-                    Ok(a) if a.code == ResponseCode::NXDomain => Some("NXDOMAIN".to_string()),
-                    Ok(a) if a.code != ResponseCode::NoError => Some(a.code.to_string()),
-                    Ok(a) => Some(format!("{} other value(s)", a.txt_values(&name).len())),
-                    Err(e) => Some(e.reason),
-                }
-            }
-        }))
+        let results = futures::future::join_all(
+            pending
+                .iter()
+                .map(|(i, ns, _)| served(&checks[*i], ns, per_query)),
+        )
         .await;
         let mut still = Vec::new();
         for ((i, ns, _), result) in pending.into_iter().zip(results) {
             match result {
-                None => tracing::debug!(name = %checks[i].name, %ns, "visible"),
-                Some(state) => still.push((i, ns, state)),
+                Ok(()) => {}
+                Err(state) => still.push((i, ns, state)),
             }
         }
         pending = still;
@@ -88,7 +81,7 @@ pub async fn wait_until_visible(checks: &[Check], polling: Polling) -> Result<()
             let lagging: Vec<String> = pending
                 .iter()
                 .filter(|(j, _, _)| j == i)
-                .map(|(_, ns, _)| ns.to_string())
+                .map(|(_, ns, _)| describe(ns))
                 .collect();
             return Err(NotPropagated {
                 name: checks[*i].name.clone(),
@@ -99,4 +92,36 @@ pub async fn wait_until_visible(checks: &[Check], polling: Polling) -> Result<()
         }
         tokio::time::sleep(polling.interval).await;
     }
+}
+
+/// `127.0.0.2:5300 (ns2.example.test)`
+fn describe(ns: &Nameserver) -> String {
+    let addrs: Vec<String> = ns.addrs.iter().map(|a| a.to_string()).collect();
+    format!("{} ({})", addrs.join(" / "), ns.host)
+}
+
+/// Whether any address of `ns` serves the value; else the last state seen.
+async fn served(check: &Check, ns: &Nameserver, timeout: Duration) -> Result<(), String> {
+    let name = wire::name(&check.name);
+    let answers = futures::future::join_all(
+        ns.addrs
+            .iter()
+            .map(|addr| query(*addr, &name, RecordType::TXT, false, timeout)),
+    )
+    .await;
+    let mut states = Vec::new();
+    for (addr, answer) in ns.addrs.iter().zip(answers) {
+        let state = match answer {
+            Ok(a) if a.txt_values(&name).iter().any(|v| v == &check.value) => {
+                tracing::debug!(name = %check.name, ns = %addr, "visible");
+                return Ok(());
+            }
+            Ok(a) if a.code == ResponseCode::NXDomain => "NXDOMAIN".to_string(),
+            Ok(a) if a.code != ResponseCode::NoError => a.code.to_string(),
+            Ok(a) => format!("{} other value(s)", a.txt_values(&name).len()),
+            Err(e) => e.reason,
+        };
+        states.push(format!("{addr}: {state}"));
+    }
+    Err(states.join("; "))
 }

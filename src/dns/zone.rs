@@ -69,6 +69,13 @@ pub enum Error {
     NoNameservers { zone: String },
 }
 
+/// One authoritative server of a zone and its addresses (IPv4 and IPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    pub host: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
 /// The resolved place of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
@@ -77,7 +84,7 @@ pub struct Placement {
     /// The apex of the zone that holds `name` (no trailing dot).
     pub zone: String,
     /// Authoritative servers of `zone`.
-    pub nameservers: Vec<SocketAddr>,
+    pub nameservers: Vec<Nameserver>,
 }
 
 /// Follow CNAMEs from `start` (if `follow`), then find the zone and its nameservers.
@@ -136,7 +143,7 @@ async fn find_zone(lookup: &Lookup, name: &Name) -> Result<Name, Error> {
     }
 }
 
-async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<SocketAddr>, Error> {
+async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<Nameserver>, Error> {
     let answer = lookup.ask(zone, RecordType::NS).await?;
     let hosts: Vec<Name> = answer
         .answers
@@ -146,7 +153,7 @@ async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<SocketAddr>, Er
             _ => None,
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Nameserver> = Vec::new();
     for host in hosts {
         let mut ips: Vec<IpAddr> = glue(&answer, &host);
         if ips.is_empty() {
@@ -156,11 +163,18 @@ async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<SocketAddr>, Er
                 }
             }
         }
+        let mut addrs: Vec<SocketAddr> = Vec::new();
         for ip in ips {
             let addr = SocketAddr::new(ip, lookup.authoritative_port);
-            if !out.contains(&addr) {
-                out.push(addr);
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
             }
+        }
+        if !addrs.is_empty() && !out.iter().any(|n| n.addrs == addrs) {
+            out.push(Nameserver {
+                host: wire::text(&host),
+                addrs,
+            });
         }
     }
     if out.is_empty() {

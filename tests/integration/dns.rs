@@ -677,3 +677,59 @@ fn solver_secrets_stay_in_vault() {
         run.stderr
     );
 }
+
+/// A nameserver with an address this host cannot reach (as IPv6 on an IPv4-only pod) still
+/// counts as up to date when another of its addresses serves the value.
+#[test]
+fn a_nameserver_counts_when_any_of_its_addresses_serves_the_value() {
+    use certvault::dns::propagation::{wait_until_visible, Check, Polling};
+    use certvault::dns::zone::Nameserver;
+    bed();
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    let config: dns::Config = serde_json::from_value(serde_json::json!({
+        "kind": "rfc2136",
+        "server": env("CERTVAULT_TEST_BIND1"),
+        "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
+        "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
+    }))
+    .unwrap();
+    let p = AnyProvider::build("dual", &config, &http, "", 1).unwrap();
+    let name = format!("_acme-challenge.{}.example.test", unique("dual"));
+    let presented = rt
+        .block_on(p.present(&record(&name, "example.test", "dual-value")))
+        .unwrap();
+    let port: u16 = env("CERTVAULT_TEST_BIND_PORT").parse().unwrap();
+    let dead: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let check = |addrs: Vec<std::net::SocketAddr>| Check {
+        name: name.clone(),
+        value: "dual-value".into(),
+        nameservers: vec![Nameserver {
+            host: "ns1.example.test".into(),
+            addrs,
+        }],
+    };
+    let polling = Polling {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(5),
+    };
+    let primary: std::net::SocketAddr = env("CERTVAULT_TEST_BIND1").parse().unwrap();
+    rt.block_on(wait_until_visible(&[check(vec![dead, primary])], polling))
+        .expect("visible through the reachable address");
+    // Only the unreachable address: not visible, and the error names it.
+    let err = rt
+        .block_on(wait_until_visible(
+            &[check(vec![dead])],
+            Polling {
+                timeout: Duration::from_millis(300),
+                ..polling
+            },
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("{dead} (ns1.example.test)")),
+        "{err}"
+    );
+    rt.block_on(p.cleanup(&presented)).unwrap();
+}

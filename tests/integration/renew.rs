@@ -296,3 +296,34 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
         run.stdout
     );
 }
+
+/// `vault kv delete` of a record: `renew` says so instead of skipping it silently, and
+/// `issue` recreates it on top of the deleted version (check-and-set on that version).
+#[test]
+fn a_deleted_record_is_reported_and_can_be_issued_again() {
+    let e = Env::new("deleted");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("del"));
+    e.issue("gone", &[&d], &[]).ok();
+    let path = format!("secret/data/{}", e.cert_path("gone"));
+    let (status, _) = vault_call(&env("VAULT_TOKEN"), reqwest::Method::DELETE, &path, None);
+    assert_eq!(status, 204);
+    assert!(vault_read(&e.cert_path("gone")).is_none());
+
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("deleted  gone"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("summary: 0 renewed, 0 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+
+    let again = e.issue("gone", &[&d], &[]).ok();
+    assert!(again.stdout.contains("issued gone"), "{}", again.stdout);
+    assert_eq!(
+        vault_read(&e.cert_path("gone")).unwrap().1,
+        2,
+        "written on top of version 1"
+    );
+}
