@@ -30,6 +30,14 @@ pub enum Error {
     UnknownCerts { names: Vec<CertName>, path: String },
     #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
     SolverExists { path: String },
+    #[error("{name} is locked by another certvault run ({holder}) until {until}; it will be done there, or retry later")]
+    Locked {
+        name: CertName,
+        holder: String,
+        until: String,
+    },
+    #[error("{path} was changed by another run since this run read it; nothing was ordered, run again to see its new state")]
+    ChangedMeanwhile { name: CertName, path: String },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]

@@ -479,6 +479,21 @@ pub struct SolverRecord {
     pub config: crate::dns::Config,
 }
 
+/// A per-certificate lock at `<prefix>/locks/<name>`, held while a run orders and writes
+/// that certificate, so overlapping runs (a CronJob that starts again before the last one
+/// ended) do not order the same certificate twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub schema: u32,
+    /// Who holds it (for the message another run prints).
+    pub holder: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub acquired_at: OffsetDateTime,
+    /// After this the lock is stale (its holder died) and may be taken over.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
 /// The ACME account at `<prefix>/accounts/<name>`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AccountRecord {

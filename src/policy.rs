@@ -223,6 +223,10 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
                 need("read", Key::AnySolver, Api::Data, Role::Admin),
             ];
             v.extend(
+                ["read", "create", "update", "delete"]
+                    .map(|c| need(c, Key::AnyLock, Api::Data, Role::Admin)),
+            );
+            v.extend(
                 ["read", "create", "update"]
                     .map(|c| need(c, Key::Cert(cert), Api::Data, Role::Admin)),
             );
@@ -238,6 +242,10 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("update", Key::AnyCert, Api::Data, Role::Renew),
             need("read", Key::Account(account), Api::Data, Role::Renew),
             need("read", Key::AnySolver, Api::Data, Role::Renew),
+            need("read", Key::AnyLock, Api::Data, Role::Renew),
+            need("create", Key::AnyLock, Api::Data, Role::Renew),
+            need("update", Key::AnyLock, Api::Data, Role::Renew),
+            need("delete", Key::AnyLock, Api::Data, Role::Renew),
         ],
         Work::DnsAdd { solver } => ["read", "create", "update"]
             .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))

@@ -4,15 +4,16 @@
 //! - `accounts/<account>`: [`AccountRecord`]
 //! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
-//! - `locks/<name>`: renewal locks (reserved; granted by the policies)
+//! - `locks/<name>`: [`LockRecord`], held while one run orders and writes that certificate
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use time::OffsetDateTime;
 
-use crate::model::{AccountRecord, CertName, CertRecord, SolverRecord, SCHEMA_VERSION};
+use crate::model::{AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SCHEMA_VERSION};
 use crate::vault::{self, Expect, Kv, KvVersion, Versioned};
 
 /// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
@@ -22,6 +23,7 @@ pub enum Key<'a> {
     Account(&'a str),
     Cert(&'a CertName),
     Certs,
+    Lock(&'a CertName),
     Solver(&'a str),
     Solvers,
     AnyAccount,
@@ -36,6 +38,7 @@ impl Key<'_> {
         match self {
             Key::Account(name) => format!("{prefix}/accounts/{name}"),
             Key::Cert(name) => format!("{prefix}/certs/{name}"),
+            Key::Lock(name) => format!("{prefix}/locks/{name}"),
             Key::Certs => format!("{prefix}/certs"),
             Key::Solver(name) => format!("{prefix}/dns/{name}"),
             Key::Solvers => format!("{prefix}/dns"),
@@ -96,6 +99,16 @@ pub enum Error {
         "invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'"
     )]
     BadPrefix(String),
+}
+
+/// Whether this run holds a certificate's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lock {
+    Taken,
+    Held {
+        holder: String,
+        until: OffsetDateTime,
+    },
 }
 
 /// The outcome of reading one certificate record (`None`: not there).
@@ -184,6 +197,59 @@ impl Store {
             .buffered(16)
             .collect()
             .await
+    }
+
+    /// Take the lock of `name` for `ttl` (check-and-set create, or take over a stale one).
+    pub async fn lock_cert(
+        &self,
+        name: &CertName,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<Lock, Error> {
+        let key = Key::Lock(name);
+        let expect = match self.load::<LockRecord>(key).await? {
+            Some(held) if held.data.expires_at > now => {
+                return Ok(Lock::Held {
+                    holder: held.data.holder,
+                    until: held.data.expires_at,
+                })
+            }
+            // Stale: its holder died without releasing it.
+            Some(stale) => Expect::Version(stale.version),
+            None => match self.kv.deleted_version(&key.path(&self.prefix)).await? {
+                Some(v) => Expect::Version(v),
+                None => Expect::Absent,
+            },
+        };
+        let record = LockRecord {
+            schema: SCHEMA_VERSION,
+            holder: holder.to_string(),
+            acquired_at: now,
+            expires_at: now + ttl,
+        };
+        match self.save(key, &record, expect).await {
+            Ok(_) => Ok(Lock::Taken),
+            Err(Error::Vault(
+                vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
+            )) => {
+                // Another run took it between our read and write.
+                let held = self.load::<LockRecord>(key).await?;
+                Ok(Lock::Held {
+                    holder: held
+                        .as_ref()
+                        .map(|h| h.data.holder.clone())
+                        .unwrap_or_else(|| "another run".into()),
+                    until: held.map(|h| h.data.expires_at).unwrap_or(record.expires_at),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Release the lock of `name` (a KV v2 delete: the history stays).
+    pub async fn unlock_cert(&self, name: &CertName) -> Result<(), Error> {
+        Ok(self.kv.delete(&Key::Lock(name).path(&self.prefix)).await?)
     }
 
     /// What a first write of `name` must expect: nothing, or (after `vault kv delete`) the

@@ -458,6 +458,21 @@ impl Kv {
         }
     }
 
+    /// Delete the latest version (KV v2 keeps it in history; KV v1 removes the document).
+    /// Succeeds if there is nothing to delete.
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        let result = if self.version == KvVersion::V1 {
+            vaultrs::kv1::delete(self.client.as_ref(), &self.mount, path).await
+        } else {
+            vaultrs::kv2::delete_latest(self.client.as_ref(), &self.mount, path).await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.error("delete", path, e)),
+        }
+    }
+
     /// Names directly below `path` (a trailing `/` marks a folder); empty if none.
     pub async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
         if self.version == KvVersion::V1 {

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::{relative, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
 use crate::renew::{decide, rfc3339, Decision, Facts};
-use crate::store::Key;
+use crate::store::{Key, Lock};
 use crate::vault::Expect;
 use crate::{acme, x509, Error};
 
@@ -139,6 +139,51 @@ pub(super) async fn obtain_and_save(
     expect: Expect,
     now: fn() -> OffsetDateTime,
 ) -> Result<(u64, CertRecord), Error> {
+    // Hold the certificate's lock while ordering and writing, so an overlapping run does
+    // not order it too; long enough for every wait of one order, released at the end.
+    let s = &ctx.settings;
+    let ttl = s.timeouts.validation
+        + s.dns.polling.timeout
+        + s.timeouts.issuance
+        + std::time::Duration::from_secs(300);
+    let holder = format!("certvault pid {}", std::process::id());
+    if let Lock::Held { holder, until } = ctx.store.lock_cert(name, &holder, now(), ttl).await? {
+        return Err(Error::Locked {
+            name: name.clone(),
+            holder,
+            until: rfc3339(until),
+        });
+    }
+    let result =
+        locked_obtain_and_save(ctx, solvers, account, directory, name, spec, expect, now).await;
+    if let Err(e) = ctx.store.unlock_cert(name).await {
+        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn locked_obtain_and_save(
+    ctx: &Context,
+    solvers: &LoadedSolvers,
+    account: &instant_acme::Account,
+    directory: &str,
+    name: &CertName,
+    spec: Spec,
+    expect: Expect,
+    now: fn() -> OffsetDateTime,
+) -> Result<(u64, CertRecord), Error> {
+    // Re-check under the lock: another run may have written the record since it was read.
+    let current = match ctx.store.load_cert(name).await? {
+        Some(r) => Expect::Version(r.version),
+        None => ctx.store.expect_for_new_cert(name).await?,
+    };
+    if current != expect {
+        return Err(Error::ChangedMeanwhile {
+            name: name.clone(),
+            path: ctx.store.display(crate::store::Key::Cert(name)),
+        });
+    }
     tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
     let http = ctx.http()?;
     let dns_solvers = crate::dns::Solvers {

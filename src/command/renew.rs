@@ -28,6 +28,8 @@ enum Verdict {
     },
     Failed(String),
     Deleted,
+    /// Not this run's to do: another run holds its lock or has just written it.
+    Skipped(String),
 }
 
 pub(super) async fn run(
@@ -144,6 +146,10 @@ pub(super) async fn run(
                                 version,
                                 not_after: rec.issued.not_after,
                             },
+                            Err(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. })) => {
+                                tracing::info!(cert = %name, "skipped: {e}");
+                                Verdict::Skipped(e.to_string())
+                            }
                             Err(e) => {
                                 let text = crate::error::chain(&e);
                                 tracing::error!(cert = %name, "renewal failed: {text}");
@@ -186,6 +192,9 @@ pub(super) async fn run(
                     rfc3339(*renew_at),
                     relative(end, *renew_at)
                 );
+            }
+            Verdict::Skipped(why) => {
+                let _ = writeln!(text, "skipped  {name}: {why}");
             }
             Verdict::Deleted => {
                 let _ = writeln!(

@@ -327,3 +327,62 @@ fn a_deleted_record_is_reported_and_can_be_issued_again() {
         "written on top of version 1"
     );
 }
+
+/// Overlapping runs: a certificate whose lock another run holds is skipped (not failed, not
+/// ordered); a stale lock (its holder died) is taken over; the lock is released after use.
+#[test]
+fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
+    let e = Env::new("lock");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("lock"));
+    e.issue("web", &[&d], &[]).ok();
+    let lock = format!("{}/locks/web", e.prefix);
+    // A normal issue took and released the lock: its latest version is deleted.
+    assert!(vault_read(&lock).is_none(), "lock left behind after issue");
+
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    vault_write(
+        &lock,
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(
+        run.stdout
+            .contains("skipped  web: web is locked by another certvault run (certvault pid 4242)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("summary: 0 renewed, 0 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 1, "not ordered");
+    // issue refuses too, naming the holder.
+    let refused = e.issue("web", &[&d], &["--force"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("locked by another certvault run"),
+        "{}",
+        refused.stderr
+    );
+
+    // A stale lock is taken over.
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    vault_write(
+        &lock,
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(an_hour_ago), "expires_at": fmt(an_hour_ago)}),
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
+    assert!(vault_read(&lock).is_none(), "lock released");
+    // And taken again by the next run (check-and-set on the deleted version).
+    e.run(&["renew", "--force"]).ok();
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 3);
+}
