@@ -93,6 +93,47 @@ impl Client {
     }
 }
 
+/// Cloudflare's "An identical record already exists."
+const IDENTICAL_RECORD: i64 = 81058;
+
+fn has_code(body: &Value, code: i64) -> bool {
+    body["errors"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e["code"].as_i64() == Some(code)))
+}
+
+impl Client {
+    /// The id of the existing TXT record with exactly this name and value.
+    async fn adopt(&self, record: &TxtRecord, zone_id: &str) -> Result<Presented, Error> {
+        const OP: &str = "finding the identical TXT record";
+        let zone = &record.zone;
+        let path = format!(
+            "/zones/{zone_id}/dns_records?type=TXT&name.exact={}&content.exact={}",
+            record.name, record.value
+        );
+        let (status, rsp) = self.api.call(zone, OP, Method::GET, &path, None).await?;
+        if !status.is_success() || rsp["success"] != json!(true) {
+            return Err(self.api.refused(zone, OP, status, errors(&rsp)));
+        }
+        let id = rsp["result"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|x| x["content"].as_str() == Some(record.value.as_str()))
+            })
+            .and_then(|x| x["id"].as_str())
+            .ok_or_else(|| {
+                let why = "the identical record was not listed";
+                self.api.refused(zone, OP, status, why.into())
+            })?;
+        tracing::info!(name = %record.name, "adopted an identical TXT record left by an earlier run");
+        Ok(Presented {
+            record: record.clone(),
+            handle: Some(format!("{zone_id}/{id}")),
+        })
+    }
+}
+
 impl Provider for Client {
     async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
         const OP: &str = "creating the TXT record";
@@ -110,6 +151,11 @@ impl Provider for Client {
             .api
             .call(zone, OP, Method::POST, &path, Some(&body))
             .await?;
+        if has_code(&rsp, IDENTICAL_RECORD) {
+            // Left behind by an interrupted run (the same authorization can come back):
+            // adopt it, so cleanup removes it this time.
+            return self.adopt(record, &zone_id).await;
+        }
         if !status.is_success() || rsp["success"] != json!(true) {
             return Err(self.api.refused(zone, OP, status, errors(&rsp)));
         }

@@ -733,3 +733,32 @@ fn a_nameserver_counts_when_any_of_its_addresses_serves_the_value() {
     );
     rt.block_on(p.cleanup(&presented)).unwrap();
 }
+
+/// A TXT record left behind by an interrupted run (Cloudflare answers 81058 "identical
+/// record already exists") is adopted, and cleanup then removes it.
+#[test]
+fn cloudflare_adopts_an_identical_leftover_record() {
+    bed();
+    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-adopt");
+    let config = dns::Config::Cloudflare(dns::cloudflare::Config {
+        api_token: Secret::new("cf-token-adopt".into()),
+        base_url: api.base_url(),
+        zone_id: None,
+        ttl: 120,
+    });
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    let p = AnyProvider::build("cf", &config, &http, "", 1).unwrap();
+    let name = format!("_acme-challenge.{}.cf.test", unique("adopt"));
+    let first = rt
+        .block_on(p.present(&record(&name, "cf.test", "same-value")))
+        .unwrap();
+    let again = rt
+        .block_on(p.present(&record(&name, "cf.test", "same-value")))
+        .expect("an identical record is adopted, not an error");
+    assert_eq!(first.handle, again.handle);
+    assert_eq!(api.records().len(), 1);
+    rt.block_on(p.cleanup(&again)).unwrap();
+    assert!(api.records().is_empty());
+    wait_dns(&name, "removed", |v| v.is_empty());
+}
