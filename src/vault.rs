@@ -615,30 +615,43 @@ async fn login(
     }
 }
 
-/// Renew the login token at two thirds of its TTL until it can no longer be extended.
+/// Renew the login token at two thirds of its TTL until it can no longer be extended. A
+/// failed renewal (Vault briefly unreachable) is retried while the token still has time left.
 async fn keep_alive(client: &VaultClient, mut ttl: Duration) {
     while let Some(delay) = auth::renew_delay(ttl) {
         tokio::time::sleep(delay).await;
-        match vaultrs::token::renew_self(client, None).await {
-            Ok(info) => {
-                tracing::debug!(ttl_secs = info.lease_duration, "renewed the login token");
-                if !info.renewable {
-                    return;
-                }
-                // Past its max TTL a token stops growing; renewals then come ever sooner and
-                // the loop ends when less than a few seconds are left.
-                ttl = Duration::from_secs(info.lease_duration);
-                if ttl < Duration::from_secs(3) {
-                    return;
+        let mut left = ttl.saturating_sub(delay);
+        let info = loop {
+            match vaultrs::token::renew_self(client, None).await {
+                Ok(info) => break info,
+                Err(e) => {
+                    let wait = (left / 3).min(Duration::from_secs(5));
+                    if wait < Duration::from_millis(200) {
+                        tracing::warn!(
+                            "could not renew the login token, it expires now: {}",
+                            crate::error::chain(&e)
+                        );
+                        return;
+                    }
+                    tracing::warn!(
+                        "could not renew the login token (retrying in {}s): {}",
+                        wait.as_secs_f32(),
+                        crate::error::chain(&e)
+                    );
+                    tokio::time::sleep(wait).await;
+                    left = left.saturating_sub(wait);
                 }
             }
-            Err(e) => {
-                tracing::warn!(
-                    "could not renew the login token: {}",
-                    crate::error::chain(&e)
-                );
-                return;
-            }
+        };
+        tracing::debug!(ttl_secs = info.lease_duration, "renewed the login token");
+        if !info.renewable {
+            return;
+        }
+        // Past its max TTL a token stops growing; renewals then come ever sooner and the
+        // loop ends when less than a few seconds are left.
+        ttl = Duration::from_secs(info.lease_duration);
+        if ttl < Duration::from_secs(3) {
+            return;
         }
     }
 }
