@@ -14,7 +14,6 @@ pub mod wire;
 pub mod zone;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -120,7 +119,7 @@ pub enum Error {
     Rfc2136 {
         solver: String,
         zone: String,
-        server: SocketAddr,
+        server: String,
         reason: String,
     },
     #[error("DNS solver {solver} is misconfigured: {reason}")]

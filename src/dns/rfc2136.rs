@@ -3,7 +3,7 @@
 //! `present` adds one TXT value; `cleanup` deletes exactly that value (delete by RDATA),
 //! never the whole RRset: an apex and its wildcard share `_acme-challenge`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -57,7 +57,8 @@ pub fn algorithm(name: &str) -> Option<TsigAlgorithm> {
 
 pub struct Client {
     solver: String,
-    server: SocketAddr,
+    /// `host:port` as configured (an IP, or a name resolved at each update).
+    server: String,
     zone: Option<String>,
     signer: TSigner,
     ttl: u32,
@@ -69,16 +70,20 @@ impl Client {
             solver: solver.to_string(),
             reason,
         };
-        let with_port = if config.server.contains(':') {
-            config.server.clone()
-        } else {
-            format!("{}:53", config.server)
+        // `ip`, `ip:port`, `[v6]:port` or `host:port`; a host name is resolved per update.
+        let server = match config.server.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, 53).to_string(),
+            Err(_) => config.server.clone(),
         };
-        let server = with_port
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| invalid(format!("server {:?} is not host:port", config.server)))?;
+        let port_ok = server
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(invalid(format!(
+                "server {:?} is not host:port",
+                config.server
+            )));
+        }
         let alg = algorithm(&config.tsig_algorithm).ok_or_else(|| {
             invalid(format!(
                 "TSIG algorithm {:?} is not supported: use hmac-sha256, hmac-sha384 or hmac-sha512",
@@ -104,10 +109,26 @@ impl Client {
         let fail = |reason: String| Error::Rfc2136 {
             solver: self.solver.clone(),
             zone: zone.clone(),
-            server: self.server,
+            server: self.server.clone(),
             reason,
         };
-        let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
+        let server: SocketAddr = match self.server.parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&self.server)
+                    .await
+                    .map_err(|e| fail(format!("cannot resolve the server's name: {e}")))?
+                    .collect();
+                // Prefer IPv4: hosts without IPv6 routes are common in containers.
+                addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied()
+                    .ok_or_else(|| fail("the server's name has no address".into()))?
+            }
+        };
+        let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
             .with_timeout(Some(Duration::from_secs(5)))
             .with_signer(Some(self.signer.clone()))
             .build();

@@ -762,3 +762,19 @@ fn cloudflare_adopts_an_identical_leftover_record() {
     assert!(api.records().is_empty());
     wait_dns(&name, "removed", |v| v.is_empty());
 }
+
+/// The RFC 2136 server may be given by name; it is resolved (IPv4 first) at each update.
+#[test]
+fn conformance_rfc2136_server_by_name() {
+    bed();
+    conformance(
+        serde_json::from_value(serde_json::json!({
+            "kind": "rfc2136",
+            "server": format!("localhost:{}", env("CERTVAULT_TEST_BIND_PORT")),
+            "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
+            "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
+        }))
+        .unwrap(),
+        "example.test",
+    );
+}
