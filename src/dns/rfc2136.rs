@@ -163,7 +163,7 @@ impl Client {
                 | ResponseCode::Refused
                 | ResponseCode::BADKEY
                 | ResponseCode::BADSIG) => Err(fail(format!(
-                    "the server refused the update ({code}): the TSIG key is wrong or not allowed to update this zone"
+                    "the server refused the update ({code}): the TSIG key is wrong or not allowed to update this zone, or the server is not the primary for it"
                 ))),
                 ResponseCode::NotZone => Err(fail(format!(
                     "{} is not in zone {zone} on this server",
