@@ -367,11 +367,7 @@ impl Kv {
                 Err(e) => Err(self.error("read", path, e)),
             };
         }
-        let req = ReadSecretRequest::builder()
-            .mount(&self.mount)
-            .path(path)
-            .build()
-            .expect("all fields set");
+        let req = self.read_request(path);
         match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
             Ok(rsp) if rsp.data.is_null() => Ok(None),
             Ok(rsp) => Ok(Some(Versioned {
@@ -383,6 +379,14 @@ impl Kv {
         }
     }
 
+    fn read_request(&self, path: &str) -> ReadSecretRequest {
+        ReadSecretRequest::builder()
+            .mount(&self.mount)
+            .path(path)
+            .build()
+            .expect("all fields set")
+    }
+
     /// For a KV v2 document whose latest version is deleted (`vault kv delete`), that
     /// version number: a new write must check-and-set on it, not on 0. `None` if the
     /// document never existed, on KV v1, or if Vault does not say.
@@ -390,11 +394,7 @@ impl Kv {
         if self.version == KvVersion::V1 {
             return Ok(None);
         }
-        let req = ReadSecretRequest::builder()
-            .mount(&self.mount)
-            .path(path)
-            .build()
-            .expect("all fields set");
+        let req = self.read_request(path);
         match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
             Ok(_) => Ok(None),
             // The 404 of a deleted version still carries its metadata (no `errors` field).

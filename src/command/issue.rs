@@ -154,57 +154,45 @@ pub(super) async fn obtain_and_save(
             until: rfc3339(until),
         });
     }
-    let result =
-        locked_obtain_and_save(ctx, solvers, account, directory, name, spec, expect, now).await;
+    let result = async {
+        // Re-check under the lock: another run may have written the record since it was read.
+        let current = match ctx.store.load_cert(name).await? {
+            Some(r) => Expect::Version(r.version),
+            None => ctx.store.expect_for_new_cert(name).await?,
+        };
+        if current != expect {
+            return Err(Error::ChangedMeanwhile {
+                name: name.clone(),
+                path: ctx.store.display(crate::store::Key::Cert(name)),
+            });
+        }
+        tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
+        let http = ctx.http()?;
+        let dns_solvers = crate::dns::Solvers {
+            settings: &ctx.settings.dns,
+            http: &http,
+            configs: &solvers.configs,
+            broken: &solvers.broken,
+            folder: solvers.folder.clone(),
+        };
+        let env = acme::Env {
+            timeouts: ctx.settings.timeouts,
+            solvers: &dns_solvers,
+            shutdown: ctx.shutdown.clone(),
+        };
+        let issued = acme::obtain(account, directory, &spec, &env, now).await?;
+        let record = CertRecord {
+            schema: SCHEMA_VERSION,
+            spec,
+            issued,
+        };
+        let version = ctx.store.save_cert(name, &record, expect).await?;
+        tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
+        Ok((version, record))
+    }
+    .await;
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
     }
     result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn locked_obtain_and_save(
-    ctx: &Context,
-    solvers: &LoadedSolvers,
-    account: &instant_acme::Account,
-    directory: &str,
-    name: &CertName,
-    spec: Spec,
-    expect: Expect,
-    now: fn() -> OffsetDateTime,
-) -> Result<(u64, CertRecord), Error> {
-    // Re-check under the lock: another run may have written the record since it was read.
-    let current = match ctx.store.load_cert(name).await? {
-        Some(r) => Expect::Version(r.version),
-        None => ctx.store.expect_for_new_cert(name).await?,
-    };
-    if current != expect {
-        return Err(Error::ChangedMeanwhile {
-            name: name.clone(),
-            path: ctx.store.display(crate::store::Key::Cert(name)),
-        });
-    }
-    tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
-    let http = ctx.http()?;
-    let dns_solvers = crate::dns::Solvers {
-        settings: &ctx.settings.dns,
-        http: &http,
-        configs: &solvers.configs,
-        broken: &solvers.broken,
-        folder: solvers.folder.clone(),
-    };
-    let env = acme::Env {
-        timeouts: ctx.settings.timeouts,
-        solvers: &dns_solvers,
-        shutdown: ctx.shutdown.clone(),
-    };
-    let issued = acme::obtain(account, directory, &spec, &env, now).await?;
-    let record = CertRecord {
-        schema: SCHEMA_VERSION,
-        spec,
-        issued,
-    };
-    let version = ctx.store.save_cert(name, &record, expect).await?;
-    tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
-    Ok((version, record))
 }
