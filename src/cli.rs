@@ -40,12 +40,12 @@ struct Global {
     /// Vault token. Prefer the VAULT_TOKEN environment variable: flags show up in `ps`.
     #[arg(
         long,
-        env = "VAULT_TOKEN",
+        env = "VAULT_TOKEN", value_parser = secret,
         hide_env_values = true,
         hide = true,
         global = true
     )]
-    vault_token: Option<String>,
+    vault_token: Option<Secret>,
     /// File holding the Vault token (e.g. a Vault Agent sink); used when VAULT_TOKEN is unset.
     #[arg(long, env = "VAULT_TOKEN_FILE", global = true)]
     vault_token_file: Option<PathBuf>,
@@ -59,32 +59,32 @@ struct Global {
     #[arg(long, env = "CERTVAULT_AUTH_ROLE", global = true)]
     auth_role: Option<String>,
     /// AppRole role id.
-    #[arg(long, env = "VAULT_ROLE_ID", hide_env_values = true, global = true)]
-    role_id: Option<String>,
+    #[arg(long, env = "VAULT_ROLE_ID", value_parser = secret, hide_env_values = true, global = true)]
+    role_id: Option<Secret>,
     /// File holding the AppRole role id.
     #[arg(long, env = "VAULT_ROLE_ID_FILE", global = true)]
     role_id_file: Option<PathBuf>,
     /// AppRole secret id. Use the VAULT_SECRET_ID environment variable: flags show up in `ps`.
     #[arg(
         long,
-        env = "VAULT_SECRET_ID",
+        env = "VAULT_SECRET_ID", value_parser = secret,
         hide_env_values = true,
         hide = true,
         global = true
     )]
-    secret_id: Option<String>,
+    secret_id: Option<Secret>,
     /// File holding the AppRole secret id (used when VAULT_SECRET_ID is unset).
     #[arg(long, env = "VAULT_SECRET_ID_FILE", global = true)]
     secret_id_file: Option<PathBuf>,
     /// JWT for --auth jwt. Use the CERTVAULT_JWT environment variable: flags show up in `ps`.
     #[arg(
         long,
-        env = "CERTVAULT_JWT",
+        env = "CERTVAULT_JWT", value_parser = secret,
         hide_env_values = true,
         hide = true,
         global = true
     )]
-    jwt: Option<String>,
+    jwt: Option<Secret>,
     /// File holding the JWT (--auth jwt), or the service account token (--auth kubernetes,
     /// default /var/run/secrets/kubernetes.io/serviceaccount/token).
     #[arg(long, env = "CERTVAULT_JWT_FILE", global = true)]
@@ -183,8 +183,8 @@ enum Cmd {
         #[arg(long)]
         eab_kid: Option<String>,
         /// External account binding HMAC key (base64url). Prefer the environment variable.
-        #[arg(long, env = "CERTVAULT_EAB_HMAC_KEY", hide_env_values = true)]
-        eab_hmac_key: Option<String>,
+        #[arg(long, env = "CERTVAULT_EAB_HMAC_KEY", value_parser = secret, hide_env_values = true)]
+        eab_hmac_key: Option<Secret>,
         /// Register a new account even if one is stored, replacing it.
         #[arg(long)]
         force: bool,
@@ -254,12 +254,18 @@ enum Cmd {
 }
 
 /// A secret from the environment (non-empty) or else a file.
-fn credential(value: Option<String>, file: Option<PathBuf>) -> Option<Credential> {
+/// Secrets are wrapped as soon as they are parsed, so no `Debug` of the parsed command line
+/// can show them.
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s.to_string()))
+}
+
+fn credential(value: Option<Secret>, file: Option<PathBuf>) -> Option<Credential> {
     match (
-        value.filter(|v| !v.is_empty()),
+        value.filter(|v| !v.expose().is_empty()),
         file.filter(|p| !p.as_os_str().is_empty()),
     ) {
-        (Some(v), _) => Some(Credential::Value(Secret::new(v))),
+        (Some(v), _) => Some(Credential::Value(v)),
         (None, Some(f)) => Some(Credential::File(f)),
         (None, None) => None,
     }
@@ -437,7 +443,7 @@ impl Cli {
                 email,
                 agree_tos,
                 eab_kid,
-                eab_hmac: eab_hmac_key.map(Secret::new),
+                eab_hmac: eab_hmac_key.filter(|k| !k.expose().is_empty()),
                 force,
             }),
             Cmd::Issue {
@@ -601,5 +607,38 @@ impl Cli {
             },
         };
         Ok((g.verbose, settings, command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_secrets_do_not_show_in_debug() {
+        let cli = Cli::try_parse_from([
+            "certvault",
+            "--vault-token",
+            "tok-SECRET1",
+            "--role-id",
+            "rid-SECRET5",
+            "--secret-id",
+            "sid-SECRET2",
+            "--jwt",
+            "jwt-SECRET3",
+            "init",
+            "--directory",
+            "https://ca.example/dir",
+            "--eab-kid",
+            "kid",
+            "--eab-hmac-key",
+            "hmac-SECRET4",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        let (_, settings, command) = cli.into_parts().unwrap();
+        let shown = format!("{settings:?} {command:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 }
