@@ -14,7 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::model::{AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SCHEMA_VERSION};
-use crate::vault::{self, Expect, Kv, KvVersion, Versioned};
+use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
 
 /// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
 /// over all documents of a kind.
@@ -99,6 +99,24 @@ pub enum Error {
         "invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'"
     )]
     BadPrefix(String),
+}
+
+/// serde quotes the offending value (`invalid type: string "…"`), which could be key
+/// material: keep the message, drop what is between quotes.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether this run holds a certificate's lock.
@@ -208,20 +226,18 @@ impl Store {
         ttl: std::time::Duration,
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
-        let expect = match self.load::<LockRecord>(key).await? {
+        let read = self.load_read::<LockRecord>(key).await?;
+        match read.doc {
             Some(held) if held.data.expires_at > now => {
                 return Ok(Lock::Held {
                     holder: held.data.holder,
                     until: held.data.expires_at,
                 })
             }
-            // Stale: its holder died without releasing it.
-            Some(stale) => Expect::Version(stale.version),
-            None => match self.kv.deleted_version(&key.path(&self.prefix)).await? {
-                Some(v) => Expect::Version(v),
-                None => Expect::Absent,
-            },
-        };
+            // Free (never taken, released), or stale: its holder died without releasing it.
+            _ => {}
+        }
+        let expect = read.expect;
         let record = LockRecord {
             schema: SCHEMA_VERSION,
             holder: holder.to_string(),
@@ -252,14 +268,10 @@ impl Store {
         Ok(self.kv.delete(&Key::Lock(name).path(&self.prefix)).await?)
     }
 
-    /// What a first write of `name` must expect: nothing, or (after `vault kv delete`) the
-    /// deleted latest version.
-    pub async fn expect_for_new_cert(&self, name: &CertName) -> Result<Expect, Error> {
-        let path = Key::Cert(name).path(&self.prefix);
-        Ok(match self.kv.deleted_version(&path).await? {
-            Some(v) => Expect::Version(v),
-            None => Expect::Absent,
-        })
+    /// The record of `name` and what a write replacing it must expect (its version, the
+    /// version a `vault kv delete` left, or nothing).
+    pub async fn load_cert_for_write(&self, name: &CertName) -> Result<Read<CertRecord>, Error> {
+        self.load_read(Key::Cert(name)).await
     }
 
     pub async fn save_cert(
@@ -290,9 +302,17 @@ impl Store {
     }
 
     async fn load<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Option<Versioned<T>>, Error> {
+        Ok(self.load_read(key).await?.doc)
+    }
+
+    async fn load_read<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Read<T>, Error> {
         let path = key.path(&self.prefix);
-        let Some(doc) = self.kv.read(&path).await? else {
-            return Ok(None);
+        let read = self.kv.read(&path).await?;
+        let Some(doc) = read.doc else {
+            return Ok(Read {
+                doc: None,
+                expect: read.expect,
+            });
         };
         let shown = self.kv.display_path(&path);
         match doc.data.get("schema").and_then(|v| v.as_u64()) {
@@ -309,13 +329,15 @@ impl Store {
         }
         let data = serde_json::from_value(doc.data).map_err(|e| Error::Corrupt {
             path: shown,
-            // serde's messages name the field, never its value.
-            reason: e.to_string(),
+            reason: redact_quoted(&e.to_string()),
         })?;
-        Ok(Some(Versioned {
-            data,
-            version: doc.version,
-        }))
+        Ok(Read {
+            doc: Some(Versioned {
+                data,
+                version: doc.version,
+            }),
+            expect: read.expect,
+        })
     }
 
     async fn save<T: Serialize>(
@@ -338,6 +360,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_messages_lose_quoted_values() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "-----BEGIN PRIVATE KEY-----", expected u64"#),
+            r#"invalid type: string "…", expected u64"#
+        );
+        let err = serde_json::from_str::<u64>(r#""secret-value""#).unwrap_err();
+        assert!(!redact_quoted(&err.to_string()).contains("secret-value"));
+    }
 
     #[test]
     fn paths() {

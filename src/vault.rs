@@ -117,6 +117,14 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
+/// A document as read (`None`: never written, or its latest version is deleted) and what a
+/// write that replaces it must expect.
+#[derive(Debug, Clone)]
+pub struct Read<T> {
+    pub doc: Option<Versioned<T>>,
+    pub expect: Expect,
+}
+
 /// What a write expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -354,27 +362,58 @@ impl Kv {
         &self.mount
     }
 
-    /// Read the latest version; `None` if there is none (or it is deleted). KV v1: version 0.
-    pub async fn read(&self, path: &str) -> Result<Option<Versioned<Value>>, Error> {
+    /// Read the latest version (one request), with what a write replacing it must expect.
+    /// KV v1 has no versions: 0.
+    pub async fn read(&self, path: &str) -> Result<Read<Value>, Error> {
+        let absent = Read {
+            doc: None,
+            expect: Expect::Absent,
+        };
         if self.version == KvVersion::V1 {
             return match vaultrs::kv1::get_raw(self.client.as_ref(), &self.mount, path).await {
-                Ok(rsp) if rsp.data.is_null() => Ok(None),
-                Ok(rsp) => Ok(Some(Versioned {
-                    data: rsp.data,
-                    version: 0,
-                })),
-                Err(e) if status(&e) == Some(404) => Ok(None),
+                Ok(rsp) if rsp.data.is_null() => Ok(absent),
+                Ok(rsp) => Ok(Read {
+                    doc: Some(Versioned {
+                        data: rsp.data,
+                        version: 0,
+                    }),
+                    expect: Expect::Version(0),
+                }),
+                Err(e) if status(&e) == Some(404) => Ok(absent),
                 Err(e) => Err(self.error("read", path, e)),
             };
         }
         let req = self.read_request(path);
         match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
-            Ok(rsp) if rsp.data.is_null() => Ok(None),
-            Ok(rsp) => Ok(Some(Versioned {
-                data: rsp.data,
-                version: rsp.metadata.version,
-            })),
-            Err(e) if status(&e) == Some(404) => Ok(None),
+            Ok(rsp) if rsp.data.is_null() => Ok(Read {
+                doc: None,
+                expect: Expect::Version(rsp.metadata.version),
+            }),
+            Ok(rsp) => Ok(Read {
+                expect: Expect::Version(rsp.metadata.version),
+                doc: Some(Versioned {
+                    data: rsp.data,
+                    version: rsp.metadata.version,
+                }),
+            }),
+            // The 404 of a deleted latest version (`vault kv delete`) still carries its
+            // metadata (and no `errors` field): a new write must check-and-set on that
+            // version, not on 0.
+            Err(ClientError::RestClientError {
+                source:
+                    RestError::ServerResponseError {
+                        code: 404,
+                        content: Some(body),
+                    },
+            }) => Ok(serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["data"]["metadata"]["version"].as_u64())
+                .map(|v| Read {
+                    doc: None,
+                    expect: Expect::Version(v),
+                })
+                .unwrap_or(absent)),
+            Err(e) if status(&e) == Some(404) => Ok(absent),
             Err(e) => Err(self.error("read", path, e)),
         }
     }
@@ -387,37 +426,12 @@ impl Kv {
             .expect("all fields set")
     }
 
-    /// For a KV v2 document whose latest version is deleted (`vault kv delete`), that
-    /// version number: a new write must check-and-set on it, not on 0. `None` if the
-    /// document never existed, on KV v1, or if Vault does not say.
-    pub async fn deleted_version(&self, path: &str) -> Result<Option<u64>, Error> {
-        if self.version == KvVersion::V1 {
-            return Ok(None);
-        }
-        let req = self.read_request(path);
-        match vaultrs::api::exec_with_result(self.client.as_ref(), req).await {
-            Ok(_) => Ok(None),
-            // The 404 of a deleted version still carries its metadata (no `errors` field).
-            Err(ClientError::RestClientError {
-                source:
-                    RestError::ServerResponseError {
-                        code: 404,
-                        content: Some(body),
-                    },
-            }) => Ok(serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["data"]["metadata"]["version"].as_u64())),
-            Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(self.error("read", path, e)),
-        }
-    }
-
     /// Write a new version with check-and-set; returns the new version. KV v1 has no
     /// check-and-set: `Absent` is checked by a read first (not atomic), `Version` is not
     /// checked, and the result is 0.
     pub async fn write(&self, path: &str, data: &Value, expect: Expect) -> Result<u64, Error> {
         if self.version == KvVersion::V1 {
-            if expect == Expect::Absent && self.read(path).await?.is_some() {
+            if expect == Expect::Absent && self.read(path).await?.doc.is_some() {
                 return Err(Error::AlreadyExists {
                     path: self.display_path(path),
                 });

@@ -63,9 +63,10 @@ pub(super) async fn run(
             }));
         }
     }
-    let existing = ctx.store.load_cert(name).await?;
+    let read = ctx.store.load_cert_for_write(name).await?;
+    let existing = read.doc;
     let expect = match &existing {
-        None => ctx.store.expect_for_new_cert(name).await?,
+        None => read.expect,
         Some(stored) => {
             let current = x509::current(&stored.data.issued.cert).ok();
             let decision = decide(
@@ -156,11 +157,7 @@ pub(super) async fn obtain_and_save(
     }
     let result = async {
         // Re-check under the lock: another run may have written the record since it was read.
-        let current = match ctx.store.load_cert(name).await? {
-            Some(r) => Expect::Version(r.version),
-            None => ctx.store.expect_for_new_cert(name).await?,
-        };
-        if current != expect {
+        if ctx.store.load_cert_for_write(name).await?.expect != expect {
             return Err(Error::ChangedMeanwhile {
                 name: name.clone(),
                 path: ctx.store.display(crate::store::Key::Cert(name)),
