@@ -41,12 +41,8 @@ pub(super) async fn run(
     };
     let name = &args.name;
     let path = ctx.store.display(Key::Cert(name));
-    // Fail on a missing account before anything else happens.
-    if ctx.store.load_account(&spec.account).await?.is_none() {
-        return Err(Error::NoAccount {
-            path: ctx.store.display(Key::Account(&spec.account)),
-        });
-    }
+    // Fail on a missing account before anything else happens (read once, used below).
+    let account_record = ctx.account_record(&spec.account).await?;
     // Every stored solver the spec names must exist before anything is ordered.
     let solvers = ctx.load_solvers(spec.dns.solver_names()).await;
     if let Some((solver, reason)) = solvers.broken.iter().next() {
@@ -107,7 +103,7 @@ pub(super) async fn run(
         }
     };
     let http = ctx.http()?;
-    let (account, directory) = ctx.account(&http, &spec.account).await?;
+    let (account, directory) = super::connect(&http, account_record).await?;
     let (version, record) =
         obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
     Ok(Outcome {

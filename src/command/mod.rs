@@ -149,23 +149,35 @@ impl Context {
         Ok(self.http.get_or_init(|| client).clone())
     }
 
-    /// Load an ACME account from Vault and reach its CA.
-    async fn account(
-        &self,
-        http: &reqwest::Client,
-        name: &str,
-    ) -> Result<(instant_acme::Account, String), Error> {
-        let record = self
+    /// The stored ACME account `name`, or the error that says to run `init`.
+    async fn account_record(&self, name: &str) -> Result<crate::model::AccountRecord, Error> {
+        Ok(self
             .store
             .load_account(name)
             .await?
             .ok_or_else(|| Error::NoAccount {
                 path: self.store.display(Key::Account(name)),
             })?
-            .data;
-        let account = acme::account(http, &record.directory, record.credentials).await?;
-        Ok((account, record.directory))
+            .data)
     }
+
+    /// Load an ACME account from Vault and reach its CA.
+    async fn account(
+        &self,
+        http: &reqwest::Client,
+        name: &str,
+    ) -> Result<(instant_acme::Account, String), Error> {
+        connect(http, self.account_record(name).await?).await
+    }
+}
+
+/// Reach the CA of a stored account: (account, directory URL).
+async fn connect(
+    http: &reqwest::Client,
+    record: crate::model::AccountRecord,
+) -> Result<(instant_acme::Account, String), Error> {
+    let account = acme::account(http, &record.directory, record.credentials).await?;
+    Ok((account, record.directory))
 }
 
 /// Run one command. `now` is the clock; nothing below reads another.
