@@ -510,6 +510,7 @@ fn an_interrupted_run_still_revokes_its_login_token() {
     let policy = apply_policy(&e, &["renew"]);
     let (mount, role_id, secret_id) = approle(&policy);
     let a = with_approle(&e, &mount, &role_id, &secret_id);
+    e.fresh_account();
     let child = a
         .command(&["renew", "--force"])
         .stdout(std::process::Stdio::piped())
@@ -568,6 +569,7 @@ fn a_long_run_renews_its_login_token() {
     let policy = apply_policy(&e, &["renew"]);
     let (mount, role_id, secret_id) = approle_with_ttl(&policy, "3s");
     let a = with_approle(&e, &mount, &role_id, &secret_id);
+    e.fresh_account();
     let started = std::time::Instant::now();
     let run = a.run(&["renew", "--force"]).ok();
     assert!(started.elapsed() > std::time::Duration::from_secs(4));

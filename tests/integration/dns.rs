@@ -586,6 +586,7 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
         moved.stdout
     );
 
+    e.fresh_account();
     let run = e.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let out = &run.stdout;

@@ -206,6 +206,19 @@ impl Env {
         ])
     }
 
+    /// Register a new ACME account in place of the stored one (same CA), so the next order
+    /// has no valid authorization to reuse and must solve its challenges. Pebble reuses a
+    /// valid authorization 1 % of the time even with PEBBLE_AUTHZREUSE=0 (it creates a new
+    /// one only if `rand.Intn(100) > percent`), which would let a renewal skip the hook or
+    /// solver a test is about.
+    pub fn fresh_account(&self) {
+        let (account, _) = vault_read(&format!("{}/accounts/default", self.prefix))
+            .expect("an account to replace");
+        let directory = account["directory"].as_str().unwrap().to_string();
+        self.run(&["init", "--directory", &directory, "--agree-tos", "--force"])
+            .ok();
+    }
+
     /// `issue NAME -d ...` through the challtestsrv hooks.
     pub fn issue(&self, name: &str, domains: &[&str], extra: &[&str]) -> Run {
         let mut args = vec!["issue".to_string(), name.to_string()];

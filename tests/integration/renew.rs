@@ -110,6 +110,7 @@ fn a_concurrent_write_is_detected_not_overwritten() {
         ..Env::new("x")
     };
     racing.prefix = e.prefix.clone();
+    e.fresh_account();
     let run = racing.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stdout.contains("FAILED   race"), "{}", run.stdout);
@@ -149,6 +150,7 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
     let mut breaking = Env::new("x");
     breaking.prefix = e.prefix.clone();
     breaking.extra.push(("BREAK".into(), "1".into()));
+    e.fresh_account();
     let run = breaking.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stdout.contains("FAILED   broken"), "{}", run.stdout);
