@@ -17,9 +17,17 @@ use certvault::policy::Role;
 use certvault::vault::KvVersion;
 use certvault::{acme, vault, Command, Settings};
 
+/// `certvault --version`: the crate version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CERTVAULT_REVISION"),
+    ")"
+);
+
 /// Issue and renew ACME certificates with HashiCorp Vault / OpenBao as the only state.
 #[derive(Debug, Parser)]
-#[command(name = "certvault", version, about, max_term_width = 100)]
+#[command(name = "certvault", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod command;
 pub mod dns;
 pub mod error;
+pub mod hook;
 pub mod model;
 pub mod policy;
 pub mod renew;

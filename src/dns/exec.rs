@@ -5,38 +5,11 @@
 //! cleanup `CERTBOT_AUTH_OUTPUT` (the auth hook's standard output). Vault credentials in the
 //! environment are removed before a hook runs: a hook never sees certvault's token.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use super::{Error, Presented, Provider, TxtRecord};
-
-/// How long a hook may run before it is killed.
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Environment variables never passed to a hook.
-fn is_credential(name: &str) -> bool {
-    name == "VAULT_TOKEN"
-        || (name.starts_with("VAULT_") || name.starts_with("CERTVAULT_"))
-            && [
-                "TOKEN",
-                "SECRET",
-                "SECRET_ID",
-                "ROLE_ID",
-                "JWT",
-                "HMAC",
-                "KEY",
-                "PASSWORD",
-                "TOKEN_FILE",
-                "SECRET_ID_FILE",
-                "ROLE_ID_FILE",
-                "JWT_FILE",
-            ]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
+use crate::hook::{self, Failure, HOOK_TIMEOUT};
 
 pub struct Hooks {
     auth: String,
@@ -65,59 +38,36 @@ impl Hooks {
         remaining: usize,
         auth_output: Option<&str>,
     ) -> Result<String, Error> {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .env("CERTBOT_DOMAIN", &record.domain)
-            .env("CERTBOT_VALIDATION", &record.value)
-            .env("CERTBOT_REMAINING_CHALLENGES", remaining.to_string())
-            .env("CERTBOT_ALL_DOMAINS", &self.all_domains);
+        let mut vars = vec![
+            ("CERTBOT_DOMAIN", record.domain.clone()),
+            ("CERTBOT_VALIDATION", record.value.clone()),
+            ("CERTBOT_REMAINING_CHALLENGES", remaining.to_string()),
+            ("CERTBOT_ALL_DOMAINS", self.all_domains.clone()),
+        ];
         if let Some(out) = auth_output {
-            cmd.env("CERTBOT_AUTH_OUTPUT", out);
+            vars.push(("CERTBOT_AUTH_OUTPUT", out.to_string()));
         }
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(is_credential) {
-                cmd.env_remove(name);
-            }
-        }
-        let child = cmd.spawn().map_err(|source| Error::HookSpawn {
-            hook,
-            domain: record.domain.clone(),
-            source,
-        })?;
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(result) => result.map_err(|source| Error::HookSpawn {
-                hook,
-                domain: record.domain.clone(),
-                source,
-            })?,
-            Err(_) => {
-                return Err(Error::HookTimeout {
+        let domain = || record.domain.clone();
+        hook::run(command, &vars, self.timeout)
+            .await
+            .map_err(|f| match f {
+                Failure::Exited { status, stderr } => Error::HookFailed {
                     hook,
-                    domain: record.domain.clone(),
-                    seconds: self.timeout.as_secs(),
-                })
-            }
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let last: Vec<&str> = stderr.lines().rev().take(3).collect();
-            let mut tail: String = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
-            tail.truncate(400);
-            return Err(Error::HookFailed {
-                hook,
-                domain: record.domain.clone(),
-                status: output.status.to_string(),
-                stderr: tail,
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .trim_end()
-            .to_string())
+                    domain: domain(),
+                    status,
+                    stderr,
+                },
+                Failure::TimedOut { seconds } => Error::HookTimeout {
+                    hook,
+                    domain: domain(),
+                    seconds,
+                },
+                Failure::Spawn(source) => Error::HookSpawn {
+                    hook,
+                    domain: domain(),
+                    source,
+                },
+            })
     }
 }
 
@@ -162,29 +112,6 @@ mod tests {
             name: format!("_acme-challenge.{domain}"),
             zone: String::new(),
             value: value.into(),
-        }
-    }
-
-    #[test]
-    fn credentials_are_recognised() {
-        for n in [
-            "VAULT_TOKEN",
-            "CERTVAULT_EAB_HMAC",
-            "CERTVAULT_EAB_HMAC_KEY",
-            "CERTVAULT_DNS_SECRET",
-            "VAULT_SECRET_ID",
-            "CERTVAULT_ROLE_ID",
-            "VAULT_ROLE_ID",
-            "VAULT_TOKEN_FILE",
-            "VAULT_SECRET_ID_FILE",
-            "VAULT_ROLE_ID_FILE",
-            "CERTVAULT_JWT",
-            "CERTVAULT_JWT_FILE",
-        ] {
-            assert!(is_credential(n), "{n}");
-        }
-        for n in ["VAULT_ADDR", "PATH", "CERTVAULT_MOUNT", "HOME"] {
-            assert!(!is_credential(n), "{n}");
         }
     }
 

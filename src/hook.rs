@@ -1,0 +1,192 @@
+//! Running a user's command (DNS-01 exec hooks, deploy hooks) as `sh -c <command>`.
+//!
+//! Every hook gets the same treatment:
+//! - an environment without Vault, OpenBao or certvault credentials (`VAULT_TOKEN`,
+//!   `BAO_TOKEN`, `*_SECRET_ID`, `*_JWT`, …), so a hook never sees certvault's token;
+//! - its own process group, killed as a whole at the timeout or when the run drops the hook
+//!   (on SIGTERM), so a `sleep 400` started by the hook does not outlive it;
+//! - a timeout ([`HOOK_TIMEOUT`]).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// How long a hook may run before it is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Environment variables never passed to a hook.
+pub fn is_credential(name: &str) -> bool {
+    const SUFFIXES: [&str; 12] = [
+        "TOKEN",
+        "SECRET",
+        "SECRET_ID",
+        "ROLE_ID",
+        "JWT",
+        "HMAC",
+        "KEY",
+        "PASSWORD",
+        "TOKEN_FILE",
+        "SECRET_ID_FILE",
+        "ROLE_ID_FILE",
+        "JWT_FILE",
+    ];
+    (name.starts_with("VAULT_") || name.starts_with("BAO_") || name.starts_with("CERTVAULT_"))
+        && SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// Why a hook did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("exited with {status}{}", tail(.stderr))]
+    Exited { status: String, stderr: String },
+    #[error("did not finish within {seconds}s and was killed")]
+    TimedOut { seconds: u64 },
+    #[error("could not be started")]
+    Spawn(#[source] std::io::Error),
+}
+
+fn tail(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+/// Kills the hook's whole process group when dropped before the hook was reaped.
+struct Group(Option<i32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: kill(2) with a negative pid signals the process group we created for
+            // the hook (process_group(0) makes the child its leader); no memory is touched.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Run `command` with `sh -c` and the given variables; its trimmed standard output on
+/// success.
+pub async fn run(
+    command: &str,
+    vars: &[(&str, String)],
+    timeout: Duration,
+) -> Result<String, Failure> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_credential) {
+            cmd.env_remove(name);
+        }
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().map_err(Failure::Spawn)?;
+    let mut group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(result) => result.map_err(Failure::Spawn)?,
+        // Dropping `group` kills what the hook started, too.
+        Err(_) => {
+            return Err(Failure::TimedOut {
+                seconds: timeout.as_secs(),
+            })
+        }
+    };
+    // The hook finished (and closed its output): leave what it chose to start alone.
+    group.0 = None;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let mut tail: String = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        tail.truncate(400);
+        return Err(Failure::Exited {
+            status: output.status.to_string(),
+            stderr: tail,
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_recognised() {
+        for n in [
+            "VAULT_TOKEN",
+            "BAO_TOKEN",
+            "BAO_SECRET_ID",
+            "CERTVAULT_EAB_HMAC",
+            "CERTVAULT_EAB_HMAC_KEY",
+            "CERTVAULT_DNS_SECRET",
+            "VAULT_SECRET_ID",
+            "CERTVAULT_ROLE_ID",
+            "VAULT_ROLE_ID",
+            "VAULT_TOKEN_FILE",
+            "VAULT_SECRET_ID_FILE",
+            "VAULT_ROLE_ID_FILE",
+            "CERTVAULT_JWT",
+            "CERTVAULT_JWT_FILE",
+        ] {
+            assert!(is_credential(n), "{n}");
+        }
+        for n in ["VAULT_ADDR", "BAO_ADDR", "PATH", "CERTVAULT_MOUNT", "HOME"] {
+            assert!(!is_credential(n), "{n}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = std::env::temp_dir().join(format!("certvault-hook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("child.pid");
+        let cmd = format!("sleep 400 & echo $! > {}; wait", pidfile.display());
+        let err = run(&cmd, &[], Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Failure::TimedOut { .. }), "{err}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The grandchild is gone (or a zombie about to be reaped by init).
+        let mut gone = false;
+        for _ in 0..50 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone, "sleep 400 (pid {pid}) survived the hook's timeout");
+    }
+
+    #[tokio::test]
+    async fn output_and_failure() {
+        let out = run("echo \"$X\"", &[("X", "hello".into())], HOOK_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(out, "hello");
+        let err = run("echo boom >&2; exit 3", &[], HOOK_TIMEOUT)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "exited with exit status: 3: boom");
+    }
+}
