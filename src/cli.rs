@@ -15,7 +15,13 @@ use certvault::model::{
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
-use certvault::{acme, vault, Command, Settings};
+use certvault::{acme, logging, metrics, vault, Command, Settings};
+
+/// How to log: `-v` count and `--log-format`.
+pub struct Logging {
+    pub verbose: u8,
+    pub format: logging::Format,
+}
 
 /// `certvault --version`: the crate version and the git revision it was built from.
 const VERSION: &str = concat!(
@@ -172,6 +178,21 @@ struct Global {
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log format on stderr: text, or one JSON object per line (keys ts, level, msg, cert, ...).
+    #[arg(
+        long,
+        env = "CERTVAULT_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +250,11 @@ enum Cmd {
         /// Do not check propagation (default for --dns exec, whose hook must wait itself).
         #[arg(long)]
         no_propagation_check: bool,
+        /// Run this command (with `sh -c`) after each new certificate is stored in Vault,
+        /// e.g. to reload a server. Gets CERTVAULT_NAME, CERTVAULT_DOMAINS,
+        /// CERTVAULT_VAULT_PATH, CERTVAULT_VERSION and RENEWED_DOMAINS.
+        #[arg(long)]
+        deploy_hook: Option<String>,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
@@ -238,7 +264,8 @@ enum Cmd {
     Dns(DnsCmd),
     /// Show each certificate, when it expires, when it will renew and why.
     List {
-        #[arg(long, value_enum, default_value_t = Output::Table)]
+        /// text (a table for people) or json.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
     /// Renew every due certificate (or only the NAMEs given).
@@ -251,6 +278,17 @@ enum Cmd {
         concurrency: usize,
         /// Only these certificates.
         names: Vec<CertName>,
+        /// text (a line per certificate and a summary) or json (per certificate: name,
+        /// verdict, reason, not_after, version, error; plus totals).
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Write Prometheus metrics of the run to this file (atomically), e.g. for
+        /// node_exporter's textfile collector.
+        #[arg(long, env = "CERTVAULT_METRICS_FILE")]
+        metrics_file: Option<PathBuf>,
+        /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
+        #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
+        pushgateway: Option<String>,
     },
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
@@ -400,7 +438,8 @@ enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
-    Table,
+    #[value(alias = "table")]
+    Text,
     Json,
 }
 
@@ -433,8 +472,8 @@ fn directory_url(d: &str) -> String {
 }
 
 impl Cli {
-    /// The verbosity (for the log filter), the settings and the command.
-    pub fn into_parts(self) -> Result<(u8, Settings, Command), InvalidInput> {
+    /// The log settings, the settings and the command.
+    pub fn into_parts(self) -> Result<(Logging, Settings, Command), InvalidInput> {
         let mut g = self.global;
         let auth = auth_method(&mut g);
         let mut concurrency_flag = 8;
@@ -465,6 +504,7 @@ impl Cli {
                 no_follow_cname,
                 propagation_check,
                 no_propagation_check,
+                deploy_hook,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
@@ -479,6 +519,7 @@ impl Cli {
                         (_, true) => Some(false),
                         _ => None,
                     },
+                    deploy_hook: deploy_hook.filter(|h| !h.trim().is_empty()),
                 },
                 force,
             }),
@@ -568,9 +609,29 @@ impl Cli {
                 force,
                 concurrency,
                 names,
+                output,
+                metrics_file,
+                pushgateway,
             } => {
                 concurrency_flag = concurrency;
-                Command::Renew { force, names }
+                Command::Renew {
+                    force,
+                    names,
+                    json: output == Output::Json,
+                    metrics: metrics::Sinks {
+                        file: metrics_file.filter(|p| !p.as_os_str().is_empty()),
+                        pushgateway: match pushgateway.filter(|u| !u.trim().is_empty()) {
+                            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                                return Err(InvalidInput {
+                                    what: "--pushgateway",
+                                    value: u,
+                                    reason: "write the Pushgateway's base URL, like http://pushgateway:9091",
+                                })
+                            }
+                            u => u,
+                        },
+                    },
+                }
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
         };
@@ -614,7 +675,14 @@ impl Cli {
                 },
             },
         };
-        Ok((g.verbose, settings, command))
+        let logging = Logging {
+            verbose: g.verbose,
+            format: match g.log_format {
+                LogFormat::Text => logging::Format::Text,
+                LogFormat::Json => logging::Format::Json,
+            },
+        };
+        Ok((logging, settings, command))
     }
 }
 

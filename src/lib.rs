@@ -7,6 +7,8 @@ pub mod command;
 pub mod dns;
 pub mod error;
 pub mod hook;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod renew;

@@ -3,18 +3,17 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let (verbose, settings, command) = match cli::Cli::parse().into_parts() {
+    let (logging, settings, command) = match cli::Cli::parse().into_parts() {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    init_logging(verbose);
+    certvault::logging::init(logging.verbose, logging.format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let shutdown = shutdown_on_signal();
     match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
@@ -56,28 +55,4 @@ fn shutdown_on_signal() -> tokio::sync::watch::Receiver<bool> {
         std::future::pending::<()>().await;
     });
     rx
-}
-
-/// Logs go to stderr. vaultrs logs expected 404s and CAS conflicts as errors: silenced, we
-/// report those ourselves.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = std::env::var("CERTVAULT_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| {
-            EnvFilter::new(format!(
-                "warn,certvault={level},vaultrs=off,rustify=off,instant_acme=warn"
-            ))
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }

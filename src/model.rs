@@ -443,6 +443,9 @@ pub struct Spec {
     /// Default: on for stored solvers, off for `--dns exec` hooks (as certbot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation_check: Option<bool>,
+    /// Run after every new certificate is stored (certbot's `--deploy-hook`), with `sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_hook: Option<String>,
 }
 
 /// The issued material, with certbot's field names.

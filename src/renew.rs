@@ -211,6 +211,7 @@ mod tests {
             account: "default".into(),
             follow_cname: true,
             propagation_check: None,
+            deploy_hook: None,
         }
     }
 

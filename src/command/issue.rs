@@ -7,7 +7,7 @@ use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
 use crate::renew::{decide, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
-use crate::{acme, x509, Error};
+use crate::{acme, hook, x509, Error};
 
 #[derive(Debug)]
 pub struct IssueArgs {
@@ -38,6 +38,7 @@ pub(super) async fn run(
         account: ctx.settings.account.clone(),
         follow_cname: args.spec.follow_cname,
         propagation_check: args.spec.propagation_check,
+        deploy_hook: args.spec.deploy_hook,
     };
     let name = &args.name;
     let path = ctx.store.display(Key::Cert(name));
@@ -104,23 +105,86 @@ pub(super) async fn run(
     };
     let http = ctx.http()?;
     let (account, directory) = super::connect(&http, account_record).await?;
-    let (version, record) =
-        obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
+    let Stored {
+        version,
+        record,
+        deploy,
+    } = obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
+    let mut text = format!(
+        "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
+        record
+            .spec
+            .domains
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        rfc3339(record.issued.not_after),
+        record.issued.serial,
+    );
+    if let Err(e) = &deploy {
+        text.push_str(&format!("  FAILED: {e}\n"));
+    }
     Ok(Outcome {
-        text: format!(
-            "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
-            record
-                .spec
-                .domains
-                .iter()
-                .map(|d| d.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            rfc3339(record.issued.not_after),
-            record.issued.serial,
-        ),
-        failed: false,
+        text,
+        failed: deploy.is_err(),
     })
+}
+
+/// A certificate written to Vault, and how its deploy hook went (`Ok` when there is none).
+pub(super) struct Stored {
+    pub version: u64,
+    pub record: CertRecord,
+    pub deploy: Result<(), DeployFailed>,
+}
+
+/// The deploy hook of a stored certificate failed; the certificate stays stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the deploy hook failed ({failure}); the new certificate is stored at {path} (version {version}) and stays there")]
+pub struct DeployFailed {
+    pub path: String,
+    pub version: u64,
+    #[source]
+    pub failure: hook::Failure,
+}
+
+/// Run the spec's deploy hook, if any, for the version just written.
+async fn deploy(
+    ctx: &Context,
+    name: &CertName,
+    record: &CertRecord,
+    version: u64,
+) -> Result<(), DeployFailed> {
+    let Some(command) = record.spec.deploy_hook.as_deref() else {
+        return Ok(());
+    };
+    let path = ctx.store.display(Key::Cert(name));
+    let domains = record
+        .spec
+        .domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let vars = [
+        ("CERTVAULT_NAME", name.to_string()),
+        ("CERTVAULT_DOMAINS", domains.clone()),
+        ("CERTVAULT_VAULT_PATH", path.clone()),
+        ("CERTVAULT_VERSION", version.to_string()),
+        ("RENEWED_DOMAINS", domains),
+    ];
+    tracing::info!(cert = %name, version, "running the deploy hook");
+    hook::run(command, &vars, hook::HOOK_TIMEOUT)
+        .await
+        .map(drop)
+        .map_err(|failure| {
+            tracing::error!(cert = %name, version, "deploy hook failed: {failure}");
+            DeployFailed {
+                path,
+                version,
+                failure,
+            }
+        })
 }
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
@@ -135,7 +199,7 @@ pub(super) async fn obtain_and_save(
     spec: Spec,
     expect: Expect,
     now: fn() -> OffsetDateTime,
-) -> Result<(u64, CertRecord), Error> {
+) -> Result<Stored, Error> {
     // Hold the certificate's lock while ordering and writing, so an overlapping run does
     // not order it too; long enough for every wait of one order, released at the end.
     let s = &ctx.settings;
@@ -187,5 +251,12 @@ pub(super) async fn obtain_and_save(
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
     }
-    result
+    // The deploy hook runs once the lock is released: a slow reload holds up no other run.
+    let (version, record) = result?;
+    let deploy = deploy(ctx, name, &record, version).await;
+    Ok(Stored {
+        version,
+        record,
+        deploy,
+    })
 }

@@ -5,6 +5,7 @@ mod init;
 mod issue;
 mod list;
 mod renew;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +32,9 @@ pub enum Command {
     Renew {
         force: bool,
         names: Vec<CertName>,
+        /// `--output json`: the report as JSON instead of the text summary.
+        json: bool,
+        metrics: crate::metrics::Sinks,
     },
     Dns(DnsCommand),
     /// Print the HCL policy of `role` (no Vault access).
@@ -237,9 +241,15 @@ async fn run_checked(
             ctx.check("list", Work::List).await?;
             list::run(ctx, json, now()).await
         }
-        Command::Renew { force, names } => {
+        Command::Renew {
+            force,
+            names,
+            json,
+            metrics,
+        } => {
             ctx.check("renew", Work::Renew { account }).await?;
-            renew::run(ctx, force, names, now).await
+            let report = renew::run(ctx, force, names, now).await?;
+            renew::publish(ctx, &report, json, &metrics, now()).await
         }
         Command::Dns(cmd) => {
             let work = match &cmd {
@@ -283,6 +293,7 @@ pub struct SpecArgs {
     pub renew_before: Option<HumanDuration>,
     pub follow_cname: bool,
     pub propagation_check: Option<bool>,
+    pub deploy_hook: Option<String>,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.

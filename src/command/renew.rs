@@ -3,41 +3,25 @@
 //! failed, and a summary ends every run.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::issue::obtain_and_save;
-use super::{relative, Context, Outcome};
+use super::report::{CertResult, Report, Verdict};
+use super::{Context, Outcome};
 use crate::model::{CertName, CertRecord};
-use crate::renew::{decide, rfc3339, Decision, Facts, Reason};
+use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
 use crate::store::Key;
 use crate::vault::{Expect, Versioned};
-use crate::{x509, Error};
-
-enum Verdict {
-    Renewed {
-        reason: Reason,
-        version: u64,
-        not_after: OffsetDateTime,
-    },
-    NotDue {
-        renew_at: OffsetDateTime,
-        basis: String,
-    },
-    Failed(String),
-    Deleted,
-    /// Not this run's to do: another run holds its lock or has just written it.
-    Skipped(String),
-}
+use crate::{metrics, x509, Error};
 
 pub(super) async fn run(
     ctx: &Context,
     force: bool,
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
-) -> Result<Outcome, Error> {
+) -> Result<Report, Error> {
     let stored = ctx.store.list_certs().await?;
     let names = if names.is_empty() {
         stored
@@ -59,18 +43,20 @@ pub(super) async fn run(
     // Load and decide.
     let started = now();
     let loaded = ctx.store.load_certs(names).await;
-    let mut results: BTreeMap<CertName, Verdict> = BTreeMap::new();
+    let mut results: Vec<CertResult> = Vec::new();
     let mut due: Vec<(CertName, Versioned<CertRecord>, Reason)> = Vec::new();
     for (name, loaded) in loaded {
         let record = match loaded {
             Ok(Some(r)) => r,
             Ok(None) => {
                 // Listed but its latest version is deleted: nothing to renew.
-                results.insert(name, Verdict::Deleted);
+                results.push(CertResult::new(name, Verdict::Deleted));
                 continue;
             }
             Err(e) => {
-                results.insert(name, Verdict::Failed(crate::error::chain(&e)));
+                let mut r = CertResult::new(name, Verdict::Failed);
+                r.error = Some(crate::error::chain(&e));
+                results.push(r);
                 continue;
             }
         };
@@ -90,13 +76,12 @@ pub(super) async fn run(
             },
         ) {
             Decision::Keep { renew_at, basis } => {
-                results.insert(
-                    name,
-                    Verdict::NotDue {
-                        renew_at,
-                        basis: basis.to_string(),
-                    },
-                );
+                let mut r = CertResult::new(name, Verdict::NotDue);
+                r.reason = Some(basis.to_string());
+                r.renew_at = Some(renew_at);
+                r.not_after = current.map(|c| c.not_after);
+                r.version = Some(record.version);
+                results.push(r);
             }
             Decision::Renew(reason) => due.push((name, record, reason)),
         }
@@ -123,97 +108,106 @@ pub(super) async fn run(
                     .flat_map(|(_, r, _)| r.data.spec.dns.solver_names()),
             )
             .await;
-        let done: Vec<(CertName, Verdict)> = futures::stream::iter(due)
+        let done: Vec<CertResult> = futures::stream::iter(due)
             .map(|(name, record, reason)| async move {
                 tracing::info!(cert = %name, %reason, "renewing");
-                let outcome = match &accounts[&record.data.spec.account] {
-                    Err(e) => Verdict::Failed(e.clone()),
-                    Ok((account, directory)) => {
-                        match obtain_and_save(
-                            ctx,
-                            solvers,
-                            account,
-                            directory,
-                            &name,
-                            record.data.spec,
-                            Expect::Version(record.version),
-                            now,
-                        )
-                        .await
-                        {
-                            Ok((version, rec)) => Verdict::Renewed {
-                                reason,
-                                version,
-                                not_after: rec.issued.not_after,
-                            },
-                            Err(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. })) => {
-                                tracing::info!(cert = %name, "skipped: {e}");
-                                Verdict::Skipped(e.to_string())
-                            }
-                            Err(e) => {
-                                let text = crate::error::chain(&e);
-                                tracing::error!(cert = %name, "renewal failed: {text}");
-                                Verdict::Failed(text)
-                            }
+                let old_not_after = record.data.issued.not_after;
+                let old_version = record.version;
+                let mut r = CertResult::new(name.clone(), Verdict::Failed);
+                r.reason = Some(reason.to_string());
+                r.not_after = Some(old_not_after);
+                r.version = Some(old_version);
+                let stored = match &accounts[&record.data.spec.account] {
+                    Err(e) => Err(e.clone()),
+                    Ok((account, directory)) => obtain_and_save(
+                        ctx,
+                        solvers,
+                        account,
+                        directory,
+                        &name,
+                        record.data.spec,
+                        Expect::Version(old_version),
+                        now,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        Error::Locked { .. } | Error::ChangedMeanwhile { .. } => {
+                            tracing::info!(cert = %name, "skipped: {e}");
+                            r.verdict = Verdict::Skipped;
+                            r.reason = Some(e.to_string());
+                            String::new()
                         }
-                    }
+                        e => {
+                            let text = crate::error::chain(&e);
+                            tracing::error!(cert = %name, "renewal failed: {text}");
+                            text
+                        }
+                    }),
                 };
-                (name, outcome)
+                match stored {
+                    Ok(stored) => {
+                        r.verdict = Verdict::Renewed;
+                        r.version = Some(stored.version);
+                        r.not_after = Some(stored.record.issued.not_after);
+                        r.renew_at = x509::current(&stored.record.issued.cert).ok().map(|c| {
+                            renewal_point(&c, stored.record.spec.renew_before.map(|d| d.0)).0
+                        });
+                        r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
+                    }
+                    Err(text) if r.verdict == Verdict::Failed => r.error = Some(text),
+                    Err(_) => {}
+                }
+                r
             })
             .buffer_unordered(ctx.settings.concurrency.max(1))
             .collect()
             .await;
         results.extend(done);
     }
+    Ok(Report::new(results, started, now()))
+}
 
-    // Summary.
-    let (mut renewed, mut not_due, mut failed) = (0, 0, 0);
-    let mut text = String::new();
-    let end = now();
-    for (name, r) in &results {
-        match r {
-            Verdict::Renewed {
-                reason,
-                version,
-                not_after,
-            } => {
-                renewed += 1;
-                let _ = writeln!(
-                    text,
-                    "renewed  {name}: {reason}; now valid until {} (version {version})",
-                    rfc3339(*not_after)
-                );
-            }
-            Verdict::NotDue { renew_at, basis } => {
-                not_due += 1;
-                let _ = writeln!(
-                    text,
-                    "not due  {name}: renews {} ({}; {basis})",
-                    rfc3339(*renew_at),
-                    relative(end, *renew_at)
-                );
-            }
-            Verdict::Skipped(why) => {
-                let _ = writeln!(text, "skipped  {name}: {why}");
-            }
-            Verdict::Deleted => {
-                let _ = writeln!(
-                    text,
-                    "deleted  {name}: its latest version is deleted in Vault, so it is not renewed; `certvault issue {name} ...` recreates it"
-                );
-            }
-            Verdict::Failed(why) => {
-                failed += 1;
-                let _ = writeln!(text, "FAILED   {name}: {why}");
+/// Print the report (text or JSON) and write the metrics the user asked for. A metrics
+/// output that fails is reported and makes the exit code 1; the renewals stand.
+pub(super) async fn publish(
+    ctx: &Context,
+    report: &Report,
+    json: bool,
+    sinks: &metrics::Sinks,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let mut failed = report.failed;
+    if !sinks.is_empty() {
+        let end = now.unix_timestamp_nanos() as f64 / 1e9;
+        let success = !report.failed;
+        let mut errors = Vec::new();
+        if let Some(path) = &sinks.file {
+            let last = if success {
+                Some(end)
+            } else {
+                metrics::previous_last_success(path)
+            };
+            if let Err(e) = metrics::write_file(path, &metrics::exposition(report, end, last)) {
+                errors.push(e);
             }
         }
+        if let Some(url) = &sinks.pushgateway {
+            let text = metrics::exposition(report, end, success.then_some(end));
+            if let Err(e) = metrics::push(&ctx.http()?, url, text, success).await {
+                errors.push(e);
+            }
+        }
+        for e in errors {
+            tracing::error!("{e}");
+            failed = true;
+        }
     }
-    let _ = writeln!(
-        text,
-        "summary: {renewed} renewed, {not_due} not due, {failed} failed"
-    );
     Ok(Outcome {
-        text,
-        failed: failed > 0,
+        text: if json {
+            report.json()
+        } else {
+            report.text(now)
+        },
+        failed,
     })
 }

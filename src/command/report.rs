@@ -1,0 +1,177 @@
+//! What a `renew` run did, per certificate: the text summary, `--output json`, and the
+//! facts the metrics are made from.
+
+use std::fmt::Write as _;
+
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+
+use super::relative;
+use crate::model::CertName;
+use crate::renew::rfc3339;
+
+/// What happened to one certificate in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Renewed,
+    NotDue,
+    Failed,
+    /// Not this run's to do: another run holds its lock or has just written it.
+    Skipped,
+    /// The latest version is deleted in Vault: not renewed.
+    Deleted,
+}
+
+/// One certificate's line of the report (`renew --output json` prints these).
+#[derive(Debug, Clone, Serialize)]
+pub struct CertResult {
+    pub name: CertName,
+    pub verdict: Verdict,
+    /// Why it renewed, or why it is not due yet (the renewal rule), or why it was skipped.
+    pub reason: Option<String>,
+    /// The certificate's notAfter after this run (the new one when renewed).
+    #[serde(serialize_with = "opt_time")]
+    pub not_after: Option<OffsetDateTime>,
+    /// When it will renew (not-due and renewed certificates).
+    #[serde(serialize_with = "opt_time")]
+    pub renew_at: Option<OffsetDateTime>,
+    /// The record's KV version after this run.
+    pub version: Option<u64>,
+    /// What went wrong: a failure, or a deploy hook that failed after the renewal.
+    pub error: Option<String>,
+}
+
+impl CertResult {
+    pub fn new(name: CertName, verdict: Verdict) -> Self {
+        Self {
+            name,
+            verdict,
+            reason: None,
+            not_after: None,
+            renew_at: None,
+            version: None,
+            error: None,
+        }
+    }
+
+    /// A failed certificate, or a renewed one whose deploy hook failed: the run exits 1.
+    pub fn is_failure(&self) -> bool {
+        self.verdict == Verdict::Failed || self.error.is_some()
+    }
+}
+
+fn opt_time<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Counts of a run, by verdict.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Totals {
+    pub renewed: usize,
+    pub not_due: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub deleted: usize,
+}
+
+/// A whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub certificates: Vec<CertResult>,
+    pub totals: Totals,
+    #[serde(serialize_with = "time_str")]
+    pub started_at: OffsetDateTime,
+    pub duration_seconds: f64,
+    /// Any certificate failed (or its deploy hook did): the exit code is 1.
+    pub failed: bool,
+}
+
+fn time_str<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+impl Report {
+    pub fn new(
+        mut certificates: Vec<CertResult>,
+        started_at: OffsetDateTime,
+        ended_at: OffsetDateTime,
+    ) -> Self {
+        certificates.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut totals = Totals::default();
+        for c in &certificates {
+            *match c.verdict {
+                Verdict::Renewed => &mut totals.renewed,
+                Verdict::NotDue => &mut totals.not_due,
+                Verdict::Failed => &mut totals.failed,
+                Verdict::Skipped => &mut totals.skipped,
+                Verdict::Deleted => &mut totals.deleted,
+            } += 1;
+        }
+        let failed = certificates.iter().any(CertResult::is_failure);
+        Self {
+            certificates,
+            totals,
+            started_at,
+            duration_seconds: (ended_at - started_at).as_seconds_f64().max(0.0),
+            failed,
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// The human summary: one line per certificate, then the totals.
+    pub fn text(&self, now: OffsetDateTime) -> String {
+        let mut text = String::new();
+        for c in &self.certificates {
+            let name = &c.name;
+            let reason = c.reason.as_deref().unwrap_or_default();
+            let error = c.error.as_deref().unwrap_or_default();
+            let _ = match c.verdict {
+                Verdict::Renewed => writeln!(
+                    text,
+                    "renewed  {name}: {reason}; now valid until {} (version {})",
+                    c.not_after.map(rfc3339).unwrap_or_default(),
+                    c.version.unwrap_or_default()
+                ),
+                Verdict::NotDue => {
+                    let at = c.renew_at.unwrap_or(now);
+                    writeln!(
+                        text,
+                        "not due  {name}: renews {} ({}; {reason})",
+                        rfc3339(at),
+                        relative(now, at)
+                    )
+                }
+                Verdict::Skipped => writeln!(text, "skipped  {name}: {reason}"),
+                Verdict::Deleted => writeln!(
+                    text,
+                    "deleted  {name}: its latest version is deleted in Vault, so it is not renewed; `certvault issue {name} ...` recreates it"
+                ),
+                Verdict::Failed => writeln!(text, "FAILED   {name}: {error}"),
+            };
+            if c.verdict == Verdict::Renewed && !error.is_empty() {
+                let _ = writeln!(text, "FAILED   {name}: {error}");
+            }
+        }
+        let t = &self.totals;
+        let _ = write!(
+            text,
+            "summary: {} renewed, {} not due, {} failed",
+            t.renewed, t.not_due, t.failed
+        );
+        if t.skipped > 0 {
+            let _ = write!(text, ", {} skipped", t.skipped);
+        }
+        if t.deleted > 0 {
+            let _ = write!(text, ", {} deleted", t.deleted);
+        }
+        text.push('\n');
+        text
+    }
+}
