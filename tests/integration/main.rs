@@ -8,6 +8,7 @@ mod bad_input;
 mod dns;
 mod fake_api;
 mod issue;
+mod observe;
 mod renew;
 mod secrets;
 mod vault_env;
