@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod dns;
 mod fake_api;
+mod image;
 mod issue;
 mod observe;
 mod renew;
