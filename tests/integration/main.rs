@@ -5,6 +5,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod deploy;
 mod dns;
 mod fake_api;
 mod image;
