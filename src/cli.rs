@@ -290,6 +290,13 @@ enum Cmd {
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
     },
+    /// Move the specs of records written by an older certvault into their admin-only
+    /// documents (<prefix>/specs/<NAME>), which renew needs. Prints each spec it moves.
+    Migrate {
+        /// Print what would move; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
         /// admin (init, issue, solvers), renew (unattended renewals), or reader (one certificate).
@@ -634,6 +641,7 @@ impl Cli {
                 }
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
+            Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
         };
         let settings = Settings {
             vault: vault::Settings {

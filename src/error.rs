@@ -38,6 +38,15 @@ pub enum Error {
     },
     #[error("{path} was changed by another run since this run read it; nothing was ordered, run again to see its new state")]
     ChangedMeanwhile { name: CertName, path: String },
+    #[error("{name}: the certificate is stored, but its spec could not be written to {path}; run the same `certvault issue` again to store it (renew needs it)")]
+    SpecNotSaved {
+        name: CertName,
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("{name} was stored by an older certvault, with its spec inside the certificate record, where a renew token can change it; it is not renewed until an admin moves the spec to {path}: run `certvault migrate` with the admin policy")]
+    NotMigrated { name: CertName, path: String },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]

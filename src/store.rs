@@ -2,9 +2,13 @@
 //!
 //! Layout below `<mount>/<prefix>/`:
 //! - `accounts/<account>`: [`AccountRecord`]
-//! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
+//! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate (the material)
+//! - `specs/<name>`: [`SpecRecord`], what the certificate is (admin-only: names, solver,
+//!   hooks); `renew` orders and runs only what this says
+//! - `status/<name>`: [`StatusRecord`], the last attempt and failures (no key material)
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
-//! - `locks/<name>`: [`LockRecord`], held while one run orders and writes that certificate
+//! - `locks/<name>`: [`LockRecord`], a short lease held while one run orders and writes
+//!   that certificate
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
@@ -13,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::model::{AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SCHEMA_VERSION};
+use crate::model::{
+    AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SpecRecord, StatusRecord,
+    SCHEMA_VERSION,
+};
 use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
 
 /// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
@@ -23,11 +30,15 @@ pub enum Key<'a> {
     Account(&'a str),
     Cert(&'a CertName),
     Certs,
+    Spec(&'a CertName),
+    Status(&'a CertName),
     Lock(&'a CertName),
     Solver(&'a str),
     Solvers,
     AnyAccount,
     AnyCert,
+    AnySpec,
+    AnyStatus,
     AnySolver,
     AnyLock,
 }
@@ -39,6 +50,10 @@ impl Key<'_> {
             Key::Account(name) => format!("{prefix}/accounts/{name}"),
             Key::Cert(name) => format!("{prefix}/certs/{name}"),
             Key::Lock(name) => format!("{prefix}/locks/{name}"),
+            Key::Spec(name) => format!("{prefix}/specs/{name}"),
+            Key::Status(name) => format!("{prefix}/status/{name}"),
+            Key::AnySpec => format!("{prefix}/specs/*"),
+            Key::AnyStatus => format!("{prefix}/status/*"),
             Key::Certs => format!("{prefix}/certs"),
             Key::Solver(name) => format!("{prefix}/dns/{name}"),
             Key::Solvers => format!("{prefix}/dns"),
@@ -132,6 +147,17 @@ pub enum Lock {
 /// The outcome of reading one certificate record (`None`: not there).
 pub type Loaded = Result<Option<Versioned<CertRecord>>, Error>;
 
+/// A certificate as `renew` and `list` see it: its record and its admin-only spec (`None`
+/// for a record written before specs had their own documents: `certvault migrate`).
+#[derive(Debug)]
+pub struct Entry {
+    pub cert: Versioned<CertRecord>,
+    pub spec: Option<Versioned<SpecRecord>>,
+}
+
+/// The outcome of reading one certificate (`None`: its latest version is deleted).
+pub type LoadedEntry = Result<Option<Entry>, Error>;
+
 pub struct Store {
     kv: Kv,
     prefix: String,
@@ -217,6 +243,25 @@ impl Store {
             .await
     }
 
+    /// Load many certificates with their specs, 16 at a time, in the order given.
+    pub async fn load_entries(&self, names: Vec<CertName>) -> Vec<(CertName, LoadedEntry)> {
+        use futures::StreamExt;
+        futures::stream::iter(names)
+            .map(|n| async move {
+                let (cert, spec) =
+                    futures::join!(self.load_cert(&n), self.load::<SpecRecord>(Key::Spec(&n)));
+                let entry = match (cert, spec) {
+                    (Ok(None), _) => Ok(None),
+                    (Ok(Some(cert)), Ok(spec)) => Ok(Some(Entry { cert, spec })),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                (n, entry)
+            })
+            .buffered(16)
+            .collect()
+            .await
+    }
+
     /// Take the lock of `name` for `ttl` (check-and-set create, or take over a stale one).
     pub async fn lock_cert(
         &self,
@@ -281,6 +326,33 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         self.save(Key::Cert(name), record, expect).await
+    }
+
+    /// The admin-only spec of `name` and what a write replacing it must expect.
+    pub async fn load_spec(&self, name: &CertName) -> Result<Read<SpecRecord>, Error> {
+        self.load_read(Key::Spec(name)).await
+    }
+
+    pub async fn save_spec(
+        &self,
+        name: &CertName,
+        record: &SpecRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Spec(name), record, expect).await
+    }
+
+    pub async fn load_status(&self, name: &CertName) -> Result<Read<StatusRecord>, Error> {
+        self.load_read(Key::Status(name)).await
+    }
+
+    pub async fn save_status(
+        &self,
+        name: &CertName,
+        record: &StatusRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Status(name), record, expect).await
     }
 
     pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {

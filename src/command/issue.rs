@@ -2,8 +2,8 @@
 
 use time::OffsetDateTime;
 
-use super::{relative, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
+use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
+use crate::model::{CertName, CertRecord, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
@@ -61,7 +61,13 @@ pub(super) async fn run(
         }
     }
     let read = ctx.store.load_cert_for_write(name).await?;
+    let spec_read = ctx.store.load_spec(name).await?;
+    let spec_stored = spec_read.doc.as_ref().map(|d| &d.data.spec) == Some(&spec);
     let existing = read.doc;
+    let extra = existing
+        .as_ref()
+        .map(|d| d.data.extra.clone())
+        .unwrap_or_default();
     let expect = match &existing {
         None => read.expect,
         Some(stored) => {
@@ -80,7 +86,7 @@ pub(super) async fn run(
                     rfc3339(renew_at),
                     relative(now(), renew_at)
                 );
-                if stored.data.spec == spec {
+                if stored.data.spec == spec && spec_stored {
                     return Ok(Outcome {
                         text: format!(
                             "{name} is up to date at {path}: {when}; use --force to reissue now\n"
@@ -88,7 +94,11 @@ pub(super) async fn run(
                         failed: false,
                     });
                 }
-                // Same names and key: keep the certificate, store the new settings.
+                // Same names and key: keep the certificate, store the new settings (the
+                // admin-only spec first: it is what renew uses).
+                if !spec_stored {
+                    save_spec(ctx, name, &spec, spec_read.expect).await?;
+                }
                 let mut record = stored.data.clone();
                 record.spec = spec;
                 let version = ctx
@@ -105,11 +115,27 @@ pub(super) async fn run(
     };
     let http = ctx.http()?;
     let (account, directory) = super::connect(&http, account_record).await?;
+    let order = Order {
+        name: name.clone(),
+        spec: spec.clone(),
+        expect,
+        extra,
+    };
     let Stored {
         version,
         record,
         deploy,
-    } = obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
+    } = obtain_and_save(ctx, &solvers, &account, &directory, order, now).await?;
+    // The certificate is stored; now the spec renew will use (unless it is already there).
+    if !spec_stored {
+        save_spec(ctx, name, &spec, spec_read.expect)
+            .await
+            .map_err(|e| Error::SpecNotSaved {
+                name: name.clone(),
+                path: ctx.store.display(Key::Spec(name)),
+                source: Box::new(e),
+            })?;
+    }
     let mut text = format!(
         "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
         record
@@ -129,6 +155,31 @@ pub(super) async fn run(
         text,
         failed: deploy.is_err(),
     })
+}
+
+/// Write the admin-only spec of `name` with check-and-set.
+async fn save_spec(
+    ctx: &Context,
+    name: &CertName,
+    spec: &Spec,
+    expect: Expect,
+) -> Result<u64, Error> {
+    let record = SpecRecord {
+        schema: SCHEMA_VERSION,
+        spec: spec.clone(),
+    };
+    Ok(ctx.store.save_spec(name, &record, expect).await?)
+}
+
+/// What to order and where to write it.
+pub(super) struct Order {
+    pub name: CertName,
+    /// The trusted spec (from `specs/<name>`, or the one `issue` was given).
+    pub spec: Spec,
+    /// What the certificate write expects (check-and-set).
+    pub expect: Expect,
+    /// Fields a user added to the record, kept in the new version.
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A certificate written to Vault, and how its deploy hook went (`Ok` when there is none).
@@ -189,17 +240,21 @@ async fn deploy(
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
 /// version readable until this single write succeeds.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn obtain_and_save(
     ctx: &Context,
     solvers: &LoadedSolvers,
     account: &instant_acme::Account,
     directory: &str,
-    name: &CertName,
-    spec: Spec,
-    expect: Expect,
+    order: Order,
     now: fn() -> OffsetDateTime,
 ) -> Result<Stored, Error> {
+    let Order {
+        name,
+        spec,
+        expect,
+        extra,
+    } = order;
+    let name = &name;
     // Hold the certificate's lock while ordering and writing, so an overlapping run does
     // not order it too; long enough for every wait of one order, released at the end.
     let s = &ctx.settings;
@@ -242,6 +297,7 @@ pub(super) async fn obtain_and_save(
             schema: SCHEMA_VERSION,
             spec,
             issued,
+            extra,
         };
         let version = ctx.store.save_cert(name, &record, expect).await?;
         tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
@@ -253,6 +309,11 @@ pub(super) async fn obtain_and_save(
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.
     let (version, record) = result?;
+    let stored = status::Attempt::Stored {
+        issued: &record.issued,
+        version,
+    };
+    status::record(ctx, name, stored, now()).await;
     let deploy = deploy(ctx, name, &record, version).await;
     Ok(Stored {
         version,

@@ -4,8 +4,10 @@ mod dns;
 mod init;
 mod issue;
 mod list;
+mod migrate;
 mod renew;
 pub mod report;
+mod status;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +39,10 @@ pub enum Command {
         metrics: crate::metrics::Sinks,
     },
     Dns(DnsCommand),
+    /// Move specs of older records to their admin-only documents.
+    Migrate {
+        dry_run: bool,
+    },
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -250,6 +256,10 @@ async fn run_checked(
             ctx.check("renew", Work::Renew { account }).await?;
             let report = renew::run(ctx, force, names, now).await?;
             renew::publish(ctx, &report, json, &metrics, now()).await
+        }
+        Command::Migrate { dry_run } => {
+            ctx.check("migrate", Work::Migrate).await?;
+            migrate::run(ctx, dry_run, now()).await
         }
         Command::Dns(cmd) => {
             let work = match &cmd {

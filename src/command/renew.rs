@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::issue::obtain_and_save;
+use super::issue::{obtain_and_save, Order};
 use super::report::{CertResult, Report, Verdict};
-use super::{Context, Outcome};
-use crate::model::{CertName, CertRecord};
+use super::{status, Context, Outcome};
+use crate::model::{CertName, CertRecord, Spec};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
+use crate::store::Entry;
 use crate::store::Key;
 use crate::vault::{Expect, Versioned};
 use crate::{metrics, x509, Error};
@@ -42,12 +43,31 @@ pub(super) async fn run(
 
     // Load and decide.
     let started = now();
-    let loaded = ctx.store.load_certs(names).await;
+    let loaded = ctx.store.load_entries(names).await;
     let mut results: Vec<CertResult> = Vec::new();
-    let mut due: Vec<(CertName, Versioned<CertRecord>, Reason)> = Vec::new();
+    let mut due: Vec<(CertName, Versioned<CertRecord>, Spec, Reason)> = Vec::new();
     for (name, loaded) in loaded {
-        let record = match loaded {
-            Ok(Some(r)) => r,
+        let (record, spec) = match loaded {
+            Ok(Some(Entry {
+                cert,
+                spec: Some(spec),
+            })) => (cert, spec.data.spec),
+            Ok(Some(Entry { spec: None, cert })) => {
+                // Written before specs moved to their own admin-only documents: the spec
+                // in the record may have been changed by a renew token, so it is not used.
+                let mut r = CertResult::new(name.clone(), Verdict::Failed);
+                r.error = Some(
+                    Error::NotMigrated {
+                        name: name.clone(),
+                        path: ctx.store.display(Key::Spec(&name)),
+                    }
+                    .to_string(),
+                );
+                r.not_after = Some(cert.data.issued.not_after);
+                r.version = Some(cert.version);
+                results.push(r);
+                continue;
+            }
             Ok(None) => {
                 // Listed but its latest version is deleted: nothing to renew.
                 results.push(CertResult::new(name, Verdict::Deleted));
@@ -70,7 +90,7 @@ pub(super) async fn run(
         match decide(
             started,
             &Facts {
-                wanted: &record.data.spec,
+                wanted: &spec,
                 current: current.as_ref(),
                 force,
             },
@@ -83,7 +103,7 @@ pub(super) async fn run(
                 r.version = Some(record.version);
                 results.push(r);
             }
-            Decision::Renew(reason) => due.push((name, record, reason)),
+            Decision::Renew(reason) => due.push((name, record, spec, reason)),
         }
     }
 
@@ -91,8 +111,8 @@ pub(super) async fn run(
     if !due.is_empty() {
         let http = ctx.http()?;
         let mut accounts = BTreeMap::new();
-        for (_, record, _) in &due {
-            let acct = &record.data.spec.account;
+        for (_, _, spec, _) in &due {
+            let acct = &spec.account;
             if !accounts.contains_key(acct) {
                 let loaded = ctx
                     .account(&http, acct)
@@ -105,11 +125,11 @@ pub(super) async fn run(
         let solvers = &ctx
             .load_solvers(
                 due.iter()
-                    .flat_map(|(_, r, _)| r.data.spec.dns.solver_names()),
+                    .flat_map(|(_, _, spec, _)| spec.dns.solver_names()),
             )
             .await;
         let done: Vec<CertResult> = futures::stream::iter(due)
-            .map(|(name, record, reason)| async move {
+            .map(|(name, record, spec, reason)| async move {
                 tracing::info!(cert = %name, %reason, "renewing");
                 let old_not_after = record.data.issued.not_after;
                 let old_version = record.version;
@@ -117,32 +137,31 @@ pub(super) async fn run(
                 r.reason = Some(reason.to_string());
                 r.not_after = Some(old_not_after);
                 r.version = Some(old_version);
-                let stored = match &accounts[&record.data.spec.account] {
+                let order = Order {
+                    name: name.clone(),
+                    spec,
+                    expect: Expect::Version(old_version),
+                    extra: record.data.extra,
+                };
+                let stored = match &accounts[&order.spec.account] {
                     Err(e) => Err(e.clone()),
-                    Ok((account, directory)) => obtain_and_save(
-                        ctx,
-                        solvers,
-                        account,
-                        directory,
-                        &name,
-                        record.data.spec,
-                        Expect::Version(old_version),
-                        now,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Error::Locked { .. } | Error::ChangedMeanwhile { .. } => {
-                            tracing::info!(cert = %name, "skipped: {e}");
-                            r.verdict = Verdict::Skipped;
-                            r.reason = Some(e.to_string());
-                            String::new()
-                        }
-                        e => {
-                            let text = crate::error::chain(&e);
-                            tracing::error!(cert = %name, "renewal failed: {text}");
-                            text
-                        }
-                    }),
+                    Ok((account, directory)) => {
+                        obtain_and_save(ctx, solvers, account, directory, order, now)
+                            .await
+                            .map_err(|e| match e {
+                                Error::Locked { .. } | Error::ChangedMeanwhile { .. } => {
+                                    tracing::info!(cert = %name, "skipped: {e}");
+                                    r.verdict = Verdict::Skipped;
+                                    r.reason = Some(e.to_string());
+                                    String::new()
+                                }
+                                e => {
+                                    let text = crate::error::chain(&e);
+                                    tracing::error!(cert = %name, "renewal failed: {text}");
+                                    text
+                                }
+                            })
+                    }
                 };
                 match stored {
                     Ok(stored) => {
@@ -154,7 +173,15 @@ pub(super) async fn run(
                         });
                         r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
                     }
-                    Err(text) if r.verdict == Verdict::Failed => r.error = Some(text),
+                    Err(text) if r.verdict == Verdict::Failed => {
+                        let failed = status::Attempt::Failed {
+                            current: &record.data.issued,
+                            version: old_version,
+                            error: &text,
+                        };
+                        status::record(ctx, &name, failed, now()).await;
+                        r.error = Some(text);
+                    }
                     Err(_) => {}
                 }
                 r

@@ -11,6 +11,7 @@ mod fake_api;
 mod image;
 mod issue;
 mod observe;
+mod privilege;
 mod renew;
 mod secrets;
 mod vault_env;
