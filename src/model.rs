@@ -529,17 +529,21 @@ pub struct SolverRecord {
 
 /// A per-certificate lock at `<prefix>/locks/<name>`, held while a run orders and writes
 /// that certificate, so overlapping runs (a CronJob that starts again before the last one
-/// ended) do not order the same certificate twice.
+/// ended) do not order the same certificate twice. It is a short lease that its holder
+/// renews while it works, so a killed run blocks the certificate for about a minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
     pub schema: u32,
-    /// Who holds it (for the message another run prints).
+    /// Who holds it: host (pod) name, pid and run id (for the message another run prints).
     pub holder: String,
     #[serde(with = "time::serde::rfc3339")]
     pub acquired_at: OffsetDateTime,
-    /// After this the lock is stale (its holder died) and may be taken over.
+    /// After this the lease has lapsed (its holder died or lost Vault) and may be taken over.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The run that holds it (also in `holder`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.

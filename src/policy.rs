@@ -91,16 +91,16 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`)"),
             rule(Key::Solvers, Api::Metadata, &["list"],
                 "list the stored DNS solvers (`certvault dns list`)"),
-            rule(Key::AnySpec, Api::Data, &["create", "read", "update"],
-                "define certificates (`certvault issue`, `certvault migrate`): names, DNS solver, hooks and deploy hook; `renew` orders and runs only what these say"),
-            rule(Key::AnyCert, Api::Data, &["create", "read", "update"],
-                "store issued certificates and their keys (`certvault issue`)"),
-            rule(Key::AnyStatus, Api::Data, &["create", "read", "update"],
+            rule(Key::AnySpec, Api::Data, &["create", "read", "update", "delete"],
+                "define certificates (`certvault issue`, `certvault migrate`) and retire them (`certvault delete`): names, DNS solver, hooks and deploy hook; `renew` orders and runs only what these say"),
+            rule(Key::AnyCert, Api::Data, &["create", "read", "update", "delete"],
+                "store issued certificates and their keys (`certvault issue`); `certvault delete` deletes the latest version (KV history stays: no destroy)"),
+            rule(Key::AnyStatus, Api::Data, &["create", "read", "update", "delete"],
                 "record each certificate's last attempt and failures (no key material)"),
             rule(Key::Certs, Api::Metadata, &["list"],
                 "list certificate records (`certvault list`, `certvault renew`)"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
-                "take and release the per-certificate lock while issuing"),
+                "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
         ],
         Role::Renew => vec![
             rule(Key::AnyAccount, Api::Data, &["read"],
@@ -229,6 +229,15 @@ pub enum Work<'a> {
     },
     DnsList,
     Migrate,
+    Show {
+        cert: &'a CertName,
+    },
+    Unlock {
+        cert: &'a CertName,
+    },
+    Delete {
+        cert: &'a CertName,
+    },
 }
 
 /// The capabilities `work` needs. Record names not known in advance are checked as the
@@ -264,6 +273,21 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("read", Key::AnySpec, Api::Data, Role::Monitor),
             need("read", Key::AnyStatus, Api::Data, Role::Monitor),
         ],
+        Work::Show { cert } => [
+            Key::Cert(cert),
+            Key::Spec(cert),
+            Key::Status(cert),
+            Key::Lock(cert),
+        ]
+        .map(|k| need("read", k, Api::Data, Role::Renew))
+        .to_vec(),
+        Work::Unlock { cert } => ["read", "delete"]
+            .map(|c| need(c, Key::Lock(cert), Api::Data, Role::Admin))
+            .to_vec(),
+        Work::Delete { cert } => [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)]
+            .into_iter()
+            .flat_map(|k| ["read", "delete"].map(|c| need(c, k, Api::Data, Role::Admin)))
+            .collect(),
         Work::Migrate => {
             let mut v = vec![
                 need("list", Key::Certs, Api::Metadata, Role::Admin),
@@ -378,9 +402,34 @@ mod tests {
                 Work::Renew { account },
                 Work::DnsAdd { solver: "cf" },
                 Work::DnsList,
+                Work::Migrate,
+                Work::Show { cert: &web },
+                Work::Unlock { cert: &web },
+                Work::Delete { cert: &web },
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew can show, but not retire or migrate; monitor only lists.
+            assert_eq!(
+                check(Role::Renew, &layout, Work::Show { cert: &web }),
+                vec![]
+            );
+            for work in [Work::Migrate, Work::Delete { cert: &web }] {
+                let denied = check(Role::Renew, &layout, work);
+                assert!(
+                    !denied.is_empty() && denied.iter().all(|n| n.role == Role::Admin),
+                    "{work:?}"
+                );
+            }
+            assert_eq!(check(Role::Monitor, &layout, Work::List), vec![]);
+            for work in [Work::Renew { account }, Work::Show { cert: &web }] {
+                assert!(!check(Role::Monitor, &layout, work).is_empty(), "{work:?}");
+            }
+            let m = rules(Role::Monitor, &layout, None);
+            assert!(
+                granted(&m, &layout.path(Key::Cert(&web), Api::Data)).is_empty(),
+                "monitor reads no key"
+            );
             // renew cannot add DNS solvers.
             let denied = check(Role::Renew, &layout, Work::DnsAdd { solver: "cf" });
             assert!(denied.iter().any(|n| n.capability == "create"));

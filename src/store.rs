@@ -137,11 +137,25 @@ fn redact_quoted(msg: &str) -> String {
 /// Whether this run holds a certificate's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lock {
-    Taken,
+    /// Ours, at this KV version (the next renewal of the lease writes on top of it).
+    Taken { version: u64 },
     Held {
         holder: String,
         until: OffsetDateTime,
     },
+}
+
+/// The default length of a lock lease (`--lock-lease`); its holder renews it every third
+/// of that while it works.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest lease `--lock-lease` may set.
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether a stored lease still binds: not lapsed, and not further in the future than the
+/// longest possible lease reaches from now (else a skewed or hostile clock wrote it).
+pub fn lease_binds(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+    expires_at > now && expires_at <= now + MAX_LEASE + time::Duration::seconds(5)
 }
 
 /// The outcome of reading one certificate record (`None`: not there).
@@ -262,35 +276,40 @@ impl Store {
             .await
     }
 
-    /// Take the lock of `name` for `ttl` (check-and-set create, or take over a stale one).
+    /// Take the lease of `name` (check-and-set create, or take over a lapsed one).
     pub async fn lock_cert(
         &self,
         name: &CertName,
         holder: &str,
+        run_id: &str,
         now: OffsetDateTime,
-        ttl: std::time::Duration,
+        lease: std::time::Duration,
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
         let read = self.load_read::<LockRecord>(key).await?;
         match read.doc {
-            Some(held) if held.data.expires_at > now => {
+            Some(held) if lease_binds(held.data.expires_at, now) => {
                 return Ok(Lock::Held {
                     holder: held.data.holder,
                     until: held.data.expires_at,
                 })
             }
-            // Free (never taken, released), or stale: its holder died without releasing it.
-            _ => {}
+            // Free (never taken, released), or lapsed: its holder died without releasing it.
+            Some(stale) => {
+                tracing::warn!(cert = %name, holder = %stale.data.holder, "taking over a lapsed lock");
+            }
+            None => {}
         }
         let expect = read.expect;
         let record = LockRecord {
             schema: SCHEMA_VERSION,
             holder: holder.to_string(),
             acquired_at: now,
-            expires_at: now + ttl,
+            expires_at: now + lease,
+            run_id: run_id.to_string(),
         };
         match self.save(key, &record, expect).await {
-            Ok(_) => Ok(Lock::Taken),
+            Ok(version) => Ok(Lock::Taken { version }),
             Err(Error::Vault(
                 vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
             )) => {
@@ -306,6 +325,36 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Extend our lease of `name` (written on top of `version`, the lease we hold); the new
+    /// version. A conflict means another run took the lease over: ours is lost.
+    pub async fn renew_lease(
+        &self,
+        name: &CertName,
+        version: u64,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<u64, Error> {
+        let key = Key::Lock(name);
+        let Some(mut held) = self.load::<LockRecord>(key).await? else {
+            return Err(Error::Vault(vault::Error::CasConflict {
+                path: self.display(key),
+                expected: version,
+            }));
+        };
+        held.data.expires_at = now + lease;
+        self.save(key, &held.data, Expect::Version(version)).await
+    }
+
+    /// The lock of `name`, if any (for `unlock` and `show`).
+    pub async fn load_lock(&self, name: &CertName) -> Result<Option<Versioned<LockRecord>>, Error> {
+        self.load(Key::Lock(name)).await
+    }
+
+    /// Delete the latest version of a document (KV v2: the history stays).
+    pub async fn delete(&self, key: Key<'_>) -> Result<(), Error> {
+        Ok(self.kv.delete(&key.path(&self.prefix)).await?)
     }
 
     /// Release the lock of `name` (a KV v2 delete: the history stays).

@@ -157,6 +157,39 @@ pub(super) async fn run(
     })
 }
 
+/// Renew the lease of `name` every third of its length while the order runs. Returns only
+/// when the lease is lost (another run took it over after it lapsed, or an admin broke it):
+/// the order then stops before it writes. A failed renewal is retried until the lease lapses.
+async fn keep_lease(
+    ctx: &Context,
+    name: &CertName,
+    mut version: u64,
+    now: fn() -> OffsetDateTime,
+) -> Error {
+    let lease = ctx.settings.lock_lease;
+    let every = lease / 3;
+    let mut lapses = now() + lease;
+    loop {
+        tokio::time::sleep(every).await;
+        match ctx.store.renew_lease(name, version, now(), lease).await {
+            Ok(v) => {
+                version = v;
+                lapses = now() + lease;
+            }
+            Err(crate::store::Error::Vault(crate::vault::Error::CasConflict { .. })) => {
+                return Error::LeaseLost { name: name.clone() }
+            }
+            Err(e) if now() + every >= lapses => {
+                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::error::chain(&e));
+                return Error::LeaseLost { name: name.clone() };
+            }
+            Err(e) => {
+                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
+            }
+        }
+    }
+}
+
 /// Write the admin-only spec of `name` with check-and-set.
 async fn save_spec(
     ctx: &Context,
@@ -255,22 +288,30 @@ pub(super) async fn obtain_and_save(
         extra,
     } = order;
     let name = &name;
-    // Hold the certificate's lock while ordering and writing, so an overlapping run does
-    // not order it too; long enough for every wait of one order, released at the end.
-    let s = &ctx.settings;
-    let ttl = s.timeouts.validation
-        + s.dns.polling.timeout
-        + s.timeouts.issuance
-        + std::time::Duration::from_secs(300);
-    let holder = format!("certvault pid {}", std::process::id());
-    if let Lock::Held { holder, until } = ctx.store.lock_cert(name, &holder, now(), ttl).await? {
-        return Err(Error::Locked {
-            name: name.clone(),
-            holder,
-            until: rfc3339(until),
-        });
-    }
-    let result = async {
+    // Hold the certificate's lease while ordering and writing, so an overlapping run does
+    // not order it too. The lease is short and renewed while this works: a killed run
+    // blocks the certificate for one lease at most.
+    let lease = match ctx
+        .store
+        .lock_cert(
+            name,
+            &ctx.run.holder,
+            &ctx.run.id,
+            now(),
+            ctx.settings.lock_lease,
+        )
+        .await?
+    {
+        Lock::Held { holder, until } => {
+            return Err(Error::Locked {
+                name: name.clone(),
+                holder,
+                until,
+            })
+        }
+        Lock::Taken { version } => version,
+    };
+    let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
             return Err(Error::ChangedMeanwhile {
@@ -299,11 +340,22 @@ pub(super) async fn obtain_and_save(
             issued,
             extra,
         };
-        let version = ctx.store.save_cert(name, &record, expect).await?;
+        let version = ctx
+            .store
+            .save_cert(name, &record, expect)
+            .await
+            .map_err(|e| Error::NotStored {
+                name: name.clone(),
+                serial: record.issued.serial.clone(),
+                source: Box::new(e.into()),
+            })?;
         tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
         Ok((version, record))
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = work => r,
+        e = keep_lease(ctx, name, lease, now) => Err(e),
+    };
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
     }

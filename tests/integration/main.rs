@@ -10,6 +10,7 @@ mod dns;
 mod fake_api;
 mod image;
 mod issue;
+mod locks;
 mod observe;
 mod privilege;
 mod renew;

@@ -80,7 +80,10 @@ fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
     );
     let mut expected = spec.clone();
     expected.as_object_mut().unwrap().remove("schema");
-    assert_eq!(after["spec"], expected, "the record's spec copy is restored");
+    assert_eq!(
+        after["spec"], expected,
+        "the record's spec copy is restored"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // What the printed policy says the role can still do.
