@@ -56,6 +56,13 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    #[error("--renew-before {renew_before} can never be satisfied: the certificate lives {lifetime}; {}", match .stored { Some(path) => format!("the certificate is stored at {path} and renews by the default rule (1/3 of its lifetime left); run issue again with a shorter --renew-before to change that"), None => "nothing was changed; use a shorter --renew-before (or none: the default renews when 1/3 of the lifetime is left)".to_string() })]
+    RenewBeforeTooLong {
+        renew_before: String,
+        lifetime: String,
+        /// Where the new certificate was stored, when it was issued before the lifetime was known.
+        stored: Option<String>,
+    },
     #[error("this would {what}; pass --yes to do it")]
     NeedsYes { what: String },
     #[error("no domain given: pass at least one -d <name>")]
@@ -95,6 +102,7 @@ impl Error {
             | Error::UnknownCerts { .. }
             | Error::NoDomains
             | Error::NeedsYes { .. }
+            | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
             | Error::ReaderNeedsName => ExitCode::from(2),

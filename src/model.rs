@@ -238,16 +238,26 @@ impl fmt::Display for KeyType {
     }
 }
 
-/// A duration written like `30d`, `12h`, `1w 2d` (humantime syntax), kept as seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A duration written like `30d`, `12h`, `1w 2d` (humantime syntax). It keeps the text as
+/// the user typed it, for messages and the stored spec; two durations are equal when they
+/// last as long.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct HumanDuration(pub Duration);
+pub struct HumanDuration(pub Duration, String);
+
+impl PartialEq for HumanDuration {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for HumanDuration {}
 
 impl FromStr for HumanDuration {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() => Ok(Self(d)),
+            Ok(d) if !d.is_zero() => Ok(Self(d, s.trim().to_string())),
             _ => Err(invalid(
                 "duration",
                 s,
@@ -272,7 +282,7 @@ impl From<HumanDuration> for String {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        f.write_str(&self.1)
     }
 }
 

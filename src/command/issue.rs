@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, Spec, SpecRecord, SCHEMA_VERSION};
-use crate::renew::{decide, rfc3339, Decision, Facts};
+use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
 use crate::{acme, hook, x509, Error};
@@ -72,6 +72,16 @@ pub(super) async fn run(
         None => read.expect,
         Some(stored) => {
             let current = x509::current(&stored.data.issued.cert).ok();
+            // A renew_before the certificate's lifetime cannot satisfy is refused up front.
+            if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
+                if !renew_before_fits(c, before) {
+                    return Err(Error::RenewBeforeTooLong {
+                        renew_before: before.to_string(),
+                        lifetime: lifetime(c),
+                        stored: None,
+                    });
+                }
+            }
             let decision = decide(
                 now(),
                 &Facts {
@@ -126,8 +136,22 @@ pub(super) async fn run(
         record,
         deploy,
     } = obtain_and_save(ctx, &solvers, &account, &directory, order, now).await?;
+    // A new certificate's lifetime is known only now: an unsatisfiable renew_before is
+    // refused, and the spec is stored with the default rule (the certificate stays).
+    let mut spec = spec;
+    let mut refused = None;
+    if let (Ok(c), Some(before)) = (x509::current(&record.issued.cert), &spec.renew_before) {
+        if !renew_before_fits(&c, before) {
+            refused = Some(Error::RenewBeforeTooLong {
+                renew_before: before.to_string(),
+                lifetime: lifetime(&c),
+                stored: Some(path.clone()),
+            });
+            spec.renew_before = None;
+        }
+    }
     // The certificate is stored; now the spec renew will use (unless it is already there).
-    if !spec_stored {
+    if !spec_stored || refused.is_some() {
         save_spec(ctx, name, &spec, spec_read.expect)
             .await
             .map_err(|e| Error::SpecNotSaved {
@@ -135,6 +159,9 @@ pub(super) async fn run(
                 path: ctx.store.display(Key::Spec(name)),
                 source: Box::new(e),
             })?;
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     let mut text = format!(
         "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
@@ -187,6 +214,16 @@ async fn keep_lease(
                 tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
             }
         }
+    }
+}
+
+/// A certificate's lifetime, in whole days (or hours when under two days).
+fn lifetime(c: &crate::renew::Current) -> String {
+    let d = c.not_after - c.not_before;
+    if d >= time::Duration::days(2) {
+        format!("{}d", d.whole_days())
+    } else {
+        format!("{}h", d.whole_hours())
     }
 }
 

@@ -99,6 +99,7 @@ pub(super) async fn show(
                 s.data
                     .spec
                     .renew_before
+                    .as_ref()
                     .map(|d| format!("{d} before expiry"))
                     .unwrap_or_else(|| "when 1/3 of the lifetime is left".into())
             );

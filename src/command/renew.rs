@@ -143,6 +143,11 @@ async fn plan(
             current: current.as_ref(),
             force,
         };
+        if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
+            if !crate::renew::renew_before_fits(c, before) {
+                tracing::warn!(cert = %name, "renew_before {before} is not shorter than the certificate's lifetime: the default rule applies; change it with `certvault issue`");
+            }
+        }
         match decide(now, &facts) {
             Decision::Keep { renew_at, basis } => {
                 let mut r = CertResult::new(name, Verdict::NotDue);
@@ -232,7 +237,7 @@ async fn act(ctx: &Context, due: Vec<Due>, now: fn() -> OffsetDateTime) -> Vec<C
                     r.not_after = Some(stored.record.issued.not_after);
                     r.renew_at = x509::current(&stored.record.issued.cert)
                         .ok()
-                        .map(|c| renewal_point(&c, stored.record.spec.renew_before.map(|d| d.0)).0);
+                        .map(|c| renewal_point(&c, stored.record.spec.renew_before.as_ref()).0);
                     r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
                 }
                 Err(Ok(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. }))) => {
