@@ -11,7 +11,8 @@ use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs};
 use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
 use certvault::model::{
-    CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName, SolverSpec,
+    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
+    SolverSpec,
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
@@ -133,7 +134,7 @@ struct Global {
         default_value = "default",
         global = true
     )]
-    account: String,
+    account: AccountName,
     /// How long to wait for the CA to validate an order's challenges.
     #[arg(
         long,
@@ -515,7 +516,15 @@ impl Cli {
                 eab_hmac_key,
                 force,
             } => Command::Init(InitArgs {
-                directory: directory_url(&directory),
+                directory: {
+                    let url = directory_url(&directory);
+                    acme::check_url(&url).map_err(|reason| InvalidInput {
+                        what: "--directory",
+                        value: directory.clone(),
+                        reason,
+                    })?;
+                    url
+                },
                 email,
                 agree_tos,
                 eab_kid,
@@ -692,7 +701,7 @@ impl Cli {
             },
             prefix: g.prefix,
             acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
-            account: g.account,
+            account: g.account.to_string(),
             concurrency: concurrency_flag,
             lock_lease: lease_flag,
             timeouts: acme::Timeouts {

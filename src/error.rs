@@ -65,6 +65,8 @@ pub enum Error {
     },
     #[error("this would {what}; pass --yes to do it")]
     NeedsYes { what: String },
+    #[error("{count} names given; a certificate holds at most {max}: split them over several certificates")]
+    TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]
@@ -101,6 +103,7 @@ impl Error {
             | Error::TermsNotAgreed
             | Error::UnknownCerts { .. }
             | Error::NoDomains
+            | Error::TooManyNames { .. }
             | Error::NeedsYes { .. }
             | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }

@@ -118,7 +118,7 @@ pub enum Error {
 
 /// serde quotes the offending value (`invalid type: string "…"`), which could be key
 /// material: keep the message, drop what is between quotes.
-fn redact_quoted(msg: &str) -> String {
+pub(crate) fn redact_quoted(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut quoted = false;
     for c in msg.chars() {

@@ -16,6 +16,9 @@ pub struct IssueArgs {
     pub force: bool,
 }
 
+/// The most names one certificate may have (Let's Encrypt's limit; most CAs have one).
+const MAX_NAMES: usize = 100;
+
 pub(super) async fn run(
     ctx: &Context,
     args: IssueArgs,
@@ -29,6 +32,12 @@ pub(super) async fn run(
     }
     if domains.is_empty() {
         return Err(Error::NoDomains);
+    }
+    if domains.len() > MAX_NAMES {
+        return Err(Error::TooManyNames {
+            count: domains.len(),
+            max: MAX_NAMES,
+        });
     }
     let spec = Spec {
         domains,
@@ -87,6 +96,7 @@ pub(super) async fn run(
                 &Facts {
                     wanted: &spec,
                     current: current.as_ref(),
+                    damage: None,
                     force: args.force,
                 },
             );

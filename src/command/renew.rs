@@ -131,16 +131,16 @@ async fn plan(
                 continue;
             }
         };
-        let current = match x509::current(&record.data.issued.cert) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(cert = %name, "stored certificate unreadable, reissuing: {e}");
-                None
-            }
-        };
+        let issued = &record.data.issued;
+        let inspection = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+        if let Some(damage) = &inspection.damage {
+            tracing::warn!(cert = %name, "stored record damaged, reissuing: {damage}");
+        }
+        let current = inspection.current;
         let facts = Facts {
             wanted: &spec,
             current: current.as_ref(),
+            damage: inspection.damage.as_deref(),
             force,
         };
         if let (Some(c), Some(before)) = (&current, &spec.renew_before) {

@@ -14,5 +14,6 @@ mod locks;
 mod observe;
 mod privilege;
 mod renew;
+mod robust;
 mod secrets;
 mod vault_env;
