@@ -492,6 +492,38 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
         })
 }
 
+/// A hook whose command starts with a path: made absolute against the current folder (a
+/// scheduler runs `renew` elsewhere), and it must be an executable file now, not exit 127
+/// later. A command that starts with a bare name (`sh`, `true`) is found in PATH when it
+/// runs.
+fn resolve_hook(flag: &'static str, hook: Option<String>) -> Result<Option<String>, InvalidInput> {
+    let Some(hook) = hook else { return Ok(None) };
+    let trimmed = hook.trim_start();
+    let first = trimmed.split_whitespace().next().unwrap_or_default();
+    if !first.contains('/') || first.starts_with(['"', '\'']) {
+        return Ok(Some(hook));
+    }
+    let path = std::path::absolute(first).unwrap_or_else(|_| PathBuf::from(first));
+    let bad = |reason: &'static str| InvalidInput {
+        what: flag,
+        value: path.display().to_string(),
+        reason,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(&path) {
+        Err(_) => Err(bad("does not exist (a relative path is resolved against the current folder when you run issue)")),
+        Ok(m) if !m.is_file() => Err(bad("is not a file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Err(bad("is not executable: chmod +x it"))
+        }
+        Ok(_) => Ok(Some(format!(
+            "{}{}",
+            path.display(),
+            &trimmed[first.len()..]
+        ))),
+    }
+}
+
 fn directory_url(d: &str) -> String {
     match d {
         "letsencrypt" => "https://acme-v02.api.letsencrypt.org/directory".into(),
@@ -549,7 +581,11 @@ impl Cli {
                 spec: SpecArgs {
                     domains,
                     key_type,
-                    dns: SolverSpec::from_args(&dns, auth_hook, cleanup_hook)?,
+                    dns: SolverSpec::from_args(
+                        &dns,
+                        resolve_hook("--auth-hook", auth_hook)?,
+                        resolve_hook("--cleanup-hook", cleanup_hook)?,
+                    )?,
                     renew_before,
                     follow_cname: !no_follow_cname,
                     propagation_check: match (propagation_check, no_propagation_check) {
@@ -557,7 +593,10 @@ impl Cli {
                         (_, true) => Some(false),
                         _ => None,
                     },
-                    deploy_hook: deploy_hook.filter(|h| !h.trim().is_empty()),
+                    deploy_hook: resolve_hook(
+                        "--deploy-hook",
+                        deploy_hook.filter(|h| !h.trim().is_empty()),
+                    )?,
                 },
                 force,
             }),
