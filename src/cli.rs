@@ -20,6 +20,7 @@ use certvault::{acme, logging, metrics, vault, Command, Settings};
 
 /// How to log: `-v` count and `--log-format`.
 pub struct Logging {
+    pub quiet: bool,
     pub verbose: u8,
     pub format: logging::Format,
 }
@@ -179,6 +180,9 @@ struct Global {
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// For cron: print nothing on success; on failure only the errors and the summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     /// Log format on stderr: text, or one JSON object per line (keys ts, level, msg, cert, ...).
     #[arg(
         long,
@@ -741,6 +745,7 @@ impl Cli {
             prefix: g.prefix,
             acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
             account: g.account.to_string(),
+            quiet: g.quiet,
             concurrency: concurrency_flag,
             lock_lease: lease_flag,
             timeouts: acme::Timeouts {
@@ -767,6 +772,7 @@ impl Cli {
             },
         };
         let logging = Logging {
+            quiet: g.quiet,
             verbose: g.verbose,
             format: match g.log_format {
                 LogFormat::Text => logging::Format::Text,

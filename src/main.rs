@@ -13,12 +13,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    certvault::logging::init(logging.verbose, logging.format);
+    certvault::logging::init(logging.verbose, logging.quiet, logging.format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let quiet = settings.quiet;
     let shutdown = shutdown_on_signal();
     match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
         Ok(outcome) => {
-            print!("{outcome}");
+            if !quiet || outcome.failed {
+                print!("{outcome}");
+            }
             if outcome.failed {
                 ExitCode::from(1)
             } else {

@@ -308,6 +308,8 @@ pub(super) async fn publish(
     Ok(Outcome {
         text: if json {
             report.json()
+        } else if ctx.settings.quiet {
+            report.failures(now)
         } else {
             report.text(now)
         },
