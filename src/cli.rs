@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
-use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs};
+use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs, SpecChanges};
 use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
 use certvault::model::{
     AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
@@ -241,7 +241,7 @@ enum Cmd {
         #[arg(long)]
         cleanup_hook: Option<String>,
         /// Private key type; a new key is made at every issuance.
-        #[arg(long, default_value = "ecdsa-p256")]
+        #[arg(long, default_value = "ecdsa-p256", value_parser = key_type_parser())]
         key_type: KeyType,
         /// Renew this long before expiry (e.g. 30d). Default: when 1/3 of the lifetime is left.
         #[arg(long)]
@@ -297,6 +297,44 @@ enum Cmd {
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
+    },
+    /// Change settings of one certificate (same rules as issue for when it reissues).
+    Edit {
+        /// The certificate.
+        name: CertName,
+        /// Renew this long before expiry (e.g. 30d).
+        #[arg(long, conflicts_with = "default_renewal")]
+        renew_before: Option<HumanDuration>,
+        /// Drop --renew-before: renew when 1/3 of the lifetime is left.
+        #[arg(long)]
+        default_renewal: bool,
+        /// Private key type (reissues).
+        #[arg(long, value_parser = key_type_parser())]
+        key_type: Option<KeyType>,
+        /// Add a name (reissues; repeatable).
+        #[arg(long = "add-domain")]
+        add_domains: Vec<DomainName>,
+        /// Remove a name (reissues; repeatable).
+        #[arg(long = "remove-domain")]
+        remove_domains: Vec<DomainName>,
+        /// Replace how DNS-01 is solved, as in issue (`exec` with hooks, `<solver>`, `<zone>=<solver>`).
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// Replace the exec auth hook.
+        #[arg(long)]
+        auth_hook: Option<String>,
+        /// Replace the exec cleanup hook.
+        #[arg(long)]
+        cleanup_hook: Option<String>,
+        /// Replace the deploy hook.
+        #[arg(long, conflicts_with = "no_deploy_hook")]
+        deploy_hook: Option<String>,
+        /// Remove the deploy hook.
+        #[arg(long)]
+        no_deploy_hook: bool,
+        /// Reissue now even if the change alone would not.
+        #[arg(long)]
+        force: bool,
     },
     /// Show one certificate: spec, status, versions and Vault paths (no secret).
     Show {
@@ -494,6 +532,13 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
             value: s.to_string(),
             reason: "write an IP address, optionally with :port",
         })
+}
+
+/// `--key-type`, with its values listed in `--help`.
+fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(KeyType::ALL.map(KeyType::as_str))
+        .try_map(|s| s.parse::<KeyType>())
 }
 
 /// A hook whose command starts with a path: made absolute against the current folder (a
@@ -726,6 +771,58 @@ impl Cli {
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
             Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
             Cmd::Show { name } => Command::Show { name },
+            Cmd::Edit {
+                name,
+                renew_before,
+                default_renewal,
+                key_type,
+                add_domains,
+                remove_domains,
+                dns,
+                auth_hook,
+                cleanup_hook,
+                deploy_hook,
+                no_deploy_hook,
+                force,
+            } => {
+                let auth_hook = resolve_hook("--auth-hook", auth_hook)?;
+                let cleanup_hook = resolve_hook("--cleanup-hook", cleanup_hook)?;
+                let dns = if dns.is_empty() {
+                    None
+                } else {
+                    Some(SolverSpec::from_args(
+                        &dns,
+                        auth_hook.clone(),
+                        cleanup_hook.clone(),
+                    )?)
+                };
+                let replaces_hooks = dns.is_none();
+                Command::Edit {
+                    name,
+                    changes: SpecChanges {
+                        renew_before: match (renew_before, default_renewal) {
+                            (Some(r), _) => Some(Some(r)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                        key_type,
+                        add_domains,
+                        remove_domains,
+                        dns,
+                        auth_hook: auth_hook.filter(|_| replaces_hooks),
+                        cleanup_hook: cleanup_hook.filter(|_| replaces_hooks),
+                        deploy_hook: match (
+                            resolve_hook("--deploy-hook", deploy_hook)?,
+                            no_deploy_hook,
+                        ) {
+                            (Some(h), _) => Some(Some(h)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                    },
+                    force,
+                }
+            }
             Cmd::Unlock { name } => Command::Unlock { name },
             Cmd::Delete { name, yes } => Command::Delete { name, yes },
         };

@@ -24,8 +24,31 @@ pub(super) async fn run(
     args: IssueArgs,
     now: fn() -> OffsetDateTime,
 ) -> Result<Outcome, Error> {
+    let spec = Spec {
+        domains: args.spec.domains,
+        key_type: args.spec.key_type,
+        dns: args.spec.dns,
+        renew_before: args.spec.renew_before,
+        account: ctx.settings.account.clone(),
+        follow_cname: args.spec.follow_cname,
+        propagation_check: args.spec.propagation_check,
+        deploy_hook: args.spec.deploy_hook,
+    };
+    apply(ctx, &args.name, spec, args.force, now).await
+}
+
+/// Make `name` what `spec` says: keep an up-to-date certificate, store changed settings
+/// without reissuing, or order a new certificate (names or key type changed, due, forced).
+/// `issue` and `edit` both end here.
+pub(super) async fn apply(
+    ctx: &Context,
+    name: &CertName,
+    mut spec: Spec,
+    force: bool,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
     let mut domains = Vec::new();
-    for d in args.spec.domains {
+    for d in std::mem::take(&mut spec.domains) {
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -39,17 +62,7 @@ pub(super) async fn run(
             max: MAX_NAMES,
         });
     }
-    let spec = Spec {
-        domains,
-        key_type: args.spec.key_type,
-        dns: args.spec.dns,
-        renew_before: args.spec.renew_before,
-        account: ctx.settings.account.clone(),
-        follow_cname: args.spec.follow_cname,
-        propagation_check: args.spec.propagation_check,
-        deploy_hook: args.spec.deploy_hook,
-    };
-    let name = &args.name;
+    spec.domains = domains;
     let path = ctx.store.display(Key::Cert(name));
     // Fail on a missing account before anything else happens (read once, used below).
     let account_record = ctx.account_record(&spec.account).await?;
@@ -97,7 +110,7 @@ pub(super) async fn run(
                     wanted: &spec,
                     current: current.as_ref(),
                     damage: None,
-                    force: args.force,
+                    force,
                 },
             );
             if let Decision::Keep { renew_at, basis } = decision {

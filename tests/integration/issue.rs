@@ -390,3 +390,60 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
     e.run(&["renew", "--force"]).ok();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `edit` changes one setting: a renewal setting is stored without reissuing, a name change
+/// reissues, as with `issue`; the account stays the certificate's own.
+#[test]
+fn edit_changes_one_setting_with_issues_rules() {
+    let e = Env::new("edit");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("ed"));
+    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (first, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let spec_path = format!("{}/specs/web", e.prefix);
+
+    let run = e.run(&["edit", "web", "--renew-before", "30d"]).ok();
+    assert!(run.stdout.contains("settings updated"), "{}", run.stdout);
+    let (doc, v2) = vault_read(&e.cert_path("web")).unwrap();
+    assert_eq!(
+        (v2, &doc["serial"]),
+        (v1 + 1, &first["serial"]),
+        "not reissued"
+    );
+    let (spec, _) = vault_read(&spec_path).unwrap();
+    assert_eq!(spec["renew_before"], "30d");
+    assert_eq!(spec["deploy_hook"], "true", "other settings kept");
+    assert_eq!(spec["dns"], first["spec"]["dns"]);
+
+    let run = e
+        .run(&[
+            "edit",
+            "web",
+            "--add-domain",
+            &format!("www.{d}"),
+            "--no-deploy-hook",
+        ])
+        .ok();
+    assert!(run.stdout.contains("issued web"), "{}", run.stdout);
+    let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
+    let mut want = vec![d.clone(), format!("www.{d}")];
+    want.sort();
+    assert_eq!(sans(doc["cert"].as_str().unwrap()), want);
+    let (spec, _) = vault_read(&spec_path).unwrap();
+    assert!(spec.get("deploy_hook").is_none(), "{spec}");
+    assert_eq!(spec["renew_before"], "30d");
+
+    let again = e.run(&["edit", "web", "--default-renewal"]).ok();
+    assert!(
+        again.stdout.contains("settings updated"),
+        "{}",
+        again.stdout
+    );
+    assert!(vault_read(&spec_path)
+        .unwrap()
+        .0
+        .get("renew_before")
+        .is_none());
+    let unknown = e.run(&["edit", "nosuch", "--renew-before", "30d"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.all());
+}
