@@ -243,6 +243,23 @@ pub async fn register(
     Ok((value, account.id().to_string()))
 }
 
+/// The terms-of-service URL the directory names (`meta.termsOfService`), if it can be read.
+pub async fn terms_of_service(http: &reqwest::Client, directory: &str) -> Option<String> {
+    let dir: serde_json::Value = http
+        .get(directory)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    dir.get("meta")?
+        .get("termsOfService")?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// Why `url` cannot be an ACME directory URL (an absolute http(s) URL with a host).
 pub fn check_url(url: &str) -> Result<(), &'static str> {
     let parsed = reqwest::Url::parse(url).map_err(|_| "is not a URL")?;

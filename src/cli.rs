@@ -43,7 +43,11 @@ pub struct Cli {
     command: Cmd,
 }
 
+/// Settings every command shares: shown after each command's own options.
 #[derive(Debug, Args)]
+#[command(
+    next_help_heading = "Global options (Vault, ACME, DNS, output; also from the environment)"
+)]
 struct Global {
     /// Vault (or OpenBao) address.
     #[arg(

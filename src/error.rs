@@ -24,8 +24,8 @@ pub enum Error {
         stored: String,
         wanted: String,
     },
-    #[error("registering an ACME account needs --agree-tos: read the CA's terms of service first")]
-    TermsNotAgreed,
+    #[error("registering an ACME account needs --agree-tos: read the CA's terms of service first{}", match .terms { Some(url) => format!(" ({url})"), None => String::new() })]
+    TermsNotAgreed { terms: Option<String> },
     #[error("no certificate named {} in Vault (looked at {}); `certvault list` shows the names", join_names(.names), .path)]
     UnknownCerts { names: Vec<CertName>, path: String },
     #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
@@ -100,7 +100,7 @@ impl Error {
             Error::Invalid(_)
             | Error::NoAccount { .. }
             | Error::AccountExists { .. }
-            | Error::TermsNotAgreed
+            | Error::TermsNotAgreed { .. }
             | Error::UnknownCerts { .. }
             | Error::NoDomains
             | Error::TooManyNames { .. }
