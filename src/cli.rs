@@ -244,8 +244,9 @@ enum Cmd {
         /// certbot-compatible cleanup hook (also gets CERTBOT_AUTH_OUTPUT); always runs.
         #[arg(long)]
         cleanup_hook: Option<String>,
-        /// Private key type; a new key is made at every issuance.
-        #[arg(long, default_value = "ecdsa-p256", value_parser = key_type_parser())]
+        /// Private key type: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096; a new key is
+        /// made at every issuance.
+        #[arg(long, default_value = "ecdsa-p256")]
         key_type: KeyType,
         /// Renew this long before expiry (e.g. 30d). Default: when 1/3 of the lifetime is left.
         #[arg(long)]
@@ -312,8 +313,8 @@ enum Cmd {
         /// Drop --renew-before: renew when 1/3 of the lifetime is left.
         #[arg(long)]
         default_renewal: bool,
-        /// Private key type (reissues).
-        #[arg(long, value_parser = key_type_parser())]
+        /// Private key type: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096 (reissues).
+        #[arg(long)]
         key_type: Option<KeyType>,
         /// Add a name (reissues; repeatable).
         #[arg(long = "add-domain")]
@@ -536,13 +537,6 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
             value: s.to_string(),
             reason: "write an IP address, optionally with :port",
         })
-}
-
-/// `--key-type`, with its values listed in `--help`.
-fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyType> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(KeyType::ALL.map(KeyType::as_str))
-        .try_map(|s| s.parse::<KeyType>())
 }
 
 /// A hook whose command starts with a path: made absolute against the current folder (a
