@@ -53,6 +53,8 @@ pub(crate) fn schedule(
 }
 
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not an empty list.
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = ctx.store.list_certs().await?;
     let loaded = ctx.store.load_certs(names).await;
     let mut rows = Vec::new();

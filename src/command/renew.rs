@@ -22,6 +22,8 @@ pub(super) async fn run(
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let stored = ctx.store.list_certs().await?;
     let names = if names.is_empty() {
         stored

@@ -132,14 +132,16 @@ fn no_answer(e: &(dyn StdError + 'static)) -> NoAnswer {
             return tls(t);
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            // An io::Error's source() skips the error it wraps: look at it directly.
-            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return tls(t);
-            }
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => return NoAnswer::Refused,
                 std::io::ErrorKind::TimedOut => timed_out = true,
                 _ => {}
+            }
+            // An io::Error's source() skips the error it wraps (often another io::Error
+            // around a rustls::Error): descend into it directly.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
             }
         }
         next = err.source();

@@ -221,6 +221,15 @@ impl Kv {
         })?;
         // Read every credential before the first request: a missing setting costs nothing.
         let creds = login::Credentials::read(&settings.auth)?;
+        if let Some(path) = &settings.cacert {
+            // vaultrs skips a CA file it cannot read: say so instead.
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(Error::CaCert {
+                    path: path.clone(),
+                    source: Box::new(e),
+                });
+            }
+        }
         let mut builder = VaultClientSettingsBuilder::default();
         builder
             .address(&addr)
