@@ -13,3 +13,4 @@ mod observe;
 mod renew;
 mod secrets;
 mod vault_env;
+mod vault_faults;
