@@ -10,6 +10,7 @@ mod fake_api;
 mod image;
 mod issue;
 mod observe;
+mod raft;
 mod renew;
 mod secrets;
 mod vault_env;
