@@ -342,14 +342,15 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     // A normal issue took and released the lock: its latest version is deleted.
     assert!(vault_read(&lock).is_none(), "lock left behind after issue");
 
-    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    // A live lease (within the longest a lease can be: 10 minutes).
+    let in_five_minutes = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     };
     vault_write(
         &lock,
-        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_five_minutes)}),
     );
     let run = e.run(&["renew", "--force"]).ok();
     assert!(
@@ -374,6 +375,35 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
         refused.stderr
     );
 
+    // `unlock` breaks it, naming the holder.
+    let unlocked = e.run(&["unlock", "web"]).ok();
+    assert!(
+        unlocked
+            .stdout
+            .contains("removed the lock of web held by certvault pid 4242"),
+        "{}",
+        unlocked.stdout
+    );
+    assert!(vault_read(&lock).is_none(), "lock removed");
+    let again = e.run(&["unlock", "web"]).ok();
+    assert!(
+        again.stdout.contains("web is not locked"),
+        "{}",
+        again.stdout
+    );
+
+    // A lock that claims more than the longest possible lease (a skewed or hostile
+    // clock) does not bind: it is taken over.
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    vault_write(
+        &lock,
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    e.run(&["renew", "--force"]).ok();
+    let skewed_renewals = 2;
+
     // A stale lock is taken over.
     let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     vault_write(
@@ -382,9 +412,15 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     );
     let run = e.run(&["renew", "--force"]).ok();
     assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
-    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        2 + skewed_renewals
+    );
     assert!(vault_read(&lock).is_none(), "lock released");
     // And taken again by the next run (check-and-set on the deleted version).
     e.run(&["renew", "--force"]).ok();
-    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 3);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        3 + skewed_renewals
+    );
 }
