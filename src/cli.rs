@@ -118,6 +118,15 @@ struct Global {
     /// PEM file with the CA that signed Vault's TLS certificate.
     #[arg(long, env = "VAULT_CACERT", global = true)]
     vault_cacert: Option<PathBuf>,
+    /// How long one Vault request is retried while Vault is unavailable (sealed, a standby
+    /// without a leader during an election, 5xx, connection refused); longer than an election.
+    #[arg(
+        long,
+        env = "CERTVAULT_VAULT_RETRY_TIMEOUT",
+        default_value = "60s",
+        global = true
+    )]
+    vault_retry_timeout: HumanDuration,
     /// KV version 2 mount that holds certvault's documents.
     #[arg(long, env = "CERTVAULT_MOUNT", default_value = "secret", global = true)]
     mount: String,
@@ -375,6 +384,9 @@ enum Cmd {
     },
 }
 
+/// How long the CA may take to issue once an order is finalized.
+const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A secret from the environment (non-empty) or else a file.
 /// Secrets are wrapped as soon as they are parsed, so no `Debug` of the parsed command line
 /// can show them.
@@ -393,6 +405,34 @@ fn credential(value: Option<Secret>, file: Option<PathBuf>) -> Option<Credential
     }
 }
 
+/// OpenBao's names for Vault's variables, used when the Vault one is unset or empty.
+const BAO_ALIASES: [(&str, &str); 4] = [
+    ("VAULT_ADDR", "BAO_ADDR"),
+    ("VAULT_TOKEN", "BAO_TOKEN"),
+    ("VAULT_NAMESPACE", "BAO_NAMESPACE"),
+    ("VAULT_CACERT", "BAO_CACERT"),
+];
+
+/// The `VAULT_*` variables to set from their `BAO_*` aliases: a non-empty `VAULT_*` wins.
+pub fn bao_aliases(
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let set = |name: &str| get(name).filter(|v| !v.is_empty());
+    BAO_ALIASES
+        .iter()
+        .filter(|(vault, _)| set(vault).is_none())
+        .filter_map(|(vault, bao)| set(bao).map(|v| (*vault, v)))
+        .collect()
+}
+
+/// `~/.vault-token`, where `vault login` / `bao login` leave the token, if it is a file.
+/// No HOME, or none there, is no error: there is simply no token from it.
+fn home_token_file(home: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let home = PathBuf::from(home.filter(|h| !h.is_empty())?);
+    let file = home.join(".vault-token");
+    file.is_file().then_some(file)
+}
+
 fn auth_method(g: &mut Global) -> Method {
     let empty = || Credential::Value(Secret::default());
     let mount = |default: &str| {
@@ -405,7 +445,8 @@ fn auth_method(g: &mut Global) -> Method {
     let role = g.auth_role.clone().filter(|r| !r.is_empty());
     match g.auth {
         AuthMethod::Token => Method::Token {
-            token: credential(g.vault_token.take(), g.vault_token_file.take()),
+            token: credential(g.vault_token.take(), g.vault_token_file.take())
+                .or_else(|| home_token_file(std::env::var_os("HOME")).map(Credential::File)),
         },
         AuthMethod::Approle => Method::AppRole {
             mount: mount("approle"),
@@ -586,6 +627,8 @@ impl Cli {
         let auth = auth_method(&mut g);
         let mut concurrency_flag = 8;
         let mut lease_flag = certvault::store::LEASE;
+        // Commands that may order certificates need a token that outlives an order.
+        let orders = matches!(self.command, Cmd::Issue { .. } | Cmd::Renew { .. });
         let command = match self.command {
             Cmd::Init {
                 directory,
@@ -836,6 +879,15 @@ impl Cli {
                 namespace: g.vault_namespace,
                 cacert: g.vault_cacert.filter(|p| !p.as_os_str().is_empty()),
                 mount: g.mount,
+                retry: g.vault_retry_timeout.0,
+                lifetime: orders.then(|| {
+                    vault::Lifetime::new(
+                        g.validation_timeout.0,
+                        g.propagation_timeout.0,
+                        ISSUANCE_TIMEOUT,
+                        g.vault_retry_timeout.0,
+                    )
+                }),
             },
             prefix: g.prefix,
             acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
@@ -845,7 +897,7 @@ impl Cli {
             lock_lease: lease_flag,
             timeouts: acme::Timeouts {
                 validation: g.validation_timeout.0,
-                issuance: Duration::from_secs(300),
+                issuance: ISSUANCE_TIMEOUT,
             },
             dns: dns::Settings {
                 lookup: dns::zone::Lookup {
@@ -881,6 +933,46 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bao_variables_are_aliases_and_vault_ones_win() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let got = bao_aliases(env(&[
+            ("BAO_ADDR", "http://bao:8200"),
+            ("BAO_TOKEN", "b-tok"),
+            ("VAULT_TOKEN", "v-tok"),
+            ("BAO_NAMESPACE", "ns"),
+            ("VAULT_CACERT", ""),
+            ("BAO_CACERT", "/ca.pem"),
+        ]));
+        let got: Vec<(&str, String)> = got
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("VAULT_ADDR", "http://bao:8200".to_string()),
+                ("VAULT_NAMESPACE", "ns".to_string()),
+                ("VAULT_CACERT", "/ca.pem".to_string()),
+            ]
+        );
+        assert!(bao_aliases(env(&[("BAO_TOKEN", "")])).is_empty());
+    }
+
+    #[test]
+    fn home_token_file_needs_a_home_and_a_file() {
+        assert_eq!(home_token_file(None), None);
+        assert_eq!(home_token_file(Some("".into())), None);
+        assert_eq!(home_token_file(Some("/nonexistent-home".into())), None);
+    }
 
     #[test]
     fn parsed_secrets_do_not_show_in_debug() {

@@ -76,7 +76,7 @@ pub enum Error {
         command: &'static str,
         missing: Vec<Need>,
     },
-    #[error("interrupted by {signal}; the login token was revoked, work in progress was abandoned (certificate records are only written whole)")]
+    #[error("interrupted by {signal}; work in progress was abandoned (certificate records are only written whole)")]
     Interrupted { signal: &'static str },
     #[error("`certvault policy reader` needs the certificate NAME it may read")]
     ReaderNeedsName,
@@ -109,6 +109,7 @@ impl Error {
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
             | Error::ReaderNeedsName => ExitCode::from(2),
+            Error::Store(store::Error::Vault(e)) if e.is_missing_setting() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -127,4 +128,18 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a token certvault logged in for is revoked: the message must not claim it for a
+    /// caller's token (it cannot tell which it was).
+    #[test]
+    fn the_interrupted_message_claims_no_revocation() {
+        let text = Error::Interrupted { signal: "SIGTERM" }.to_string();
+        assert!(!text.contains("revoked"), "{text}");
+        assert!(text.contains("interrupted by SIGTERM"), "{text}");
+    }
 }

@@ -144,6 +144,8 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
 }
 
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not an empty list.
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = ctx.store.list_certs().await?;
     // May this token read the records? If not (monitor policy), read the status documents.
     let certs = ctx.store.api_path(Key::AnyCert, Api::Data);

@@ -23,6 +23,8 @@ pub(super) async fn run(
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = select(ctx, names).await?;
     let started = now();
     let (mut results, due) = plan(ctx, names, force, started).await;
