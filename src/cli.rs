@@ -286,7 +286,14 @@ enum Cmd {
         /// text (a table for people) or json.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Read every record instead of the renewal index, and report where the index
+        /// disagrees (exit 1 if it does; `certvault index rebuild` repairs it).
+        #[arg(long)]
+        verify: bool,
     },
+    /// The renewal index at <prefix>/index/ (renew reads it to load only what is due).
+    #[command(subcommand)]
+    Index(IndexCmd),
     /// Renew every due certificate (or only the NAMEs given).
     Renew {
         /// Renew even if not due.
@@ -300,6 +307,11 @@ enum Cmd {
         lock_lease: HumanDuration,
         /// Only these certificates.
         names: Vec<CertName>,
+        /// Only the certificates whose name hashes to shard I of N (0-based, e.g. 0/4):
+        /// first 8 bytes of SHA-256 of the name, big-endian, mod N. Splits a fleet across
+        /// several jobs; the per-certificate lock still keeps overlapping jobs apart.
+        #[arg(long, env = "CERTVAULT_SHARD", value_name = "I/N")]
+        shard: Option<certvault::index::Part>,
         /// text (a line per certificate and a summary) or json (per certificate: name,
         /// verdict, reason, not_after, version, error; plus totals).
         #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -491,6 +503,14 @@ enum AuthMethod {
 }
 
 // Parsed once per process: the size of the variants does not matter.
+/// `certvault index …`
+#[derive(Debug, Subcommand)]
+enum IndexCmd {
+    /// Rebuild the renewal index from every record, spec and status document (admin
+    /// policy): use after restoring Vault, or when `list --verify` reports disagreements.
+    Rebuild,
+}
+
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum DnsCmd {
@@ -769,14 +789,17 @@ impl Cli {
                     force,
                 })
             }
-            Cmd::List { output } => Command::List {
+            Cmd::List { output, verify } => Command::List {
                 json: output == Output::Json,
+                verify,
             },
+            Cmd::Index(IndexCmd::Rebuild) => Command::IndexRebuild,
             Cmd::Renew {
                 force,
                 concurrency,
                 lock_lease,
                 names,
+                shard,
                 output,
                 metrics_file,
                 pushgateway,
@@ -793,6 +816,7 @@ impl Cli {
                 Command::Renew {
                     force,
                     names,
+                    shard: shard.unwrap_or(certvault::index::Part::ALL),
                     json: output == Output::Json,
                     metrics: metrics::Sinks {
                         file: metrics_file.filter(|p| !p.as_os_str().is_empty()),

@@ -101,6 +101,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "list certificate records (`certvault list`, `certvault renew`)"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
                 "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
+            rule(Key::AnyIndex, Api::Data, &["create", "read", "update", "delete"],
+                "keep the renewal index current when issuing, editing or retiring; `certvault index rebuild` rewrites it and deletes documents left empty; `list --verify` compares it with the records"),
         ],
         Role::Renew => vec![
             rule(Key::AnyAccount, Api::Data, &["read"],
@@ -117,6 +119,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "find the certificate records to renew"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
                 "take and release the per-certificate lock while renewing"),
+            rule(Key::AnyIndex, Api::Data, &["create", "read", "update"],
+                "read the renewal index to load only what is due, and update the entries of the records this run read or wrote (check-and-set); no delete, so no rebuild"),
         ],
         Role::Monitor => vec![
             rule(Key::Certs, Api::Metadata, &["list"],
@@ -125,6 +129,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "read what each certificate is (names, renewal settings)"),
             rule(Key::AnyStatus, Api::Data, &["read"],
                 "read each certificate's expiry, last attempt and failures; no private key is in these documents"),
+            rule(Key::AnyIndex, Api::Data, &["read"],
+                "read the renewal index (expiry, renewal point, last attempt; no key material), so `list` needs no read per certificate"),
         ],
         Role::Reader => match cert {
             Some(name) => vec![rule(Key::Cert(name), Api::Data, &["read"],
@@ -221,6 +227,10 @@ pub enum Work<'a> {
         cert: &'a CertName,
     },
     List,
+    /// `list --verify`: every record against the index.
+    Verify,
+    /// `index rebuild`.
+    Rebuild,
     Renew {
         account: &'a str,
     },
@@ -261,7 +271,12 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
                 ["read", "create", "update", "delete"]
                     .map(|c| need(c, Key::AnyLock, Api::Data, Role::Admin)),
             );
-            for key in [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)] {
+            for key in [
+                Key::Cert(cert),
+                Key::Spec(cert),
+                Key::Status(cert),
+                Key::AnyIndex,
+            ] {
                 v.extend(
                     ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
                 );
@@ -272,7 +287,28 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("list", Key::Certs, Api::Metadata, Role::Monitor),
             need("read", Key::AnySpec, Api::Data, Role::Monitor),
             need("read", Key::AnyStatus, Api::Data, Role::Monitor),
+            need("read", Key::AnyIndex, Api::Data, Role::Monitor),
         ],
+        Work::Verify => vec![
+            need("list", Key::Certs, Api::Metadata, Role::Admin),
+            need("read", Key::AnyCert, Api::Data, Role::Admin),
+            need("read", Key::AnySpec, Api::Data, Role::Admin),
+            need("read", Key::AnyStatus, Api::Data, Role::Admin),
+            need("read", Key::AnyIndex, Api::Data, Role::Admin),
+        ],
+        Work::Rebuild => {
+            let mut v = vec![
+                need("list", Key::Certs, Api::Metadata, Role::Admin),
+                need("read", Key::AnyCert, Api::Data, Role::Admin),
+                need("read", Key::AnySpec, Api::Data, Role::Admin),
+                need("read", Key::AnyStatus, Api::Data, Role::Admin),
+            ];
+            v.extend(
+                ["read", "create", "update", "delete"]
+                    .map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)),
+            );
+            v
+        }
         Work::Show { cert } => [
             Key::Cert(cert),
             Key::Spec(cert),
@@ -287,13 +323,14 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
         Work::Delete { cert } => [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)]
             .into_iter()
             .flat_map(|k| ["read", "delete"].map(|c| need(c, k, Api::Data, Role::Admin)))
+            .chain(["read", "update"].map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)))
             .collect(),
         Work::Migrate => {
             let mut v = vec![
                 need("list", Key::Certs, Api::Metadata, Role::Admin),
                 need("read", Key::AnyCert, Api::Data, Role::Admin),
             ];
-            for key in [Key::AnySpec, Key::AnyStatus] {
+            for key in [Key::AnySpec, Key::AnyStatus, Key::AnyIndex] {
                 v.extend(
                     ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
                 );
@@ -314,6 +351,9 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("create", Key::AnyLock, Api::Data, Role::Renew),
             need("update", Key::AnyLock, Api::Data, Role::Renew),
             need("delete", Key::AnyLock, Api::Data, Role::Renew),
+            need("read", Key::AnyIndex, Api::Data, Role::Renew),
+            need("create", Key::AnyIndex, Api::Data, Role::Renew),
+            need("update", Key::AnyIndex, Api::Data, Role::Renew),
         ],
         Work::DnsAdd { solver } => ["read", "create", "update"]
             .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))
@@ -406,9 +446,18 @@ mod tests {
                 Work::Show { cert: &web },
                 Work::Unlock { cert: &web },
                 Work::Delete { cert: &web },
+                Work::Verify,
+                Work::Rebuild,
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew may verify (it reads the records) but not rebuild (no delete).
+            let denied = check(Role::Renew, &layout, Work::Rebuild);
+            assert!(
+                !denied.is_empty() && denied.iter().all(|n| n.capability == "delete"),
+                "{denied:?}"
+            );
+            assert!(!check(Role::Monitor, &layout, Work::Verify).is_empty());
             // renew can show, but not retire or migrate; monitor only lists.
             assert_eq!(
                 check(Role::Renew, &layout, Work::Show { cert: &web }),
@@ -518,6 +567,6 @@ mod tests {
             .into_iter()
             .map(|p| (p, vec!["deny".to_string()]))
             .collect();
-        assert_eq!(missing(needs, &deny).len(), 3);
+        assert_eq!(missing(needs, &deny).len(), 4);
     }
 }

@@ -9,6 +9,8 @@
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
 //! - `locks/<name>`: [`LockRecord`], a short lease held while one run orders and writes
 //!   that certificate
+//! - `index/NNN`: [`crate::index::Shard`], the renewal index (256 documents, see
+//!   [`crate::index`])
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
@@ -41,6 +43,11 @@ pub enum Key<'a> {
     AnyStatus,
     AnySolver,
     AnyLock,
+    /// One document of the renewal index, `index/000` .. `index/255`.
+    Index(u16),
+    /// The folder of the index documents (for `index rebuild`'s list).
+    Indexes,
+    AnyIndex,
 }
 
 impl Key<'_> {
@@ -61,6 +68,9 @@ impl Key<'_> {
             Key::AnyCert => format!("{prefix}/certs/*"),
             Key::AnySolver => format!("{prefix}/dns/*"),
             Key::AnyLock => format!("{prefix}/locks/*"),
+            Key::Index(shard) => format!("{prefix}/index/{shard:03}"),
+            Key::Indexes => format!("{prefix}/index"),
+            Key::AnyIndex => format!("{prefix}/index/*"),
         }
     }
 }
@@ -77,7 +87,7 @@ pub enum Api {
 /// A folder ([`Key::Certs`], [`Key::Solvers`]) ends in `/`, as Vault's list requests do.
 pub fn api_path(version: KvVersion, mount: &str, prefix: &str, key: Key<'_>, api: Api) -> String {
     let mut rel = key.path(prefix);
-    if matches!(key, Key::Certs | Key::Solvers) {
+    if matches!(key, Key::Certs | Key::Solvers | Key::Indexes) {
         rel.push('/');
     }
     match (version, api) {
@@ -181,6 +191,8 @@ pub type LoadedEntry = Result<Option<Entry>, Error>;
 pub struct Store {
     kv: Kv,
     prefix: String,
+    /// What this run learned for the renewal index, written by [`Store::flush_index`].
+    pub(crate) journal: crate::index::Journal,
 }
 
 impl Store {
@@ -190,6 +202,7 @@ impl Store {
         Ok(Self {
             kv,
             prefix: prefix.into(),
+            journal: Default::default(),
         })
     }
 
@@ -268,11 +281,25 @@ impl Store {
         use futures::StreamExt;
         futures::stream::iter(names)
             .map(|n| async move {
-                let (cert, spec) =
-                    futures::join!(self.load_cert(&n), self.load::<SpecRecord>(Key::Spec(&n)));
+                let (cert, spec) = futures::join!(
+                    self.load_read::<CertRecord>(Key::Cert(&n)),
+                    self.load::<SpecRecord>(Key::Spec(&n))
+                );
                 let entry = match (cert, spec) {
-                    (Ok(None), _) => Ok(None),
-                    (Ok(Some(cert)), Ok(spec)) => Ok(Some(Entry { cert, spec })),
+                    (Ok(Read { doc: None, expect }), Ok(spec)) => {
+                        self.journal.note_deleted(&n, expect, spec.as_ref());
+                        Ok(None)
+                    }
+                    (
+                        Ok(Read {
+                            doc: Some(cert), ..
+                        }),
+                        Ok(spec),
+                    ) => {
+                        let entry = Entry { cert, spec };
+                        self.journal.note_loaded(&n, &entry);
+                        Ok(Some(entry))
+                    }
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 };
                 (n, entry)
@@ -360,7 +387,11 @@ impl Store {
 
     /// Delete the latest version of a document (KV v2: the history stays).
     pub async fn delete(&self, key: Key<'_>) -> Result<(), Error> {
-        Ok(self.kv.delete(&key.path(&self.prefix)).await?)
+        self.kv.delete(&key.path(&self.prefix)).await?;
+        if let Key::Cert(name) = key {
+            self.journal.note_removed(name);
+        }
+        Ok(())
     }
 
     /// Release the lock of `name` (a KV v2 delete: the history stays).
@@ -380,7 +411,20 @@ impl Store {
         record: &CertRecord,
         expect: Expect,
     ) -> Result<u64, Error> {
-        self.save(Key::Cert(name), record, expect).await
+        let version = self.save(Key::Cert(name), record, expect).await?;
+        let spec_version = match self.journal.spec_version(name) {
+            Some(v) => Some(v),
+            None => self
+                .kv
+                .current_version(&Key::Spec(name).path(&self.prefix))
+                .await
+                .ok()
+                .map(|m| m.map_or(0, |(v, deleted)| if deleted { 0 } else { v })),
+        };
+        if let Some(spec_version) = spec_version {
+            self.journal.note_saved(name, record, version, spec_version);
+        }
+        Ok(version)
     }
 
     /// The admin-only spec of `name` and what a write replacing it must expect.
@@ -394,7 +438,9 @@ impl Store {
         record: &SpecRecord,
         expect: Expect,
     ) -> Result<u64, Error> {
-        self.save(Key::Spec(name), record, expect).await
+        let version = self.save(Key::Spec(name), record, expect).await?;
+        self.journal.note_spec(name, version);
+        Ok(version)
     }
 
     pub async fn load_status(&self, name: &CertName) -> Result<Read<StatusRecord>, Error> {
@@ -407,7 +453,9 @@ impl Store {
         record: &StatusRecord,
         expect: Expect,
     ) -> Result<u64, Error> {
-        self.save(Key::Status(name), record, expect).await
+        let version = self.save(Key::Status(name), record, expect).await?;
+        self.journal.note_status(name, record);
+        Ok(version)
     }
 
     pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {
@@ -457,12 +505,20 @@ impl Store {
         Ok(keys.into_iter().filter(|k| !k.ends_with('/')).collect())
     }
 
-    async fn load<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Option<Versioned<T>>, Error> {
+    pub(crate) async fn load<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+    ) -> Result<Option<Versioned<T>>, Error> {
         Ok(self.load_read(key).await?.doc)
     }
 
-    async fn load_read<T: DeserializeOwned>(&self, key: Key<'_>) -> Result<Read<T>, Error> {
+    pub(crate) async fn load_read<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+    ) -> Result<Read<T>, Error> {
         let path = key.path(&self.prefix);
+        // Tests count these (a run with nothing due reads no record).
+        tracing::debug!(target: "certvault::reads", "read {}", self.kv.display_path(&path));
         let read = self.kv.read(&path).await?;
         let Some(doc) = read.doc else {
             return Ok(Read {
@@ -496,7 +552,7 @@ impl Store {
         })
     }
 
-    async fn save<T: Serialize>(
+    pub(crate) async fn save<T: Serialize>(
         &self,
         key: Key<'_>,
         data: &T,

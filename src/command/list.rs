@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
+use crate::index::Part;
 use crate::model::{CertName, Spec, StatusRecord};
 use crate::renew::{decide, rfc3339, Current, Decision, Facts, Reason};
 use crate::store::{Api, Entry, Key};
@@ -36,9 +37,9 @@ pub struct Row {
 }
 
 #[derive(Debug, Serialize)]
-struct Broken {
-    name: String,
-    error: String,
+pub(super) struct Broken {
+    pub name: String,
+    pub error: String,
 }
 
 /// The renewal point and the reason, as `decide` sees it.
@@ -74,7 +75,7 @@ fn reason(decision: &Decision) -> String {
 }
 
 /// A row from the certificate itself (and its status, when readable).
-fn full_row(
+pub(super) fn full_row(
     name: &CertName,
     entry: &Entry,
     status: Option<&StatusRecord>,
@@ -146,7 +147,79 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not an empty list.
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let names = ctx.store.list_certs().await?;
+    // The index gives the rows of certificates with a whole entry; the others (no entry
+    // yet, no status known, due whatever the time) are read one by one.
+    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
+    let mut rows = Vec::new();
+    let scan = ctx
+        .store
+        .scan_index(
+            &buckets,
+            now,
+            false,
+            |e| e.status.is_none() || e.due_now.is_some(),
+            |name, e| {
+                if !e.deleted {
+                    rows.push(index_row(name, e, now))
+                }
+            },
+        )
+        .await?;
+    drop(buckets);
+    let (more, broken) = rows_from_records(ctx, scan.load, now).await?;
+    rows.extend(more);
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(output(rows, broken, json, now))
+}
+
+/// A row from an index entry (no document read).
+fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> Row {
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(now);
+    let (not_after, renew_at) = (at(e.not_after), at(e.renew_at));
+    let (renew_at, due, reason) = if now >= not_after {
+        (
+            not_after,
+            true,
+            format!("due: expired at {}", rfc3339(not_after)),
+        )
+    } else if now >= renew_at {
+        let r = format!(
+            "due: renewal point {} reached ({})",
+            rfc3339(renew_at),
+            e.basis
+        );
+        (renew_at, true, r)
+    } else {
+        (renew_at, false, e.basis.clone())
+    };
+    let status = e.status.as_ref();
+    Row {
+        name: name.to_string(),
+        domains: e.domains.clone(),
+        key_type: e.key_type.clone(),
+        not_before: rfc3339(at(e.not_before)),
+        not_after: rfc3339(not_after),
+        serial: e.serial.clone(),
+        renew_at: rfc3339(renew_at),
+        due,
+        reason,
+        version: e.version,
+        last_result: status.map(|s| s.last_result.clone()),
+        failures: status.map_or(0, |s| s.failures),
+        last_error: status.and_then(|s| s.last_error.clone()),
+    }
+}
+
+/// Rows of `names` read from their documents: the record and spec (admin, renew), or the
+/// spec and status (monitor); and the certificates that could not be read.
+pub(super) async fn rows_from_records(
+    ctx: &Context,
+    names: Vec<CertName>,
+    now: OffsetDateTime,
+) -> Result<(Vec<Row>, Vec<Broken>), Error> {
+    if names.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     // May this token read the records? If not (monitor policy), read the status documents.
     let certs = ctx.store.api_path(Key::AnyCert, Api::Data);
     let records_readable = ctx
@@ -221,6 +294,16 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
             )),
         }
     }
+    Ok((rows, broken))
+}
+
+/// The text or JSON of `list`; failed if any certificate could not be read.
+pub(super) fn output(
+    rows: Vec<Row>,
+    broken: Vec<Broken>,
+    json: bool,
+    now: OffsetDateTime,
+) -> Outcome {
     if json {
         #[derive(Serialize)]
         #[serde(untagged)]
@@ -234,15 +317,15 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
             .chain(broken.iter().map(Item::Broken))
             .collect();
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default() + "\n";
-        return Ok(Outcome {
+        return Outcome {
             text,
             failed: !broken.is_empty(),
-        });
+        };
     }
-    Ok(Outcome {
+    Outcome {
         text: table(&rows, &broken, now),
         failed: !broken.is_empty(),
-    })
+    }
 }
 
 fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {

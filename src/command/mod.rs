@@ -2,6 +2,7 @@
 
 mod dns;
 mod edit;
+mod index;
 mod init;
 mod issue;
 mod list;
@@ -33,10 +34,16 @@ pub enum Command {
     Issue(IssueArgs),
     List {
         json: bool,
+        /// `--verify`: read every record, report where the index disagrees.
+        verify: bool,
     },
+    /// Rebuild the renewal index from the records.
+    IndexRebuild,
     Renew {
         force: bool,
         names: Vec<CertName>,
+        /// `--shard I/N`: only the certificates of this part.
+        shard: crate::index::Part,
         /// `--output json`: the report as JSON instead of the text summary.
         json: bool,
         metrics: crate::metrics::Sinks,
@@ -296,21 +303,35 @@ async fn run_checked(
                 cert: &args.name,
             };
             ctx.check("issue", work).await?;
-            issue::run(ctx, args, now).await
+            {
+                let out = issue::run(ctx, args, now).await;
+                renew::flush_index(ctx, now()).await;
+                out
+            }
         }
-        Command::List { json } => {
+        Command::List { json, verify } => {
+            if verify {
+                ctx.check("list --verify", Work::Verify).await?;
+                return index::verify(ctx, json, now()).await;
+            }
             ctx.check("list", Work::List).await?;
             list::run(ctx, json, now()).await
+        }
+        Command::IndexRebuild => {
+            ctx.check("index rebuild", Work::Rebuild).await?;
+            index::rebuild(ctx, now).await
         }
         Command::Renew {
             force,
             names,
+            shard,
             json,
             metrics,
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
-            let report = renew::run(ctx, force, names, now).await?;
-            renew::publish(ctx, &report, json, &metrics, now()).await
+            let report = renew::run(ctx, force, names, shard, now).await;
+            renew::flush_index(ctx, now()).await;
+            renew::publish(ctx, &report?, json, &metrics, now()).await
         }
         Command::Edit {
             name,
@@ -322,7 +343,11 @@ async fn run_checked(
                 cert: &name,
             };
             ctx.check("edit", work).await?;
-            edit::run(ctx, &name, changes, force, now).await
+            {
+                let out = edit::run(ctx, &name, changes, force, now).await;
+                renew::flush_index(ctx, now()).await;
+                out
+            }
         }
         Command::Show { name } => {
             ctx.check("show", Work::Show { cert: &name }).await?;
@@ -334,11 +359,23 @@ async fn run_checked(
         }
         Command::Delete { name, yes } => {
             ctx.check("delete", Work::Delete { cert: &name }).await?;
-            manage::delete(ctx, &name, yes).await
+            {
+                let out = manage::delete(ctx, &name, yes).await;
+                renew::flush_index(ctx, now()).await;
+                out
+            }
         }
         Command::Migrate { dry_run } => {
             ctx.check("migrate", Work::Migrate).await?;
-            migrate::run(ctx, dry_run, now()).await
+            {
+                let out = migrate::run(ctx, dry_run, now()).await;
+                if dry_run {
+                    ctx.store.journal.discard();
+                } else {
+                    renew::flush_index(ctx, now()).await;
+                }
+                out
+            }
         }
         Command::Dns(cmd) => {
             let work = match &cmd {

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::issue::{obtain_and_save, Order};
 use super::report::{CertResult, Report, Verdict};
 use super::{status, Context, Outcome};
+use crate::index::Part;
 use crate::model::{CertName, CertRecord, Spec};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
 use crate::store::Entry;
@@ -21,13 +22,24 @@ pub(super) async fn run(
     ctx: &Context,
     force: bool,
     names: Vec<CertName>,
+    part: Part,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let names = select(ctx, names).await?;
     let started = now();
-    let (mut results, due) = plan(ctx, names, force, started).await;
+    let (mut results, names) = select(ctx, names, force, part, started).await?;
+    let mut due = Vec::new();
+    // A few hundred records at a time: memory holds only what is due.
+    for chunk in names.chunks(256) {
+        let (decided, more) = plan(ctx, chunk.to_vec(), force, started).await;
+        results.extend(decided);
+        due.extend(more);
+        if ctx.store.journal.len() >= crate::index::journal::FLUSH_AT {
+            flush_index(ctx, now()).await;
+        }
+    }
+    drop(names);
     results.extend(act(ctx, due, now).await);
 
     // A certificate skipped because another run's lease held it is looked at again once
@@ -61,24 +73,93 @@ pub(super) async fn run(
     Ok(Report::new(results, started, now()))
 }
 
-/// The certificates a run looks at: every stored one, or the NAMEs given (all must exist).
-async fn select(ctx: &Context, names: Vec<CertName>) -> Result<Vec<CertName>, Error> {
-    let stored = ctx.store.list_certs().await?;
-    if names.is_empty() {
-        return Ok(stored);
+/// The certificates a run loads, and the results of those the index says are not due.
+/// With `--force` or NAMEs (all must exist) every selected record is loaded; otherwise the
+/// index decides (see [`crate::index`]). `--shard` keeps the names of its part only.
+async fn select(
+    ctx: &Context,
+    names: Vec<CertName>,
+    force: bool,
+    part: Part,
+    now: OffsetDateTime,
+) -> Result<(Vec<CertResult>, Vec<CertName>), Error> {
+    if force || !names.is_empty() {
+        let stored = ctx.store.list_certs().await?;
+        let names = if names.is_empty() {
+            stored
+        } else {
+            let unknown: Vec<CertName> = names
+                .iter()
+                .filter(|n| stored.binary_search(n).is_err())
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(Error::UnknownCerts {
+                    names: unknown,
+                    path: ctx.store.display(Key::Certs),
+                });
+            }
+            names
+        };
+        let (mine, others): (Vec<CertName>, Vec<CertName>) =
+            names.into_iter().partition(|n| part.contains(n.as_str()));
+        if !others.is_empty() {
+            tracing::info!(shard = %part, skipped = others.len(), "names outside this shard are left to the other shards");
+        }
+        return Ok((Vec::new(), mine));
     }
-    let unknown: Vec<CertName> = names
-        .iter()
-        .filter(|n| !stored.contains(n))
-        .cloned()
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Error::UnknownCerts {
-            names: unknown,
-            path: ctx.store.display(Key::Certs),
-        });
+    let buckets = ctx.store.names_by_shard(part).await?;
+    let mut results = Vec::new();
+    let scan = ctx
+        .store
+        .scan_index(
+            &buckets,
+            now,
+            true,
+            |e| e.due(now),
+            |name, e| results.push(settled(name, e)),
+        )
+        .await?;
+    drop(buckets);
+    if !scan.unsettled.is_empty() {
+        let stale: std::collections::BTreeSet<&CertName> = scan.unsettled.iter().collect();
+        results.retain(|r| !stale.contains(&r.name));
     }
-    Ok(names)
+    tracing::debug!(
+        not_due = results.len(),
+        due = scan.due,
+        missing = scan.missing,
+        stale = scan.stale,
+        "read the renewal index"
+    );
+    Ok((results, scan.load))
+}
+
+/// The result of a certificate the index says needs nothing this run.
+fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
+    if e.deleted {
+        return CertResult::new(name.clone(), Verdict::Deleted);
+    }
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
+    let mut r = CertResult::new(name.clone(), Verdict::NotDue);
+    r.reason = Some(e.basis.clone());
+    r.renew_at = at(e.ari_at.map_or(e.renew_at, |a| a.min(e.renew_at)));
+    r.not_after = at(e.not_after);
+    r.version = Some(e.version);
+    r
+}
+
+/// Write what this run learned to the index. The index is a cache of the records: a write
+/// that fails is logged, and a later run repairs what it missed.
+pub(super) async fn flush_index(ctx: &Context, now: OffsetDateTime) {
+    match ctx.store.flush_index(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(documents = n, "updated the renewal index"),
+        Err(e) => tracing::warn!(
+            "could not update the renewal index (the next run repairs it): {}",
+            crate::error::chain(&e)
+        ),
+    }
 }
 
 /// One certificate to order: its record, its trusted spec and why.

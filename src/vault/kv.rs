@@ -279,4 +279,30 @@ impl Kv {
             Err((f, b)) => Err(self.error("list", path, f, &b)),
         }
     }
+
+    /// The current version of `path` and whether it is deleted, from its KV v2 metadata (one
+    /// request, no document data); `None` when there is none, or on KV v1 (no versions).
+    pub async fn current_version(&self, path: &str) -> Result<Option<(u64, bool)>, Error> {
+        if self.version == KvVersion::V1 {
+            return Ok(None);
+        }
+        let what = format!("read metadata of {}", self.display_path(path));
+        let client = self.client.as_ref();
+        let result = self
+            .retried(&what, || async {
+                vaultrs::kv2::read_metadata(client, &self.mount, path)
+                    .await
+                    .map_err(http::from_client)
+            })
+            .await;
+        match result {
+            Ok(meta) => {
+                let current = meta.versions.get(&meta.current_version.to_string());
+                let deleted = current.is_some_and(|v| !v.deletion_time.is_empty() || v.destroyed);
+                Ok(Some((meta.current_version, deleted)))
+            }
+            Err((f, _)) if f.status() == Some(404) => Ok(None),
+            Err((f, b)) => Err(self.error("read metadata", path, f, &b)),
+        }
+    }
 }

@@ -1,0 +1,232 @@
+//! `certvault index rebuild` and `certvault list --verify`: the full check of the renewal
+//! index against the records (which stay the source of truth). Both go one index document
+//! at a time, so memory holds one shard's records, not the fleet's.
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use super::list::{self, Broken};
+use super::{Context, Outcome};
+use crate::index::{self, Entry, Part, Shard, Status, SHARDS};
+use crate::model::CertName;
+use crate::store::{Key, LoadedEntry};
+use crate::Error;
+
+/// Load the records, specs and statuses of `names`: (name, record+spec, status).
+async fn load(
+    ctx: &Context,
+    names: Vec<CertName>,
+) -> Vec<(CertName, LoadedEntry, Option<crate::model::StatusRecord>)> {
+    let statuses: Vec<_> = futures::stream::iter(names.clone())
+        .map(|n| async move {
+            ctx.store
+                .load_status(&n)
+                .await
+                .ok()
+                .and_then(|r| r.doc)
+                .map(|d| d.data)
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let loaded = ctx.store.load_entries(names).await;
+    // What loading noted for the index is not written by these commands.
+    ctx.store.journal.discard();
+    loaded
+        .into_iter()
+        .zip(statuses)
+        .map(|((n, e), s)| (n, e, s))
+        .collect()
+}
+
+/// The entry a record makes (`None`: unreadable), with its status.
+fn fresh(loaded: &LoadedEntry, status: Option<&crate::model::StatusRecord>) -> Option<Entry> {
+    let mut e = match loaded {
+        Ok(Some(entry)) => index::facts(
+            &entry.cert,
+            entry.spec.as_ref().map(|s| &s.data),
+            entry.spec.as_ref().map_or(0, |s| s.version),
+        ),
+        _ => return None,
+    };
+    e.status = status.map(|s| Status {
+        last_result: s.last_result.clone(),
+        failures: s.failures,
+        last_error: s.last_error.clone(),
+    });
+    Some(e)
+}
+
+/// How an index entry disagrees with the record, if it does (the status is informational
+/// and not compared).
+fn disagreement(stored: Option<&Entry>, fresh: &Entry) -> Option<String> {
+    let Some(stored) = stored else {
+        return Some("no index entry".into());
+    };
+    if !stored.matches(fresh.version, fresh.spec_version) {
+        return Some(format!(
+            "index entry is for record version {} and spec version {}, stored are {} and {}",
+            stored.version, stored.spec_version, fresh.version, fresh.spec_version
+        ));
+    }
+    let mut a = stored.clone();
+    let mut b = fresh.clone();
+    a.status = None;
+    b.status = None;
+    (a != b).then(|| {
+        let at = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .map(crate::renew::rfc3339)
+                .unwrap_or_else(|_| t.to_string())
+        };
+        format!(
+            "index entry says not after {}, renews at {}{}; the record says {}, {}{}",
+            at(a.not_after),
+            at(a.renew_at),
+            a.due_now
+                .map(|d| format!(", due now ({d})"))
+                .unwrap_or_default(),
+            at(b.not_after),
+            at(b.renew_at),
+            b.due_now
+                .map(|d| format!(", due now ({d})"))
+                .unwrap_or_default(),
+        )
+    })
+}
+
+/// `list --verify`: the list as read from every record, then each disagreement of the index.
+pub(super) async fn verify(
+    ctx: &Context,
+    json: bool,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
+    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
+    let mut rows = Vec::new();
+    let mut broken = Vec::new();
+    let mut disagree: Vec<(String, String)> = Vec::new();
+    for s in 0..SHARDS {
+        let names = buckets.get(&s).cloned().unwrap_or_default();
+        let shard = ctx.store.load_shard(s).await?;
+        for name in shard.entries.keys() {
+            if names.binary_search(name).is_err() {
+                disagree.push((
+                    name.to_string(),
+                    "index entry for a certificate that is not stored".into(),
+                ));
+            }
+        }
+        for (name, loaded, status) in load(ctx, names).await {
+            let stored = shard.entries.get(&name);
+            match &loaded {
+                Ok(None) => {
+                    if !stored.is_some_and(|e| e.deleted) {
+                        disagree.push((
+                            name.to_string(),
+                            "the record's latest version is deleted; the index does not say so"
+                                .into(),
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    broken.push(Broken {
+                        name: name.to_string(),
+                        error: crate::error::chain(e),
+                    });
+                    continue;
+                }
+                Ok(Some(entry)) => match list::full_row(&name, entry, status.as_ref(), now) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => broken.push(Broken {
+                        name: name.to_string(),
+                        error: e,
+                    }),
+                },
+            }
+            if let Some(f) = fresh(&loaded, status.as_ref()) {
+                if let Some(d) = disagreement(stored, &f) {
+                    disagree.push((name.to_string(), d));
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    disagree.sort();
+    let mut out = list::output(rows, broken, json, now);
+    if json {
+        // One JSON document: the list, then the disagreements as {name, index} items.
+        let mut all: Vec<serde_json::Value> = serde_json::from_str(&out.text).unwrap_or_default();
+        all.extend(
+            disagree
+                .iter()
+                .map(|(n, d)| serde_json::json!({ "name": n, "index": d })),
+        );
+        out.text = serde_json::to_string_pretty(&all).unwrap_or_default() + "\n";
+    } else {
+        for (name, d) in &disagree {
+            out.text
+                .push_str(&format!("{name}  INDEX DISAGREES: {d}\n"));
+        }
+        if disagree.is_empty() {
+            out.text.push_str("index: agrees with every record\n");
+        } else {
+            out.text.push_str(&format!(
+                "index: {} disagreement(s); the records are right: `certvault index rebuild` (or the next renew, for most) repairs it\n",
+                disagree.len()
+            ));
+        }
+    }
+    out.failed |= !disagree.is_empty();
+    Ok(out)
+}
+
+/// `index rebuild`: every index document rewritten from the records, one at a time.
+pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Result<Outcome, Error> {
+    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
+    let (mut entries, mut documents, mut unreadable) = (0usize, 0usize, Vec::new());
+    let at = now();
+    for s in 0..SHARDS {
+        let names = buckets.get(&s).cloned().unwrap_or_default();
+        let mut shard = Shard::empty(s, index::staggered(s, at));
+        for (name, loaded, status) in load(ctx, names).await {
+            match (&loaded, fresh(&loaded, status.as_ref())) {
+                (_, Some(e)) => {
+                    shard.entries.insert(name, e);
+                }
+                (Ok(None), None) => {
+                    // Latest version deleted: remembered so renew does not load it.
+                    if let Ok(Some((version, _))) = ctx
+                        .store
+                        .kv()
+                        .current_version(&Key::Cert(&name).path(ctx.store.prefix()))
+                        .await
+                    {
+                        let mut e = index::journal::blank(version, 0);
+                        e.deleted = true;
+                        shard.entries.insert(name, e);
+                    }
+                }
+                (Err(e), None) => unreadable.push(format!("{name}: {}", crate::error::chain(e))),
+                (Ok(Some(_)), None) => {}
+            }
+        }
+        entries += shard.entries.len();
+        documents += usize::from(!shard.entries.is_empty());
+        ctx.store.replace_shard(s, &shard).await?;
+    }
+    let mut text = format!(
+        "rebuilt the renewal index at {}/: {entries} entries in {documents} documents\n",
+        ctx.store.display(Key::Indexes)
+    );
+    for u in &unreadable {
+        text.push_str(&format!(
+            "UNREADABLE (no entry; renew loads it every run until fixed): {u}\n"
+        ));
+    }
+    Ok(Outcome {
+        text,
+        failed: !unreadable.is_empty(),
+    })
+}

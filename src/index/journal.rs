@@ -1,0 +1,229 @@
+//! What a run notes while it reads and writes records, for the renewal index: the facts
+//! of each record it loaded or wrote ([`facts`]), specs and status documents it wrote,
+//! certificates it retired, shards it verified. [`crate::store::Store::flush_index`]
+//! writes them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+use super::{Entry, Noted, Status};
+use crate::model::{CertName, CertRecord, SpecRecord, StatusRecord, SCHEMA_VERSION};
+use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
+use crate::store;
+use crate::vault::{Expect, Versioned};
+
+/// Flush early when this many certificates are noted (a first run over a large fleet).
+pub const FLUSH_AT: usize = 20_000;
+
+/// What this run learned, by certificate, and which shards it verified (and when).
+#[derive(Default)]
+pub struct Journal {
+    notes: Mutex<BTreeMap<CertName, Noted>>,
+    verified: Mutex<BTreeMap<u16, i64>>,
+}
+
+impl Journal {
+    fn note(&self, name: &CertName, noted: Noted) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        notes.entry(name.clone()).or_default().absorb(noted);
+    }
+
+    pub fn len(&self) -> usize {
+        self.notes.lock().map(|n| n.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A record and its spec as loaded.
+    pub fn note_loaded(&self, name: &CertName, entry: &store::Entry) {
+        let spec_version = entry.spec.as_ref().map_or(0, |s| s.version);
+        let spec = entry.spec.as_ref().map(|s| &s.data);
+        let facts = facts(&entry.cert, spec, spec_version);
+        self.note(
+            name,
+            Noted {
+                entry: Some(facts),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// A record whose latest version is deleted (`expect` carries that version).
+    pub fn note_deleted(
+        &self,
+        name: &CertName,
+        expect: Expect,
+        spec: Option<&Versioned<SpecRecord>>,
+    ) {
+        let Expect::Version(version) = expect else {
+            return;
+        };
+        let mut e = blank(version, spec.map_or(0, |s| s.version));
+        e.deleted = true;
+        self.note(
+            name,
+            Noted {
+                entry: Some(e),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// A record this run wrote, at `version`, from the spec at `spec_version`.
+    pub fn note_saved(
+        &self,
+        name: &CertName,
+        record: &CertRecord,
+        version: u64,
+        spec_version: u64,
+    ) {
+        let cert = Versioned {
+            data: record.clone(),
+            version,
+        };
+        let spec = SpecRecord {
+            schema: SCHEMA_VERSION,
+            spec: record.spec.clone(),
+        };
+        self.note(
+            name,
+            Noted {
+                entry: Some(facts(&cert, Some(&spec), spec_version)),
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn note_spec(&self, name: &CertName, version: u64) {
+        self.note(
+            name,
+            Noted {
+                spec_written: Some(version),
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn note_status(&self, name: &CertName, status: &StatusRecord) {
+        self.note(
+            name,
+            Noted {
+                status: Some(Status {
+                    last_result: status.last_result.clone(),
+                    failures: status.failures,
+                    last_error: status.last_error.clone(),
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn note_removed(&self, name: &CertName) {
+        self.note(
+            name,
+            Noted {
+                removed: true,
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn note_verified(&self, shard: u16, at: i64) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.insert(shard, at);
+        }
+    }
+
+    /// The spec version this run knows for `name` (written, or loaded with the record).
+    pub fn spec_version(&self, name: &CertName) -> Option<u64> {
+        let notes = self.notes.lock().ok()?;
+        let n = notes.get(name)?;
+        n.spec_written.or(n.entry.as_ref().map(|e| e.spec_version))
+    }
+
+    /// Forget what was noted (commands that only read: `list --verify`, `index rebuild`).
+    pub fn discard(&self) {
+        drop(self.take());
+    }
+
+    pub(super) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, i64>) {
+        let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
+        let verified =
+            std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));
+        (notes, verified)
+    }
+}
+
+/// An entry with only its versions set.
+pub fn blank(version: u64, spec_version: u64) -> Entry {
+    Entry {
+        version,
+        spec_version,
+        deleted: false,
+        not_before: 0,
+        not_after: 0,
+        renew_at: 0,
+        ari_at: None,
+        ari_check_at: None,
+        basis: String::new(),
+        due_now: None,
+        domains: Vec::new(),
+        key_type: String::new(),
+        serial: String::new(),
+        status: None,
+    }
+}
+
+/// A time in the record's `ari` object (written by certvault's ARI support), if present.
+fn ari_time(record: &CertRecord, field: &str) -> Option<i64> {
+    let text = record.extra.get("ari")?.get(field)?.as_str()?;
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// The index entry of a record and its spec (`None`: not migrated yet), as `decide` sees
+/// them with no clock: when it becomes due and why.
+pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_version: u64) -> Entry {
+    let record = &cert.data;
+    let issued = &record.issued;
+    let mut e = blank(cert.version, spec_version);
+    e.not_before = issued.not_before.unix_timestamp();
+    e.not_after = issued.not_after.unix_timestamp();
+    e.serial = issued.serial.clone();
+    e.ari_at = ari_time(record, "chosen_at");
+    e.ari_check_at = ari_time(record, "retry_after");
+    let Some(spec) = spec.map(|s| &s.spec) else {
+        e.due_now = Some("its spec is not migrated yet (`certvault migrate`)".into());
+        return e;
+    };
+    e.domains = spec.domains.iter().map(|d| d.to_string()).collect();
+    e.key_type = spec.key_type.to_string();
+    let inspection = crate::x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+    let Some(current) = inspection.current else {
+        e.due_now = Some(inspection.damage.unwrap_or_else(|| "unreadable".into()));
+        return e;
+    };
+    e.not_before = current.not_before.unix_timestamp();
+    e.not_after = current.not_after.unix_timestamp();
+    let facts = Facts {
+        wanted: spec,
+        current: Some(&current),
+        damage: inspection.damage.as_deref(),
+        force: false,
+    };
+    // Decided at the start of the certificate's life: only the rules that do not depend
+    // on the clock can make it due now; the time rules give the renewal point.
+    let (renew_at, basis) = renewal_point(&current, spec.renew_before.as_ref());
+    e.renew_at = renew_at.unix_timestamp();
+    e.basis = basis.to_string();
+    match decide(current.not_before, &facts) {
+        Decision::Keep { .. } | Decision::Renew(Reason::Due { .. } | Reason::Expired { .. }) => {}
+        Decision::Renew(reason) => e.due_now = Some(reason.to_string()),
+    }
+    e
+}

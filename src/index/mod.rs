@@ -1,0 +1,493 @@
+//! The renewal index: what `renew` and `list` need to know about every certificate without
+//! reading its record, kept in Vault as [`SHARDS`] documents under `<prefix>/index/`.
+//!
+//! **The record stays the source of truth.** An entry is a cache of facts computed from a
+//! record (`certs/<NAME>`) and its spec (`specs/<NAME>`) at given KV versions. A run loads a
+//! record only when its entry says it is due, or the entry is missing, or it is stale (the
+//! record's or the spec's version differs from the one the entry was made from). Anything
+//! lost from the index is found again: a name in the LIST of `certs/` without an entry is
+//! loaded and its entry written.
+//!
+//! **The hash.** A certificate's hash is the first 8 bytes of SHA-256 of its name (the UTF-8
+//! bytes of `NAME` in `certs/NAME`), read as a big-endian unsigned 64-bit integer. Its index
+//! document is `index/<hash mod 256>` (three decimal digits, `index/000` … `index/255`), and
+//! `renew --shard I/N` handles the names whose hash mod N is I.
+//!
+//! Nothing here does I/O or reads the clock; [`sync`] does the Vault side.
+
+pub mod journal;
+pub mod sync;
+
+pub use journal::{facts, Journal};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::{CertName, InvalidInput, SCHEMA_VERSION};
+
+/// How many index documents there are. Fixed, so a shard is a pure function of the name and
+/// no run has to agree with another on a layout; an absent document is an empty shard.
+pub const SHARDS: u16 = 256;
+
+/// How long a shard's entries may go without their versions being checked against the
+/// records' metadata (see [`to_verify`]).
+pub const VERIFY_EVERY: time::Duration = time::Duration::days(7);
+
+/// The stable hash of a certificate name (see the module documentation).
+pub fn hash(name: &str) -> u64 {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The index document (0..[`SHARDS`]) that holds `name`'s entry.
+pub fn shard_of(name: &str) -> u16 {
+    (hash(name) % u64::from(SHARDS)) as u16
+}
+
+/// `--shard I/N`: this run handles the names whose hash mod N is I (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Part {
+    pub const ALL: Part = Part { index: 0, count: 1 };
+
+    pub fn contains(&self, name: &str) -> bool {
+        hash(name) % self.count == self.index
+    }
+
+    /// Whether index document `shard` can hold names of this part. When N divides
+    /// [`SHARDS`], a part needs only SHARDS/N documents; otherwise every one.
+    pub fn touches(&self, shard: u16) -> bool {
+        u64::from(SHARDS) % self.count != 0 || u64::from(shard) % self.count == self.index
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Part {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| InvalidInput {
+            what: "shard",
+            value: s.into(),
+            reason,
+        };
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| bad("use I/N, e.g. 0/4: shard I (0-based) of N"))?;
+        let parse = |t: &str| t.trim().parse::<u64>().ok();
+        let (Some(index), Some(count)) = (parse(i), parse(n)) else {
+            return Err(bad("use I/N with whole numbers, e.g. 0/4"));
+        };
+        if count == 0 || count > 65536 {
+            return Err(bad("N must be between 1 and 65536"));
+        }
+        if index >= count {
+            return Err(bad(
+                "I is 0-based and must be below N (shards 0/N .. N-1/N)",
+            ));
+        }
+        Ok(Part { index, count })
+    }
+}
+
+/// One certificate in the index. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The KV version of `certs/<NAME>` these facts were computed from.
+    pub version: u64,
+    /// The KV version of `specs/<NAME>` (0: no spec document).
+    pub spec_version: u64,
+    /// The record's latest version is deleted: nothing to renew.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    #[serde(default)]
+    pub not_before: i64,
+    #[serde(default)]
+    pub not_after: i64,
+    /// When the renewal rule makes it due (`renew_before` or the lifetime fraction).
+    #[serde(default)]
+    pub renew_at: i64,
+    /// The ARI chosen time (`ari.chosen_at` of the record), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_at: Option<i64>,
+    /// When the CA may be asked about ARI again (`ari.retry_after` of the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_check_at: Option<i64>,
+    /// Why `renew_at` is where it is (the rule), as `list` prints it.
+    #[serde(default)]
+    pub basis: String,
+    /// Due whatever the time, and why (damaged, names or key type changed, not migrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_now: Option<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub key_type: String,
+    #[serde(default)]
+    pub serial: String,
+    /// From `status/<NAME>` when known: the last attempt, failures in a row, last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The key-free facts of `status/<NAME>` that `list` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub last_result: String,
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Entry {
+    /// The first moment at which a run must look at the record: the renewal point, the ARI
+    /// chosen time, the next ARI check, expiry. `i64::MIN` when due now whatever the time.
+    pub fn look_at(&self) -> i64 {
+        if self.due_now.is_some() {
+            return i64::MIN;
+        }
+        [
+            Some(self.renew_at),
+            self.ari_at,
+            self.ari_check_at,
+            Some(self.not_after),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(i64::MIN)
+    }
+
+    /// Whether a run at `now` must load the record.
+    pub fn due(&self, now: OffsetDateTime) -> bool {
+        !self.deleted && now.unix_timestamp() >= self.look_at()
+    }
+
+    /// Whether this entry still describes the record and spec at these versions.
+    pub fn matches(&self, version: u64, spec_version: u64) -> bool {
+        self.version == version && self.spec_version == spec_version
+    }
+}
+
+/// One index document, `index/NNN`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub schema: u32,
+    /// Which shard this is, and of how many (a document with other numbers is ignored).
+    pub shard: u16,
+    pub of: u16,
+    /// When the entries' versions were last checked against the records' metadata.
+    pub verified_at: i64,
+    pub entries: BTreeMap<CertName, Entry>,
+}
+
+impl Shard {
+    pub fn empty(shard: u16, verified_at: i64) -> Self {
+        Shard {
+            schema: SCHEMA_VERSION,
+            shard,
+            of: SHARDS,
+            verified_at,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Why a document read at `index/<shard>` cannot be used, if it cannot.
+    pub fn problem(&self, shard: u16) -> Option<String> {
+        if self.shard != shard || self.of != SHARDS {
+            return Some(format!(
+                "it says shard {} of {}, expected {shard} of {SHARDS}",
+                self.shard, self.of
+            ));
+        }
+        if let Some(wrong) = self.entries.keys().find(|n| shard_of(n.as_str()) != shard) {
+            return Some(format!("{wrong} does not belong in it"));
+        }
+        None
+    }
+}
+
+/// What a run learned about one certificate, to be merged into its shard.
+#[derive(Debug, Clone, Default)]
+pub struct Noted {
+    /// Facts computed from the record (and the spec at `spec_version` inside).
+    pub entry: Option<Entry>,
+    /// The spec was written at this version by this run (`issue`, `edit`).
+    pub spec_written: Option<u64>,
+    /// The status document was written.
+    pub status: Option<Status>,
+    /// The certificate was retired (`certvault delete`): drop the entry.
+    pub removed: bool,
+}
+
+impl Noted {
+    /// Fold a later note about the same certificate into this one.
+    pub fn absorb(&mut self, later: Noted) {
+        if let Some(e) = later.entry {
+            let keep_status = e.status.is_none();
+            let old_status = self.entry.take().and_then(|o| o.status);
+            let mut e = e;
+            if keep_status {
+                e.status = old_status;
+            }
+            self.entry = Some(e);
+        }
+        if later.spec_written.is_some() {
+            self.spec_written = later.spec_written;
+        }
+        if later.status.is_some() {
+            self.status = later.status;
+        }
+        self.removed |= later.removed;
+    }
+}
+
+/// Merge a run's note into the stored entry of the same name; `None` drops the entry (the
+/// next run that needs it loads the record). Never replaces facts of a newer record version
+/// with older ones, so two runs flushing in any order converge.
+pub fn merge(stored: Option<&Entry>, noted: &Noted) -> Option<Entry> {
+    if noted.removed {
+        return None;
+    }
+    let mut out = match (&noted.entry, stored) {
+        (Some(new), Some(old))
+            if old.version > new.version || old.spec_version > new.spec_version =>
+        {
+            // Another run saw a newer record or spec: its entry wins if it is whole.
+            if old.version >= new.version && old.spec_version >= new.spec_version {
+                old.clone()
+            } else {
+                return None;
+            }
+        }
+        (Some(new), old) => {
+            let mut e = new.clone();
+            if e.status.is_none() && old.is_some_and(|o| o.version == e.version) {
+                e.status = old.and_then(|o| o.status.clone());
+            }
+            e
+        }
+        (None, Some(old)) => old.clone(),
+        (None, None) => return None,
+    };
+    if let Some(v) = noted.spec_written {
+        if v != out.spec_version {
+            // A new spec changes the renewal rule: recompute from the record next time.
+            return None;
+        }
+    }
+    if let Some(s) = &noted.status {
+        out.status = Some(s.clone());
+    }
+    Some(out)
+}
+
+/// Which of the shards read this run get their versions checked against the records'
+/// metadata: the one verified longest ago, and every one not verified for
+/// [`VERIFY_EVERY`]. A shard never verified (new) counts as verified when it was written.
+pub fn to_verify(verified: &[(u16, i64)], now: OffsetDateTime) -> Vec<u16> {
+    let limit = (now - VERIFY_EVERY).unix_timestamp();
+    let mut out: Vec<u16> = verified
+        .iter()
+        .filter(|(_, at)| *at <= limit)
+        .map(|(s, _)| *s)
+        .collect();
+    if let Some((oldest, _)) = verified.iter().min_by_key(|(s, at)| (*at, *s)) {
+        if !out.contains(oldest) {
+            out.push(*oldest);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The `verified_at` a rebuild gives shard `shard`: spread over the last [`VERIFY_EVERY`],
+/// so that afterwards about the same number of shards comes due for checking each day
+/// instead of all of them at once.
+pub fn staggered(shard: u16, now: OffsetDateTime) -> i64 {
+    let step = VERIFY_EVERY.whole_seconds() / i64::from(SHARDS);
+    now.unix_timestamp() - i64::from(shard) * step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn entry(version: u64, spec_version: u64, renew_at: i64) -> Entry {
+        Entry {
+            version,
+            spec_version,
+            deleted: false,
+            not_before: 0,
+            not_after: renew_at + 1000,
+            renew_at,
+            ari_at: None,
+            ari_check_at: None,
+            basis: "1/3 of lifetime left".into(),
+            due_now: None,
+            domains: vec!["a.example.com".into()],
+            key_type: "ecdsa-p256".into(),
+            serial: "01".into(),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn the_hash_is_the_documented_one() {
+        // SHA-256("web") = 8a06ae5c d4e9...: the first 8 bytes, big-endian.
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"web");
+        let hex: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hash("web"), u64::from_str_radix(&hex, 16).unwrap());
+        // Known value, so a change of algorithm cannot pass unnoticed.
+        assert_eq!(format!("{:016x}", hash("abc")), "ba7816bf8f01cfea");
+        assert_eq!(shard_of("abc"), 0xea);
+        let part: Part = "2/3".parse().unwrap();
+        assert_eq!(part.contains("abc"), 0xba7816bf8f01cfea_u64 % 3 == 2);
+    }
+
+    #[test]
+    fn parts_parse_and_pick_their_documents() {
+        for bad in ["", "1", "a/b", "3/3", "0/0", "1/-2", "0/70000", "-1/3"] {
+            assert!(bad.parse::<Part>().is_err(), "{bad}");
+        }
+        let p: Part = "1/4".parse().unwrap();
+        assert_eq!(p, Part { index: 1, count: 4 });
+        assert!(p.touches(1) && p.touches(5) && !p.touches(2));
+        let odd: Part = "1/3".parse().unwrap();
+        assert!((0..SHARDS).all(|s| odd.touches(s)));
+        // Every name is in exactly one part, and its document is one that part reads.
+        for i in 0..500 {
+            let name = format!("c{i}");
+            let parts: Vec<u64> = (0..4)
+                .filter(|k| {
+                    Part {
+                        index: *k,
+                        count: 4,
+                    }
+                    .contains(&name)
+                })
+                .collect();
+            assert_eq!(parts.len(), 1);
+            assert!(Part {
+                index: parts[0],
+                count: 4
+            }
+            .touches(shard_of(&name)));
+        }
+    }
+
+    #[test]
+    fn due_looks_at_the_earliest_time() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let t = now.unix_timestamp();
+        let mut e = entry(1, 1, t + 10);
+        assert!(!e.due(now));
+        e.ari_at = Some(t - 1);
+        assert!(e.due(now));
+        e.ari_at = None;
+        e.ari_check_at = Some(t);
+        assert!(e.due(now));
+        e.ari_check_at = None;
+        e.due_now = Some("names changed".into());
+        assert!(e.due(now));
+        e.deleted = true;
+        assert!(!e.due(now));
+    }
+
+    #[test]
+    fn merge_keeps_the_newest_facts() {
+        let old = entry(3, 1, 100);
+        let newer = Noted {
+            entry: Some(entry(4, 1, 200)),
+            ..Default::default()
+        };
+        assert_eq!(merge(Some(&old), &newer).unwrap().version, 4);
+        // A late flush of older facts does not win over newer ones.
+        let stale = Noted {
+            entry: Some(entry(2, 1, 50)),
+            ..Default::default()
+        };
+        assert_eq!(merge(Some(&old), &stale).unwrap().version, 3);
+        // Mixed (newer record, older spec): dropped, so the next run reloads.
+        let mixed = Noted {
+            entry: Some(entry(4, 0, 50)),
+            ..Default::default()
+        };
+        assert_eq!(merge(Some(&old), &mixed), None);
+        // A status alone updates an existing entry, never makes one.
+        let status = Noted {
+            status: Some(Status {
+                last_result: "failed".into(),
+                failures: 2,
+                last_error: Some("x".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            merge(Some(&old), &status).unwrap().status.unwrap().failures,
+            2
+        );
+        assert_eq!(merge(None, &status), None);
+        // A spec written at another version drops the entry; removed drops it.
+        let spec = Noted {
+            spec_written: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(merge(Some(&old), &spec), None);
+        let removed = Noted {
+            removed: true,
+            ..Default::default()
+        };
+        assert_eq!(merge(Some(&old), &removed), None);
+    }
+
+    #[test]
+    fn verification_rotates_and_catches_up() {
+        let now = datetime!(2026-01-10 0:00 UTC);
+        let t = now.unix_timestamp();
+        let day = 86400;
+        let v = [(0, t - day), (1, t - 2 * day), (2, t - 8 * day), (3, t)];
+        assert_eq!(to_verify(&v, now), vec![2]);
+        let fresh = [(0, t - day), (1, t - 2 * day), (3, t)];
+        assert_eq!(to_verify(&fresh, now), vec![1]);
+        assert!(to_verify(&[], now).is_empty());
+        // A rebuild spreads the shards over the period: right after it only the oldest.
+        let spread: Vec<(u16, i64)> = (0..SHARDS).map(|s| (s, staggered(s, now))).collect();
+        assert_eq!(to_verify(&spread, now), vec![SHARDS - 1]);
+        // A day later (runs in between did nothing), about a seventh of them.
+        let n = to_verify(&spread, now + time::Duration::days(1)).len();
+        assert!((36..=38).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn shards_reject_foreign_documents() {
+        let mut s = Shard::empty(0xea, 0);
+        assert_eq!(s.problem(0xea), None);
+        assert!(s.problem(1).is_some());
+        s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
+        assert_eq!(shard_of("web") == 0xea, s.problem(0xea).is_none());
+    }
+}
