@@ -439,7 +439,7 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         let version = self.save(Key::Spec(name), record, expect).await?;
-        self.journal.note_spec(name, version);
+        self.journal.note_spec(name, version, &record.spec);
         Ok(version)
     }
 

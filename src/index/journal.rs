@@ -93,12 +93,28 @@ impl Journal {
             name,
             Noted {
                 entry: Some(facts(&cert, Some(&spec), spec_version)),
+                from_spec: Some(record.spec.clone()),
                 ..Default::default()
             },
         );
     }
 
-    pub fn note_spec(&self, name: &CertName, version: u64) {
+    /// A spec this run wrote. When the record this run wrote was made from exactly this
+    /// spec (`issue`), its entry now names this spec version; otherwise the entry is
+    /// dropped at the flush (the renewal rule may have changed) and rebuilt by a later run.
+    pub fn note_spec(&self, name: &CertName, version: u64, spec: &crate::model::Spec) {
+        {
+            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = notes.get_mut(name) {
+                if n.from_spec.as_ref() == Some(spec) {
+                    if let Some(e) = n.entry.as_mut() {
+                        e.spec_version = version;
+                        n.spec_written = None;
+                        return;
+                    }
+                }
+            }
+        }
         self.note(
             name,
             Noted {

@@ -237,11 +237,17 @@ pub struct Noted {
     pub status: Option<Status>,
     /// The certificate was retired (`certvault delete`): drop the entry.
     pub removed: bool,
+    /// The spec `entry` was computed from, when this run wrote the record (so a spec this
+    /// run writes afterwards with the same content completes the entry).
+    pub from_spec: Option<crate::model::Spec>,
 }
 
 impl Noted {
     /// Fold a later note about the same certificate into this one.
     pub fn absorb(&mut self, later: Noted) {
+        if later.entry.is_some() {
+            self.from_spec = later.from_spec.clone();
+        }
         if let Some(e) = later.entry {
             let keep_status = e.status.is_none();
             let old_status = self.entry.take().and_then(|o| o.status);

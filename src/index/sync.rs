@@ -41,6 +41,7 @@ struct ReadShard {
 impl Store {
     async fn read_shard(&self, shard: u16) -> Result<ReadShard, Error> {
         let key = Key::Index(shard);
+        tracing::debug!(target: "certvault::reads", "read {}", self.display(key));
         let read = self.kv().read(&key.path(self.prefix())).await?;
         let Some(doc) = read.doc else {
             return Ok(ReadShard {

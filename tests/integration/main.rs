@@ -9,6 +9,7 @@ mod deploy;
 mod dns;
 mod fake_api;
 mod image;
+mod index;
 mod issue;
 mod locks;
 mod observe;

@@ -1,0 +1,397 @@
+//! The renewal index (`<prefix>/index/NNN`): a run with nothing due reads no record; records
+//! written behind certvault's back (by hand, an older version, an import) are found and
+//! repaired; a lost or corrupt index rebuilds itself with a warning; `--shard` selects by
+//! the documented hash; overlapping shards are kept apart by the lock; `list --verify`
+//! reports a planted disagreement; `index rebuild` needs the admin policy.
+
+use std::process::Stdio;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// `sha256sum` of the name: first 8 bytes big-endian (computed outside certvault).
+fn documented_hash(name: &str) -> u64 {
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("printf %s '{name}' | sha256sum")])
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    u64::from_str_radix(&hex[..16], 16).unwrap()
+}
+
+fn shard_doc(e: &Env, name: &str) -> String {
+    format!("{}/index/{:03}", e.prefix, documented_hash(name) % 256)
+}
+
+/// The index entry of `name`, if any.
+fn entry(e: &Env, name: &str) -> Option<Value> {
+    let (doc, _) = vault_read(&shard_doc(e, name))?;
+    let entry = doc["entries"].get(name).cloned();
+    entry
+}
+
+/// Copy the record and spec of `from` to `to` by hand (no index entry), as an import or an
+/// older certvault would write them.
+fn copy_by_hand(e: &Env, from: &str, to: &str) -> u64 {
+    let (spec, _) = vault_read(&format!("{}/specs/{from}", e.prefix)).unwrap();
+    vault_write(&format!("{}/specs/{to}", e.prefix), &spec);
+    let (record, _) = vault_read(&e.cert_path(from)).unwrap();
+    vault_write(&e.cert_path(to), &record)
+}
+
+/// `renew` logging every document it reads; (run, the record paths it read).
+fn renew_logged(e: &Env, args: &[&str]) -> (Run, Vec<String>) {
+    let mut logged = Env::new("unused");
+    logged.prefix = e.prefix.clone();
+    logged.token = e.token.clone();
+    logged.extra = e.extra.clone();
+    logged
+        .extra
+        .push(("CERTVAULT_LOG".into(), "info,certvault::reads=debug".into()));
+    let mut all = vec!["renew"];
+    all.extend_from_slice(args);
+    let run = logged.run(&all);
+    let certs = format!("secret/{}/certs/", e.prefix);
+    let reads = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("read ") && l.contains(&certs))
+        .map(String::from)
+        .collect();
+    (run, reads)
+}
+
+fn delete_all(path: &str) {
+    vault_root(Method::DELETE, &format!("secret/metadata/{path}"), None);
+}
+
+/// An installation with one issued certificate `web` and `n` hand-made copies `c0..`.
+fn fleet(tag: &str, n: usize) -> Env {
+    let e = Env::new(tag);
+    e.init().ok();
+    let d = format!("{}.example.com", unique(tag));
+    e.issue("web", &[&d], &[]).ok();
+    for i in 0..n {
+        copy_by_hand(&e, "web", &format!("c{i}"));
+    }
+    e
+}
+
+#[test]
+fn a_noop_renew_reads_no_record_and_hand_written_records_are_repaired() {
+    let e = fleet("idx-noop", 3);
+    // `issue` wrote the entry of web; the hand-made copies have none: loaded and repaired.
+    assert_eq!(entry(&e, "web").unwrap()["version"], 1);
+    assert!(entry(&e, "c0").is_none());
+    let (run, reads) = renew_logged(&e, &[]);
+    let run = run.ok();
+    assert!(
+        run.stdout.contains("0 renewed, 4 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    for c in ["c0", "c1", "c2"] {
+        assert!(
+            reads.iter().any(|r| r.ends_with(&format!("/certs/{c}"))),
+            "{reads:?}"
+        );
+        let (_, version) = vault_read(&e.cert_path(c)).unwrap();
+        assert_eq!(entry(&e, c).unwrap()["version"], version, "{c}");
+    }
+    assert!(
+        !reads.iter().any(|r| r.ends_with("/certs/web")),
+        "{reads:?}"
+    );
+    // Now nothing is due and every entry is there: not one record is read.
+    let (run, reads) = renew_logged(&e, &[]);
+    let run = run.ok();
+    assert!(
+        run.stdout.contains("0 renewed, 4 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("not due  c1: renews "),
+        "{}",
+        run.stdout
+    );
+    assert!(reads.is_empty(), "{reads:?}");
+    // The log does show reads (of the index), so the assertion above can fail.
+    assert!(run.stderr.contains("/index/"), "{}", run.stderr);
+    // A due entry (renew_before longer than... planted: renews now) makes its record read.
+    let doc = shard_doc(&e, "c2");
+    let (mut shard, _) = vault_read(&doc).unwrap();
+    shard["entries"]["c2"]["renew_at"] = json!(0);
+    vault_write(&doc, &shard);
+    let (run, reads) = renew_logged(&e, &[]);
+    run.ok();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert!(reads[0].ends_with("/certs/c2"));
+    // ... and its entry is repaired from the record.
+    assert_ne!(entry(&e, "c2").unwrap()["renew_at"], 0);
+}
+
+#[test]
+fn a_stale_version_is_found_by_the_metadata_check_and_repaired() {
+    let e = fleet("idx-stale", 1);
+    renew_logged(&e, &[]).0.ok();
+    // Rewritten by hand: same content, a new version. The entry still names the old one.
+    let (record, _) = vault_read(&e.cert_path("c0")).unwrap();
+    let version = vault_write(&e.cert_path("c0"), &record);
+    assert_eq!(entry(&e, "c0").unwrap()["version"], version - 1);
+    // Its shard is due for the check (as if a week had passed since the last one).
+    let doc = shard_doc(&e, "c0");
+    let (mut shard, _) = vault_read(&doc).unwrap();
+    shard["verified_at"] = json!(0);
+    vault_write(&doc, &shard);
+    let (run, reads) = renew_logged(&e, &[]);
+    let run = run.ok();
+    assert!(
+        run.stderr.contains("index entry is stale"),
+        "{}",
+        run.stderr
+    );
+    assert!(reads.iter().any(|r| r.ends_with("/certs/c0")), "{reads:?}");
+    assert_eq!(entry(&e, "c0").unwrap()["version"], version);
+    let (shard, _) = vault_read(&doc).unwrap();
+    assert!(shard["verified_at"].as_i64().unwrap() > now_secs() as i64 - 600);
+}
+
+#[test]
+fn a_lost_or_corrupt_index_rebuilds_itself_with_a_warning() {
+    let e = fleet("idx-lost", 2);
+    renew_logged(&e, &[]).0.ok();
+    let docs: Vec<String> = ["web", "c0", "c1"]
+        .iter()
+        .map(|n| shard_doc(&e, n))
+        .collect();
+    for d in &docs {
+        delete_all(d);
+    }
+    let (run, reads) = renew_logged(&e, &[]);
+    let run = run.ok();
+    assert!(run.stderr.contains("no renewal index"), "{}", run.stderr);
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    for n in ["web", "c0", "c1"] {
+        assert!(entry(&e, n).is_some(), "{n}");
+    }
+    // Garbage in one document: a warning, and it is written again from its records.
+    vault_write(&docs[1], &json!({"schema": 1, "entries": "garbage"}));
+    let (run, reads) = renew_logged(&e, &[]);
+    let run = run.ok();
+    assert!(run.stderr.contains("is not usable"), "{}", run.stderr);
+    assert!(reads.iter().any(|r| r.ends_with("/certs/c0")), "{reads:?}");
+    assert!(entry(&e, "c0").is_some());
+    assert!(
+        run.stdout.contains("0 renewed, 3 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn shard_selects_by_the_documented_hash() {
+    let e = fleet("idx-shard", 7);
+    let names: Vec<String> = std::iter::once("web".to_string())
+        .chain((0..7).map(|i| format!("c{i}")))
+        .collect();
+    for i in 0..3u64 {
+        let run = e.run(&["renew", "--shard", &format!("{i}/3")]).ok();
+        let mut got: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("not due  "))
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        got.sort();
+        let mut want: Vec<&str> = names
+            .iter()
+            .filter(|n| documented_hash(n) % 3 == i)
+            .map(String::as_str)
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "shard {i}/3\n{}", run.stdout);
+    }
+    // The environment variable does the same; a bad value exits 2.
+    let mut env_shard = Env::new("unused");
+    env_shard.prefix = e.prefix.clone();
+    env_shard
+        .extra
+        .push(("CERTVAULT_SHARD".into(), "1/2".into()));
+    let run = env_shard.run(&["renew"]).ok();
+    let count = names.iter().filter(|n| documented_hash(n) % 2 == 1).count();
+    assert!(
+        run.stdout.contains(&format!("{count} not due")),
+        "{}",
+        run.stdout
+    );
+    for bad in ["2/2", "x", "0/0"] {
+        assert_eq!(e.run(&["renew", "--shard", bad]).code, 2, "{bad}");
+    }
+}
+
+#[test]
+fn two_overlapping_shards_renew_each_certificate_once() {
+    // Two names in different halves of --shard I/2 (by the documented hash).
+    let pick = |parity: u64| {
+        (0..)
+            .map(|i| format!("o{i}"))
+            .find(|n| documented_hash(n) % 2 == parity)
+            .unwrap()
+    };
+    let (both, only_b) = (pick(0), pick(1));
+    let e = Env::new("idx-overlap");
+    e.init().ok();
+    // Each order's hook sleeps, so the two jobs really overlap.
+    let slow = format!("sleep 2; {}", hook("challtestsrv-auth"));
+    for name in [&both, &only_b] {
+        let d = format!("{}.example.com", unique(name));
+        e.run(&[
+            "issue",
+            name,
+            "-d",
+            &d,
+            "--auth-hook",
+            &slow,
+            "--cleanup-hook",
+            &hook("challtestsrv-cleanup"),
+        ])
+        .ok();
+        // Made due by hand: one more name in its spec (and its index entry dropped, as
+        // the metadata check would find it).
+        let spec_path = format!("{}/specs/{name}", e.prefix);
+        let (mut spec, _) = vault_read(&spec_path).unwrap();
+        let extra = format!("more.{d}");
+        spec["domains"].as_array_mut().unwrap().push(json!(extra));
+        vault_write(&spec_path, &spec);
+        delete_all(&shard_doc(&e, name));
+    }
+    // Misconfigured: one job takes shard 0/2, the other everything (0/1).
+    let spawn = |shard: &str| {
+        e.command(&["renew", "--shard", shard, "--lock-lease", "5s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("0/2"), spawn("0/1"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stdout),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(a.status.success() && b.status.success(), "{text}");
+    // `both` is in both shards: renewed by exactly one job; the other found it locked,
+    // waited for the lease and then found it renewed.
+    assert_eq!(
+        text.matches(&format!("renewed  {both}:")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(&format!("renewed  {only_b}:")).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("is locked by another certvault run"),
+        "{text}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&a.stdout).contains(&only_b),
+        "{text}"
+    );
+    for n in [&both, &only_b] {
+        let (_, version) = vault_read(&e.cert_path(n)).unwrap();
+        assert_eq!(version, 2, "{n} renewed once\n{text}");
+        assert_eq!(entry(&e, n).unwrap()["version"], 2, "{n}");
+        assert!(vault_read(&format!("{}/locks/{n}", e.prefix)).is_none());
+    }
+}
+
+#[test]
+fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
+    let e = fleet("idx-verify", 2);
+    renew_logged(&e, &[]).0.ok();
+    let clean = e.run(&["list", "--verify"]).ok();
+    assert!(
+        clean.stdout.contains("index: agrees with every record"),
+        "{}",
+        clean.stdout
+    );
+    // Plant: web's entry says it expires in 2099.
+    let doc = shard_doc(&e, "web");
+    let (mut shard, _) = vault_read(&doc).unwrap();
+    shard["entries"]["web"]["not_after"] = json!(4_070_908_800i64);
+    vault_write(&doc, &shard);
+    // `list` reads the index, so it shows the planted date...
+    let listed = e.run(&["list", "--output", "json"]).ok();
+    let rows: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let web = rows.iter().find(|r| r["name"] == "web").unwrap();
+    assert_eq!(web["not_after"], "2099-01-01T00:00:00Z", "{web}");
+    // ... `list --verify` reads the records and reports it (exit 1).
+    let run = e.run(&["list", "--verify"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("web  INDEX DISAGREES"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("2099-01-01"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("c0  INDEX DISAGREES"),
+        "{}",
+        run.stdout
+    );
+    let json_run = e.run(&["list", "--verify", "--output", "json"]);
+    let items: Vec<Value> = serde_json::from_str(&json_run.stdout).unwrap();
+    assert!(items
+        .iter()
+        .any(|i| i["name"] == "web" && i["index"].is_string()));
+
+    // A renew token may not rebuild (least privilege: no delete on index/*).
+    let renew_policy = unique("cv-renew");
+    vault_policy(&renew_policy, &e.run(&["policy", "renew"]).ok().stdout);
+    let mut renew = Env::new("unused");
+    renew.prefix = e.prefix.clone();
+    renew.token = vault_token(&unique("tok"), &[&renew_policy]);
+    let refused = renew.run(&["index", "rebuild"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("delete on secret/data/"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("certvault policy admin"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(vault_read(&doc).unwrap().0, shard, "unchanged");
+    // The admin policy is enough for both.
+    let admin_policy = unique("cv-admin");
+    vault_policy(&admin_policy, &e.run(&["policy", "admin"]).ok().stdout);
+    let mut admin = Env::new("unused");
+    admin.prefix = e.prefix.clone();
+    admin.token = vault_token(&unique("tok"), &[&admin_policy]);
+    let rebuilt = admin.run(&["index", "rebuild"]).ok();
+    assert!(rebuilt.stdout.contains("3 entries"), "{}", rebuilt.stdout);
+    admin.run(&["list", "--verify"]).ok();
+    assert_ne!(entry(&e, "web").unwrap()["not_after"], 4_070_908_800i64);
+    // The renew and monitor tokens pass their start-up checks with the index paths.
+    renew.run(&["renew"]).ok();
+    let monitor_policy = unique("cv-monitor");
+    vault_policy(&monitor_policy, &e.run(&["policy", "monitor"]).ok().stdout);
+    let mut monitor = Env::new("unused");
+    monitor.prefix = e.prefix.clone();
+    monitor.token = vault_token(&unique("tok"), &[&monitor_policy]);
+    // (The hand-made copies have no status document, which a monitor token needs.)
+    let listed = monitor.run(&["list"]);
+    assert!(listed.stdout.contains("web  ["), "{}", listed.all());
+    assert!(!listed.all().contains("denied"), "{}", listed.all());
+}
