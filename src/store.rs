@@ -281,9 +281,11 @@ impl Store {
         use futures::StreamExt;
         futures::stream::iter(names)
             .map(|n| async move {
-                let (cert, spec) = futures::join!(
+                // The status too, for the index entry (what `list` shows of the last attempt).
+                let (cert, spec, status) = futures::join!(
                     self.load_read::<CertRecord>(Key::Cert(&n)),
-                    self.load::<SpecRecord>(Key::Spec(&n))
+                    self.load::<SpecRecord>(Key::Spec(&n)),
+                    self.load::<StatusRecord>(Key::Status(&n))
                 );
                 let entry = match (cert, spec) {
                     (Ok(Read { doc: None, expect }), Ok(spec)) => {
@@ -297,7 +299,8 @@ impl Store {
                         Ok(spec),
                     ) => {
                         let entry = Entry { cert, spec };
-                        self.journal.note_loaded(&n, &entry);
+                        let status = status.ok().flatten().map(|s| s.data);
+                        self.journal.note_loaded(&n, &entry, status.as_ref());
                         Ok(Some(entry))
                     }
                     (Err(e), _) | (_, Err(e)) => Err(e),

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::list::{self, Broken};
 use super::{Context, Outcome};
-use crate::index::{self, Entry, Part, Shard, Status, SHARDS};
+use crate::index::{self, Entry, Part, Shard, SHARDS};
 use crate::model::CertName;
 use crate::store::{Key, LoadedEntry};
 use crate::Error;
@@ -49,11 +49,7 @@ fn fresh(loaded: &LoadedEntry, status: Option<&crate::model::StatusRecord>) -> O
         ),
         _ => return None,
     };
-    e.status = status.map(|s| Status {
-        last_result: s.last_result.clone(),
-        failures: s.failures,
-        last_error: s.last_error.clone(),
-    });
+    e.status = status.map(index::journal::status_of);
     Some(e)
 }
 

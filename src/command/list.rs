@@ -147,8 +147,8 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not an empty list.
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    // The index gives the rows of certificates with a whole entry; the others (no entry
-    // yet, no status known, due whatever the time) are read one by one.
+    // The index gives the rows of certificates with an entry; the others (no entry yet,
+    // due whatever the time: damaged, names changed) are read one by one.
     let buckets = ctx.store.names_by_shard(Part::ALL).await?;
     let mut rows = Vec::new();
     let scan = ctx
@@ -157,7 +157,7 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
             &buckets,
             now,
             false,
-            |e| e.status.is_none() || e.due_now.is_some(),
+            |e| e.due_now.is_some(),
             |name, e| {
                 if !e.deleted {
                     rows.push(index_row(name, e, now))

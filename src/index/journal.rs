@@ -39,10 +39,16 @@ impl Journal {
     }
 
     /// A record and its spec as loaded.
-    pub fn note_loaded(&self, name: &CertName, entry: &store::Entry) {
+    pub fn note_loaded(
+        &self,
+        name: &CertName,
+        entry: &store::Entry,
+        status: Option<&StatusRecord>,
+    ) {
         let spec_version = entry.spec.as_ref().map_or(0, |s| s.version);
         let spec = entry.spec.as_ref().map(|s| &s.data);
-        let facts = facts(&entry.cert, spec, spec_version);
+        let mut facts = facts(&entry.cert, spec, spec_version);
+        facts.status = status.map(status_of);
         self.note(
             name,
             Noted {
@@ -128,11 +134,7 @@ impl Journal {
         self.note(
             name,
             Noted {
-                status: Some(Status {
-                    last_result: status.last_result.clone(),
-                    failures: status.failures,
-                    last_error: status.last_error.clone(),
-                }),
+                status: Some(status_of(status)),
                 ..Default::default()
             },
         );
@@ -171,6 +173,15 @@ impl Journal {
         let verified =
             std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));
         (notes, verified)
+    }
+}
+
+/// What the index keeps of a status document.
+pub fn status_of(status: &StatusRecord) -> Status {
+    Status {
+        last_result: status.last_result.clone(),
+        failures: status.failures,
+        last_error: status.last_error.clone(),
     }
 }
 
