@@ -417,10 +417,46 @@ pub fn key_matches(privkey: &str, cert: &str) -> bool {
     rcgen::PublicKeyData::subject_public_key_info(&key) == x.public_key().raw
 }
 
-pub fn tempdir(tag: &str) -> PathBuf {
+/// A temporary folder, removed (with everything in it) when the guard is dropped, also
+/// when the test fails. Keep the guard alive as long as the folder is used:
+/// `let dir = tempdir("x");`, never `tempdir("x").join(…)`.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir(tag: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 pub fn is_empty_dir(p: &Path) -> bool {

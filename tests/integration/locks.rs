@@ -39,7 +39,7 @@ fn kill_group_in(file: &Path) {
 
 /// An installation with `web`, whose auth hook sleeps `SLOW` seconds first when set (and
 /// records its pid in PIDFILE).
-fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
+fn slow_installation(tag: &str) -> (Env, TempDir) {
     let e = Env::new(tag);
     e.init().ok();
     let dir = tempdir(tag);

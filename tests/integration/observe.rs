@@ -1,30 +1,12 @@
 //! Watching runs: JSON logs, `renew --output json`, metrics (file and a real Pushgateway,
 //! checked by promtool), and deploy hooks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::harness::*;
-
-/// A temporary folder removed when the test ends (also when it fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        Self(tempdir(tag))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An environment with one certificate `web` (two names) issued through the hooks.
 fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
@@ -199,8 +181,8 @@ fn renew_output_json_reports_each_certificate_and_the_totals() {
 fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
     let (e, d) = with_cert("mfile", &[]);
     add_breakable(&e, "flaky", &format!("f.{d}"));
-    let dir = TempDir::new("metrics");
-    let file = dir.path("certvault.prom");
+    let dir = tempdir("metrics");
+    let file = dir.join("certvault.prom");
     let file_arg = file.display().to_string();
 
     let run = e.run(&["renew", "--metrics-file", &file_arg]).ok();
@@ -268,7 +250,7 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
         sample(&text, "certvault_renewals_total{result=\"renewed\"}"),
         Some(1.0)
     );
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
+    let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -394,8 +376,8 @@ fn read_env_file(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn deploy_hook_runs_after_the_write_with_its_variables_and_no_credentials() {
-    let dir = TempDir::new("deploy");
-    let out = dir.path("env");
+    let dir = tempdir("deploy");
+    let out = dir.join("env");
     let hook = format!(
         "env | grep -E '^(CERTVAULT|RENEWED|VAULT|BAO)_' >> {}; echo --- >> {}",
         out.display(),

@@ -200,7 +200,8 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
     let e = Env::new("cleanup");
     e.init().ok();
     let d = format!("{}.example.com", unique("v"));
-    let marks = tempdir("marks").join("cleanup.log");
+    let marks_dir = tempdir("marks");
+    let marks = marks_dir.join("cleanup.log");
     // The auth hook publishes nothing: Pebble's validation fails.
     let cleanup = format!(
         "echo \"$CERTBOT_DOMAIN $CERTBOT_AUTH_OUTPUT\" >> {}",

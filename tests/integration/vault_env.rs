@@ -102,6 +102,7 @@ struct TlsBao {
     child: Child,
     addr: String,
     ca: String,
+    _dir: TempDir,
 }
 
 impl Drop for TlsBao {
@@ -127,7 +128,7 @@ fn tls_bao() -> TlsBao {
             &format!("-dev-listen-address=127.0.0.1:{port}"),
             "-dev-root-token-id=root",
         ])
-        .env("HOME", &dir)
+        .env("HOME", dir.as_os_str())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -136,6 +137,7 @@ fn tls_bao() -> TlsBao {
         child,
         addr: format!("https://127.0.0.1:{port}"),
         ca: dir.join("vault-ca.pem").display().to_string(),
+        _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -443,14 +445,13 @@ fn every_missing_auth_setting_exits_2() {
 struct NotVault {
     child: Child,
     addr: String,
-    dir: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl Drop for NotVault {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -477,7 +478,7 @@ fn not_vault() -> NotVault {
     let s = NotVault {
         child,
         addr: format!("http://127.0.0.1:{port}"),
-        dir,
+        _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

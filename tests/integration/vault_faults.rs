@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,7 +204,7 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
 /// stopped on drop; its directory is removed.
 struct Bao {
     child: Option<Child>,
-    dir: PathBuf,
+    dir: TempDir,
     port: u16,
     addr: String,
     unseal_key: String,
@@ -215,7 +214,6 @@ struct Bao {
 impl Drop for Bao {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
