@@ -352,18 +352,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
     std::fs::write(dir.join("plain.sh"), "#!/bin/sh\n").unwrap();
     e.cwd = Some(dir.clone());
     let d = format!("{}.example.com", unique("hp"));
-    let issue = |auth: &str| {
-        e.run(&[
-            "issue",
-            "web",
-            "-d",
-            &d,
-            "--auth-hook",
-            auth,
-            "--cleanup-hook",
-            &hook("challtestsrv-cleanup"),
-        ])
-    };
+    let issue = |auth: &str| e.issue_with_auth_hook("web", &[&d], auth);
     let missing = issue("./nosuch.sh --flag");
     assert_eq!(missing.code, 2, "{}", missing.all());
     assert!(

@@ -49,25 +49,12 @@ fn slow_installation(tag: &str) -> (Env, TempDir) {
         dir.join("hook.pid").display(),
         hook("challtestsrv-auth")
     );
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     (e, dir)
 }
 
 fn slow(e: &Env, seconds: &str) -> Env {
-    let mut s = Env::new("x");
-    s.prefix = e.prefix.clone();
-    s.extra.push(("SLOW".into(), seconds.into()));
-    s
+    e.with_var("SLOW", seconds)
 }
 
 /// Wait until the lock of `web` exists; its holder text.

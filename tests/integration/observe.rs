@@ -19,29 +19,12 @@ fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
 
 /// A certificate whose auth hook fails when BREAK is set.
 fn add_breakable(e: &Env, name: &str, domain: &str) {
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        name,
-        "-d",
-        domain,
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook(name, &[domain], &breakable_auth_hook())
+        .ok();
 }
 
 fn breaking(e: &Env) -> Env {
-    let mut b = Env::new("x");
-    b.prefix = e.prefix.clone();
-    b.extra = e.extra.clone();
-    b.extra.push(("BREAK".into(), "1".into()));
-    b
+    e.with_var("BREAK", "1")
 }
 
 fn promtool_check_metrics(text: &str) {

@@ -177,17 +177,7 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
     // Renewable with 3 s left, and a renewal that takes 4 s: renewed up front, the
     // certificate is stored, and the token outlives the run.
     let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     e.fresh_account();
     let before = vault_read(&e.cert_path("web")).unwrap().1;
     let mut renewable = Env::new("unused");
@@ -412,17 +402,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
         marker.display(),
         hook("challtestsrv-auth")
     );
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &hook_cmd,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &hook_cmd).ok();
     let version = |bao: &Bao| {
         bao.call(
             &bao.root,
