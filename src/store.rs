@@ -294,6 +294,9 @@ impl Store {
         let key = Key::Lock(name);
         let read = self.load_read::<LockRecord>(key).await?;
         match read.doc {
+            // Our own lease (a write of this run whose answer was lost, e.g. in a Vault
+            // leader election, or a retry): ours to take again at once.
+            Some(held) if !run_id.is_empty() && held.data.run_id == run_id => {}
             Some(held) if lease_binds(held.data.expires_at, now) => {
                 return Ok(Lock::Held {
                     holder: held.data.holder,
