@@ -2,11 +2,9 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let (logging, settings, command) = match cli::Cli::parse().into_parts() {
+    let (logging, settings, command) = match cli::Cli::parse_args().into_parts() {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e}");

@@ -82,8 +82,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
         Role::Admin => vec![
             rule(Key::AnyAccount, Api::Data, &["create", "read", "update"],
                 "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
-            rule(Key::AnySolver, Api::Data, &["create", "read", "update"],
-                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`)"),
+            rule(Key::AnySolver, Api::Data, &["create", "read", "update", "delete"],
+                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`), try them (`dns test`) and remove unused ones (`dns remove`)"),
             rule(Key::Solvers, Api::Metadata, &["list"],
                 "list the stored DNS solvers (`certvault dns list`)"),
             rule(Key::AnyCert, Api::Data, &["create", "read", "update"],
@@ -203,6 +203,12 @@ pub enum Work<'a> {
         solver: &'a str,
     },
     DnsList,
+    DnsTest {
+        solver: &'a str,
+    },
+    DnsRemove {
+        solver: &'a str,
+    },
 }
 
 /// The capabilities `work` needs. Record names not known in advance are checked as the
@@ -253,6 +259,13 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
         Work::DnsList => vec![
             need("list", Key::Solvers, Api::Metadata, Role::Admin),
             need("read", Key::AnySolver, Api::Data, Role::Admin),
+        ],
+        Work::DnsTest { solver } => vec![need("read", Key::Solver(solver), Api::Data, Role::Admin)],
+        Work::DnsRemove { solver } => vec![
+            need("read", Key::Solver(solver), Api::Data, Role::Admin),
+            need("delete", Key::Solver(solver), Api::Data, Role::Admin),
+            need("list", Key::Certs, Api::Metadata, Role::Admin),
+            need("read", Key::AnyCert, Api::Data, Role::Admin),
         ],
     }
 }
@@ -334,9 +347,22 @@ mod tests {
                 Work::Renew { account },
                 Work::DnsAdd { solver: "cf" },
                 Work::DnsList,
+                Work::DnsTest { solver: "cf" },
+                Work::DnsRemove { solver: "cf" },
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew may read a solver (dns test) but never remove one.
+            assert_eq!(
+                check(Role::Renew, &layout, Work::DnsTest { solver: "cf" }),
+                vec![]
+            );
+            let denied = check(Role::Renew, &layout, Work::DnsRemove { solver: "cf" });
+            assert!(
+                denied.iter().any(|n| n.capability == "delete"),
+                "{denied:?}"
+            );
+            assert!(denied.iter().all(|n| n.role == Role::Admin));
             // renew cannot add DNS solvers.
             let denied = check(Role::Renew, &layout, Work::DnsAdd { solver: "cf" });
             assert!(denied.iter().any(|n| n.capability == "create"));

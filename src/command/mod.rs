@@ -252,13 +252,7 @@ async fn run_checked(
             renew::publish(ctx, &report, json, &metrics, now()).await
         }
         Command::Dns(cmd) => {
-            let work = match &cmd {
-                DnsCommand::Add { name, .. } => Work::DnsAdd {
-                    solver: name.as_str(),
-                },
-                DnsCommand::List => Work::DnsList,
-            };
-            ctx.check("dns", work).await?;
+            ctx.check("dns", cmd.work()).await?;
             dns::run(ctx, cmd).await
         }
         Command::Policy { .. } => unreachable!("handled without Vault"),
