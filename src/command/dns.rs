@@ -12,6 +12,8 @@ use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;
 
+// Parsed once per process: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum DnsCommand {
     /// Store a solver; `force` replaces an existing one.
@@ -217,7 +219,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         }
     }
     if let Err(e) = result {
-        let _ = write!(text, "FAILED: {}\n", crate::error::chain(&e));
+        let _ = writeln!(text, "FAILED: {}", crate::error::chain(&e));
         return Ok(Outcome { text, failed: true });
     }
     Ok(Outcome {

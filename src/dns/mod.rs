@@ -167,7 +167,7 @@ pub enum UpdateFailure {
         solver: String,
         rejection: TsigRejection,
     },
-    #[error("the server's answer was not signed with key {key} (or its signature did not verify): check the key name, algorithm and secret of solver {solver}")]
+    #[error("the server rejected the TSIG signature of key {key} (BADSIG/BADKEY: its answer carried no valid signature): check the secret of solver {solver} (and its key name and algorithm)")]
     UnsignedAnswer { key: String, solver: String },
     #[error("no answer within {seconds}s (is the server reachable?)")]
     NoAnswer { seconds: u64 },
@@ -239,7 +239,7 @@ pub enum Error {
         solver: String,
         zone: String,
         server: String,
-        failure: UpdateFailure,
+        failure: Box<UpdateFailure>,
     },
     #[error("DNS solver {solver} is misconfigured: {reason}")]
     Config { solver: String, reason: String },
@@ -267,7 +267,7 @@ pub enum Error {
         solver: String,
         resolvers: String,
         #[source]
-        source: zone::Error,
+        source: Box<zone::Error>,
     },
     #[error("DNS propagation check failed (solver {solver}, zone {zone})")]
     NotPropagated {
@@ -475,7 +475,7 @@ impl<'a> Session<'a> {
             name: name.to_string(),
             solver: solver.to_string(),
             resolvers: lookup.describe(),
-            source,
+            source: Box::new(source),
         };
         let name = if self.spec.follow_cname {
             zone::follow_cnames(&lookup, start)

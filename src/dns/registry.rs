@@ -87,7 +87,9 @@ macro_rules! registry {
             $(#[command(name = $kind, about = <$module::Config as registry::Kind>::ABOUT)] $variant(registry::Add<<$module::Config as registry::Kind>::Args>),)+
         }
 
-        /// Every provider's client, dispatched by `match` (no trait objects).
+        /// Every provider's client, dispatched by `match` (no trait objects). One per solver
+        /// and order: the size of the variants does not matter.
+        #[allow(clippy::large_enum_variant)]
         pub enum AnyProvider {
             $($variant(<$module::Config as registry::Kind>::Client),)+
         }

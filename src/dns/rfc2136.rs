@@ -187,7 +187,7 @@ impl Client {
             solver: self.solver.clone(),
             zone: zone.to_string(),
             server: self.server.clone(),
-            failure,
+            failure: Box::new(failure),
         };
         let server: SocketAddr = match self.server.parse() {
             Ok(addr) => addr,

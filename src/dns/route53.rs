@@ -228,17 +228,26 @@ impl Client {
             .or_else(|| env("AWS_ENDPOINT_URL_STS"))
             .unwrap_or_else(|| DEFAULT_STS_ENDPOINT.into());
         let sts = Endpoint::new(&self.api.solver, &base, Auth::None, self.api_http());
-        let path = format!(
-            "/{}",
-            api::query(&[
-                ("Action", "AssumeRoleWithWebIdentity"),
-                ("Version", "2011-06-15"),
-                ("RoleArn", role),
-                ("RoleSessionName", &session),
-                ("WebIdentityToken", token.trim()),
-            ])
-        );
-        let rsp = sts.call::<()>(zone, OP, Method::POST, &path, None).await?;
+        // In the form body, not the URL: URLs end up in access logs.
+        let form = api::query(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role),
+            ("RoleSessionName", &session),
+            ("WebIdentityToken", token.trim()),
+        ])
+        .trim_start_matches('?')
+        .to_string();
+        let rsp = sts
+            .send(
+                zone,
+                OP,
+                Method::POST,
+                "/",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                |req| req.body(form.clone()),
+            )
+            .await?;
         if !rsp.status.is_success() {
             return Err(sts.refused(zone, OP, rsp.status, error_message(&rsp)));
         }

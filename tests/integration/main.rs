@@ -9,6 +9,8 @@ mod dns;
 mod fake_api;
 mod issue;
 mod observe;
+mod provider_servers;
+mod providers;
 mod renew;
 mod secrets;
 mod vault_env;
