@@ -272,6 +272,9 @@ enum Cmd {
         /// How many orders run at once.
         #[arg(long, env = "CERTVAULT_CONCURRENCY", default_value_t = 8)]
         concurrency: usize,
+        /// Length of a certificate's lock lease, renewed while a run works on it (at most 10m).
+        #[arg(long, env = "CERTVAULT_LOCK_LEASE", default_value = "60s")]
+        lock_lease: HumanDuration,
         /// Only these certificates.
         names: Vec<CertName>,
         /// text (a line per certificate and a summary) or json (per certificate: name,
@@ -285,6 +288,31 @@ enum Cmd {
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
+    },
+    /// Show one certificate: spec, status, versions and Vault paths (no secret).
+    Show {
+        /// The certificate.
+        name: CertName,
+    },
+    /// Break a certificate's lock (a run that died while holding it), showing who held it.
+    Unlock {
+        /// The certificate.
+        name: CertName,
+    },
+    /// Retire a certificate so that renew stops (KV history is kept).
+    Delete {
+        /// The certificate.
+        name: CertName,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Move the specs of records written by an older certvault into their admin-only
+    /// documents (<prefix>/specs/<NAME>), which renew needs. Prints each spec it moves.
+    Migrate {
+        /// Print what would move; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
@@ -473,6 +501,7 @@ impl Cli {
         let mut g = self.global;
         let auth = auth_method(&mut g);
         let mut concurrency_flag = 8;
+        let mut lease_flag = certvault::store::LEASE;
         let command = match self.command {
             Cmd::Init {
                 directory,
@@ -586,12 +615,21 @@ impl Cli {
             Cmd::Renew {
                 force,
                 concurrency,
+                lock_lease,
                 names,
                 output,
                 metrics_file,
                 pushgateway,
             } => {
                 concurrency_flag = concurrency;
+                if lock_lease.0 > certvault::store::MAX_LEASE || lock_lease.0.as_secs() < 3 {
+                    return Err(InvalidInput {
+                        what: "--lock-lease",
+                        value: lock_lease.to_string(),
+                        reason: "use 3s to 10m",
+                    });
+                }
+                lease_flag = lock_lease.0;
                 Command::Renew {
                     force,
                     names,
@@ -612,6 +650,10 @@ impl Cli {
                 }
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
+            Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
+            Cmd::Show { name } => Command::Show { name },
+            Cmd::Unlock { name } => Command::Unlock { name },
+            Cmd::Delete { name, yes } => Command::Delete { name, yes },
         };
         let settings = Settings {
             vault: vault::Settings {
@@ -630,6 +672,7 @@ impl Cli {
             acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
             account: g.account,
             concurrency: concurrency_flag,
+            lock_lease: lease_flag,
             timeouts: acme::Timeouts {
                 validation: g.validation_timeout.0,
                 issuance: Duration::from_secs(300),

@@ -30,14 +30,41 @@ pub enum Error {
     UnknownCerts { names: Vec<CertName>, path: String },
     #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
     SolverExists { path: String },
-    #[error("{name} is locked by another certvault run ({holder}) until {until}; it will be done there, or retry later")]
+    #[error("{name} is locked by another certvault run ({holder}) until {}; that run renews its lease while it works: retry after that, or if that run is gone, `certvault unlock {name}`", crate::renew::rfc3339(*.until))]
     Locked {
         name: CertName,
         holder: String,
-        until: String,
+        until: time::OffsetDateTime,
     },
+    #[error("{name}: this run lost its lock lease (another run took it over, or an admin broke it with `certvault unlock`); it stopped before writing")]
+    LeaseLost { name: CertName },
     #[error("{path} was changed by another run since this run read it; nothing was ordered, run again to see its new state")]
     ChangedMeanwhile { name: CertName, path: String },
+    #[error("{name}: the certificate is stored, but its spec could not be written to {path}; run the same `certvault issue` again to store it (renew needs it)")]
+    SpecNotSaved {
+        name: CertName,
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("{name} was stored by an older certvault, with its spec inside the certificate record, where a renew token can change it; it is not renewed until an admin moves the spec to {path}: run `certvault migrate` with the admin policy")]
+    NotMigrated { name: CertName, path: String },
+    #[error("{name}: the CA issued certificate serial {serial}, but it could not be stored in Vault (the old certificate stays); the next run orders a new one")]
+    NotStored {
+        name: CertName,
+        serial: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("--renew-before {renew_before} can never be satisfied: the certificate lives {lifetime}; {}", match .stored { Some(path) => format!("the certificate is stored at {path} and renews by the default rule (1/3 of its lifetime left); run issue again with a shorter --renew-before to change that"), None => "nothing was changed; use a shorter --renew-before (or none: the default renews when 1/3 of the lifetime is left)".to_string() })]
+    RenewBeforeTooLong {
+        renew_before: String,
+        lifetime: String,
+        /// Where the new certificate was stored, when it was issued before the lifetime was known.
+        stored: Option<String>,
+    },
+    #[error("this would {what}; pass --yes to do it")]
+    NeedsYes { what: String },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]
@@ -74,6 +101,8 @@ impl Error {
             | Error::TermsNotAgreed
             | Error::UnknownCerts { .. }
             | Error::NoDomains
+            | Error::NeedsYes { .. }
+            | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
             | Error::ReaderNeedsName => ExitCode::from(2),

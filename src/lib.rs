@@ -33,6 +33,8 @@ pub struct Settings {
     pub account: String,
     /// How many orders run at once in `renew`.
     pub concurrency: usize,
+    /// Length of a certificate's lock lease (`--lock-lease`, default 60 s, at most 10 min).
+    pub lock_lease: std::time::Duration,
     pub timeouts: acme::Timeouts,
     /// Zone discovery and propagation checks.
     pub dns: dns::Settings,

@@ -238,16 +238,26 @@ impl fmt::Display for KeyType {
     }
 }
 
-/// A duration written like `30d`, `12h`, `1w 2d` (humantime syntax), kept as seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A duration written like `30d`, `12h`, `1w 2d` (humantime syntax). It keeps the text as
+/// the user typed it, for messages and the stored spec; two durations are equal when they
+/// last as long.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct HumanDuration(pub Duration);
+pub struct HumanDuration(pub Duration, String);
+
+impl PartialEq for HumanDuration {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for HumanDuration {}
 
 impl FromStr for HumanDuration {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() => Ok(Self(d)),
+            Ok(d) if !d.is_zero() => Ok(Self(d, s.trim().to_string())),
             _ => Err(invalid(
                 "duration",
                 s,
@@ -272,7 +282,7 @@ impl From<HumanDuration> for String {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        f.write_str(&self.1)
     }
 }
 
@@ -461,13 +471,58 @@ pub struct Issued {
     pub issued_at: OffsetDateTime,
 }
 
-/// One KV v2 document per certificate at `<prefix>/certs/<name>`.
+/// One KV v2 document per certificate at `<prefix>/certs/<name>`: the material, and a copy
+/// of the spec it was issued for (for people and tools reading the record). `renew` never
+/// trusts this copy: the renew policy may write this document, so what a renewal orders and
+/// runs comes from [`SpecRecord`] at `specs/<name>`, which only the admin policy may write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertRecord {
     pub schema: u32,
     pub spec: Spec,
     #[serde(flatten)]
     pub issued: Issued,
+    /// Fields a user added to the document: kept through renewals.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The admin-only definition of a certificate at `<prefix>/specs/<name>`: which names are
+/// ordered, how DNS-01 is solved (hooks included) and what runs after a renewal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRecord {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub spec: Spec,
+}
+
+/// What the last runs did with a certificate, at `<prefix>/status/<name>`: no key
+/// material, so a monitoring token may read it. Written only when something happened
+/// (a renewal, a failure), never by a run with nothing due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub schema: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub serial: String,
+    /// The KV version of `certs/<name>` these facts describe.
+    pub cert_version: u64,
+    /// The last attempt: `renewed` or `failed`.
+    pub last_result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_attempt_at: OffsetDateTime,
+    /// Failures since the last success.
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_failure_at: Option<OffsetDateTime>,
 }
 
 /// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.
@@ -480,17 +535,21 @@ pub struct SolverRecord {
 
 /// A per-certificate lock at `<prefix>/locks/<name>`, held while a run orders and writes
 /// that certificate, so overlapping runs (a CronJob that starts again before the last one
-/// ended) do not order the same certificate twice.
+/// ended) do not order the same certificate twice. It is a short lease that its holder
+/// renews while it works, so a killed run blocks the certificate for about a minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
     pub schema: u32,
-    /// Who holds it (for the message another run prints).
+    /// Who holds it: host (pod) name, pid and run id (for the message another run prints).
     pub holder: String,
     #[serde(with = "time::serde::rfc3339")]
     pub acquired_at: OffsetDateTime,
-    /// After this the lock is stale (its holder died) and may be taken over.
+    /// After this the lease has lapsed (its holder died or lost Vault) and may be taken over.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The run that holds it (also in `holder`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.

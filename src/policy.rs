@@ -16,9 +16,12 @@ use crate::vault::KvVersion;
 pub enum Role {
     /// Runs `init` and `issue`: writes the account, solver configs and certificate records.
     Admin,
-    /// Runs `renew` (and `list`) unattended: reads the account and solver configs, reads and
-    /// updates certificate records, takes locks. Nothing else.
+    /// Runs `renew` (and `list`) unattended: reads the account, solver configs and specs,
+    /// reads and updates certificate records, writes status documents, takes locks. It
+    /// cannot change what renew orders or runs (specs and solvers are admin-only).
     Renew,
+    /// Watches: `list` from specs and status documents; no private key, no writes.
+    Monitor,
     /// An application reading one certificate record.
     Reader,
 }
@@ -29,6 +32,7 @@ impl fmt::Display for Role {
             Role::Admin => "admin",
             Role::Renew => "renew",
             Role::Reader => "reader",
+            Role::Monitor => "monitor",
         })
     }
 }
@@ -40,10 +44,11 @@ impl FromStr for Role {
             "admin" => Ok(Role::Admin),
             "renew" => Ok(Role::Renew),
             "reader" => Ok(Role::Reader),
+            "monitor" => Ok(Role::Monitor),
             _ => Err(crate::model::InvalidInput {
                 what: "policy role",
                 value: s.into(),
-                reason: "use admin, renew or reader",
+                reason: "use admin, renew, monitor or reader",
             }),
         }
     }
@@ -86,24 +91,40 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`), try them (`dns test`) and remove unused ones (`dns remove`)"),
             rule(Key::Solvers, Api::Metadata, &["list"],
                 "list the stored DNS solvers (`certvault dns list`)"),
-            rule(Key::AnyCert, Api::Data, &["create", "read", "update"],
-                "issue certificates and change their settings (`certvault issue`); the hooks stored here are what `renew` runs"),
+            rule(Key::AnySpec, Api::Data, &["create", "read", "update", "delete"],
+                "define certificates (`certvault issue`, `certvault migrate`) and retire them (`certvault delete`): names, DNS solver, hooks and deploy hook; `renew` orders and runs only what these say"),
+            rule(Key::AnyCert, Api::Data, &["create", "read", "update", "delete"],
+                "store issued certificates and their keys (`certvault issue`); `certvault delete` deletes the latest version (KV history stays: no destroy)"),
+            rule(Key::AnyStatus, Api::Data, &["create", "read", "update", "delete"],
+                "record each certificate's last attempt and failures (no key material)"),
             rule(Key::Certs, Api::Metadata, &["list"],
                 "list certificate records (`certvault list`, `certvault renew`)"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
-                "take and release the per-certificate lock while issuing"),
+                "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
         ],
         Role::Renew => vec![
             rule(Key::AnyAccount, Api::Data, &["read"],
                 "use the ACME account (its key signs the orders); never change it"),
             rule(Key::AnySolver, Api::Data, &["read"],
                 "use the stored DNS solver configurations; never change them"),
+            rule(Key::AnySpec, Api::Data, &["read"],
+                "read what each certificate is (names, solver, hooks); never change it, so this token cannot choose what renew orders or runs"),
             rule(Key::AnyCert, Api::Data, &["read", "update"],
-                "read certificate records and write renewed ones back (check-and-set on KV v2); no new records"),
+                "read certificate records and write renewed ones back (check-and-set on KV v2); no new records. What this role can still do: write certificate material (a certificate and key of its choosing) into existing records, which is what renewing means; consumers trust these records, so guard this token like the keys it writes"),
+            rule(Key::AnyStatus, Api::Data, &["create", "read", "update"],
+                "record each certificate's last attempt and failures (no key material)"),
             rule(Key::Certs, Api::Metadata, &["list"],
                 "find the certificate records to renew"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
                 "take and release the per-certificate lock while renewing"),
+        ],
+        Role::Monitor => vec![
+            rule(Key::Certs, Api::Metadata, &["list"],
+                "find the certificates (`certvault list`)"),
+            rule(Key::AnySpec, Api::Data, &["read"],
+                "read what each certificate is (names, renewal settings)"),
+            rule(Key::AnyStatus, Api::Data, &["read"],
+                "read each certificate's expiry, last attempt and failures; no private key is in these documents"),
         ],
         Role::Reader => match cert {
             Some(name) => vec![rule(Key::Cert(name), Api::Data, &["read"],
@@ -111,7 +132,7 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
             None => Vec::new(),
         },
     };
-    if matches!(role, Role::Admin | Role::Renew) {
+    if matches!(role, Role::Admin | Role::Renew | Role::Monitor) {
         out.push(Rule {
             path: "sys/capabilities-self".into(),
             capabilities: vec!["update"],
@@ -149,7 +170,11 @@ pub fn hcl(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> String {
         },
         layout.prefix
     );
-    let _ = writeln!(out, "# Generated by `certvault policy {role}{}`; apply with `vault policy write certvault-{role} <file>`.",
+    let policy_name = match cert {
+        Some(c) => format!("certvault-{role}-{c}"),
+        None => format!("certvault-{role}"),
+    };
+    let _ = writeln!(out, "# Generated by `certvault policy {role}{}`; apply with `vault policy write {policy_name} <file>`.",
         cert.map(|c| format!(" {c}")).unwrap_or_default());
     if role != Role::Reader {
         let _ = writeln!(out, "# Renewing and revoking its own login token (auth/token/renew-self, revoke-self) is granted by Vault's `default` policy: keep it attached.");
@@ -209,6 +234,16 @@ pub enum Work<'a> {
     DnsRemove {
         solver: &'a str,
     },
+    Migrate,
+    Show {
+        cert: &'a CertName,
+    },
+    Unlock {
+        cert: &'a CertName,
+    },
+    Delete {
+        cert: &'a CertName,
+    },
 }
 
 /// The capabilities `work` needs. Record names not known in advance are checked as the
@@ -232,20 +267,53 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
                 ["read", "create", "update", "delete"]
                     .map(|c| need(c, Key::AnyLock, Api::Data, Role::Admin)),
             );
-            v.extend(
-                ["read", "create", "update"]
-                    .map(|c| need(c, Key::Cert(cert), Api::Data, Role::Admin)),
-            );
+            for key in [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)] {
+                v.extend(
+                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
+                );
+            }
             v
         }
         Work::List => vec![
-            need("list", Key::Certs, Api::Metadata, Role::Renew),
-            need("read", Key::AnyCert, Api::Data, Role::Renew),
+            need("list", Key::Certs, Api::Metadata, Role::Monitor),
+            need("read", Key::AnySpec, Api::Data, Role::Monitor),
+            need("read", Key::AnyStatus, Api::Data, Role::Monitor),
         ],
+        Work::Show { cert } => [
+            Key::Cert(cert),
+            Key::Spec(cert),
+            Key::Status(cert),
+            Key::Lock(cert),
+        ]
+        .map(|k| need("read", k, Api::Data, Role::Renew))
+        .to_vec(),
+        Work::Unlock { cert } => ["read", "delete"]
+            .map(|c| need(c, Key::Lock(cert), Api::Data, Role::Admin))
+            .to_vec(),
+        Work::Delete { cert } => [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)]
+            .into_iter()
+            .flat_map(|k| ["read", "delete"].map(|c| need(c, k, Api::Data, Role::Admin)))
+            .collect(),
+        Work::Migrate => {
+            let mut v = vec![
+                need("list", Key::Certs, Api::Metadata, Role::Admin),
+                need("read", Key::AnyCert, Api::Data, Role::Admin),
+            ];
+            for key in [Key::AnySpec, Key::AnyStatus] {
+                v.extend(
+                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
+                );
+            }
+            v
+        }
         Work::Renew { account } => vec![
             need("list", Key::Certs, Api::Metadata, Role::Renew),
             need("read", Key::AnyCert, Api::Data, Role::Renew),
             need("update", Key::AnyCert, Api::Data, Role::Renew),
+            need("read", Key::AnySpec, Api::Data, Role::Renew),
+            need("read", Key::AnyStatus, Api::Data, Role::Renew),
+            need("create", Key::AnyStatus, Api::Data, Role::Renew),
+            need("update", Key::AnyStatus, Api::Data, Role::Renew),
             need("read", Key::Account(account), Api::Data, Role::Renew),
             need("read", Key::AnySolver, Api::Data, Role::Renew),
             need("read", Key::AnyLock, Api::Data, Role::Renew),
@@ -266,6 +334,7 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("delete", Key::Solver(solver), Api::Data, Role::Admin),
             need("list", Key::Certs, Api::Metadata, Role::Admin),
             need("read", Key::AnyCert, Api::Data, Role::Admin),
+            need("read", Key::AnySpec, Api::Data, Role::Admin),
         ],
     }
 }
@@ -349,6 +418,10 @@ mod tests {
                 Work::DnsList,
                 Work::DnsTest { solver: "cf" },
                 Work::DnsRemove { solver: "cf" },
+                Work::Migrate,
+                Work::Show { cert: &web },
+                Work::Unlock { cert: &web },
+                Work::Delete { cert: &web },
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
@@ -363,6 +436,27 @@ mod tests {
                 "{denied:?}"
             );
             assert!(denied.iter().all(|n| n.role == Role::Admin));
+            // renew can show, but not retire or migrate; monitor only lists.
+            assert_eq!(
+                check(Role::Renew, &layout, Work::Show { cert: &web }),
+                vec![]
+            );
+            for work in [Work::Migrate, Work::Delete { cert: &web }] {
+                let denied = check(Role::Renew, &layout, work);
+                assert!(
+                    !denied.is_empty() && denied.iter().all(|n| n.role == Role::Admin),
+                    "{work:?}"
+                );
+            }
+            assert_eq!(check(Role::Monitor, &layout, Work::List), vec![]);
+            for work in [Work::Renew { account }, Work::Show { cert: &web }] {
+                assert!(!check(Role::Monitor, &layout, work).is_empty(), "{work:?}");
+            }
+            let m = rules(Role::Monitor, &layout, None);
+            assert!(
+                granted(&m, &layout.path(Key::Cert(&web), Api::Data)).is_empty(),
+                "monitor reads no key"
+            );
             // renew cannot add DNS solvers.
             let denied = check(Role::Renew, &layout, Work::DnsAdd { solver: "cf" });
             assert!(denied.iter().any(|n| n.capability == "create"));
@@ -451,6 +545,6 @@ mod tests {
             .into_iter()
             .map(|p| (p, vec!["deny".to_string()]))
             .collect();
-        assert_eq!(missing(needs, &deny).len(), 2);
+        assert_eq!(missing(needs, &deny).len(), 3);
     }
 }

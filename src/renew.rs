@@ -5,11 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::model::{DomainName, KeyType, Spec};
+use crate::model::{DomainName, HumanDuration, KeyType, Spec};
 
 /// What the certificate in Vault actually is (read from the certificate itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,26 +31,36 @@ pub struct Facts<'a> {
 }
 
 /// Why the renewal point is where it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Basis {
     /// The certificate's own `renew_before` setting.
-    RenewBefore(Duration),
+    RenewBefore(HumanDuration),
     /// The default: 1/3 of the lifetime left (`short` = lifetime of 10 days or less: 1/2).
     LifetimeFraction { short: bool },
+    /// The default, because `renew_before` is not shorter than the certificate's lifetime
+    /// (it could never be satisfied: every run would renew).
+    RenewBeforeTooLong {
+        renew_before: HumanDuration,
+        short: bool,
+    },
 }
 
 impl fmt::Display for Basis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Basis::RenewBefore(d) => write!(
-                f,
-                "renew_before {} before expiry",
-                humantime::format_duration(*d)
-            ),
+            Basis::RenewBefore(d) => write!(f, "renew_before {d} before expiry"),
             Basis::LifetimeFraction { short: false } => f.write_str("1/3 of lifetime left"),
             Basis::LifetimeFraction { short: true } => {
                 f.write_str("1/2 of lifetime left (short-lived certificate)")
             }
+            Basis::RenewBeforeTooLong {
+                renew_before,
+                short,
+            } => write!(
+                f,
+                "{} of lifetime left: renew_before {renew_before} is not shorter than the certificate's lifetime, so the default rule applies",
+                if *short { "1/2" } else { "1/3" }
+            ),
         }
     }
 }
@@ -138,23 +147,38 @@ impl Decision {
     }
 }
 
-/// When the certificate becomes due, and why there.
-pub fn renewal_point(current: &Current, renew_before: Option<Duration>) -> (OffsetDateTime, Basis) {
+/// Whether `renew_before` can be satisfied by a certificate of this lifetime.
+pub fn renew_before_fits(current: &Current, renew_before: &HumanDuration) -> bool {
+    time::Duration::try_from(renew_before.0)
+        .is_ok_and(|b| b < current.not_after - current.not_before)
+}
+
+/// When the certificate becomes due, and why there. A `renew_before` at or above the
+/// lifetime could never be satisfied: the default rule applies instead (as cert-manager).
+pub fn renewal_point(
+    current: &Current,
+    renew_before: Option<&HumanDuration>,
+) -> (OffsetDateTime, Basis) {
+    let lifetime = current.not_after - current.not_before;
+    let short = lifetime <= time::Duration::days(10);
+    let left = if short { lifetime / 2 } else { lifetime / 3 };
+    let default = current.not_after - left;
     match renew_before {
-        // A renew_before longer than representable times is due at once, never a panic.
-        Some(before) => (
-            time::Duration::try_from(before)
+        Some(before) if renew_before_fits(current, before) => (
+            time::Duration::try_from(before.0)
                 .ok()
                 .and_then(|b| current.not_after.checked_sub(b))
                 .unwrap_or(current.not_before),
-            Basis::RenewBefore(before),
+            Basis::RenewBefore(before.clone()),
         ),
-        None => {
-            let lifetime = current.not_after - current.not_before;
-            let short = lifetime <= time::Duration::days(10);
-            let left = if short { lifetime / 2 } else { lifetime / 3 };
-            (current.not_after - left, Basis::LifetimeFraction { short })
-        }
+        Some(before) => (
+            default,
+            Basis::RenewBeforeTooLong {
+                renew_before: before.clone(),
+                short,
+            },
+        ),
+        None => (default, Basis::LifetimeFraction { short }),
     }
 }
 
@@ -185,7 +209,7 @@ pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
             not_after: current.not_after,
         });
     }
-    let (renew_at, basis) = renewal_point(current, facts.wanted.renew_before.map(|d| d.0));
+    let (renew_at, basis) = renewal_point(current, facts.wanted.renew_before.as_ref());
     if now >= renew_at {
         Decision::Renew(Reason::Due { renew_at, basis })
     } else {
@@ -237,6 +261,7 @@ mod tests {
         let reordered = spec(&["*.example.com", "example.com"], EcdsaP256, None);
         let before30 = spec(&names, EcdsaP256, Some("30d"));
         let before10y = spec(&names, EcdsaP256, Some("3650d"));
+        let before90 = spec(&names, EcdsaP256, Some("90d"));
         let jan = |d: u8, h: u8| {
             datetime!(2026-01-01 0:00 UTC)
                 .replace_day(d)
@@ -267,8 +292,9 @@ mod tests {
             ("names changed", day(1), &plain, Some(&c90_other), false, "names changed (+*.example.com)"),
             ("key type changed", day(1), &plain, Some(&c90_rsa), false, "key type changed from rsa2048 to ecdsa-p256"),
             ("renew_before 30d keep", day(59), &before30, Some(&c90), false, "keep 2026-03-02T00:00:00Z renew_before"),
-            ("renew_before 30d due", day(61), &before30, Some(&c90), false, "renewal point 2026-03-02T00:00:00Z reached (renew_before 30days before expiry)"),
-            ("renew_before longer than lifetime", day(0), &before10y, Some(&c90), false, "renewal point"),
+            ("renew_before 30d due", day(61), &before30, Some(&c90), false, "renewal point 2026-03-02T00:00:00Z reached (renew_before 30d before expiry)"),
+            ("renew_before longer than lifetime: default rule", day(1), &before10y, Some(&c90), false, "keep 2026-03-02T00:00:00Z 1/3 of lifetime left: renew_before 3650d is not shorter"),
+            ("renew_before equal to lifetime: default rule", day(61), &before90, Some(&c90), false, "renewal point 2026-03-02T00:00:00Z reached (1/3 of lifetime left: renew_before 90d"),
             ("short-lived keep", jan(3, 23), &plain, Some(&c6), false, "keep 2026-01-04T00:00:00Z 1/2"),
             ("short-lived due at half", jan(4, 0), &plain, Some(&c6), false, "renewal point 2026-01-04T00:00:00Z reached (1/2 of lifetime left (short-lived certificate))"),
         ];
@@ -296,13 +322,15 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_renew_before_is_due_not_a_panic() {
+    fn a_huge_renew_before_falls_back_to_the_default_not_a_panic() {
         let c = current(90, &["a.example.com"], KeyType::EcdsaP256);
-        let huge = Duration::from_secs(20_000 * 366 * 86400);
-        let (at, _) = renewal_point(&c, Some(huge));
-        assert!(at <= c.not_before);
-        let (at, _) = renewal_point(&c, Some(Duration::MAX));
-        assert!(at <= c.not_before);
+        let (default, _) = renewal_point(&c, None);
+        for text in ["20000y", "1000000000000d"] {
+            let huge: HumanDuration = text.parse().unwrap();
+            let (at, basis) = renewal_point(&c, Some(&huge));
+            assert_eq!(at, default, "{text}");
+            assert!(basis.to_string().contains(text), "{basis}");
+        }
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //!
 //! Layout below `<mount>/<prefix>/`:
 //! - `accounts/<account>`: [`AccountRecord`]
-//! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate
+//! - `certs/<name>`: [`CertRecord`], one KV v2 document per certificate (the material)
+//! - `specs/<name>`: [`SpecRecord`], what the certificate is (admin-only: names, solver,
+//!   hooks); `renew` orders and runs only what this says
+//! - `status/<name>`: [`StatusRecord`], the last attempt and failures (no key material)
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
-//! - `locks/<name>`: [`LockRecord`], held while one run orders and writes that certificate
+//! - `locks/<name>`: [`LockRecord`], a short lease held while one run orders and writes
+//!   that certificate
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
@@ -13,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::model::{AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SCHEMA_VERSION};
+use crate::model::{
+    AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SpecRecord, StatusRecord,
+    SCHEMA_VERSION,
+};
 use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
 
 /// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
@@ -23,11 +30,15 @@ pub enum Key<'a> {
     Account(&'a str),
     Cert(&'a CertName),
     Certs,
+    Spec(&'a CertName),
+    Status(&'a CertName),
     Lock(&'a CertName),
     Solver(&'a str),
     Solvers,
     AnyAccount,
     AnyCert,
+    AnySpec,
+    AnyStatus,
     AnySolver,
     AnyLock,
 }
@@ -39,6 +50,10 @@ impl Key<'_> {
             Key::Account(name) => format!("{prefix}/accounts/{name}"),
             Key::Cert(name) => format!("{prefix}/certs/{name}"),
             Key::Lock(name) => format!("{prefix}/locks/{name}"),
+            Key::Spec(name) => format!("{prefix}/specs/{name}"),
+            Key::Status(name) => format!("{prefix}/status/{name}"),
+            Key::AnySpec => format!("{prefix}/specs/*"),
+            Key::AnyStatus => format!("{prefix}/status/*"),
             Key::Certs => format!("{prefix}/certs"),
             Key::Solver(name) => format!("{prefix}/dns/{name}"),
             Key::Solvers => format!("{prefix}/dns"),
@@ -122,15 +137,40 @@ fn redact_quoted(msg: &str) -> String {
 /// Whether this run holds a certificate's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lock {
-    Taken,
+    /// Ours, at this KV version (the next renewal of the lease writes on top of it).
+    Taken { version: u64 },
     Held {
         holder: String,
         until: OffsetDateTime,
     },
 }
 
+/// The default length of a lock lease (`--lock-lease`); its holder renews it every third
+/// of that while it works.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest lease `--lock-lease` may set.
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether a stored lease still binds: not lapsed, and not further in the future than the
+/// longest possible lease reaches from now (else a skewed or hostile clock wrote it).
+pub fn lease_binds(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+    expires_at > now && expires_at <= now + MAX_LEASE + time::Duration::seconds(5)
+}
+
 /// The outcome of reading one certificate record (`None`: not there).
 pub type Loaded = Result<Option<Versioned<CertRecord>>, Error>;
+
+/// A certificate as `renew` and `list` see it: its record and its admin-only spec (`None`
+/// for a record written before specs had their own documents: `certvault migrate`).
+#[derive(Debug)]
+pub struct Entry {
+    pub cert: Versioned<CertRecord>,
+    pub spec: Option<Versioned<SpecRecord>>,
+}
+
+/// The outcome of reading one certificate (`None`: its latest version is deleted).
+pub type LoadedEntry = Result<Option<Entry>, Error>;
 
 pub struct Store {
     kv: Kv,
@@ -217,35 +257,59 @@ impl Store {
             .await
     }
 
-    /// Take the lock of `name` for `ttl` (check-and-set create, or take over a stale one).
+    /// Load many certificates with their specs, 16 at a time, in the order given.
+    pub async fn load_entries(&self, names: Vec<CertName>) -> Vec<(CertName, LoadedEntry)> {
+        use futures::StreamExt;
+        futures::stream::iter(names)
+            .map(|n| async move {
+                let (cert, spec) =
+                    futures::join!(self.load_cert(&n), self.load::<SpecRecord>(Key::Spec(&n)));
+                let entry = match (cert, spec) {
+                    (Ok(None), _) => Ok(None),
+                    (Ok(Some(cert)), Ok(spec)) => Ok(Some(Entry { cert, spec })),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                (n, entry)
+            })
+            .buffered(16)
+            .collect()
+            .await
+    }
+
+    /// Take the lease of `name` (check-and-set create, or take over a lapsed one).
     pub async fn lock_cert(
         &self,
         name: &CertName,
         holder: &str,
+        run_id: &str,
         now: OffsetDateTime,
-        ttl: std::time::Duration,
+        lease: std::time::Duration,
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
         let read = self.load_read::<LockRecord>(key).await?;
         match read.doc {
-            Some(held) if held.data.expires_at > now => {
+            Some(held) if lease_binds(held.data.expires_at, now) => {
                 return Ok(Lock::Held {
                     holder: held.data.holder,
                     until: held.data.expires_at,
                 })
             }
-            // Free (never taken, released), or stale: its holder died without releasing it.
-            _ => {}
+            // Free (never taken, released), or lapsed: its holder died without releasing it.
+            Some(stale) => {
+                tracing::warn!(cert = %name, holder = %stale.data.holder, "taking over a lapsed lock");
+            }
+            None => {}
         }
         let expect = read.expect;
         let record = LockRecord {
             schema: SCHEMA_VERSION,
             holder: holder.to_string(),
             acquired_at: now,
-            expires_at: now + ttl,
+            expires_at: now + lease,
+            run_id: run_id.to_string(),
         };
         match self.save(key, &record, expect).await {
-            Ok(_) => Ok(Lock::Taken),
+            Ok(version) => Ok(Lock::Taken { version }),
             Err(Error::Vault(
                 vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
             )) => {
@@ -261,6 +325,36 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Extend our lease of `name` (written on top of `version`, the lease we hold); the new
+    /// version. A conflict means another run took the lease over: ours is lost.
+    pub async fn renew_lease(
+        &self,
+        name: &CertName,
+        version: u64,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<u64, Error> {
+        let key = Key::Lock(name);
+        let Some(mut held) = self.load::<LockRecord>(key).await? else {
+            return Err(Error::Vault(vault::Error::CasConflict {
+                path: self.display(key),
+                expected: version,
+            }));
+        };
+        held.data.expires_at = now + lease;
+        self.save(key, &held.data, Expect::Version(version)).await
+    }
+
+    /// The lock of `name`, if any (for `unlock` and `show`).
+    pub async fn load_lock(&self, name: &CertName) -> Result<Option<Versioned<LockRecord>>, Error> {
+        self.load(Key::Lock(name)).await
+    }
+
+    /// Delete the latest version of a document (KV v2: the history stays).
+    pub async fn delete(&self, key: Key<'_>) -> Result<(), Error> {
+        Ok(self.kv.delete(&key.path(&self.prefix)).await?)
     }
 
     /// Release the lock of `name` (a KV v2 delete: the history stays).
@@ -281,6 +375,33 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         self.save(Key::Cert(name), record, expect).await
+    }
+
+    /// The admin-only spec of `name` and what a write replacing it must expect.
+    pub async fn load_spec(&self, name: &CertName) -> Result<Read<SpecRecord>, Error> {
+        self.load_read(Key::Spec(name)).await
+    }
+
+    pub async fn save_spec(
+        &self,
+        name: &CertName,
+        record: &SpecRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Spec(name), record, expect).await
+    }
+
+    pub async fn load_status(&self, name: &CertName) -> Result<Read<StatusRecord>, Error> {
+        self.load_read(Key::Status(name)).await
+    }
+
+    pub async fn save_status(
+        &self,
+        name: &CertName,
+        record: &StatusRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Status(name), record, expect).await
     }
 
     pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {

@@ -254,19 +254,17 @@ async fn remove(ctx: &Context, name: &SolverName) -> Result<Outcome, Error> {
     }
     let certs = ctx.store.list_certs().await?;
     let mut users: Vec<CertName> = Vec::new();
-    for (cert, loaded) in ctx.store.load_certs(certs).await {
+    for (cert, loaded) in ctx.store.load_entries(certs).await {
+        // The admin-only spec decides; a record not migrated yet carries its own.
+        let uses = |spec: &Spec| spec.dns.solver_names().iter().any(|s| s == name.as_str());
         match loaded {
-            Ok(Some(r))
-                if r.data
-                    .spec
-                    .dns
-                    .solver_names()
-                    .iter()
-                    .any(|s| s == name.as_str()) =>
-            {
-                users.push(cert)
+            Ok(Some(entry)) => {
+                let spec_uses = entry.spec.as_ref().is_some_and(|s| uses(&s.data.spec));
+                if spec_uses || uses(&entry.cert.data.spec) {
+                    users.push(cert)
+                }
             }
-            Ok(_) => {}
+            Ok(None) => {}
             // A record that cannot be read might use it: refuse rather than guess.
             Err(_) => users.push(cert),
         }

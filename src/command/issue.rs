@@ -2,9 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::{relative, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, Spec, SCHEMA_VERSION};
-use crate::renew::{decide, rfc3339, Decision, Facts};
+use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
+use crate::model::{CertName, CertRecord, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
 use crate::{acme, hook, x509, Error};
@@ -61,11 +61,27 @@ pub(super) async fn run(
         }
     }
     let read = ctx.store.load_cert_for_write(name).await?;
+    let spec_read = ctx.store.load_spec(name).await?;
+    let spec_stored = spec_read.doc.as_ref().map(|d| &d.data.spec) == Some(&spec);
     let existing = read.doc;
+    let extra = existing
+        .as_ref()
+        .map(|d| d.data.extra.clone())
+        .unwrap_or_default();
     let expect = match &existing {
         None => read.expect,
         Some(stored) => {
             let current = x509::current(&stored.data.issued.cert).ok();
+            // A renew_before the certificate's lifetime cannot satisfy is refused up front.
+            if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
+                if !renew_before_fits(c, before) {
+                    return Err(Error::RenewBeforeTooLong {
+                        renew_before: before.to_string(),
+                        lifetime: lifetime(c),
+                        stored: None,
+                    });
+                }
+            }
             let decision = decide(
                 now(),
                 &Facts {
@@ -80,7 +96,7 @@ pub(super) async fn run(
                     rfc3339(renew_at),
                     relative(now(), renew_at)
                 );
-                if stored.data.spec == spec {
+                if stored.data.spec == spec && spec_stored {
                     return Ok(Outcome {
                         text: format!(
                             "{name} is up to date at {path}: {when}; use --force to reissue now\n"
@@ -88,7 +104,11 @@ pub(super) async fn run(
                         failed: false,
                     });
                 }
-                // Same names and key: keep the certificate, store the new settings.
+                // Same names and key: keep the certificate, store the new settings (the
+                // admin-only spec first: it is what renew uses).
+                if !spec_stored {
+                    save_spec(ctx, name, &spec, spec_read.expect).await?;
+                }
                 let mut record = stored.data.clone();
                 record.spec = spec;
                 let version = ctx
@@ -105,11 +125,44 @@ pub(super) async fn run(
     };
     let http = ctx.http()?;
     let (account, directory) = super::connect(&http, account_record).await?;
+    let order = Order {
+        name: name.clone(),
+        spec: spec.clone(),
+        expect,
+        extra,
+    };
     let Stored {
         version,
         record,
         deploy,
-    } = obtain_and_save(ctx, &solvers, &account, &directory, name, spec, expect, now).await?;
+    } = obtain_and_save(ctx, &solvers, &account, &directory, order, now).await?;
+    // A new certificate's lifetime is known only now: an unsatisfiable renew_before is
+    // refused, and the spec is stored with the default rule (the certificate stays).
+    let mut spec = spec;
+    let mut refused = None;
+    if let (Ok(c), Some(before)) = (x509::current(&record.issued.cert), &spec.renew_before) {
+        if !renew_before_fits(&c, before) {
+            refused = Some(Error::RenewBeforeTooLong {
+                renew_before: before.to_string(),
+                lifetime: lifetime(&c),
+                stored: Some(path.clone()),
+            });
+            spec.renew_before = None;
+        }
+    }
+    // The certificate is stored; now the spec renew will use (unless it is already there).
+    if !spec_stored || refused.is_some() {
+        save_spec(ctx, name, &spec, spec_read.expect)
+            .await
+            .map_err(|e| Error::SpecNotSaved {
+                name: name.clone(),
+                path: ctx.store.display(Key::Spec(name)),
+                source: Box::new(e),
+            })?;
+    }
+    if let Some(e) = refused {
+        return Err(e);
+    }
     let mut text = format!(
         "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
         record
@@ -129,6 +182,74 @@ pub(super) async fn run(
         text,
         failed: deploy.is_err(),
     })
+}
+
+/// Renew the lease of `name` every third of its length while the order runs. Returns only
+/// when the lease is lost (another run took it over after it lapsed, or an admin broke it):
+/// the order then stops before it writes. A failed renewal is retried until the lease lapses.
+async fn keep_lease(
+    ctx: &Context,
+    name: &CertName,
+    mut version: u64,
+    now: fn() -> OffsetDateTime,
+) -> Error {
+    let lease = ctx.settings.lock_lease;
+    let every = lease / 3;
+    let mut lapses = now() + lease;
+    loop {
+        tokio::time::sleep(every).await;
+        match ctx.store.renew_lease(name, version, now(), lease).await {
+            Ok(v) => {
+                version = v;
+                lapses = now() + lease;
+            }
+            Err(crate::store::Error::Vault(crate::vault::Error::CasConflict { .. })) => {
+                return Error::LeaseLost { name: name.clone() }
+            }
+            Err(e) if now() + every >= lapses => {
+                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::error::chain(&e));
+                return Error::LeaseLost { name: name.clone() };
+            }
+            Err(e) => {
+                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
+            }
+        }
+    }
+}
+
+/// A certificate's lifetime, in whole days (or hours when under two days).
+fn lifetime(c: &crate::renew::Current) -> String {
+    let d = c.not_after - c.not_before;
+    if d >= time::Duration::days(2) {
+        format!("{}d", d.whole_days())
+    } else {
+        format!("{}h", d.whole_hours())
+    }
+}
+
+/// Write the admin-only spec of `name` with check-and-set.
+async fn save_spec(
+    ctx: &Context,
+    name: &CertName,
+    spec: &Spec,
+    expect: Expect,
+) -> Result<u64, Error> {
+    let record = SpecRecord {
+        schema: SCHEMA_VERSION,
+        spec: spec.clone(),
+    };
+    Ok(ctx.store.save_spec(name, &record, expect).await?)
+}
+
+/// What to order and where to write it.
+pub(super) struct Order {
+    pub name: CertName,
+    /// The trusted spec (from `specs/<name>`, or the one `issue` was given).
+    pub spec: Spec,
+    /// What the certificate write expects (check-and-set).
+    pub expect: Expect,
+    /// Fields a user added to the record, kept in the new version.
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A certificate written to Vault, and how its deploy hook went (`Ok` when there is none).
@@ -189,33 +310,45 @@ async fn deploy(
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
 /// version readable until this single write succeeds.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn obtain_and_save(
     ctx: &Context,
     solvers: &LoadedSolvers,
     account: &instant_acme::Account,
     directory: &str,
-    name: &CertName,
-    spec: Spec,
-    expect: Expect,
+    order: Order,
     now: fn() -> OffsetDateTime,
 ) -> Result<Stored, Error> {
-    // Hold the certificate's lock while ordering and writing, so an overlapping run does
-    // not order it too; long enough for every wait of one order, released at the end.
-    let s = &ctx.settings;
-    let ttl = s.timeouts.validation
-        + s.dns.polling.timeout
-        + s.timeouts.issuance
-        + std::time::Duration::from_secs(300);
-    let holder = format!("certvault pid {}", std::process::id());
-    if let Lock::Held { holder, until } = ctx.store.lock_cert(name, &holder, now(), ttl).await? {
-        return Err(Error::Locked {
-            name: name.clone(),
-            holder,
-            until: rfc3339(until),
-        });
-    }
-    let result = async {
+    let Order {
+        name,
+        spec,
+        expect,
+        extra,
+    } = order;
+    let name = &name;
+    // Hold the certificate's lease while ordering and writing, so an overlapping run does
+    // not order it too. The lease is short and renewed while this works: a killed run
+    // blocks the certificate for one lease at most.
+    let lease = match ctx
+        .store
+        .lock_cert(
+            name,
+            &ctx.run.holder,
+            &ctx.run.id,
+            now(),
+            ctx.settings.lock_lease,
+        )
+        .await?
+    {
+        Lock::Held { holder, until } => {
+            return Err(Error::Locked {
+                name: name.clone(),
+                holder,
+                until,
+            })
+        }
+        Lock::Taken { version } => version,
+    };
+    let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
             return Err(Error::ChangedMeanwhile {
@@ -242,17 +375,34 @@ pub(super) async fn obtain_and_save(
             schema: SCHEMA_VERSION,
             spec,
             issued,
+            extra,
         };
-        let version = ctx.store.save_cert(name, &record, expect).await?;
+        let version = ctx
+            .store
+            .save_cert(name, &record, expect)
+            .await
+            .map_err(|e| Error::NotStored {
+                name: name.clone(),
+                serial: record.issued.serial.clone(),
+                source: Box::new(e.into()),
+            })?;
         tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
         Ok((version, record))
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = work => r,
+        e = keep_lease(ctx, name, lease, now) => Err(e),
+    };
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.
     let (version, record) = result?;
+    let stored = status::Attempt::Stored {
+        issued: &record.issued,
+        version,
+    };
+    status::record(ctx, name, stored, now()).await;
     let deploy = deploy(ctx, name, &record, version).await;
     Ok(Stored {
         version,

@@ -1,11 +1,17 @@
 //! `certvault list`: what is stored, when each certificate renews, and why.
+//!
+//! With a token that may read the records (admin, renew), the facts come from each
+//! certificate itself, as `renew` sees them. With the monitor policy (no private keys), they
+//! come from the key-free status documents (`status/<NAME>`) and the specs.
 
+use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
-use crate::model::CertRecord;
-use crate::renew::{decide, rfc3339, Decision, Facts, Reason};
+use crate::model::{CertName, Spec, StatusRecord};
+use crate::renew::{decide, rfc3339, Current, Decision, Facts, Reason};
+use crate::store::{Api, Entry, Key};
 use crate::{x509, Error};
 
 /// One row of `list --output json`. Times are RFC 3339.
@@ -21,6 +27,12 @@ pub struct Row {
     pub due: bool,
     pub reason: String,
     pub version: u64,
+    /// The last attempt (`renewed`, `failed`, `imported`) and failures since the last success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+    pub failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,14 +44,14 @@ struct Broken {
 /// The renewal point and the reason, as `decide` sees it.
 pub(crate) fn schedule(
     now: OffsetDateTime,
-    record: &CertRecord,
-) -> Result<(OffsetDateTime, Decision), x509::Invalid> {
-    let current = x509::current(&record.issued.cert)?;
+    spec: &Spec,
+    current: &Current,
+) -> (OffsetDateTime, Decision) {
     let decision = decide(
         now,
         &Facts {
-            wanted: &record.spec,
-            current: Some(&current),
+            wanted: spec,
+            current: Some(current),
             force: false,
         },
     );
@@ -49,92 +61,197 @@ pub(crate) fn schedule(
         Decision::Renew(Reason::Expired { not_after }) => *not_after,
         Decision::Renew(_) => now,
     };
-    Ok((at, decision))
+    (at, decision)
+}
+
+fn reason(decision: &Decision) -> String {
+    match decision {
+        Decision::Keep { basis, .. } => basis.to_string(),
+        Decision::Renew(r) => format!("due: {r}"),
+    }
+}
+
+/// A row from the certificate itself (and its status, when readable).
+fn full_row(
+    name: &CertName,
+    entry: &Entry,
+    status: Option<&StatusRecord>,
+    now: OffsetDateTime,
+) -> Result<Row, String> {
+    let spec = &entry.spec.as_ref().map(|s| &s.data.spec);
+    let record = &entry.cert.data;
+    let current = x509::current(&record.issued.cert).map_err(|e| e.to_string())?;
+    let (spec, migrated) = match spec {
+        Some(spec) => (*spec, true),
+        None => (&record.spec, false),
+    };
+    let (renew_at, decision) = schedule(now, spec, &current);
+    let mut why = reason(&decision);
+    if !migrated {
+        why.push_str(&format!(
+            "; NOT RENEWED until `certvault migrate` moves its spec to specs/{name}"
+        ));
+    }
+    let (domains, key_type) = (&spec.domains, spec.key_type);
+    Ok(Row {
+        name: name.to_string(),
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        key_type: key_type.to_string(),
+        // The certificate's own dates: what `decide` uses.
+        not_before: rfc3339(current.not_before),
+        not_after: rfc3339(current.not_after),
+        serial: record.issued.serial.clone(),
+        renew_at: rfc3339(renew_at),
+        due: decision.is_due(),
+        reason: why,
+        version: entry.cert.version,
+        last_result: status.map(|s| s.last_result.clone()),
+        failures: status.map_or(0, |s| s.failures),
+        last_error: status.and_then(|s| s.last_error.clone()),
+    })
+}
+
+/// A row from the spec and the key-free status document (monitor policy).
+fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDateTime) -> Row {
+    let current = Current {
+        not_before: status.not_before,
+        not_after: status.not_after,
+        domains: spec.domains.iter().cloned().collect(),
+        key_type: Some(spec.key_type),
+    };
+    let (renew_at, decision) = schedule(now, spec, &current);
+    Row {
+        name: name.to_string(),
+        domains: spec.domains.iter().map(|d| d.to_string()).collect(),
+        key_type: spec.key_type.to_string(),
+        not_before: rfc3339(status.not_before),
+        not_after: rfc3339(status.not_after),
+        serial: status.serial.clone(),
+        renew_at: rfc3339(renew_at),
+        due: decision.is_due(),
+        reason: reason(&decision),
+        version: status.cert_version,
+        last_result: Some(status.last_result.clone()),
+        failures: status.failures,
+        last_error: status.last_error.clone(),
+    }
 }
 
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     let names = ctx.store.list_certs().await?;
-    let loaded = ctx.store.load_certs(names).await;
+    // May this token read the records? If not (monitor policy), read the status documents.
+    let certs = ctx.store.api_path(Key::AnyCert, Api::Data);
+    let records_readable = ctx
+        .store
+        .kv()
+        .capabilities(std::slice::from_ref(&certs))
+        .await
+        .map_err(crate::store::Error::from)?
+        .get(&certs)
+        .is_some_and(|caps| caps.iter().any(|c| c == "read" || c == "root"));
     let mut rows = Vec::new();
     let mut broken = Vec::new();
-    for (name, result) in loaded {
-        let record = match result {
-            Ok(Some(r)) => r,
-            Ok(None) => continue, // deleted between list and read
+    let fail = |name: &CertName, error: String| Broken {
+        name: name.to_string(),
+        error,
+    };
+    // Reads for 16 certificates at a time, in name order.
+    let loaded: Vec<_> = futures::stream::iter(names)
+        .map(|name| async move {
+            let status = ctx.store.load_status(&name).await;
+            let entry = if records_readable {
+                Some(ctx.store.load_entries(vec![name.clone()]).await.remove(0).1)
+            } else {
+                None
+            };
+            let spec = if records_readable {
+                None
+            } else {
+                Some(ctx.store.load_spec(&name).await)
+            };
+            (name, status, entry, spec)
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    for (name, status, entry, spec) in loaded {
+        let status = match status {
+            Ok(r) => r.doc.map(|d| d.data),
             Err(e) => {
-                broken.push(Broken {
-                    name: name.to_string(),
-                    error: crate::error::chain(&e),
-                });
+                broken.push(fail(&name, crate::error::chain(&e)));
                 continue;
             }
         };
-        match schedule(now, &record.data) {
-            Ok((renew_at, decision)) => {
-                let issued = &record.data.issued;
-                rows.push(Row {
-                    name: name.to_string(),
-                    domains: record
-                        .data
-                        .spec
-                        .domains
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect(),
-                    key_type: record.data.spec.key_type.to_string(),
-                    not_before: rfc3339(issued.not_before),
-                    not_after: rfc3339(issued.not_after),
-                    serial: issued.serial.clone(),
-                    renew_at: rfc3339(renew_at),
-                    due: decision.is_due(),
-                    reason: match &decision {
-                        Decision::Keep { basis, .. } => basis.to_string(),
-                        Decision::Renew(r) => format!("due: {r}"),
-                    },
-                    version: record.version,
-                });
+        if let Some(entry) = entry {
+            match entry {
+                Ok(Some(entry)) => match full_row(&name, &entry, status.as_ref(), now) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => broken.push(fail(&name, e)),
+                },
+                Ok(None) => {} // deleted between list and read
+                Err(e) => broken.push(fail(&name, crate::error::chain(&e))),
             }
-            Err(e) => broken.push(Broken {
-                name: name.to_string(),
-                error: e.to_string(),
-            }),
+            continue;
+        }
+        let Some(spec) = spec else { continue };
+        let spec = match spec {
+            Ok(r) => r.doc.map(|d| d.data.spec),
+            Err(e) => {
+                broken.push(fail(&name, crate::error::chain(&e)));
+                continue;
+            }
+        };
+        match (spec, status) {
+            (Some(spec), Some(status)) => rows.push(status_row(&name, &spec, &status, now)),
+            (None, _) => broken.push(fail(
+                &name,
+                "no spec document yet: an admin runs `certvault migrate`".into(),
+            )),
+            (Some(_), None) => broken.push(fail(
+                &name,
+                "no status document yet (written at its next issuance, renewal or `certvault migrate`)".into(),
+            )),
         }
     }
     if json {
         #[derive(Serialize)]
         #[serde(untagged)]
-        enum Entry<'a> {
+        enum Item<'a> {
             Row(&'a Row),
             Broken(&'a Broken),
         }
-        let entries: Vec<Entry> = rows
+        let entries: Vec<Item> = rows
             .iter()
-            .map(Entry::Row)
-            .chain(broken.iter().map(Entry::Broken))
+            .map(Item::Row)
+            .chain(broken.iter().map(Item::Broken))
             .collect();
-        let text = serde_json::to_string_pretty(&entries).expect("plain data") + "\n";
+        let text = serde_json::to_string_pretty(&entries).unwrap_or_default() + "\n";
         return Ok(Outcome {
             text,
             failed: !broken.is_empty(),
         });
     }
+    Ok(Outcome {
+        text: table(&rows, &broken, now),
+        failed: !broken.is_empty(),
+    })
+}
+
+fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {
+    let parse = |t: &str| {
+        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap_or(now)
+    };
     let mut text = String::new();
     if rows.is_empty() && broken.is_empty() {
         text.push_str("no certificates stored yet; add one with `certvault issue`\n");
     }
-    for r in &rows {
-        let not_after =
-            OffsetDateTime::parse(&r.not_after, &time::format_description::well_known::Rfc3339)
-                .unwrap_or(now);
-        let renew_at =
-            OffsetDateTime::parse(&r.renew_at, &time::format_description::well_known::Rfc3339)
-                .unwrap_or(now);
+    for r in rows {
         text.push_str(&format!(
             "{}  [{}]\n  expires {} ({})\n  {}\n",
             r.name,
             r.domains.join(", "),
             r.not_after,
-            relative(now, not_after),
+            relative(now, parse(&r.not_after)),
             if r.due {
                 format!(
                     "renews at the next run: {}",
@@ -144,17 +261,21 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
                 format!(
                     "renews {} ({}; {})",
                     r.renew_at,
-                    relative(now, renew_at),
+                    relative(now, parse(&r.renew_at)),
                     r.reason
                 )
             }
         ));
+        if r.failures > 0 {
+            text.push_str(&format!(
+                "  LAST ATTEMPT FAILED ({} in a row): {}\n",
+                r.failures,
+                r.last_error.as_deref().unwrap_or("unknown")
+            ));
+        }
     }
-    for b in &broken {
+    for b in broken {
         text.push_str(&format!("{}  UNREADABLE: {}\n", b.name, b.error));
     }
-    Ok(Outcome {
-        text,
-        failed: !broken.is_empty(),
-    })
+    text
 }

@@ -4,8 +4,11 @@ mod dns;
 mod init;
 mod issue;
 mod list;
+mod manage;
+mod migrate;
 mod renew;
 pub mod report;
+mod status;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +40,23 @@ pub enum Command {
         metrics: crate::metrics::Sinks,
     },
     Dns(DnsCommand),
+    /// One certificate's spec, status, versions and paths (no secret).
+    Show {
+        name: CertName,
+    },
+    /// Break a certificate's lock.
+    Unlock {
+        name: CertName,
+    },
+    /// Retire a certificate (renew stops); `yes` confirms.
+    Delete {
+        name: CertName,
+        yes: bool,
+    },
+    /// Move specs of older records to their admin-only documents.
+    Migrate {
+        dry_run: bool,
+    },
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -64,7 +84,39 @@ pub(crate) struct Context {
     pub settings: Settings,
     /// Becomes `true` on SIGTERM/SIGINT.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Who this run is, as recorded in the locks it holds.
+    pub run: RunId,
     http: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// This run's identity in lock records: host (pod) name, pid and a random run id.
+pub(crate) struct RunId {
+    pub id: String,
+    pub holder: String,
+}
+
+impl RunId {
+    fn new() -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|| "unknown host".into());
+        let mut seed = [0u8; 6];
+        // A run id only tells runs apart in messages: the clock and pid mixed are enough
+        // when the system's random source is missing.
+        if std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+            .is_err()
+        {
+            let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+            seed.copy_from_slice(&(t ^ u64::from(std::process::id())).to_le_bytes()[..6]);
+        }
+        let id: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+        let holder = format!("certvault on {host}, pid {}, run {id}", std::process::id());
+        Self { id, holder }
+    }
 }
 
 /// Stored DNS solver configurations loaded for a run, and the ones that failed to load.
@@ -95,6 +147,7 @@ impl Context {
             store,
             settings,
             shutdown,
+            run: RunId::new(),
             http: std::sync::OnceLock::new(),
         })
     }
@@ -250,6 +303,22 @@ async fn run_checked(
             ctx.check("renew", Work::Renew { account }).await?;
             let report = renew::run(ctx, force, names, now).await?;
             renew::publish(ctx, &report, json, &metrics, now()).await
+        }
+        Command::Show { name } => {
+            ctx.check("show", Work::Show { cert: &name }).await?;
+            manage::show(ctx, &name, now()).await
+        }
+        Command::Unlock { name } => {
+            ctx.check("unlock", Work::Unlock { cert: &name }).await?;
+            manage::unlock(ctx, &name, now()).await
+        }
+        Command::Delete { name, yes } => {
+            ctx.check("delete", Work::Delete { cert: &name }).await?;
+            manage::delete(ctx, &name, yes).await
+        }
+        Command::Migrate { dry_run } => {
+            ctx.check("migrate", Work::Migrate).await?;
+            migrate::run(ctx, dry_run, now()).await
         }
         Command::Dns(cmd) => {
             ctx.check("dns", cmd.work()).await?;

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::issue::obtain_and_save;
+use super::issue::{obtain_and_save, Order};
 use super::report::{CertResult, Report, Verdict};
-use super::{Context, Outcome};
-use crate::model::{CertName, CertRecord};
+use super::{status, Context, Outcome};
+use crate::model::{CertName, CertRecord, Spec};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
+use crate::store::Entry;
 use crate::store::Key;
 use crate::vault::{Expect, Versioned};
 use crate::{metrics, x509, Error};
@@ -22,32 +23,102 @@ pub(super) async fn run(
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
-    let stored = ctx.store.list_certs().await?;
-    let names = if names.is_empty() {
-        stored
-    } else {
-        let unknown: Vec<CertName> = names
-            .iter()
-            .filter(|n| !stored.contains(n))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::UnknownCerts {
-                names: unknown,
-                path: ctx.store.display(Key::Certs),
-            });
-        }
-        names
-    };
-
-    // Load and decide.
+    let names = select(ctx, names).await?;
     let started = now();
-    let loaded = ctx.store.load_certs(names).await;
+    let (mut results, due) = plan(ctx, names, force, started).await;
+    results.extend(act(ctx, due, now).await);
+
+    // A certificate skipped because another run's lease held it is looked at again once
+    // that lease lapses (its holder renews it while it works, so a live run keeps it; a
+    // dead one loses it within one lease).
+    let lapse_by = now() + ctx.settings.lock_lease + time::Duration::seconds(5);
+    let lapsing: Vec<(CertName, OffsetDateTime)> = results
+        .iter()
+        .filter_map(|r| Some((r.name.clone(), r.locked_until.filter(|t| *t <= lapse_by)?)))
+        .collect();
+    if let Some(last) = lapsing.iter().map(|(_, t)| *t).max() {
+        let wait = (last - now()).max(time::Duration::ZERO) + time::Duration::seconds(1);
+        tracing::info!(
+            certificates = lapsing.len(),
+            "waiting {}s for lock leases of other runs to lapse or be renewed",
+            wait.whole_seconds()
+        );
+        let mut shutdown = ctx.shutdown.clone();
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(wait.unsigned_abs()) => false,
+            _ = shutdown.wait_for(|s| *s) => true,
+        };
+        if !stopped {
+            let again: Vec<CertName> = lapsing.into_iter().map(|(n, _)| n).collect();
+            results.retain(|r| !again.contains(&r.name));
+            let (decided, due) = plan(ctx, again, force, started).await;
+            results.extend(decided);
+            results.extend(act(ctx, due, now).await);
+        }
+    }
+    Ok(Report::new(results, started, now()))
+}
+
+/// The certificates a run looks at: every stored one, or the NAMEs given (all must exist).
+async fn select(ctx: &Context, names: Vec<CertName>) -> Result<Vec<CertName>, Error> {
+    let stored = ctx.store.list_certs().await?;
+    if names.is_empty() {
+        return Ok(stored);
+    }
+    let unknown: Vec<CertName> = names
+        .iter()
+        .filter(|n| !stored.contains(n))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::UnknownCerts {
+            names: unknown,
+            path: ctx.store.display(Key::Certs),
+        });
+    }
+    Ok(names)
+}
+
+/// One certificate to order: its record, its trusted spec and why.
+struct Due {
+    name: CertName,
+    record: Versioned<CertRecord>,
+    spec: Spec,
+    reason: Reason,
+}
+
+/// Load each certificate and decide: the results for those not due (or unreadable), and
+/// the ones to order.
+async fn plan(
+    ctx: &Context,
+    names: Vec<CertName>,
+    force: bool,
+    now: OffsetDateTime,
+) -> (Vec<CertResult>, Vec<Due>) {
     let mut results: Vec<CertResult> = Vec::new();
-    let mut due: Vec<(CertName, Versioned<CertRecord>, Reason)> = Vec::new();
-    for (name, loaded) in loaded {
-        let record = match loaded {
-            Ok(Some(r)) => r,
+    let mut due = Vec::new();
+    for (name, loaded) in ctx.store.load_entries(names).await {
+        let (record, spec) = match loaded {
+            Ok(Some(Entry {
+                cert,
+                spec: Some(spec),
+            })) => (cert, spec.data.spec),
+            Ok(Some(Entry { spec: None, cert })) => {
+                // Written before specs moved to their own admin-only documents: the spec
+                // in the record may have been changed by a renew token, so it is not used.
+                let mut r = CertResult::new(name.clone(), Verdict::Failed);
+                r.error = Some(
+                    Error::NotMigrated {
+                        name: name.clone(),
+                        path: ctx.store.display(Key::Spec(&name)),
+                    }
+                    .to_string(),
+                );
+                r.not_after = Some(cert.data.issued.not_after);
+                r.version = Some(cert.version);
+                results.push(r);
+                continue;
+            }
             Ok(None) => {
                 // Listed but its latest version is deleted: nothing to renew.
                 results.push(CertResult::new(name, Verdict::Deleted));
@@ -67,14 +138,17 @@ pub(super) async fn run(
                 None
             }
         };
-        match decide(
-            started,
-            &Facts {
-                wanted: &record.data.spec,
-                current: current.as_ref(),
-                force,
-            },
-        ) {
+        let facts = Facts {
+            wanted: &spec,
+            current: current.as_ref(),
+            force,
+        };
+        if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
+            if !crate::renew::renew_before_fits(c, before) {
+                tracing::warn!(cert = %name, "renew_before {before} is not shorter than the certificate's lifetime: the default rule applies; change it with `certvault issue`");
+            }
+        }
+        match decide(now, &facts) {
             Decision::Keep { renew_at, basis } => {
                 let mut r = CertResult::new(name, Verdict::NotDue);
                 r.reason = Some(basis.to_string());
@@ -83,88 +157,117 @@ pub(super) async fn run(
                 r.version = Some(record.version);
                 results.push(r);
             }
-            Decision::Renew(reason) => due.push((name, record, reason)),
+            Decision::Renew(reason) => due.push(Due {
+                name,
+                record,
+                spec,
+                reason,
+            }),
         }
     }
+    (results, due)
+}
 
-    // Act: only when something is due is the CA contacted.
-    if !due.is_empty() {
-        let http = ctx.http()?;
-        let mut accounts = BTreeMap::new();
-        for (_, record, _) in &due {
-            let acct = &record.data.spec.account;
-            if !accounts.contains_key(acct) {
-                let loaded = ctx
-                    .account(&http, acct)
-                    .await
-                    .map_err(|e| crate::error::chain(&e));
-                accounts.insert(acct.clone(), loaded);
-            }
-        }
-        let accounts = &accounts;
-        let solvers = &ctx
-            .load_solvers(
-                due.iter()
-                    .flat_map(|(_, r, _)| r.data.spec.dns.solver_names()),
-            )
-            .await;
-        let done: Vec<CertResult> = futures::stream::iter(due)
-            .map(|(name, record, reason)| async move {
-                tracing::info!(cert = %name, %reason, "renewing");
-                let old_not_after = record.data.issued.not_after;
-                let old_version = record.version;
-                let mut r = CertResult::new(name.clone(), Verdict::Failed);
-                r.reason = Some(reason.to_string());
-                r.not_after = Some(old_not_after);
-                r.version = Some(old_version);
-                let stored = match &accounts[&record.data.spec.account] {
-                    Err(e) => Err(e.clone()),
-                    Ok((account, directory)) => obtain_and_save(
-                        ctx,
-                        solvers,
-                        account,
-                        directory,
-                        &name,
-                        record.data.spec,
-                        Expect::Version(old_version),
-                        now,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Error::Locked { .. } | Error::ChangedMeanwhile { .. } => {
-                            tracing::info!(cert = %name, "skipped: {e}");
-                            r.verdict = Verdict::Skipped;
-                            r.reason = Some(e.to_string());
-                            String::new()
-                        }
-                        e => {
-                            let text = crate::error::chain(&e);
-                            tracing::error!(cert = %name, "renewal failed: {text}");
-                            text
-                        }
-                    }),
-                };
-                match stored {
-                    Ok(stored) => {
-                        r.verdict = Verdict::Renewed;
-                        r.version = Some(stored.version);
-                        r.not_after = Some(stored.record.issued.not_after);
-                        r.renew_at = x509::current(&stored.record.issued.cert).ok().map(|c| {
-                            renewal_point(&c, stored.record.spec.renew_before.map(|d| d.0)).0
-                        });
-                        r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
-                    }
-                    Err(text) if r.verdict == Verdict::Failed => r.error = Some(text),
-                    Err(_) => {}
-                }
-                r
-            })
-            .buffer_unordered(ctx.settings.concurrency.max(1))
-            .collect()
-            .await;
-        results.extend(done);
+/// Order the due certificates, `--concurrency` at a time. Only when something is due is
+/// the CA contacted.
+async fn act(ctx: &Context, due: Vec<Due>, now: fn() -> OffsetDateTime) -> Vec<CertResult> {
+    if due.is_empty() {
+        return Vec::new();
     }
-    Ok(Report::new(results, started, now()))
+    let http = match ctx.http() {
+        Ok(h) => h,
+        Err(e) => {
+            let text = crate::error::chain(&e);
+            return due
+                .into_iter()
+                .map(|d| {
+                    let mut r = CertResult::new(d.name, Verdict::Failed);
+                    r.error = Some(text.clone());
+                    r
+                })
+                .collect();
+        }
+    };
+    let mut accounts = BTreeMap::new();
+    for d in &due {
+        let acct = &d.spec.account;
+        if !accounts.contains_key(acct) {
+            let loaded = ctx
+                .account(&http, acct)
+                .await
+                .map_err(|e| crate::error::chain(&e));
+            accounts.insert(acct.clone(), loaded);
+        }
+    }
+    let accounts = &accounts;
+    let solvers = &ctx
+        .load_solvers(due.iter().flat_map(|d| d.spec.dns.solver_names()))
+        .await;
+    futures::stream::iter(due)
+        .map(|d| async move {
+            let Due {
+                name,
+                record,
+                spec,
+                reason,
+            } = d;
+            tracing::info!(cert = %name, %reason, "renewing");
+            let mut r = CertResult::new(name.clone(), Verdict::Failed);
+            r.reason = Some(reason.to_string());
+            r.not_after = Some(record.data.issued.not_after);
+            r.version = Some(record.version);
+            let order = Order {
+                name: name.clone(),
+                spec,
+                expect: Expect::Version(record.version),
+                extra: record.data.extra.clone(),
+            };
+            let stored = match &accounts[&order.spec.account] {
+                Err(e) => Err(Err(e.clone())),
+                Ok((account, directory)) => {
+                    obtain_and_save(ctx, solvers, account, directory, order, now)
+                        .await
+                        .map_err(Ok)
+                }
+            };
+            match stored {
+                Ok(stored) => {
+                    r.verdict = Verdict::Renewed;
+                    r.version = Some(stored.version);
+                    r.not_after = Some(stored.record.issued.not_after);
+                    r.renew_at = x509::current(&stored.record.issued.cert)
+                        .ok()
+                        .map(|c| renewal_point(&c, stored.record.spec.renew_before.as_ref()).0);
+                    r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
+                }
+                Err(Ok(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. }))) => {
+                    tracing::info!(cert = %name, "skipped: {e}");
+                    if let Error::Locked { until, .. } = &e {
+                        r.locked_until = Some(*until);
+                    }
+                    r.verdict = Verdict::Skipped;
+                    r.reason = Some(e.to_string());
+                }
+                Err(e) => {
+                    let text = match e {
+                        Ok(e) => crate::error::chain(&e),
+                        Err(text) => text,
+                    };
+                    tracing::error!(cert = %name, "renewal failed: {text}");
+                    let failed = status::Attempt::Failed {
+                        current: &record.data.issued,
+                        version: record.version,
+                        error: &text,
+                    };
+                    status::record(ctx, &name, failed, now()).await;
+                    r.error = Some(text);
+                }
+            }
+            r
+        })
+        .buffer_unordered(ctx.settings.concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// Print the report (text or JSON) and write the metrics the user asked for. A metrics

@@ -40,6 +40,9 @@ pub struct CertResult {
     pub version: Option<u64>,
     /// What went wrong: a failure, or a deploy hook that failed after the renewal.
     pub error: Option<String>,
+    /// Skipped because another run's lock lease holds it until then.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_time")]
+    pub locked_until: Option<OffsetDateTime>,
 }
 
 impl CertResult {
@@ -52,6 +55,7 @@ impl CertResult {
             renew_at: None,
             version: None,
             error: None,
+            locked_until: None,
         }
     }
 
@@ -172,6 +176,20 @@ impl Report {
             let _ = write!(text, ", {} deleted", t.deleted);
         }
         text.push('\n');
+        let locked: Vec<&str> = self
+            .certificates
+            .iter()
+            .filter(|c| c.locked_until.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !locked.is_empty() {
+            let _ = writeln!(
+                text,
+                "skipped because another run holds their lock: {} ({}); that run does them, or `certvault unlock NAME` if it is gone",
+                locked.len(),
+                locked.join(", ")
+            );
+        }
         text
     }
 }

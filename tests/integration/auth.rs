@@ -171,7 +171,7 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr.contains(&format!(
-            "list on secret/metadata/{}/certs/ (granted by `certvault policy renew`)",
+            "list on secret/metadata/{}/certs/ (granted by `certvault policy monitor`)",
             other.prefix
         )),
         "{}",

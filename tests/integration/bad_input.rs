@@ -34,7 +34,7 @@ fn token_without_access_is_a_clear_403() {
     let run = e.run(&["list"]);
     fails_with(&run, 1, "Missing: list on secret/metadata/t/forbidden");
     assert!(
-        run.stderr.contains("`certvault policy renew`"),
+        run.stderr.contains("`certvault policy monitor`"),
         "{}",
         run.stderr
     );

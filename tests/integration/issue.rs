@@ -159,7 +159,7 @@ fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
     let (doc, v) = vault_read(&e.cert_path("site")).unwrap();
     assert_eq!(v, 3);
     assert_eq!(doc["serial"], serial);
-    assert_eq!(doc["spec"]["renew_before"], "20days");
+    assert_eq!(doc["spec"]["renew_before"], "20d", "as typed");
 }
 
 #[test]
@@ -168,8 +168,9 @@ fn list_json_reports_schedule() {
     e.init().ok();
     let d = format!("{}.example.com", unique("l"));
     e.issue("one", &[&d], &[]).ok();
-    e.issue("two", &[&format!("x.{d}")], &["--renew-before", "100000d"])
-        .ok();
+    let two = format!("x.{d}");
+    e.issue("two", &[&two], &[]).ok();
+    crate::renew::make_due(&e, "two", &[&two], 2);
     let out = e.run(&["list", "--output", "json"]).ok();
     let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
@@ -288,4 +289,47 @@ fn init_with_external_account_binding() {
         doc["chain"].as_str().unwrap(),
         &[&d],
     );
+}
+
+/// A renew_before the certificate's lifetime cannot satisfy: refused at issue (exit 2, the
+/// certificate kept), and the default rule at renew (with a warning), echoed as typed.
+#[test]
+fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
+    let e = Env::new("rb");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("rb"));
+    // A new certificate: its lifetime is known once issued; it stays, with the default rule.
+    let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("--renew-before 1900d can never be satisfied: the certificate lives 182"),
+        "{}",
+        run.stderr
+    );
+    let (_, v1) = vault_read(&e.cert_path("new")).expect("the certificate is kept");
+    let (spec, _) = vault_read(&format!("{}/specs/new", e.prefix)).unwrap();
+    assert!(spec.get("renew_before").is_none(), "{spec}");
+    // An existing certificate: refused before anything is ordered or written.
+    let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
+
+    // A spec that says so anyway (written by hand): renew uses the default rule, warns,
+    // and does not renew on every run.
+    let spec_path = format!("{}/specs/new", e.prefix);
+    let mut hand = spec.clone();
+    hand["renew_before"] = json!("1900d");
+    vault_write(&spec_path, &hand);
+    let run = e.run(&["renew"]).ok();
+    assert!(run.stdout.contains("not due  new"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("renew_before 1900d is not shorter than the certificate's lifetime"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 }

@@ -5,10 +5,14 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod deploy;
 mod dns;
 mod fake_api;
+mod image;
 mod issue;
+mod locks;
 mod observe;
+mod privilege;
 mod provider_servers;
 mod providers;
 mod renew;

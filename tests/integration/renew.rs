@@ -45,14 +45,36 @@ fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
     ));
 }
 
+/// Make `name` (issued through the challtestsrv hooks for `domains`) due `secs` seconds
+/// after its notBefore: `--renew-before` of its lifetime minus `secs` (a settings-only
+/// change), then wait until then. Pebble issues ~5-year certificates, and a renew_before
+/// at or above the lifetime is refused.
+pub fn make_due(e: &Env, name: &str, domains: &[&str], secs: i64) {
+    let (doc, _) = vault_read(&e.cert_path(name)).unwrap();
+    let t = |k: &str| {
+        time::OffsetDateTime::parse(
+            doc[k].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let (nb, na) = (t("not_before"), t("not_after"));
+    let before = format!("{}s", (na - nb).whole_seconds() - secs);
+    e.issue(name, domains, &["--renew-before", &before]).ok();
+    let due_at = nb + time::Duration::seconds(secs);
+    while time::OffsetDateTime::now_utc() < due_at {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn due_by_renew_before_is_renewed_and_only_that_one() {
     let e = Env::new("due");
     e.init().ok();
     let d = format!("{}.example.com", unique("d"));
-    // Pebble issues ~5-year certificates: a renew_before longer than that is due now.
-    e.issue("due", &[&format!("a.{d}")], &["--renew-before", "3000d"])
-        .ok();
+    let due = format!("a.{d}");
+    e.issue("due", &[&due], &[]).ok();
+    make_due(&e, "due", &[&due], 2);
     e.issue("fresh", &[&format!("b.{d}")], &[]).ok();
     let run = e.run(&["renew"]).ok();
     assert!(
@@ -61,7 +83,8 @@ fn due_by_renew_before_is_renewed_and_only_that_one() {
         run.stdout
     );
     assert!(run.stdout.contains("not due  fresh"), "{}", run.stdout);
-    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 2);
+    // Version 1 issued, 2 the renew_before setting, 3 the renewal.
+    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 3);
     assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 1);
     // Naming certificates restricts the run.
     let only = e.run(&["renew", "--force", "fresh"]).ok();
@@ -71,7 +94,7 @@ fn due_by_renew_before_is_renewed_and_only_that_one() {
         "{}",
         only.stdout
     );
-    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 2);
+    assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 3);
     assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 2);
 }
 
@@ -342,14 +365,15 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     // A normal issue took and released the lock: its latest version is deleted.
     assert!(vault_read(&lock).is_none(), "lock left behind after issue");
 
-    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    // A live lease (within the longest a lease can be: 10 minutes).
+    let in_five_minutes = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     };
     vault_write(
         &lock,
-        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_five_minutes)}),
     );
     let run = e.run(&["renew", "--force"]).ok();
     assert!(
@@ -374,6 +398,35 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
         refused.stderr
     );
 
+    // `unlock` breaks it, naming the holder.
+    let unlocked = e.run(&["unlock", "web"]).ok();
+    assert!(
+        unlocked
+            .stdout
+            .contains("removed the lock of web held by certvault pid 4242"),
+        "{}",
+        unlocked.stdout
+    );
+    assert!(vault_read(&lock).is_none(), "lock removed");
+    let again = e.run(&["unlock", "web"]).ok();
+    assert!(
+        again.stdout.contains("web is not locked"),
+        "{}",
+        again.stdout
+    );
+
+    // A lock that claims more than the longest possible lease (a skewed or hostile
+    // clock) does not bind: it is taken over.
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    vault_write(
+        &lock,
+        &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    e.run(&["renew", "--force"]).ok();
+    let skewed_renewals = 2;
+
     // A stale lock is taken over.
     let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     vault_write(
@@ -382,9 +435,15 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     );
     let run = e.run(&["renew", "--force"]).ok();
     assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
-    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        2 + skewed_renewals
+    );
     assert!(vault_read(&lock).is_none(), "lock released");
     // And taken again by the next run (check-and-set on the deleted version).
     e.run(&["renew", "--force"]).ok();
-    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 3);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        3 + skewed_renewals
+    );
 }

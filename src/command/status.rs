@@ -1,0 +1,80 @@
+//! The key-free status document of a certificate (`status/<NAME>`): what the last attempt
+//! did and how many failed in a row. A monitoring token reads these instead of the records.
+//!
+//! Written only when something happened (an issuance, a renewal, a failure, a migration);
+//! a run with nothing due writes nothing. A status that cannot be written is logged: it
+//! never fails the certificate.
+
+use time::OffsetDateTime;
+
+use super::Context;
+use crate::model::{CertName, Issued, StatusRecord, SCHEMA_VERSION};
+
+/// What happened to a certificate.
+pub(super) enum Attempt<'a> {
+    /// A new certificate was stored as `version`.
+    Stored { issued: &'a Issued, version: u64 },
+    /// An attempt failed; `current` is the material still stored, at `version`.
+    Failed {
+        current: &'a Issued,
+        version: u64,
+        error: &'a str,
+    },
+    /// `migrate`: record the facts of the stored certificate, no attempt.
+    Existing { issued: &'a Issued, version: u64 },
+}
+
+pub(super) async fn record(
+    ctx: &Context,
+    name: &CertName,
+    attempt: Attempt<'_>,
+    now: OffsetDateTime,
+) {
+    let read = match ctx.store.load_status(name).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
+            return;
+        }
+    };
+    let previous = read.doc.as_ref().map(|d| &d.data);
+    let (issued, version) = match &attempt {
+        Attempt::Stored { issued, version }
+        | Attempt::Existing { issued, version }
+        | Attempt::Failed {
+            current: issued,
+            version,
+            ..
+        } => (*issued, *version),
+    };
+    let mut status = StatusRecord {
+        schema: SCHEMA_VERSION,
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        serial: issued.serial.clone(),
+        cert_version: version,
+        last_result: "renewed".into(),
+        last_attempt_at: now,
+        failures: 0,
+        last_error: None,
+        last_failure_at: None,
+    };
+    match attempt {
+        Attempt::Stored { .. } => {}
+        Attempt::Existing { .. } => {
+            if let Some(p) = previous {
+                return tracing::debug!(cert = %name, "status already recorded (version {})", p.cert_version);
+            }
+            status.last_result = "imported".into();
+        }
+        Attempt::Failed { error, .. } => {
+            status.last_result = "failed".into();
+            status.failures = previous.map_or(0, |p| p.failures).saturating_add(1);
+            status.last_error = Some(error.to_string());
+            status.last_failure_at = Some(now);
+        }
+    }
+    if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
+        tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+    }
+}

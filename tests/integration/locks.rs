@@ -1,0 +1,158 @@
+//! Lock leases: a run killed with SIGKILL blocks its certificates for one lease at most,
+//! and a live run keeps its lease while it works.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// A child process killed (SIGKILL) and reaped when dropped, unless taken.
+struct Killed(Option<Child>);
+
+impl Killed {
+    fn get(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Kill the process group whose leader's pid is in `file` (a hook left behind by a
+/// SIGKILLed certvault keeps running, as it would under a real scheduler).
+fn kill_group_in(file: &Path) {
+    if let Ok(pid) = std::fs::read_to_string(file) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+/// An installation with `web`, whose auth hook sleeps `SLOW` seconds first when set (and
+/// records its pid in PIDFILE).
+fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
+    let e = Env::new(tag);
+    e.init().ok();
+    let dir = tempdir(tag);
+    let d = format!("{}.example.com", unique(tag));
+    let slow = format!(
+        "if [ -n \"${{SLOW:-}}\" ]; then echo $$ > {}; sleep \"$SLOW\"; fi; {}",
+        dir.join("hook.pid").display(),
+        hook("challtestsrv-auth")
+    );
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        &slow,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    (e, dir)
+}
+
+fn slow(e: &Env, seconds: &str) -> Env {
+    let mut s = Env::new("x");
+    s.prefix = e.prefix.clone();
+    s.extra.push(("SLOW".into(), seconds.into()));
+    s
+}
+
+/// Wait until the lock of `web` exists; its holder text.
+fn wait_for_lock(e: &Env) -> String {
+    let lock = format!("{}/locks/web", e.prefix);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((doc, _)) = vault_read(&lock) {
+            return doc["holder"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the run never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
+    let (e, dir) = slow_installation("killed");
+    e.fresh_account();
+    let mut cmd = slow(&e, "30").command(&["renew", "--force", "--lock-lease", "3s"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = Killed(Some(cmd.spawn().unwrap()));
+    let holder = wait_for_lock(&e);
+    assert!(
+        holder.starts_with("certvault on ") && holder.contains(", run "),
+        "the holder names host, pid and run: {holder}"
+    );
+    child.get().kill().unwrap(); // SIGKILL: no cleanup, no unlock
+    child.get().wait().unwrap();
+    kill_group_in(&dir.join("hook.pid"));
+
+    // The next run finds the dead run's lease, waits for it to lapse, and renews.
+    let started = Instant::now();
+    let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
+    let took = started.elapsed();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert!(!run.stdout.contains("skipped"), "{}", run.stdout);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        run.stderr.contains("waiting") && run.stderr.contains("lock leases"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
+    let (e, dir) = slow_installation("live");
+    e.fresh_account();
+    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let mut cmd = slow(&e, "7").command(&["renew", "--force", "--lock-lease", "3s"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Killed(Some(cmd.spawn().unwrap()));
+    wait_for_lock(&e);
+
+    // Meanwhile: the lease is renewed every second, so after waiting for it this run
+    // still finds it held and skips (exit 0: the other run does it).
+    let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
+    assert!(run.stdout.contains("skipped  web"), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("skipped because another run holds their lock: 1 (web)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("summary: 0 renewed, 0 not due, 0 failed, 1 skipped"),
+        "{}",
+        run.stdout
+    );
+
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("renewed  web"), "{stdout}");
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        v1 + 1,
+        "ordered once"
+    );
+    assert!(
+        vault_read(&format!("{}/locks/web", e.prefix)).is_none(),
+        "released"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

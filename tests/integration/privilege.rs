@@ -1,0 +1,231 @@
+//! Least privilege tested from outside: what a token with each printed policy can make
+//! certvault do. The renew token cannot choose what renew orders or runs; the monitor token
+//! sees expiry and failures but no key; records written by an older certvault are migrated.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// The policy `certvault policy ARGS` prints for `e`, applied under a unique name.
+fn apply_policy(e: &Env, args: &[&str]) -> String {
+    let mut all = vec!["policy"];
+    all.extend_from_slice(args);
+    let hcl = e.run(&all).ok().stdout;
+    let name = unique(&format!("cv-{}", args[0]));
+    vault_policy(&name, &hcl);
+    name
+}
+
+/// The same installation used with a token holding only `policy`.
+fn as_token(e: &Env, policy: &str) -> Env {
+    let mut t = Env::new("unused");
+    t.prefix = e.prefix.clone();
+    t.token = vault_token(&unique("tok"), &[policy]);
+    t
+}
+
+/// Write `data` to `secret/data/<path>` with check-and-set `cas`, as `token`.
+fn kv_put_cas(token: &str, path: &str, data: &Value, cas: u64) -> u16 {
+    vault_call(
+        token,
+        Method::POST,
+        &format!("secret/data/{path}"),
+        Some(&json!({ "data": data, "options": { "cas": cas } })),
+    )
+    .0
+}
+
+#[test]
+fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
+    let e = Env::new("rce");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("rce"));
+    e.issue("rel", &[&d], &[]).ok();
+    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let dir = tempdir("rce");
+    let marker = dir.join("pwned");
+
+    // The newcomer's reproduction: with the renew policy, replace the hooks (and the names
+    // and deploy hook) in the certificate record with check-and-set on its version.
+    let (mut doc, version) = vault_read(&e.cert_path("rel")).unwrap();
+    let injected = format!("touch {}", marker.display());
+    doc["spec"]["dns"]["auth_hook"] = json!(injected);
+    doc["spec"]["deploy_hook"] = json!(injected);
+    doc["spec"]["domains"] = json!([format!("evil.{d}")]);
+    assert_eq!(
+        kv_put_cas(&renew.token, &e.cert_path("rel"), &doc, version),
+        200,
+        "the renew policy may write certificate material"
+    );
+    // The spec document is what renew uses, and the renew policy cannot write it.
+    let spec_path = format!("{}/specs/rel", e.prefix);
+    let (spec, spec_version) = vault_read(&spec_path).expect("issue wrote the spec");
+    let mut evil = spec.clone();
+    evil["dns"]["auth_hook"] = json!(injected);
+    assert_eq!(
+        kv_put_cas(&renew.token, &spec_path, &evil, spec_version),
+        403
+    );
+
+    e.fresh_account();
+    let run = renew.run(&["renew", "--force", "rel"]).ok();
+    assert!(run.stdout.contains("renewed  rel"), "{}", run.stdout);
+    assert!(!marker.exists(), "the injected command ran");
+    let (after, _) = vault_read(&e.cert_path("rel")).unwrap();
+    assert_eq!(
+        sans(after["cert"].as_str().unwrap()),
+        vec![d.clone()],
+        "renew ordered the admin's names, not the injected ones"
+    );
+    let mut expected = spec.clone();
+    expected.as_object_mut().unwrap().remove("schema");
+    assert_eq!(
+        after["spec"], expected,
+        "the record's spec copy is restored"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // What the printed policy says the role can still do.
+    let hcl = e.run(&["policy", "renew"]).ok().stdout;
+    assert!(
+        hcl.contains("What this role can still do: write certificate material"),
+        "{hcl}"
+    );
+}
+
+#[test]
+fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
+    let e = Env::new("legacy");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("lg"));
+    e.issue("old", &[&d], &[]).ok();
+    // As an older certvault left it: the spec only inside the record.
+    vault_root(
+        Method::DELETE,
+        &format!("secret/metadata/{}/specs/old", e.prefix),
+        None,
+    );
+    vault_root(
+        Method::DELETE,
+        &format!("secret/metadata/{}/status/old", e.prefix),
+        None,
+    );
+    let (before, v1) = vault_read(&e.cert_path("old")).unwrap();
+
+    let run = e.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("FAILED   old:")
+            && run
+                .stdout
+                .contains("run `certvault migrate` with the admin policy"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(vault_read(&e.cert_path("old")).unwrap().1, v1);
+
+    // A renew token cannot migrate; an admin can, and sees the hooks it moves.
+    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let run = renew.run(&["migrate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("specs/*"), "{}", run.stderr);
+    let dry = e.run(&["migrate", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("would move old"), "{}", dry.stdout);
+    assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_none());
+    let run = e.run(&["migrate"]).ok();
+    assert!(run.stdout.contains("moved    old"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&hook("challtestsrv-auth")),
+        "the admin sees the hook it trusts: {}",
+        run.stdout
+    );
+    let (spec, _) = vault_read(&format!("{}/specs/old", e.prefix)).unwrap();
+    assert_eq!(spec["domains"], before["spec"]["domains"]);
+    assert_eq!(spec["dns"], before["spec"]["dns"]);
+    assert_eq!(spec["schema"], 1);
+    let again = e.run(&["migrate"]).ok();
+    assert!(
+        again.stdout.contains("summary: 0 moved, 0 failed"),
+        "{}",
+        again.stdout
+    );
+
+    e.fresh_account();
+    let run = renew.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  old"), "{}", run.stdout);
+}
+
+#[test]
+fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
+    let e = Env::new("monitor");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("mon"));
+    e.issue("good", &[&format!("g.{d}")], &[]).ok();
+    let flaky = format!(
+        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
+        hook("challtestsrv-auth")
+    );
+    e.run(&[
+        "issue",
+        "bad",
+        "-d",
+        &format!("b.{d}"),
+        "--auth-hook",
+        &flaky,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    let mut breaking = Env::new("x");
+    breaking.prefix = e.prefix.clone();
+    breaking.extra.push(("BREAK".into(), "1".into()));
+    e.fresh_account();
+    assert_eq!(breaking.run(&["renew", "--force", "bad"]).code, 1);
+
+    let monitor = as_token(&e, &apply_policy(&e, &["monitor"]));
+    let run = monitor.run(&["list", "--output", "json"]).ok();
+    let rows: Value = serde_json::from_str(&run.stdout).unwrap();
+    let row = |n: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let (good, v_good) = vault_read(&e.cert_path("good")).unwrap();
+    assert_eq!(row("good")["not_after"], good["not_after"]);
+    assert_eq!(row("good")["version"], v_good);
+    assert_eq!(row("good")["failures"], 0);
+    assert_eq!(row("bad")["failures"], 1);
+    assert_eq!(row("bad")["last_result"], "failed");
+    assert!(
+        row("bad")["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("dns api said no"),
+        "{}",
+        row("bad")
+    );
+    let text = monitor.run(&["list"]).ok();
+    assert!(
+        text.stdout.contains("LAST ATTEMPT FAILED (1 in a row)"),
+        "{}",
+        text.stdout
+    );
+    // No key: the record itself is forbidden, and renew is refused before any work.
+    let (status, _) = vault_call(
+        &monitor.token,
+        Method::GET,
+        &format!("secret/data/{}", e.cert_path("good")),
+        None,
+    );
+    assert_eq!(status, 403);
+    let run = monitor.run(&["renew"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("Missing:"), "{}", run.stderr);
+    assert!(!run
+        .all()
+        .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
+}
