@@ -191,29 +191,61 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Read the RRset, change it with `edit` (`None`: nothing to do), write it back. A
+    /// server error (PowerDNS answers 500 when its database is busy, e.g. SQLite's
+    /// "database is locked") is retried from the read, three times at most.
+    async fn read_modify_write(
+        &self,
+        record: &TxtRecord,
+        edit: impl Fn(Vec<String>) -> Option<Vec<String>>,
+    ) -> Result<(), Error> {
+        let zone = record.zone(&self.api.solver)?;
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            let result = match edit(self.current(record, zone).await?) {
+                None => return Ok(()),
+                Some(values) => self.write(record, zone, values).await,
+            };
+            match result {
+                Err(Error::Api { status, .. }) if status >= 500 && attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(solver = %self.api.solver, status, "PowerDNS failed to write the RRset; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl Provider for Client {
     /// The value itself identifies what to remove.
     type Handle = ();
 
     async fn present(&self, record: &TxtRecord) -> Result<(), Error> {
-        let zone = record.zone(&self.api.solver)?;
-        let mut values = self.current(record, zone).await?;
         let new = quoted(&record.value);
-        if !values.contains(&new) {
-            values.push(new);
-        }
-        self.write(record, zone, values).await
+        self.read_modify_write(record, |mut values| {
+            if values.contains(&new) {
+                return None;
+            }
+            values.push(new.clone());
+            Some(values)
+        })
+        .await
     }
 
     async fn cleanup(&self, record: &TxtRecord, _: &()) -> Result<(), Error> {
-        let zone = record.zone(&self.api.solver)?;
-        let values = self.current(record, zone).await?;
         let gone = quoted(&record.value);
-        if !values.contains(&gone) {
-            return Ok(());
-        }
-        let rest = values.into_iter().filter(|v| v != &gone).collect();
-        self.write(record, zone, rest).await
+        self.read_modify_write(record, |values| {
+            if !values.contains(&gone) {
+                return None;
+            }
+            Some(values.into_iter().filter(|v| v != &gone).collect())
+        })
+        .await
     }
 }
 

@@ -48,24 +48,30 @@ pub fn pdns_set(zone: &str, name: &str, kind: &str, contents: &[String]) -> Resu
         json!({"name": format!("{name}."), "type": kind, "ttl": 60, "changetype": "REPLACE",
                "records": contents.iter().map(|c| json!({"content": c, "disabled": false})).collect::<Vec<_>>()})
     };
-    let rsp = http()
-        .patch(format!(
-            "{}/api/v1/servers/localhost/zones/{zone}.",
-            env("CERTVAULT_TEST_PDNS_API")
-        ))
-        .header("X-API-Key", env("CERTVAULT_TEST_PDNS_API_KEY"))
-        .json(&json!({"rrsets": [rrset]}))
-        .send()
-        .map_err(|e| e.to_string())?;
-    if rsp.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
+    // PowerDNS on SQLite answers 500 ("database is locked") while another write runs:
+    // retry a few times, as a client of it would.
+    let mut last = String::new();
+    for attempt in 0..5u64 {
+        let rsp = http()
+            .patch(format!(
+                "{}/api/v1/servers/localhost/zones/{zone}.",
+                env("CERTVAULT_TEST_PDNS_API")
+            ))
+            .header("X-API-Key", env("CERTVAULT_TEST_PDNS_API_KEY"))
+            .json(&json!({"rrsets": [rrset]}))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if rsp.status().is_success() {
+            return Ok(());
+        }
+        last = format!(
             "PowerDNS answered {}: {}",
             rsp.status(),
             rsp.text().unwrap_or_default()
-        ))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
     }
+    Err(last)
 }
 
 /// A tiny_http server on a free loopback port, served by one thread; stopped on drop.
