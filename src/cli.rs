@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs, SpecChanges};
-use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
+use certvault::dns::{self, Config as DnsConfig};
 use certvault::model::{
     AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
     SolverSpec,
@@ -166,14 +166,10 @@ struct Global {
         global = true
     )]
     dns_resolver: Vec<String>,
-    /// Port of the authoritative nameservers queried by the propagation check.
-    #[arg(
-        long,
-        env = "CERTVAULT_AUTHORITATIVE_PORT",
-        default_value_t = 53,
-        global = true
-    )]
-    authoritative_port: u16,
+    /// Port of the authoritative nameservers queried by the propagation check (default 53).
+    /// Given to `dns add`, it is stored with the solver.
+    #[arg(long, env = "CERTVAULT_AUTHORITATIVE_PORT", global = true)]
+    authoritative_port: Option<u16>,
     /// How long to wait for every authoritative nameserver to serve the challenge.
     #[arg(
         long,
@@ -490,67 +486,67 @@ enum AuthMethod {
     Jwt,
 }
 
-// Parsed once per process: the size of the variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum DnsCmd {
-    /// Store a DNS solver. Its secret (API token or TSIG secret) is read from
+    /// Store a DNS solver: `dns add <kind> NAME ...` (the older `dns add NAME --kind <kind>`
+    /// still works). Its secret (API token, key, TSIG secret) is read from
     /// CERTVAULT_DNS_SECRET or, with --secret-stdin, from standard input; never from a flag.
-    Add {
-        /// Solver name, used in `issue --dns <NAME>` or `--dns <zone>=<NAME>`.
-        name: SolverName,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        /// Read the secret from the first line of standard input.
-        #[arg(long)]
-        secret_stdin: bool,
-        /// API base URL (cloudflare, dnsimple): for tests and proxies.
-        #[arg(long)]
-        base_url: Option<String>,
-        /// cloudflare: the zone id (skips the zone lookup).
-        #[arg(long)]
-        zone_id: Option<String>,
-        /// dnsimple: the account id (default: from whoami).
-        #[arg(long)]
-        account_id: Option<u64>,
-        /// dnsimple: use the sandbox API.
-        #[arg(long)]
-        sandbox: bool,
-        /// rfc2136: the primary server, host:port.
-        #[arg(long)]
-        server: Option<String>,
-        /// rfc2136: the zone to update (default: found via SOA).
-        #[arg(long)]
-        zone: Option<String>,
-        /// rfc2136: the TSIG key name.
-        #[arg(long)]
-        tsig_key: Option<String>,
-        /// rfc2136: hmac-sha256, hmac-sha384 or hmac-sha512.
-        #[arg(long, default_value = "hmac-sha256")]
-        tsig_algorithm: String,
-        /// exec: certbot-compatible auth hook.
-        #[arg(long)]
-        auth_hook: Option<String>,
-        /// exec: certbot-compatible cleanup hook.
-        #[arg(long)]
-        cleanup_hook: Option<String>,
-        /// TTL of the TXT record.
-        #[arg(long)]
-        ttl: Option<u32>,
-        /// Replace a stored solver of the same name.
-        #[arg(long)]
-        force: bool,
-    },
+    #[command(subcommand)]
+    Add(dns::AddArgs),
     /// List stored DNS solvers (without secrets).
     List,
+    /// Present a probe TXT value at _acme-challenge.<ZONE>, check it on every authoritative
+    /// server, remove it, and report each step.
+    Test {
+        /// The stored solver to test.
+        name: SolverName,
+        /// The zone (or name) to place the probe at.
+        #[arg(long)]
+        zone: String,
+    },
+    /// Delete a stored solver (refused while a certificate uses it; KV history is kept).
+    Remove {
+        /// The stored solver to remove.
+        name: SolverName,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Kind {
-    Cloudflare,
-    Dnsimple,
-    Rfc2136,
-    Exec,
+impl Cli {
+    /// Parse the process arguments; `dns add NAME --kind K ...` becomes `dns add K NAME ...`.
+    pub fn parse_args() -> Self {
+        <Self as Parser>::parse_from(legacy_kind(std::env::args_os().collect()))
+    }
+}
+
+/// The older `dns add NAME --kind K` form, rewritten to `dns add K NAME`.
+fn legacy_kind(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(add) = args
+        .windows(2)
+        .position(|w| w[0] == "dns" && w[1] == "add")
+        .map(|i| i + 1)
+    else {
+        return args;
+    };
+    let mut kind = None;
+    let mut i = add + 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == "--kind" && i + 1 < args.len() {
+            kind = Some(args.remove(i + 1));
+            args.remove(i);
+            break;
+        }
+        if let Some(k) = a.strip_prefix("--kind=") {
+            kind = Some(k.into());
+            args.remove(i);
+            break;
+        }
+        i += 1;
+    }
+    if let Some(k) = kind {
+        args.insert(add + 1, k);
+    }
+    args
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -691,82 +687,64 @@ impl Cli {
                 force,
             }),
             Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
-            Cmd::Dns(DnsCmd::Add {
+            Cmd::Dns(DnsCmd::Test { name, zone }) => Command::Dns(DnsCommand::Test {
                 name,
-                kind,
-                secret_stdin,
-                base_url,
-                zone_id,
-                account_id,
-                sandbox,
-                server,
-                zone,
-                tsig_key,
-                tsig_algorithm,
-                auth_hook,
-                cleanup_hook,
-                ttl,
-                force,
-            }) => {
-                let needs_secret = kind != Kind::Exec;
-                let secret = if !needs_secret {
-                    None
-                } else if secret_stdin {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .read_line(&mut line)
-                        .map_err(|_| missing("secret", "could not read standard input"))?;
-                    Some(Secret::new(line.trim().to_string()))
-                } else {
-                    std::env::var("CERTVAULT_DNS_SECRET")
-                        .ok()
-                        .filter(|s| !s.trim().is_empty())
-                        .map(|s| Secret::new(s.trim().to_string()))
+                zone: dns::Fqdn::parse("--zone", &zone).map_err(|e| InvalidInput {
+                    what: "--zone",
+                    value: e.value,
+                    reason: e.reason,
+                })?,
+            }),
+            Cmd::Dns(DnsCmd::Remove { name }) => Command::Dns(DnsCommand::Remove { name }),
+            Cmd::Dns(DnsCmd::Add(add)) => {
+                let secret_stdin = add.common().secret_stdin;
+                let read = || {
+                    let value = if secret_stdin {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|_| missing("secret", "could not read standard input"))?;
+                        Some(line)
+                    } else {
+                        std::env::var("CERTVAULT_DNS_SECRET").ok()
+                    };
+                    value
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .ok_or_else(|| {
+                            missing(
+                                "secret",
+                                "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
+                            )
+                        })
                 };
-                let secret = || {
-                    secret.clone().ok_or_else(|| {
-                        missing(
-                            "secret",
-                            "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
-                        )
-                    })
+                let (name, common, provider) = add.into_parts(&dns::SecretSource(&read))?;
+                let zone = match common.zone.as_deref().filter(|z| !z.trim().is_empty()) {
+                    Some(z) => Some(dns::Zone::parse("--zone", z).map_err(|e| InvalidInput {
+                        what: "--zone",
+                        value: e.value,
+                        reason: e.reason,
+                    })?),
+                    None => None,
                 };
-                let config = match kind {
-                    Kind::Cloudflare => DnsConfig::Cloudflare(cloudflare::Config {
-                        api_token: secret()?,
-                        base_url: base_url.unwrap_or_else(|| cloudflare::DEFAULT_BASE_URL.into()),
-                        zone_id,
-                        ttl: ttl.unwrap_or(120),
-                    }),
-                    Kind::Dnsimple => DnsConfig::Dnsimple(dnsimple::Config {
-                        token: secret()?,
-                        account_id,
-                        sandbox,
-                        base_url,
-                        ttl: ttl.unwrap_or(60),
-                    }),
-                    Kind::Rfc2136 => DnsConfig::Rfc2136(rfc2136::Config {
-                        server: server.ok_or_else(|| {
-                            missing("--server", "rfc2136 needs --server host:port")
-                        })?,
+                let config = DnsConfig {
+                    settings: dns::SolverSettings {
                         zone,
-                        tsig_key: tsig_key.ok_or_else(|| {
-                            missing("--tsig-key", "rfc2136 needs --tsig-key NAME")
-                        })?,
-                        tsig_algorithm,
-                        tsig_secret: secret()?,
-                        ttl: ttl.unwrap_or(60),
-                    }),
-                    Kind::Exec => DnsConfig::Exec {
-                        auth_hook: auth_hook
-                            .ok_or_else(|| missing("--auth-hook", "exec needs --auth-hook CMD"))?,
-                        cleanup_hook: cleanup_hook.unwrap_or_default(),
+                        resolver: common
+                            .resolver
+                            .iter()
+                            .filter(|r| !r.trim().is_empty())
+                            .map(|r| socket_addr(r))
+                            .collect::<Result<_, _>>()?,
+                        authoritative_port: g.authoritative_port,
                     },
+                    provider,
                 };
                 Command::Dns(DnsCommand::Add {
                     name,
                     config,
-                    force,
+                    force: common.force,
                 })
             }
             Cmd::List { output } => Command::List {
@@ -909,7 +887,7 @@ impl Cli {
                             .map(|r| socket_addr(r))
                             .collect::<Result<_, _>>()?
                     },
-                    authoritative_port: g.authoritative_port,
+                    authoritative_port: g.authoritative_port.unwrap_or(53),
                     timeout: Duration::from_secs(3),
                 },
                 polling: dns::propagation::Polling {

@@ -333,13 +333,9 @@ impl fmt::Display for HumanDuration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SolverSpec {
-    /// certbot-compatible manual hooks, run with `sh -c`.
-    Exec {
-        auth_hook: String,
-        /// Empty: nothing to clean up.
-        #[serde(default)]
-        cleanup_hook: String,
-    },
+    /// certbot-compatible manual hooks, run with `sh -c` (the same document as a stored
+    /// `exec` solver).
+    Exec(crate::dns::exec::Config),
     /// Solvers stored in Vault (`<prefix>/dns/<solver>`), chosen per record name: the
     /// longest matching zone in `zones`, else `default`.
     Solvers {
@@ -353,7 +349,7 @@ pub enum SolverSpec {
 impl SolverSpec {
     pub fn kind(&self) -> &'static str {
         match self {
-            SolverSpec::Exec { .. } => "exec",
+            SolverSpec::Exec(_) => "exec",
             SolverSpec::Solvers { .. } => "solvers",
         }
     }
@@ -361,7 +357,7 @@ impl SolverSpec {
     /// The stored solvers this spec may use.
     pub fn solver_names(&self) -> Vec<String> {
         match self {
-            SolverSpec::Exec { .. } => Vec::new(),
+            SolverSpec::Exec(_) => Vec::new(),
             SolverSpec::Solvers { default, zones } => {
                 let mut names: Vec<String> =
                     zones.values().cloned().chain(default.clone()).collect();
@@ -387,16 +383,16 @@ impl SolverSpec {
                     "needs --auth-hook <command> (and usually --cleanup-hook)",
                 )
             })?;
-            return Ok(SolverSpec::Exec {
+            return Ok(SolverSpec::Exec(crate::dns::exec::Config {
                 auth_hook,
                 cleanup_hook: cleanup_hook.unwrap_or_default(),
-            });
+            }));
         }
         if auth_hook.is_some() || cleanup_hook.is_some() {
             return Err(invalid(
                 "--auth-hook/--cleanup-hook",
                 "",
-                "hooks go with --dns exec only; for stored solvers put hooks in `certvault dns add NAME --kind exec`",
+                "hooks go with --dns exec only; for stored solvers put hooks in `certvault dns add exec NAME`",
             ));
         }
         let mut default = None;

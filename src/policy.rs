@@ -87,8 +87,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
         Role::Admin => vec![
             rule(Key::AnyAccount, Api::Data, &["create", "read", "update"],
                 "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
-            rule(Key::AnySolver, Api::Data, &["create", "read", "update"],
-                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`)"),
+            rule(Key::AnySolver, Api::Data, &["create", "read", "update", "delete"],
+                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`), try them (`dns test`) and remove unused ones (`dns remove`)"),
             rule(Key::Solvers, Api::Metadata, &["list"],
                 "list the stored DNS solvers (`certvault dns list`)"),
             rule(Key::AnySpec, Api::Data, &["create", "read", "update", "delete"],
@@ -228,6 +228,12 @@ pub enum Work<'a> {
         solver: &'a str,
     },
     DnsList,
+    DnsTest {
+        solver: &'a str,
+    },
+    DnsRemove {
+        solver: &'a str,
+    },
     Migrate,
     Show {
         cert: &'a CertName,
@@ -322,6 +328,14 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("list", Key::Solvers, Api::Metadata, Role::Admin),
             need("read", Key::AnySolver, Api::Data, Role::Admin),
         ],
+        Work::DnsTest { solver } => vec![need("read", Key::Solver(solver), Api::Data, Role::Admin)],
+        Work::DnsRemove { solver } => vec![
+            need("read", Key::Solver(solver), Api::Data, Role::Admin),
+            need("delete", Key::Solver(solver), Api::Data, Role::Admin),
+            need("list", Key::Certs, Api::Metadata, Role::Admin),
+            need("read", Key::AnyCert, Api::Data, Role::Admin),
+            need("read", Key::AnySpec, Api::Data, Role::Admin),
+        ],
     }
 }
 
@@ -402,6 +416,8 @@ mod tests {
                 Work::Renew { account },
                 Work::DnsAdd { solver: "cf" },
                 Work::DnsList,
+                Work::DnsTest { solver: "cf" },
+                Work::DnsRemove { solver: "cf" },
                 Work::Migrate,
                 Work::Show { cert: &web },
                 Work::Unlock { cert: &web },
@@ -409,6 +425,17 @@ mod tests {
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew may read a solver (dns test) but never remove one.
+            assert_eq!(
+                check(Role::Renew, &layout, Work::DnsTest { solver: "cf" }),
+                vec![]
+            );
+            let denied = check(Role::Renew, &layout, Work::DnsRemove { solver: "cf" });
+            assert!(
+                denied.iter().any(|n| n.capability == "delete"),
+                "{denied:?}"
+            );
+            assert!(denied.iter().all(|n| n.role == Role::Admin));
             // renew can show, but not retire or migrate; monitor only lists.
             assert_eq!(
                 check(Role::Renew, &layout, Work::Show { cert: &web }),

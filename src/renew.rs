@@ -235,10 +235,10 @@ mod tests {
         Spec {
             domains: domains.iter().map(|d| d.parse().unwrap()).collect(),
             key_type,
-            dns: SolverSpec::Exec {
+            dns: SolverSpec::Exec(crate::dns::exec::Config {
                 auth_hook: "true".into(),
                 cleanup_hook: "true".into(),
-            },
+            }),
             renew_before: renew_before.map(|r| r.parse::<HumanDuration>().unwrap()),
             account: "default".into(),
             follow_cname: true,

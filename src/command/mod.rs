@@ -341,13 +341,7 @@ async fn run_checked(
             migrate::run(ctx, dry_run, now()).await
         }
         Command::Dns(cmd) => {
-            let work = match &cmd {
-                DnsCommand::Add { name, .. } => Work::DnsAdd {
-                    solver: name.as_str(),
-                },
-                DnsCommand::List => Work::DnsList,
-            };
-            ctx.check("dns", work).await?;
+            ctx.check("dns", cmd.work()).await?;
             dns::run(ctx, cmd).await
         }
         Command::Policy { .. } => unreachable!("handled without Vault"),

@@ -13,6 +13,8 @@ mod issue;
 mod locks;
 mod observe;
 mod privilege;
+mod provider_servers;
+mod providers;
 mod raft;
 mod renew;
 mod robust;
