@@ -583,7 +583,11 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
 fn resolve_hook(flag: &'static str, hook: Option<String>) -> Result<Option<String>, InvalidInput> {
     let Some(hook) = hook else { return Ok(None) };
     let trimmed = hook.trim_start();
-    let first = trimmed.split_whitespace().next().unwrap_or_default();
+    // The command word: up to a blank or a shell operator (`hook.sh; other`, `hook.sh&&x`).
+    let end = trimmed
+        .find(|c: char| c.is_whitespace() || ";&|<>()`".contains(c))
+        .unwrap_or(trimmed.len());
+    let first = &trimmed[..end];
     if !first.contains('/') || first.starts_with(['"', '\'']) {
         return Ok(Some(hook));
     }

@@ -580,7 +580,7 @@ pub struct SolverRecord {
 /// that certificate, so overlapping runs (a CronJob that starts again before the last one
 /// ended) do not order the same certificate twice. It is a short lease that its holder
 /// renews while it works, so a killed run blocks the certificate for about a minute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockRecord {
     pub schema: u32,
     /// Who holds it: host (pod) name, pid and run id (for the message another run prints).
@@ -593,6 +593,10 @@ pub struct LockRecord {
     /// The run that holds it (also in `holder`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
+    /// DNS-01 values the holder has presented and not yet removed: a run that takes the
+    /// lease over from a dead holder removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presented: Vec<crate::dns::Leftover>,
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.

@@ -141,10 +141,14 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
 }
 
 /// Whether this run holds a certificate's lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Lock {
-    /// Ours, at this KV version (the next renewal of the lease writes on top of it).
-    Taken { version: u64 },
+    /// Ours, at this KV version (the next renewal of the lease writes on top of it), with
+    /// the DNS-01 values a dead holder left presented.
+    Taken {
+        version: u64,
+        leftovers: Vec<crate::dns::Leftover>,
+    },
     Held {
         holder: String,
         until: OffsetDateTime,
@@ -293,6 +297,11 @@ impl Store {
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
         let read = self.load_read::<LockRecord>(key).await?;
+        let leftovers = read
+            .doc
+            .as_ref()
+            .map(|d| d.data.presented.clone())
+            .unwrap_or_default();
         match read.doc {
             // Our own lease (a write of this run whose answer was lost, e.g. in a Vault
             // leader election, or a retry): ours to take again at once.
@@ -316,9 +325,10 @@ impl Store {
             acquired_at: now,
             expires_at: now + lease,
             run_id: run_id.to_string(),
+            presented: Vec::new(),
         };
         match self.save(key, &record, expect).await {
-            Ok(version) => Ok(Lock::Taken { version }),
+            Ok(version) => Ok(Lock::Taken { version, leftovers }),
             Err(Error::Vault(
                 vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
             )) => {
@@ -344,6 +354,7 @@ impl Store {
         version: u64,
         now: OffsetDateTime,
         lease: std::time::Duration,
+        presented: &[crate::dns::Leftover],
     ) -> Result<u64, Error> {
         let key = Key::Lock(name);
         let Some(mut held) = self.load::<LockRecord>(key).await? else {
@@ -353,6 +364,7 @@ impl Store {
             }));
         };
         held.data.expires_at = now + lease;
+        held.data.presented = presented.to_vec();
         self.save(key, &held.data, Expect::Version(version)).await
     }
 

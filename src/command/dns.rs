@@ -159,6 +159,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         configs: &configs,
         broken: &broken,
         folder: ctx.store.display(Key::Solvers) + "/",
+        presented: None,
     };
     let spec = Spec {
         domains: vec![zone.as_str().parse().map_err(Error::Invalid)?],

@@ -210,18 +210,35 @@ pub(super) async fn apply(
 /// Renew the lease of `name` every third of its length while the order runs. Returns only
 /// when the lease is lost (another run took it over after it lapsed, or an admin broke it):
 /// the order then stops before it writes. A failed renewal is retried until the lease lapses.
+/// The lease also records, as soon as they change, the DNS-01 values the order has
+/// presented and not yet removed, for whoever takes the lease over if this run dies.
 async fn keep_lease(
     ctx: &Context,
     name: &CertName,
     mut version: u64,
+    mut presented: tokio::sync::watch::Receiver<Vec<crate::dns::Leftover>>,
     now: fn() -> OffsetDateTime,
 ) -> Error {
     let lease = ctx.settings.lock_lease;
     let every = lease / 3;
     let mut lapses = now() + lease;
+    let mut watching = true;
     loop {
-        tokio::time::sleep(every).await;
-        match ctx.store.renew_lease(name, version, now(), lease).await {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = presented.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+            }
+        }
+        let values = presented.borrow_and_update().clone();
+        match ctx
+            .store
+            .renew_lease(name, version, now(), lease, &values)
+            .await
+        {
             Ok(v) => {
                 version = v;
                 lapses = now() + lease;
@@ -238,6 +255,34 @@ async fn keep_lease(
             }
         }
     }
+}
+
+/// Remove the DNS-01 values a dead run left presented (recorded in the lease it held).
+async fn clean_leftovers(
+    ctx: &Context,
+    solvers: &LoadedSolvers,
+    name: &CertName,
+    spec: &Spec,
+    leftovers: Vec<crate::dns::Leftover>,
+) {
+    let Ok(http) = ctx.http() else { return };
+    let dns_solvers = crate::dns::Solvers {
+        settings: &ctx.settings.dns,
+        http: &http,
+        configs: &solvers.configs,
+        broken: &solvers.broken,
+        folder: solvers.folder.clone(),
+        presented: None,
+    };
+    let count = leftovers.len();
+    let mut session = crate::dns::Session::new(&dns_solvers, spec, count);
+    let failed = session.cleanup_leftovers(leftovers).await.len();
+    tracing::info!(
+        cert = %name,
+        removed = count - failed,
+        failed,
+        "removed DNS-01 values a dead run left presented"
+    );
 }
 
 /// A certificate's lifetime, in whole days (or hours when under two days).
@@ -369,8 +414,14 @@ pub(super) async fn obtain_and_save(
                 until,
             })
         }
-        Lock::Taken { version } => version,
+        Lock::Taken { version, leftovers } => {
+            if !leftovers.is_empty() {
+                clean_leftovers(ctx, solvers, name, &spec, leftovers).await;
+            }
+            version
+        }
     };
+    let (presented_tx, presented_rx) = tokio::sync::watch::channel(Vec::new());
     let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
@@ -387,6 +438,7 @@ pub(super) async fn obtain_and_save(
             configs: &solvers.configs,
             broken: &solvers.broken,
             folder: solvers.folder.clone(),
+            presented: Some(presented_tx),
         };
         let env = acme::Env {
             timeouts: ctx.settings.timeouts,
@@ -414,7 +466,7 @@ pub(super) async fn obtain_and_save(
     };
     let result = tokio::select! {
         r = work => r,
-        e = keep_lease(ctx, name, lease, now) => Err(e),
+        e = keep_lease(ctx, name, lease, presented_rx, now) => Err(e),
     };
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));

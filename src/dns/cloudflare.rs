@@ -93,7 +93,7 @@ pub struct Client {
 }
 
 /// Exactly the record `present` created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handle {
     pub zone_id: String,
     pub record_id: String,

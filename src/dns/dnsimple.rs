@@ -109,7 +109,7 @@ pub struct Client {
 }
 
 /// Exactly the record `present` created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handle {
     pub account_id: u64,
     pub record_id: u64,

@@ -35,7 +35,7 @@ use propagation::{Check, Polling};
 pub use registry::{Build, CommonArgs, Kind, SecretSource};
 
 /// One DNS-01 value to publish, with the zone that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxtRecord {
     /// The identifier being validated, without `*.` (certbot's `CERTBOT_DOMAIN`).
     pub domain: Fqdn,
@@ -73,12 +73,22 @@ pub struct Presented {
     pub handle: Handle,
 }
 
+/// A value an order presented, with the solver that presented it: recorded in the
+/// certificate's lock lease, so the run that takes over a dead holder's lease removes what
+/// the dead run left in DNS. Public data only (record names, challenge values, record ids).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leftover {
+    pub solver: String,
+    pub record: TxtRecord,
+    pub handle: Handle,
+}
+
 /// A provider. Challenges are presented one after another, then validated together, then
 /// cleaned up (always, also after a failure).
 #[allow(async_fn_in_trait)]
 pub trait Provider {
     /// What `cleanup` needs to remove exactly the presented value (a record id, ...).
-    type Handle: Clone + std::fmt::Debug;
+    type Handle: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned;
     /// Publish `record`, leaving other values at the same name alone.
     async fn present(&self, record: &TxtRecord) -> Result<Self::Handle, Error>;
     /// Remove exactly what `present` published; succeed if it is already gone.
@@ -342,6 +352,9 @@ pub struct Solvers<'a> {
     pub broken: &'a BTreeMap<String, String>,
     /// Where a missing configuration was looked for: `<mount>/<prefix>/dns/`.
     pub folder: String,
+    /// Told what an order has presented and not yet cleaned up, after each change (the
+    /// lock lease records it).
+    pub presented: Option<tokio::sync::watch::Sender<Vec<Leftover>>>,
 }
 
 impl Solvers<'_> {
@@ -537,6 +550,9 @@ impl<'a> Session<'a> {
         tracing::debug!(name = %record.name, zone = %record.zone_text(), %solver, "presenting DNS-01 challenge");
         let presented = self.provider(&solver)?.present(&record).await?;
         self.presented.push((solver.clone(), presented));
+        if let Some(tx) = &self.solvers.presented {
+            let _ = tx.send(self.leftovers());
+        }
         if self.check_propagation() {
             self.checks.push((
                 solver,
@@ -574,10 +590,47 @@ impl<'a> Session<'a> {
             })
     }
 
+    /// What this order has presented and not yet cleaned up.
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        self.presented
+            .iter()
+            .map(|(solver, p)| Leftover {
+                solver: solver.clone(),
+                record: p.record.clone(),
+                handle: p.handle.clone(),
+            })
+            .collect()
+    }
+
+    /// Remove values a dead run presented (from its lease): each through its solver, as
+    /// this spec and the stored solvers define it now. Returns the failures.
+    pub async fn cleanup_leftovers(&mut self, leftovers: Vec<Leftover>) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for l in leftovers {
+            let presented = Presented {
+                record: l.record,
+                handle: l.handle,
+            };
+            let result = match self.provider(&l.solver) {
+                Ok(p) => p.cleanup(&presented).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(name = %presented.record.name, solver = %l.solver, "could not remove a value a dead run left: {e}");
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
     /// Remove every presented value (in reverse order); returns the failures.
     pub async fn cleanup(&mut self) -> Vec<Error> {
         let mut errors = Vec::new();
-        for (solver, presented) in std::mem::take(&mut self.presented).iter().rev() {
+        let presented_all = std::mem::take(&mut self.presented);
+        if let Some(tx) = &self.solvers.presented {
+            let _ = tx.send(Vec::new());
+        }
+        for (solver, presented) in presented_all.iter().rev() {
             if let Some(p) = self.providers.get(solver) {
                 if let Err(e) = p.cleanup(presented).await {
                     tracing::warn!(name = %presented.record.name, %solver, "cleanup failed: {e}");

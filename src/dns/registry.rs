@@ -95,7 +95,7 @@ macro_rules! registry {
         }
 
         /// What `present` returned, per provider: exactly what `cleanup` needs.
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
         pub enum Handle {
             $($variant(<<$module::Config as registry::Kind>::Client as Provider>::Handle),)+
         }
