@@ -214,3 +214,113 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
         .all()
         .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
 }
+
+/// `show` tells everything about one certificate but no secret; `delete` retires it (renew
+/// stops) only with --yes and keeps KV history; only the admin policy may delete.
+#[test]
+fn show_and_delete_one_certificate() {
+    let e = Env::new("showdel");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("sd"));
+    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (doc, version) = vault_read(&e.cert_path("web")).unwrap();
+    let shown = e.run(&["show", "web"]).ok();
+    for want in [
+        format!("record   secret/{}", e.cert_path("web")),
+        format!(
+            "version {version}, serial {}",
+            doc["serial"].as_str().unwrap()
+        ),
+        format!("spec     secret/{}/specs/web", e.prefix),
+        format!("names [{d}]"),
+        "deploy hook \"true\"".to_string(),
+        "last attempt renewed".to_string(),
+    ] {
+        assert!(
+            shown.stdout.contains(&want),
+            "{want:?} in\n{}",
+            shown.stdout
+        );
+    }
+    let key = doc["privkey"].as_str().unwrap();
+    assert!(!shown.all().contains(key.lines().nth(1).unwrap()), "no key");
+
+    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let refused = renew.run(&["delete", "web", "--yes"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("certvault policy admin"),
+        "{}",
+        refused.stderr
+    );
+    let unconfirmed = e.run(&["delete", "web"]);
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.all());
+    assert!(
+        unconfirmed.stderr.contains("pass --yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert!(vault_read(&e.cert_path("web")).is_some());
+
+    e.run(&["delete", "web", "--yes"]).ok();
+    assert!(
+        vault_read(&e.cert_path("web")).is_none(),
+        "latest version deleted"
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("deleted  web"), "{}", run.stdout);
+    // History is kept: the version is still there, deleted, not destroyed.
+    let meta = vault_root(
+        Method::GET,
+        &format!("secret/metadata/{}", e.cert_path("web")),
+        None,
+    );
+    let v = &meta["data"]["versions"][version.to_string()];
+    assert!(!v["deletion_time"].as_str().unwrap().is_empty(), "{meta}");
+    assert_eq!(v["destroyed"], false);
+}
+
+/// Small input rules: more than 100 names is refused; help shows a command's own options
+/// first and lists key types; `policy reader NAME` suggests a name with NAME in it.
+#[test]
+fn help_names_and_policy_names() {
+    let e = Env::new("small");
+    let mut args = vec![
+        "issue".to_string(),
+        "many".to_string(),
+        "--auth-hook".to_string(),
+        "true".to_string(),
+    ];
+    for i in 0..101 {
+        args.extend(["-d".to_string(), format!("n{i}.example.com")]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = e.run(&refs);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("101 names given; a certificate holds at most 100"),
+        "{}",
+        run.stderr
+    );
+    let ip = e.run(&["issue", "x", "-d", "192.0.2.1", "--auth-hook", "true"]);
+    assert_eq!(ip.code, 2, "{}", ip.all());
+    assert!(ip.stderr.contains("is an IP address"), "{}", ip.stderr);
+
+    let help = e.run(&["issue", "--help"]).ok().stdout;
+    let own = help.find("--domain").unwrap();
+    let global = help.find("Global options").unwrap();
+    assert!(
+        own < global && help.find("--vault-addr").unwrap() > global,
+        "{help}"
+    );
+    assert!(
+        help.contains("ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096"),
+        "{help}"
+    );
+    let hcl = e.run(&["policy", "reader", "web"]).ok().stdout;
+    assert!(
+        hcl.contains("vault policy write certvault-reader-web"),
+        "{hcl}"
+    );
+}
