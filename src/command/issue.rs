@@ -266,14 +266,7 @@ async fn clean_leftovers(
     leftovers: Vec<crate::dns::Leftover>,
 ) {
     let Ok(http) = ctx.http() else { return };
-    let dns_solvers = crate::dns::Solvers {
-        settings: &ctx.settings.dns,
-        http: &http,
-        configs: &solvers.configs,
-        broken: &solvers.broken,
-        folder: solvers.folder.clone(),
-        presented: None,
-    };
+    let dns_solvers = solvers.for_orders(ctx, &http, None);
     let count = leftovers.len();
     let mut session = crate::dns::Session::new(&dns_solvers, spec, count);
     let failed = session.cleanup_leftovers(leftovers).await.len();
@@ -432,14 +425,7 @@ pub(super) async fn obtain_and_save(
         }
         tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
         let http = ctx.http()?;
-        let dns_solvers = crate::dns::Solvers {
-            settings: &ctx.settings.dns,
-            http: &http,
-            configs: &solvers.configs,
-            broken: &solvers.broken,
-            folder: solvers.folder.clone(),
-            presented: Some(presented_tx),
-        };
+        let dns_solvers = solvers.for_orders(ctx, &http, Some(presented_tx));
         let env = acme::Env {
             timeouts: ctx.settings.timeouts,
             solvers: &dns_solvers,

@@ -135,6 +135,26 @@ pub(crate) struct LoadedSolvers {
     pub folder: String,
 }
 
+impl LoadedSolvers {
+    /// The solvers as a DNS-01 session uses them, with the run's DNS settings and client;
+    /// `presented` is told what an order presents (for the lock lease).
+    pub(crate) fn for_orders<'a>(
+        &'a self,
+        ctx: &'a Context,
+        http: &'a reqwest::Client,
+        presented: Option<tokio::sync::watch::Sender<Vec<crate::dns::Leftover>>>,
+    ) -> crate::dns::Solvers<'a> {
+        crate::dns::Solvers {
+            settings: &ctx.settings.dns,
+            http,
+            configs: &self.configs,
+            broken: &self.broken,
+            folder: self.folder.clone(),
+            presented,
+        }
+    }
+}
+
 impl Context {
     async fn connect(
         settings: Settings,
