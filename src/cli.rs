@@ -11,7 +11,8 @@ use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs};
 use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
 use certvault::model::{
-    CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName, SolverSpec,
+    CertName, DomainName, HumanDuration, InvalidInput, KeyType, RecordLayout, Secret, SolverName,
+    SolverSpec,
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
@@ -255,6 +256,11 @@ enum Cmd {
         /// CERTVAULT_VAULT_PATH, CERTVAULT_VERSION and RENEWED_DOMAINS.
         #[arg(long)]
         deploy_hook: Option<String>,
+        /// Fields of the record besides certbot's (repeatable): `kubernetes` adds tls.crt,
+        /// tls.key and ca.crt; `combined` adds the key and full chain in one PEM; `certbot`
+        /// (the default) only cert, chain, fullchain and privkey.
+        #[arg(long = "layout")]
+        layouts: Vec<RecordLayout>,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
@@ -534,6 +540,7 @@ impl Cli {
                 propagation_check,
                 no_propagation_check,
                 deploy_hook,
+                mut layouts,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
@@ -549,6 +556,11 @@ impl Cli {
                         _ => None,
                     },
                     deploy_hook: deploy_hook.filter(|h| !h.trim().is_empty()),
+                    layouts: {
+                        layouts.sort();
+                        layouts.dedup();
+                        layouts
+                    },
                 },
                 force,
             }),

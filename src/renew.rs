@@ -236,6 +236,7 @@ mod tests {
             follow_cname: true,
             propagation_check: None,
             deploy_hook: None,
+            layouts: Vec::new(),
         }
     }
 

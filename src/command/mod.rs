@@ -363,6 +363,8 @@ pub struct SpecArgs {
     pub follow_cname: bool,
     pub propagation_check: Option<bool>,
     pub deploy_hook: Option<String>,
+    /// Consumer layouts (`--layout`), sorted and without repeats.
+    pub layouts: Vec<crate::model::RecordLayout>,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.
