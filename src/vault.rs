@@ -245,6 +245,20 @@ impl Kv {
         }
     }
 
+    /// The same connection and token on another KV mount (`import vault-layout` reads its
+    /// source there); its KV version is detected. Closing it revokes nothing.
+    pub async fn on_mount(&self, mount: &str) -> Result<Kv, Error> {
+        let mut kv = Kv {
+            client: self.client.clone(),
+            addr: self.addr.clone(),
+            mount: mount.to_string(),
+            version: KvVersion::V2,
+            session: None,
+        };
+        kv.version = kv.detect_version().await?;
+        Ok(kv)
+    }
+
     /// Whether the token came from a login by this run (and is revoked by [`Kv::close`]).
     pub fn logged_in(&self) -> bool {
         self.session.is_some()

@@ -1,6 +1,7 @@
 //! One module per verb. Each takes plain values (no clap) and returns an [`Outcome`].
 
 mod dns;
+mod import;
 mod init;
 mod issue;
 mod list;
@@ -22,6 +23,7 @@ use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
+pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
 
@@ -57,6 +59,8 @@ pub enum Command {
     Migrate {
         dry_run: bool,
     },
+    /// Store existing certificates (certbot, lego, certbot-in-Vault) as they are.
+    Import(ImportArgs),
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -319,6 +323,10 @@ async fn run_checked(
         Command::Migrate { dry_run } => {
             ctx.check("migrate", Work::Migrate).await?;
             migrate::run(ctx, dry_run, now()).await
+        }
+        Command::Import(args) => {
+            ctx.check("import", Work::Import).await?;
+            import::run(ctx, args, now()).await
         }
         Command::Dns(cmd) => {
             let work = match &cmd {
