@@ -178,7 +178,10 @@ async fn account_item(
     };
     let k = match &a.key {
         AccountKey::Unsupported(what) => {
-            tally.errors += 1;
+            // Settled once an account is stored under that name (`init` ran).
+            if existing.is_none() {
+                tally.errors += 1;
+            }
             let dir = a.directory.as_deref().unwrap_or("<directory URL>");
             let forward = match &existing {
                 Some(s) => format!("its {users} certificate(s) will renew with the account already stored at {path} ({})", stored_url(&s.data)),

@@ -104,7 +104,18 @@ fn from_pem(pem: &str) -> Result<AccountKey, String> {
         .map_err(|_| "not a readable PEM private key (PKCS#8, SEC1 or PKCS#1)".to_string())?;
     let alg = key.algorithm();
     if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
-        let der = key.serialize_der();
+        // rcgen keeps the DER it was given: SEC1 (`EC PRIVATE KEY`, lego's) is rewrapped.
+        let der = if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
+            let d = sec1_scalar(&key.serialize_der())
+                .ok_or_else(|| "the EC PRIVATE KEY is not a valid SEC1 key".to_string())?;
+            let point = key.public_key_raw();
+            if point.len() != 65 || d.len() != 32 {
+                return Err("the EC PRIVATE KEY is not a P-256 key".into());
+            }
+            p256_pkcs8(&d, &point[1..33], &point[33..])
+        } else {
+            key.serialize_der()
+        };
         check_p256(&der)?;
         Ok(AccountKey::P256(Pkcs8(der)))
     } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
@@ -114,6 +125,18 @@ fn from_pem(pem: &str) -> Result<AccountKey, String> {
     } else {
         Ok(AccountKey::Unsupported("RSA".into()))
     }
+}
+
+/// The private scalar of a SEC1 `ECPrivateKey` (RFC 5915): its second element.
+fn sec1_scalar(der: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::der_parser::parse_der;
+    let (_, obj) = parse_der(der).ok()?;
+    let seq = obj.as_sequence().ok()?;
+    let d = seq.get(1)?.as_slice().ok()?;
+    // Left-pad a scalar that encodes shorter than 32 bytes.
+    let mut out = vec![0u8; 32usize.saturating_sub(d.len())];
+    out.extend_from_slice(d);
+    Some(out)
 }
 
 /// instant-acme's own check: the key loads (the public point matches the private scalar).
@@ -222,6 +245,21 @@ mod tests {
         };
         assert_eq!(from_jwk.0, from_pem.0);
         assert!(!format!("{:?}", AccountKey::P256(from_jwk)).contains(&b64(d)));
+    }
+
+    #[test]
+    fn sec1_pem_is_rewrapped() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pkcs8 = key.serialize_der();
+        // SEC1 is the OCTET STRING inside the PKCS#8 (from byte 36 - 9 = the 0x30 0x6b).
+        let sec1 = &pkcs8[pkcs8.len() - 0x6d..];
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sec1);
+        let pem = format!("-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n");
+        let AccountKey::P256(k) = parse(&pem).unwrap() else {
+            panic!("SEC1 not usable")
+        };
+        assert_eq!(k.0, pkcs8);
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
         }
     }
     let one = found.len() == 1;
+    let mut hosts: Vec<(String, String)> = Vec::new();
     for (host_dir, dir) in &found {
         let host = host_dir
             .file_name()
@@ -49,11 +50,14 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let name = if one {
+        let mut name = if one {
             opts.account.to_string()
         } else {
             format!("lego-{}", super::clean_name(&email))
         };
+        if plan.accounts.iter().any(|a| a.name == name) {
+            name = format!("lego-{}-{}", super::clean_name(&host), super::clean_name(&email));
+        }
         let json_file = dir.join("account.json");
         let account: Value = match root.read(&json_file).and_then(|t| {
             serde_json::from_str(&t).map_err(|e| {
@@ -99,6 +103,7 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             .filter(|e| !e.is_empty())
             .map(|e| vec![e.to_string()])
             .unwrap_or_default();
+        hosts.push((host.clone(), name.clone()));
         plan.accounts.push(AccountItem {
             name,
             directory,
@@ -108,9 +113,26 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             from: dir.display().to_string(),
         });
     }
-    let account = match (one, plan.accounts.first()) {
-        (true, Some(a)) => a.name.clone(),
-        _ => opts.account.to_string(),
+    let account_of = |stem: &str| -> String {
+        // The certificate's `certUrl` host picks the account of the same CA.
+        let meta = root
+            .read(&certs_dir.join(format!("{stem}.json")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        let host = meta
+            .as_ref()
+            .and_then(|m| m["certUrl"].as_str())
+            .and_then(super::url_host)
+            .map(str::to_string);
+        match (host, hosts.as_slice()) {
+            (_, [(_, only)]) => only.clone(),
+            (Some(h), all) => all
+                .iter()
+                .find(|(host, _)| *host == h)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_else(|| opts.account.to_string()),
+            _ => opts.account.to_string(),
+        }
     };
     for crt in files::files_ending(&certs_dir, ".crt") {
         let Some(stem) = crt
@@ -122,6 +144,7 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
         else {
             continue;
         };
+        let account = account_of(&stem);
         certificate(&root, &certs_dir, &stem, &account, &mut plan);
     }
     Ok(plan)
