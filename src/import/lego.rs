@@ -56,7 +56,11 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             format!("lego-{}", super::clean_name(&email))
         };
         if plan.accounts.iter().any(|a| a.name == name) {
-            name = format!("lego-{}-{}", super::clean_name(&host), super::clean_name(&email));
+            name = format!(
+                "lego-{}-{}",
+                super::clean_name(&host),
+                super::clean_name(&email)
+            );
         }
         let json_file = dir.join("account.json");
         let account: Value = match root.read(&json_file).and_then(|t| {

@@ -1,0 +1,432 @@
+//! `certvault import` from folders the real certbot and lego made through the test bed's
+//! Pebbles, and from certbot's files put into Vault as the certbot-in-Vault recipe does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{
+    env, hook, key_matches, unique, vault_read, verify_chain, verify_chain_bind, Env,
+};
+
+/// A temporary folder removed on drop.
+pub struct Tmp(pub PathBuf);
+
+impl Tmp {
+    pub fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
+        std::fs::create_dir_all(&d).unwrap();
+        Tmp(d)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `certbot certonly` into `cfg` (config, work and logs folders below it).
+fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
+    let mut cmd = Command::new("certbot");
+    cmd.arg("certonly")
+        .args(how)
+        .args([
+            "--server",
+            server,
+            "-n",
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+        ])
+        .arg("--config-dir")
+        .arg(cfg.join("c"))
+        .arg("--work-dir")
+        .arg(cfg.join("w"))
+        .arg("--logs-dir")
+        .arg(cfg.join("l"))
+        .env("REQUESTS_CA_BUNDLE", env("CERTVAULT_ACME_CA_CERT"))
+        .env(
+            "CERTVAULT_TEST_CHALLTESTSRV",
+            env("CERTVAULT_TEST_CHALLTESTSRV"),
+        );
+    for d in domains {
+        cmd.args(["-d", d]);
+    }
+    let out = cmd.output().expect("run certbot");
+    assert!(
+        out.status.success(),
+        "certbot failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn manual(deploy: &str) -> Vec<String> {
+    [
+        "--manual",
+        "--preferred-challenges",
+        "dns",
+        "--manual-auth-hook",
+        &hook("challtestsrv-auth"),
+        "--manual-cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+        "--deploy-hook",
+        deploy,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// certbot's rfc2136 credentials file for the test bed's BIND (mode 600).
+fn rfc2136_ini(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let (ip, port) = env("CERTVAULT_TEST_BIND1")
+        .rsplit_once(':')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let file = dir.join("rfc2136.ini");
+    std::fs::write(
+        &file,
+        format!(
+            "dns_rfc2136_server = {ip}\ndns_rfc2136_port = {port}\ndns_rfc2136_name = {}\ndns_rfc2136_secret = {}\ndns_rfc2136_algorithm = HMAC-SHA256\n",
+            env("CERTVAULT_TEST_TSIG_NAME"),
+            env("CERTVAULT_TEST_TSIG_SECRET")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    file
+}
+
+fn pem(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The certbot account ids of a config folder, per server folder name.
+fn certbot_account_ids(cfg: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for host in std::fs::read_dir(cfg.join("c/accounts")).unwrap() {
+        let host = host.unwrap().path();
+        for id in std::fs::read_dir(host.join("dir")).unwrap() {
+            let id = id.unwrap().path();
+            out.push((
+                host.file_name().unwrap().to_string_lossy().into_owned(),
+                id.file_name().unwrap().to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn certbot_folder_imports_as_is_and_renews() {
+    let tmp = Tmp::new("cb");
+    let id = unique("cb");
+    let manual_name = format!("m.{id}.example.com");
+    let bind_a = format!("a.{id}.example.test");
+    let bind_b = format!("b.{id}.example.test");
+    certbot(
+        &tmp.0,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        &[manual_name.clone(), format!("n.{id}.example.com")],
+        &manual("touch deployed")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let ini = rfc2136_ini(&tmp.0);
+    for name in [&bind_a, &bind_b] {
+        certbot(
+            &tmp.0,
+            &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+            std::slice::from_ref(name),
+            &[
+                "--dns-rfc2136",
+                "--dns-rfc2136-credentials",
+                ini.to_str().unwrap(),
+                "--dns-rfc2136-propagation-seconds",
+                "1",
+                "--key-type",
+                "rsa",
+            ],
+        );
+    }
+    let cfg = tmp.0.join("c");
+    // renew_before_expiry is commented out by certbot; set it on one lineage.
+    let conf = cfg.join(format!("renewal/{manual_name}.conf"));
+    let text = pem(&conf).replace(
+        "# renew_before_expiry = 30 days",
+        "renew_before_expiry = 40 days",
+    );
+    std::fs::write(&conf, text).unwrap();
+
+    let e = Env::bind("imp-cb");
+    let cfg_s = cfg.to_str().unwrap();
+    // Dry run: says what, writes nothing, shows no secret.
+    let dry = e.run(&["import", "certbot", cfg_s, "--dry-run"]);
+    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
+    assert!(!dry.all().contains(&secret), "secret in dry run output");
+    assert!(
+        dry.stdout.contains("would store solver rfc2136-rfc2136"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        dry.stdout.contains(&format!("would import {manual_name}")),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        vault_read(&e.cert_path(&manual_name)).is_none(),
+        "dry run wrote"
+    );
+    assert!(vault_read(&format!("{}/dns/rfc2136-rfc2136", e.prefix)).is_none());
+
+    let run = e.run(&["import", "certbot", cfg_s]);
+    assert!(!run.all().contains(&secret), "secret in output");
+    // certbot's account keys are RSA: reported, not carried over, not re-registered.
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        run.stdout.matches("NOT CARRIED OVER account").count(),
+        2,
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("instant-acme 0.8.5"), "{}", run.all());
+    assert!(run.stdout.contains("summary: 4 written"), "{}", run.all());
+
+    // Stored as they are: same serial, same key, same chain.
+    for (name, root_of_bind) in [(&manual_name, false), (&bind_a, true), (&bind_b, true)] {
+        let live = cfg.join("live").join(name);
+        let (doc, version) = vault_read(&e.cert_path(name)).expect("record");
+        assert_eq!(version, 1);
+        assert_eq!(
+            doc["privkey"].as_str().unwrap(),
+            pem(&live.join("privkey.pem"))
+        );
+        assert_eq!(
+            doc["cert"].as_str().unwrap().trim(),
+            pem(&live.join("cert.pem")).trim()
+        );
+        assert_eq!(
+            doc["fullchain"].as_str().unwrap().trim(),
+            pem(&live.join("fullchain.pem")).trim()
+        );
+        let (status, _) = vault_read(&format!("{}/status/{name}", e.prefix)).unwrap();
+        assert_eq!(status["last_result"], "imported");
+        assert_eq!(status["serial"], doc["serial"]);
+        assert_eq!(status["cert_version"], 1);
+        let cert = doc["cert"].as_str().unwrap();
+        if root_of_bind {
+            verify_chain_bind(cert, doc["chain"].as_str().unwrap(), &[name]);
+        } else {
+            verify_chain(cert, doc["chain"].as_str().unwrap(), &[name]);
+        }
+    }
+    let (spec, _) = vault_read(&format!("{}/specs/{manual_name}", e.prefix)).unwrap();
+    assert_eq!(spec["dns"]["kind"], "exec");
+    assert_eq!(spec["dns"]["auth_hook"], hook("challtestsrv-auth"));
+    assert_eq!(spec["dns"]["cleanup_hook"], hook("challtestsrv-cleanup"));
+    assert_eq!(spec["deploy_hook"], "touch deployed");
+    assert_eq!(spec["renew_before"], "40days");
+    assert_eq!(spec["key_type"], "ecdsa-p256");
+    assert_eq!(spec["domains"][0], manual_name.as_str());
+    // Two lineages, one credentials file: one solver, secret read from the file.
+    for name in [&bind_a, &bind_b] {
+        let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+        assert_eq!(spec["dns"]["default"], "rfc2136-rfc2136");
+        assert_eq!(spec["key_type"], "rsa2048");
+    }
+    let (solver, _) = vault_read(&format!("{}/dns/rfc2136-rfc2136", e.prefix)).unwrap();
+    assert_eq!(solver["kind"], "rfc2136");
+    assert_eq!(solver["tsig_secret"], secret.as_str());
+    assert_eq!(solver["server"], env("CERTVAULT_TEST_BIND1").as_str());
+    assert_eq!(solver["tsig_algorithm"], "hmac-sha256");
+
+    // Resumable and idempotent: a second run writes nothing.
+    let again = e.run(&["import", "certbot", cfg_s]);
+    assert!(
+        again.stdout.contains("summary: 0 written, 4 already there"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(vault_read(&e.cert_path(&manual_name)).unwrap().1, 1);
+
+    // The way forward for the RSA accounts: register them, then everything renews.
+    let ids = certbot_account_ids(&tmp.0);
+    assert_eq!(ids.len(), 2);
+    for (host, id) in &ids {
+        let directory = format!("https://{host}/dir");
+        let account = format!("certbot-{}", &id[..8]);
+        e.run(&[
+            "--account",
+            &account,
+            "init",
+            "--directory",
+            &directory,
+            "--agree-tos",
+        ])
+        .ok();
+    }
+    let forward = e.run(&["import", "certbot", cfg_s]);
+    assert_eq!(forward.code, 0, "{}", forward.all());
+    let renewed = e.run(&["renew", "--force"]).ok();
+    assert!(renewed.stdout.contains("3 renewed"), "{}", renewed.all());
+    for name in [&manual_name, &bind_a, &bind_b] {
+        let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+        assert_eq!(version, 2);
+        assert!(key_matches(
+            doc["privkey"].as_str().unwrap(),
+            doc["cert"].as_str().unwrap()
+        ));
+    }
+}
+
+/// The bad-input cases, each next to a good lineage that still imports.
+#[test]
+fn certbot_bad_input_is_named_and_the_rest_imports() {
+    let tmp = Tmp::new("cbbad");
+    let cfg = tmp.0.join("c");
+    let outside = tmp.0.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let lineage = |name: &str, auth: &str, key_of: Option<&rcgen::KeyPair>| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap().pem();
+        let arch = cfg.join("archive").join(name);
+        let live = cfg.join("live").join(name);
+        std::fs::create_dir_all(&arch).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let privkey = key_of.unwrap_or(&key).serialize_pem();
+        for (f, body) in [
+            ("cert", &cert),
+            ("chain", &cert),
+            ("fullchain", &cert),
+            ("privkey", &privkey),
+        ] {
+            std::fs::write(arch.join(format!("{f}1.pem")), body).unwrap();
+            std::os::unix::fs::symlink(
+                format!("../../archive/{name}/{f}1.pem"),
+                live.join(format!("{f}.pem")),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(cfg.join("renewal")).unwrap();
+        std::fs::write(
+            cfg.join(format!("renewal/{name}.conf")),
+            format!("version = 2.1.0\ncert = /etc/letsencrypt/live/{name}/cert.pem\nprivkey = /etc/letsencrypt/live/{name}/privkey.pem\nchain = /etc/letsencrypt/live/{name}/chain.pem\nfullchain = /etc/letsencrypt/live/{name}/fullchain.pem\n\n[renewalparams]\nauthenticator = {auth}\nmanual_auth_hook = /bin/true\nserver = https://localhost:14000/dir\nkey_type = ecdsa\n"),
+        )
+        .unwrap();
+    };
+    lineage("good.example.com", "manual", None);
+    lineage("missing.example.com", "manual", None);
+    std::fs::remove_file(cfg.join("archive/missing.example.com/privkey1.pem")).unwrap();
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    lineage("mismatch.example.com", "manual", Some(&other));
+    lineage("webroot.example.com", "webroot", None);
+    lineage("escape.example.com", "manual", None);
+    let escaped = cfg.join("live/escape.example.com/cert.pem");
+    std::fs::remove_file(&escaped).unwrap();
+    std::fs::write(outside.join("cert.pem"), "not for certvault").unwrap();
+    std::os::unix::fs::symlink(outside.join("cert.pem"), &escaped).unwrap();
+    // A garbage conf and a huge one must not panic either.
+    std::fs::write(
+        cfg.join("renewal/garbage.conf"),
+        [0xffu8, 0, 0x5b, 0x0a, 0x3d],
+    )
+    .unwrap();
+    let huge = std::fs::File::create(cfg.join("renewal/huge.conf")).unwrap();
+    huge.set_len(5 << 20).unwrap();
+    // A broken JSON account.
+    let acct = cfg.join("accounts/localhost:14000/dir/0123456789abcdef");
+    std::fs::create_dir_all(&acct).unwrap();
+    std::fs::write(
+        acct.join("private_key.json"),
+        "{\"kty\": \"EC\", \"crv\": \"P-256\", \"d\": \"c2VjcmV0",
+    )
+    .unwrap();
+    std::fs::write(acct.join("regr.json"), "{}").unwrap();
+
+    let e = Env::new("imp-bad");
+    let run = e.run(&["import", "certbot", cfg.to_str().unwrap()]);
+    let out = run.all();
+    assert_eq!(run.code, 1, "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(!out.contains("c2VjcmV0"), "{out}");
+    let line = |needle: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("ERROR") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no ERROR line with {needle:?}:\n{out}"))
+            .to_string()
+    };
+    assert!(line("missing.example.com/privkey.pem").contains("missing (no such file)"));
+    assert!(line("mismatch.example.com.conf").contains("does not match"));
+    assert!(line("webroot.example.com.conf").contains("authenticator webroot is not supported"));
+    assert!(line("escape.example.com/cert.pem").contains("outside"));
+    assert!(line("private_key.json").contains("broken account key"));
+    assert!(line("garbage.conf").contains("UTF-8"));
+    assert!(line("huge.conf").contains("too large"));
+    // The rest imported: the good one, and the webroot one (marked as needing a solver).
+    assert!(vault_read(&e.cert_path("good.example.com")).is_some());
+    for gone in [
+        "missing.example.com",
+        "mismatch.example.com",
+        "escape.example.com",
+    ] {
+        assert!(vault_read(&e.cert_path(gone)).is_none(), "{gone} imported");
+    }
+    let (status, _) = vault_read(&format!("{}/status/webroot.example.com", e.prefix)).unwrap();
+    assert_eq!(status["last_result"], "imported");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("webroot"),
+        "{status}"
+    );
+    let (spec, _) = vault_read(&format!("{}/specs/webroot.example.com", e.prefix)).unwrap();
+    assert_eq!(spec["dns"], serde_json::json!({"kind": "solvers"}));
+    assert!(out.contains("NEEDS A SOLVER"), "{out}");
+
+    // --only, and a conflict that is reported and skipped unless --force.
+    let other_dir = Tmp::new("cbother");
+    let e2 = Env::new("imp-conflict");
+    e2.init().ok();
+    e2.issue("good.example.com", &["good.example.com"], &[])
+        .ok();
+    let skipped = Env {
+        prefix: e2.prefix.clone(),
+        token: e2.token.clone(),
+        extra: Vec::new(),
+        cwd: Some(other_dir.0.clone()),
+    }
+    .run(&[
+        "import",
+        "certbot",
+        cfg.to_str().unwrap(),
+        "--only",
+        "good.example.com",
+    ]);
+    assert!(
+        skipped.stdout.contains("SKIPPED  good.example.com"),
+        "{}",
+        skipped.all()
+    );
+    assert_eq!(skipped.code, 1);
+    let forced = e2.run(&[
+        "import",
+        "certbot",
+        cfg.to_str().unwrap(),
+        "--only",
+        "good.example.com",
+        "--force",
+    ]);
+    assert!(
+        forced.stdout.contains("imported good.example.com"),
+        "{}",
+        forced.all()
+    );
+    let (doc, _) = vault_read(&e2.cert_path("good.example.com")).unwrap();
+    assert_eq!(
+        doc["cert"].as_str().unwrap(),
+        pem(&cfg.join("live/good.example.com/cert.pem"))
+    );
+}
