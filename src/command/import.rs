@@ -197,8 +197,22 @@ async fn account_item(
         }
         AccountKey::P256(k) => k,
     };
+    if let (Some(s), Some(u)) = (&existing, &a.url) {
+        if stored_url(&s.data) == *u {
+            tally.unchanged += 1;
+            let _ = writeln!(text, "already  account {u} at {path}");
+            return;
+        }
+    }
     let Some(directory) = a.directory.as_deref() else {
-        return; // reported as a problem by the reader
+        tally.errors += 1;
+        let host = a
+            .url
+            .as_deref()
+            .and_then(import::url_host)
+            .unwrap_or("its CA");
+        let _ = writeln!(text, "ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from);
+        return;
     };
     if args.dry_run {
         tally.written += 1;

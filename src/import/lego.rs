@@ -90,18 +90,16 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             }
         };
         let url = account["registration"]["uri"].as_str().map(str::to_string);
-        let directory = match opts.server {
+        // --server applies to the accounts of its host (a folder may hold several CAs).
+        let directory = match opts
+            .server
+            .filter(|s| super::url_host(s) == Some(host.as_str()))
+        {
             Some(s) => Some(s.to_string()),
             None => {
                 super::known_directory(host.split(':').next().unwrap_or("")).map(str::to_string)
             }
         };
-        if directory.is_none() {
-            plan.problem(
-                dir.display().to_string(),
-                format!("lego does not record the directory URL and {host} is not a well-known CA: pass --server <directory URL>"),
-            );
-        }
         let contact = account["email"]
             .as_str()
             .filter(|e| !e.is_empty())

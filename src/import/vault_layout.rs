@@ -61,12 +61,6 @@ pub async fn plan(kv: &Kv, path: &str, opts: &Options<'_>) -> Result<Plan, Strin
                         .and_then(super::known_directory)
                         .map(str::to_string)
                 });
-                if directory.is_none() {
-                    plan.problem(
-                        shown(&format!("{account_dir}/regr")),
-                        "the layout does not record the directory URL and the account's CA is not well known: pass --server <directory URL>",
-                    );
-                }
                 plan.accounts.push(AccountItem {
                     name: opts.account.to_string(),
                     directory,

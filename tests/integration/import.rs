@@ -430,3 +430,274 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
         pem(&cfg.join("live/good.example.com/cert.pem"))
     );
 }
+
+/// `lego run` into `path` with the given DNS settings.
+fn lego(
+    path: &Path,
+    server: &str,
+    email: &str,
+    domains: &[String],
+    dns: &[&str],
+    envs: &[(String, String)],
+) {
+    let mut cmd = Command::new("lego");
+    cmd.args([
+        "--server",
+        server,
+        "--email",
+        email,
+        "--accept-tos",
+        "--path",
+    ])
+    .arg(path)
+    .args(dns)
+    .env("LEGO_CA_CERTIFICATES", env("CERTVAULT_ACME_CA_CERT"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    for d in domains {
+        cmd.args(["-d", d]);
+    }
+    let out = cmd.arg("run").output().expect("run lego");
+    assert!(
+        out.status.success(),
+        "lego failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lego_folder_imports_with_its_account_and_renews() {
+    let tmp = Tmp::new("lego");
+    let id = unique("lg");
+    let path = tmp.0.join("lego");
+    // exec: the challtestsrv, which answers no SOA, so lego's own propagation check is off.
+    let exec = tmp.0.join("exec.sh");
+    std::fs::write(
+        &exec,
+        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&exec).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec_name = format!("x.{id}.example.com");
+    lego(
+        &path,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "exec@example.com",
+        std::slice::from_ref(&exec_name),
+        &[
+            "--dns",
+            "exec",
+            "--dns.disable-cp",
+            "--dns.resolvers",
+            &env("CERTVAULT_TEST_DNS"),
+        ],
+        &[
+            ("EXEC_PATH".into(), exec.display().to_string()),
+            ("EXEC_POLLING_INTERVAL".into(), "1".into()),
+        ],
+    );
+    let bind_name = format!("l.{id}.example.test");
+    lego(
+        &path,
+        &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+        "bind@example.com",
+        std::slice::from_ref(&bind_name),
+        &[
+            "--dns",
+            "rfc2136",
+            "--dns.disable-cp",
+            "--dns.resolvers",
+            &env("CERTVAULT_TEST_BIND1"),
+        ],
+        &[
+            ("RFC2136_NAMESERVER".into(), env("CERTVAULT_TEST_BIND1")),
+            ("RFC2136_TSIG_KEY".into(), env("CERTVAULT_TEST_TSIG_NAME")),
+            (
+                "RFC2136_TSIG_SECRET".into(),
+                env("CERTVAULT_TEST_TSIG_SECRET"),
+            ),
+            ("RFC2136_TSIG_ALGORITHM".into(), "hmac-sha256.".into()),
+            ("RFC2136_POLLING_INTERVAL".into(), "1".into()),
+            ("RFC2136_PROPAGATION_TIMEOUT".into(), "30".into()),
+        ],
+    );
+    let url_of = |host: &str, email: &str| -> String {
+        let text = pem(&path.join(format!("accounts/{host}/{email}/account.json")));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["registration"]["uri"].as_str().unwrap().to_string()
+    };
+    let exec_url = url_of("localhost_14000", "exec@example.com");
+    let bind_url = url_of("localhost_14001", "bind@example.com");
+
+    // init --account-key: the lego key (SEC1 P-256 PEM) finds its account, same URL.
+    let solo = Env::new("imp-key");
+    let key = path.join("accounts/localhost_14000/exec@example.com/keys/exec@example.com.key");
+    let found = solo
+        .run(&[
+            "init",
+            "--directory",
+            &env("CERTVAULT_TEST_DIRECTORY"),
+            "--account-key",
+            key.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(found.stdout.contains(&exec_url), "{}", found.all());
+    let (acct, _) = vault_read(&format!("{}/accounts/default", solo.prefix)).unwrap();
+    assert_eq!(acct["credentials"]["id"], exec_url.as_str());
+    // A key the CA does not know: found nowhere, nothing registered.
+    let stranger = tmp.0.join("stranger.pem");
+    std::fs::write(
+        &stranger,
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem(),
+    )
+    .unwrap();
+    let none = Env::new("imp-key2");
+    let unknown = none.run(&[
+        "init",
+        "--directory",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--account-key",
+        stranger.to_str().unwrap(),
+    ]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("onlyReturnExisting"),
+        "{}",
+        unknown.all()
+    );
+    assert!(vault_read(&format!("{}/accounts/default", none.prefix)).is_none());
+
+    // The folder: both accounts (P-256) found again, both certificates as they are. lego
+    // does not record directory URLs: --server names one per run (per account host).
+    let e = Env::bind("imp-lego");
+    let first = e.run(&[
+        "import",
+        "lego",
+        path.to_str().unwrap(),
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert_eq!(first.code, 1, "{}", first.all());
+    assert!(
+        first
+            .stdout
+            .contains("localhost:14001 is not a well-known CA"),
+        "{}",
+        first.all()
+    );
+    assert!(
+        first.stdout.contains("summary: 3 written"),
+        "{}",
+        first.all()
+    );
+    let second = e.run(&[
+        "import",
+        "lego",
+        path.to_str().unwrap(),
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+    ]);
+    assert!(
+        second
+            .stdout
+            .contains("summary: 1 written, 3 already there"),
+        "{}",
+        second.all()
+    );
+    for (account, url) in [
+        ("lego-exec-example.com", &exec_url),
+        ("lego-bind-example.com", &bind_url),
+    ] {
+        let (acct, _) = vault_read(&format!("{}/accounts/{account}", e.prefix)).expect(account);
+        assert_eq!(
+            acct["credentials"]["id"],
+            url.as_str(),
+            "{account}: another account URL"
+        );
+    }
+    for name in [&exec_name, &bind_name] {
+        let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(
+            doc["privkey"].as_str().unwrap(),
+            pem(&path.join(format!("certificates/{name}.key")))
+        );
+        assert_eq!(
+            doc["fullchain"].as_str().unwrap().trim(),
+            pem(&path.join(format!("certificates/{name}.crt"))).trim()
+        );
+        let (status, _) = vault_read(&format!("{}/status/{name}", e.prefix)).unwrap();
+        assert!(
+            status["last_error"].as_str().unwrap().contains("lego"),
+            "{status}"
+        );
+    }
+    // lego keeps no solver: set one without reissuing, then renew with the imported accounts.
+    e.add_bind_solver("bind");
+    e.run(&[
+        "--account",
+        "lego-exec-example.com",
+        "issue",
+        &exec_name,
+        "-d",
+        &exec_name,
+        "--dns",
+        "exec",
+        "--auth-hook",
+        &hook("challtestsrv-auth"),
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    e.run(&[
+        "--account",
+        "lego-bind-example.com",
+        "issue",
+        &bind_name,
+        "-d",
+        &bind_name,
+        "--dns",
+        "bind",
+    ])
+    .ok();
+    for name in [&exec_name, &bind_name] {
+        assert_eq!(
+            vault_read(&e.cert_path(name)).unwrap().1,
+            2,
+            "settings only, not reissued"
+        );
+    }
+    let renewed = e.run(&["renew", "--force"]).ok();
+    assert!(renewed.stdout.contains("2 renewed"), "{}", renewed.all());
+    let (doc, _) = vault_read(&e.cert_path(&exec_name)).unwrap();
+    verify_chain(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&exec_name],
+    );
+    let (doc, _) = vault_read(&e.cert_path(&bind_name)).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&bind_name],
+    );
+    // The accounts were used as they were: still the lego accounts.
+    for (account, url) in [
+        ("lego-exec-example.com", &exec_url),
+        ("lego-bind-example.com", &bind_url),
+    ] {
+        let (acct, version) = vault_read(&format!("{}/accounts/{account}", e.prefix)).unwrap();
+        assert_eq!(
+            (acct["credentials"]["id"].as_str().unwrap(), version),
+            (url.as_str(), 1)
+        );
+    }
+}
