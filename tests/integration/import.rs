@@ -701,3 +701,210 @@ fn lego_folder_imports_with_its_account_and_renews() {
         );
     }
 }
+
+/// `bao ARGS` as root against the test bed.
+fn bao(args: &[&str]) {
+    let out = Command::new(env("BAO_BIN"))
+        .args(args)
+        .env("VAULT_ADDR", env("VAULT_ADDR"))
+        .env("VAULT_TOKEN", env("VAULT_TOKEN"))
+        .env("BAO_ADDR", env("VAULT_ADDR"))
+        .env("BAO_TOKEN", env("VAULT_TOKEN"))
+        .output()
+        .expect("run bao");
+    assert!(
+        out.status.success(),
+        "bao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A KV v2 mount of a test's own, disabled on drop.
+struct Mount(String);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        bao(&["secrets", "disable", &self.0]);
+    }
+}
+
+#[test]
+fn certbot_in_vault_layout_imports_read_only() {
+    let tmp = Tmp::new("vl");
+    let id = unique("vl");
+    let name = format!("v.{id}.example.com");
+    certbot(
+        &tmp.0,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        std::slice::from_ref(&name),
+        &manual("true")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let (host, account_id) = certbot_account_ids(&tmp.0).remove(0);
+    let acct = tmp.0.join(format!("c/accounts/{host}/dir/{account_id}"));
+    // The recipe: certbot's JSON files and PEMs put into Vault as they are.
+    let mount = Mount(id.replace('.', "-"));
+    bao(&["secrets", "enable", &format!("-path={}", mount.0), "kv-v2"]);
+    let at = |p: &str| format!("{}/lets-encrypt/{p}", mount.0);
+    for f in ["private_key", "regr", "meta"] {
+        bao(&[
+            "kv",
+            "put",
+            &at(&format!("account/{f}")),
+            &format!("@{}", acct.join(format!("{f}.json")).display()),
+        ]);
+    }
+    bao(&[
+        "kv",
+        "put",
+        &at("account/extra_details"),
+        &format!("account_id={account_id}"),
+    ]);
+    let live = tmp.0.join(format!("c/live/{name}"));
+    let file = |f: &str| format!("{f}=@{}", live.join(format!("{f}.pem")).display());
+    bao(&[
+        "kv",
+        "put",
+        &at(&format!("certificates/{name}")),
+        &file("cert"),
+        &file("chain"),
+        &file("fullchain"),
+        &file("privkey"),
+    ]);
+    let token = "dnsimple-TOKEN-not-for-output";
+    bao(&[
+        "kv",
+        "put",
+        &format!("{}/dnsimple", mount.0),
+        &format!("token={token}"),
+    ]);
+
+    let e = Env::new("imp-vl");
+    let from = format!("{}/lets-encrypt", mount.0);
+    let dry = e.run(&[
+        "import",
+        "vault-layout",
+        "--from",
+        &from,
+        "--dry-run",
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert!(!dry.all().contains(token), "{}", dry.all());
+    assert!(
+        dry.stdout.contains("would store solver dnsimple"),
+        "{}",
+        dry.all()
+    );
+    assert!(vault_read(&e.cert_path(&name)).is_none());
+    let run = e.run(&[
+        "import",
+        "vault-layout",
+        "--from",
+        &from,
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert!(!run.all().contains(token), "{}", run.all());
+    assert!(
+        run.stdout.contains("NOT CARRIED OVER account"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("RSA"), "{}", run.all());
+    let (doc, version) = vault_read(&e.cert_path(&name)).unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(
+        doc["privkey"].as_str().unwrap(),
+        pem(&live.join("privkey.pem"))
+    );
+    verify_chain(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&name],
+    );
+    let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+    assert_eq!(spec["dns"]["default"], "dnsimple");
+    let (solver, _) = vault_read(&format!("{}/dns/dnsimple", e.prefix)).unwrap();
+    assert_eq!(
+        (solver["kind"].as_str(), solver["token"].as_str()),
+        (Some("dnsimple"), Some(token))
+    );
+    // Read only: the source documents are still at version 1.
+    let rsp = crate::harness::http()
+        .get(format!(
+            "{}/v1/{}/metadata/lets-encrypt/certificates/{name}",
+            env("VAULT_ADDR"),
+            mount.0
+        ))
+        .header("X-Vault-Token", env("VAULT_TOKEN"))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(rsp["data"]["current_version"], 1);
+
+    // init --account-key with certbot's RSA private_key.json: refused with the reason,
+    // nothing registered.
+    let refused = e.run(&[
+        "init",
+        "--directory",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--account-key",
+        acct.join("private_key.json").to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("RSA") && refused.stderr.contains("P-256"),
+        "{}",
+        refused.all()
+    );
+    assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_none());
+}
+
+#[test]
+fn layouts_add_consumer_fields_in_the_same_write() {
+    let e = Env::new("layout");
+    e.init().ok();
+    let name = format!("k.{}.example.com", unique("ly"));
+    e.issue(
+        &name,
+        &[&name],
+        &["--layout", "kubernetes", "--layout", "combined"],
+    )
+    .ok();
+    let check = |version: u64| {
+        let (doc, v) = vault_read(&e.cert_path(&name)).unwrap();
+        assert_eq!(v, version);
+        assert_eq!(doc["tls.crt"], doc["fullchain"]);
+        assert_eq!(doc["tls.key"], doc["privkey"]);
+        assert_eq!(doc["ca.crt"], doc["chain"]);
+        let combined = doc["combined"].as_str().unwrap();
+        let key = doc["privkey"].as_str().unwrap();
+        assert!(combined.starts_with(key.trim_end()), "key first");
+        assert!(combined.ends_with(doc["fullchain"].as_str().unwrap()));
+        doc["serial"].as_str().unwrap().to_string()
+    };
+    let first = check(1);
+    let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+    assert_eq!(
+        spec["layouts"],
+        serde_json::json!(["kubernetes", "combined"])
+    );
+    e.run(&["renew", "--force", &name]).ok();
+    assert_ne!(
+        check(2),
+        first,
+        "renew rewrote the layout fields with the new material"
+    );
+    // Default: certbot's fields only.
+    let plain = format!("p.{}.example.com", unique("ly"));
+    e.issue(&plain, &[&plain], &[]).ok();
+    let (doc, _) = vault_read(&e.cert_path(&plain)).unwrap();
+    assert!(
+        doc.get("tls.crt").is_none() && doc.get("combined").is_none(),
+        "{doc}"
+    );
+}
