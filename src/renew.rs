@@ -26,6 +26,9 @@ pub struct Current {
 pub struct Facts<'a> {
     pub wanted: &'a Spec,
     pub current: Option<&'a Current>,
+    /// What is wrong with the stored record (a key that does not match, a garbage chain):
+    /// such a record is reissued.
+    pub damage: Option<&'a str>,
     /// `renew --force` / `issue --force`.
     pub force: bool,
 }
@@ -69,6 +72,7 @@ impl fmt::Display for Basis {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     NotIssued,
+    Damaged(String),
     Forced,
     DomainsChanged {
         added: Vec<DomainName>,
@@ -91,6 +95,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::NotIssued => f.write_str("not issued yet"),
+            Reason::Damaged(why) => write!(f, "the stored record is damaged: {why}"),
             Reason::Forced => f.write_str("forced"),
             Reason::DomainsChanged { added, removed } => {
                 f.write_str("names changed")?;
@@ -185,6 +190,9 @@ pub fn renewal_point(
 /// Decide whether a certificate is (re)issued now. Checks, in order: missing, forced, names
 /// changed, key type changed, expired, renewal point reached.
 pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
+    if let Some(damage) = facts.damage {
+        return Decision::Renew(Reason::Damaged(damage.to_string()));
+    }
     let Some(current) = facts.current else {
         return Decision::Renew(Reason::NotIssued);
     };
@@ -305,6 +313,7 @@ mod tests {
                 &Facts {
                     wanted,
                     current: cur,
+                    damage: None,
                     force,
                 },
             );

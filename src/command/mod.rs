@@ -1,6 +1,7 @@
 //! One module per verb. Each takes plain values (no clap) and returns an [`Outcome`].
 
 mod dns;
+mod edit;
 mod import;
 mod init;
 mod issue;
@@ -23,6 +24,7 @@ use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
+pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
@@ -42,6 +44,12 @@ pub enum Command {
         metrics: crate::metrics::Sinks,
     },
     Dns(DnsCommand),
+    /// Change settings of one certificate.
+    Edit {
+        name: CertName,
+        changes: SpecChanges,
+        force: bool,
+    },
     /// One certificate's spec, status, versions and paths (no secret).
     Show {
         name: CertName,
@@ -307,6 +315,18 @@ async fn run_checked(
             ctx.check("renew", Work::Renew { account }).await?;
             let report = renew::run(ctx, force, names, now).await?;
             renew::publish(ctx, &report, json, &metrics, now()).await
+        }
+        Command::Edit {
+            name,
+            changes,
+            force,
+        } => {
+            let work = Work::Issue {
+                account,
+                cert: &name,
+            };
+            ctx.check("edit", work).await?;
+            edit::run(ctx, &name, changes, force, now).await
         }
         Command::Show { name } => {
             ctx.check("show", Work::Show { cert: &name }).await?;

@@ -23,6 +23,8 @@ pub(super) async fn run(
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = select(ctx, names).await?;
     let started = now();
     let (mut results, due) = plan(ctx, names, force, started).await;
@@ -131,16 +133,16 @@ async fn plan(
                 continue;
             }
         };
-        let current = match x509::current(&record.data.issued.cert) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(cert = %name, "stored certificate unreadable, reissuing: {e}");
-                None
-            }
-        };
+        let issued = &record.data.issued;
+        let inspection = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+        if let Some(damage) = &inspection.damage {
+            tracing::warn!(cert = %name, "stored record damaged, reissuing: {damage}");
+        }
+        let current = inspection.current;
         let facts = Facts {
             wanted: &spec,
             current: current.as_ref(),
+            damage: inspection.damage.as_deref(),
             force,
         };
         if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
@@ -308,6 +310,8 @@ pub(super) async fn publish(
     Ok(Outcome {
         text: if json {
             report.json()
+        } else if ctx.settings.quiet {
+            report.failures(now)
         } else {
             report.text(now)
         },

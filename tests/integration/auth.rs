@@ -555,17 +555,7 @@ fn a_long_run_renews_its_login_token() {
     let d = format!("{}.example.com", unique("long"));
     e.issue("web", &[&d], &[]).ok();
     let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     let policy = apply_policy(&e, &["renew"]);
     let (mount, role_id, secret_id) = approle_with_ttl(&policy, "3s");
     let a = with_approle(&e, &mount, &role_id, &secret_id);

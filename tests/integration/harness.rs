@@ -242,6 +242,29 @@ impl Env {
         self.run(&refs)
     }
 
+    /// `issue NAME -d ...` with this auth hook and the challtestsrv cleanup hook.
+    pub fn issue_with_auth_hook(&self, name: &str, domains: &[&str], auth_hook: &str) -> Run {
+        let mut args = vec!["issue", name];
+        for d in domains {
+            args.extend(["-d", d]);
+        }
+        let cleanup = hook("challtestsrv-cleanup");
+        args.extend(["--auth-hook", auth_hook, "--cleanup-hook", &cleanup]);
+        self.run(&args)
+    }
+
+    /// The same installation (prefix, token, settings) with one more variable set.
+    pub fn with_var(&self, name: &str, value: &str) -> Env {
+        let mut e = Env {
+            prefix: self.prefix.clone(),
+            token: self.token.clone(),
+            extra: self.extra.clone(),
+            cwd: self.cwd.clone(),
+        };
+        e.extra.push((name.into(), value.into()));
+        e
+    }
+
     /// The KV v2 path of a certificate record, below the mount.
     pub fn cert_path(&self, name: &str) -> String {
         format!("{}/certs/{name}", self.prefix)
@@ -254,6 +277,15 @@ fn output(o: Output) -> Run {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
+}
+
+/// An auth hook that publishes through challtestsrv, or fails with "dns api said no"
+/// (exit 7) when the variable BREAK is set: `env.with_var("BREAK", "1")` breaks it.
+pub fn breakable_auth_hook() -> String {
+    format!(
+        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
+        hook("challtestsrv-auth")
+    )
 }
 
 /// A blocking client that trusts the test bed's Pebble listener CA (and talks to Vault).
@@ -417,10 +449,46 @@ pub fn key_matches(privkey: &str, cert: &str) -> bool {
     rcgen::PublicKeyData::subject_public_key_info(&key) == x.public_key().raw
 }
 
-pub fn tempdir(tag: &str) -> PathBuf {
+/// A temporary folder, removed (with everything in it) when the guard is dropped, also
+/// when the test fails. Keep the guard alive as long as the folder is used:
+/// `let dir = tempdir("x");`, never `tempdir("x").join(…)`.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir(tag: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 pub fn is_empty_dir(p: &Path) -> bool {

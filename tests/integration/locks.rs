@@ -39,7 +39,7 @@ fn kill_group_in(file: &Path) {
 
 /// An installation with `web`, whose auth hook sleeps `SLOW` seconds first when set (and
 /// records its pid in PIDFILE).
-fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
+fn slow_installation(tag: &str) -> (Env, TempDir) {
     let e = Env::new(tag);
     e.init().ok();
     let dir = tempdir(tag);
@@ -49,25 +49,12 @@ fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
         dir.join("hook.pid").display(),
         hook("challtestsrv-auth")
     );
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     (e, dir)
 }
 
 fn slow(e: &Env, seconds: &str) -> Env {
-    let mut s = Env::new("x");
-    s.prefix = e.prefix.clone();
-    s.extra.push(("SLOW".into(), seconds.into()));
-    s
+    e.with_var("SLOW", seconds)
 }
 
 /// Wait until the lock of `web` exists; its holder text.

@@ -1,30 +1,12 @@
 //! Watching runs: JSON logs, `renew --output json`, metrics (file and a real Pushgateway,
 //! checked by promtool), and deploy hooks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::harness::*;
-
-/// A temporary folder removed when the test ends (also when it fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        Self(tempdir(tag))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An environment with one certificate `web` (two names) issued through the hooks.
 fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
@@ -37,29 +19,12 @@ fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
 
 /// A certificate whose auth hook fails when BREAK is set.
 fn add_breakable(e: &Env, name: &str, domain: &str) {
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        name,
-        "-d",
-        domain,
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook(name, &[domain], &breakable_auth_hook())
+        .ok();
 }
 
 fn breaking(e: &Env) -> Env {
-    let mut b = Env::new("x");
-    b.prefix = e.prefix.clone();
-    b.extra = e.extra.clone();
-    b.extra.push(("BREAK".into(), "1".into()));
-    b
+    e.with_var("BREAK", "1")
 }
 
 fn promtool_check_metrics(text: &str) {
@@ -199,8 +164,8 @@ fn renew_output_json_reports_each_certificate_and_the_totals() {
 fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
     let (e, d) = with_cert("mfile", &[]);
     add_breakable(&e, "flaky", &format!("f.{d}"));
-    let dir = TempDir::new("metrics");
-    let file = dir.path("certvault.prom");
+    let dir = tempdir("metrics");
+    let file = dir.join("certvault.prom");
     let file_arg = file.display().to_string();
 
     let run = e.run(&["renew", "--metrics-file", &file_arg]).ok();
@@ -268,7 +233,7 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
         sample(&text, "certvault_renewals_total{result=\"renewed\"}"),
         Some(1.0)
     );
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
+    let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -394,8 +359,8 @@ fn read_env_file(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn deploy_hook_runs_after_the_write_with_its_variables_and_no_credentials() {
-    let dir = TempDir::new("deploy");
-    let out = dir.path("env");
+    let dir = tempdir("deploy");
+    let out = dir.join("env");
     let hook = format!(
         "env | grep -E '^(CERTVAULT|RENEWED|VAULT|BAO)_' >> {}; echo --- >> {}",
         out.display(),
@@ -491,4 +456,31 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     let w = &v["certificates"][0];
     assert_eq!(w["verdict"], "renewed");
     assert!(w["error"].as_str().unwrap().contains("deploy hook failed"));
+}
+
+/// `-q` for cron: silent on success; on failure only what failed and the summary.
+#[test]
+fn quiet_prints_nothing_on_success_and_only_failures_on_failure() {
+    let (e, d) = with_cert("quiet", &[]);
+    add_breakable(&e, "flaky", &format!("f.{d}"));
+    let run = e.run(&["-q", "renew"]).ok();
+    assert_eq!(run.stdout, "", "quiet success prints nothing");
+    assert_eq!(run.stderr, "", "quiet success logs nothing");
+
+    e.fresh_account();
+    let run = breaking(&e).run(&["renew", "--force", "--quiet"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(lines[0].starts_with("FAILED   flaky:"), "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("summary: 1 renewed, 0 not due, 1 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.lines().all(|l| l.contains("ERROR")),
+        "only errors are logged: {}",
+        run.stderr
+    );
 }

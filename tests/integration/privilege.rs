@@ -162,24 +162,9 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     e.init().ok();
     let d = format!("{}.example.com", unique("mon"));
     e.issue("good", &[&format!("g.{d}")], &[]).ok();
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        "bad",
-        "-d",
-        &format!("b.{d}"),
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
-    let mut breaking = Env::new("x");
-    breaking.prefix = e.prefix.clone();
-    breaking.extra.push(("BREAK".into(), "1".into()));
+    e.issue_with_auth_hook("bad", &[&format!("b.{d}")], &breakable_auth_hook())
+        .ok();
+    let breaking = e.with_var("BREAK", "1");
     e.fresh_account();
     assert_eq!(breaking.run(&["renew", "--force", "bad"]).code, 1);
 

@@ -152,27 +152,12 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
     let e = Env::new("isolate");
     e.init().ok();
     let d = format!("{}.example.com", unique("i"));
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        "broken",
-        "-d",
-        &format!("a.{d}"),
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("broken", &[&format!("a.{d}")], &breakable_auth_hook())
+        .ok();
     e.issue("healthy", &[&format!("b.{d}")], &[]).ok();
     let (old, v_old) = vault_read(&e.cert_path("broken")).unwrap();
 
-    let mut breaking = Env::new("x");
-    breaking.prefix = e.prefix.clone();
-    breaking.extra.push(("BREAK".into(), "1".into()));
+    let breaking = e.with_var("BREAK", "1");
     e.fresh_account();
     let run = breaking.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
@@ -200,7 +185,8 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
     let e = Env::new("cleanup");
     e.init().ok();
     let d = format!("{}.example.com", unique("v"));
-    let marks = tempdir("marks").join("cleanup.log");
+    let marks_dir = tempdir("marks");
+    let marks = marks_dir.join("cleanup.log");
     // The auth hook publishes nothing: Pebble's validation fails.
     let cleanup = format!(
         "echo \"$CERTBOT_DOMAIN $CERTBOT_AUTH_OUTPUT\" >> {}",
