@@ -66,6 +66,8 @@ pub enum Error {
         #[source]
         source: instant_acme::Error,
     },
+    #[error("the CA at {directory} knows no account for this key (asked with onlyReturnExisting); nothing was registered. Check the directory URL, or register a new account with `certvault init` without --account-key")]
+    AccountKeyUnknown { directory: String },
     #[error("the ACME account stored in Vault is not known to the CA at {directory} (deactivated, or the CA was reset); run `certvault init --force` to register a new account")]
     AccountUnknown { directory: String },
     #[error("the CA refused {op}: {}", problem_text(.problem))]
@@ -186,7 +188,7 @@ impl HttpClient for Transport {
     }
 }
 
-fn builder(http: &reqwest::Client) -> instant_acme::AccountBuilder {
+pub(crate) fn builder(http: &reqwest::Client) -> instant_acme::AccountBuilder {
     Account::builder_with_http(Box::new(Transport(http.clone())))
 }
 

@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
-use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs, SpecChanges};
+use certvault::command::{
+    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, SpecArgs, SpecChanges,
+};
 use certvault::dns::{self, Config as DnsConfig};
 use certvault::model::{
-    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
-    SolverSpec,
+    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, RecordLayout, Secret,
+    SolverName, SolverSpec,
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
@@ -231,6 +233,11 @@ enum Cmd {
         /// Register a new account even if one is stored, replacing it.
         #[arg(long)]
         force: bool,
+        /// Import an existing account key instead of registering (PEM, or a JWK such as
+        /// certbot's private_key.json): the CA finds its account (onlyReturnExisting).
+        /// ECDSA P-256 keys only: RSA keys (certbot's) cannot sign with instant-acme.
+        #[arg(long, value_name = "FILE")]
+        account_key: Option<PathBuf>,
     },
     /// Obtain a certificate for the given names and store it as <prefix>/certs/<NAME>.
     Issue {
@@ -270,6 +277,11 @@ enum Cmd {
         /// CERTVAULT_VAULT_PATH, CERTVAULT_VERSION and RENEWED_DOMAINS.
         #[arg(long)]
         deploy_hook: Option<String>,
+        /// Fields of the record besides certbot's (repeatable): `kubernetes` adds tls.crt,
+        /// tls.key and ca.crt; `combined` adds the key and full chain in one PEM; `certbot`
+        /// (the default) only cert, chain, fullchain and privkey.
+        #[arg(long = "layout")]
+        layouts: Vec<RecordLayout>,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
@@ -371,6 +383,10 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Store existing certificates as they are (same serial and key), with their account,
+    /// solvers and settings: from certbot, lego, or certbot's files kept in Vault.
+    #[command(subcommand)]
+    Import(ImportCmd),
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
         /// admin (init, issue, solvers), renew (unattended renewals), or reader (one certificate).
@@ -549,6 +565,56 @@ fn legacy_kind(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     args
 }
 
+#[derive(Debug, Subcommand)]
+enum ImportCmd {
+    /// A certbot config folder (like /etc/letsencrypt): its account, every lineage of
+    /// renewal/<NAME>.conf under that NAME, and its authenticators as solvers.
+    Certbot {
+        /// The certbot config folder.
+        dir: PathBuf,
+        /// Print what would be written (no secret); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these lineages.
+        #[arg(long, num_args = 1.., value_name = "NAME")]
+        only: Vec<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A lego --path folder (accounts/ and certificates/).
+    Lego {
+        /// The lego folder (its --path, default ./.lego).
+        dir: PathBuf,
+        /// Print what would be written (no secret); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The ACME directory URL (lego does not record it; well-known CAs are recognised).
+        #[arg(long)]
+        server: Option<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// certbot's files kept in Vault: <mount>/<path>/account/*, <path>/certificates/*
+    /// and <mount>/dnsimple (read only).
+    VaultLayout {
+        /// Where the layout is: <mount>/<path>, like secret/lets-encrypt.
+        #[arg(long)]
+        from: String,
+        /// Print what would be written (no secret); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The ACME directory URL (the layout does not record it; well-known CAs are
+        /// recognised from the account URL).
+        #[arg(long)]
+        server: Option<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     #[value(alias = "table")]
@@ -637,6 +703,7 @@ impl Cli {
                 eab_kid,
                 eab_hmac_key,
                 force,
+                account_key,
             } => Command::Init(InitArgs {
                 directory: {
                     let url = directory_url(&directory);
@@ -652,7 +719,49 @@ impl Cli {
                 eab_kid,
                 eab_hmac: eab_hmac_key.filter(|k| !k.expose().is_empty()),
                 force,
+                account_key: account_key.filter(|p| !p.as_os_str().is_empty()),
             }),
+            Cmd::Import(cmd) => {
+                let (source, dry_run, force) = match cmd {
+                    ImportCmd::Certbot {
+                        dir,
+                        dry_run,
+                        only,
+                        force,
+                    } => (ImportSource::Certbot { dir, only }, dry_run, force),
+                    ImportCmd::Lego {
+                        dir,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::Lego {
+                            dir,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                    ImportCmd::VaultLayout {
+                        from,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::VaultLayout {
+                            from,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                };
+                Command::Import(ImportArgs {
+                    source,
+                    dry_run,
+                    force,
+                })
+            }
             Cmd::Issue {
                 name,
                 domains,
@@ -665,6 +774,7 @@ impl Cli {
                 propagation_check,
                 no_propagation_check,
                 deploy_hook,
+                mut layouts,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
@@ -687,6 +797,11 @@ impl Cli {
                         "--deploy-hook",
                         deploy_hook.filter(|h| !h.trim().is_empty()),
                     )?,
+                    layouts: {
+                        layouts.sort();
+                        layouts.dedup();
+                        layouts
+                    },
                 },
                 force,
             }),

@@ -80,6 +80,10 @@ pub enum Error {
     Interrupted { signal: &'static str },
     #[error("`certvault policy reader` needs the certificate NAME it may read")]
     ReaderNeedsName,
+    #[error("account key {path}: {reason}")]
+    AccountKey { path: String, reason: String },
+    #[error("cannot import from {source_name}: {reason}")]
+    ImportSource { source_name: String, reason: String },
 }
 
 fn join_needs(n: &[Need]) -> String {
@@ -108,7 +112,9 @@ impl Error {
             | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
-            | Error::ReaderNeedsName => ExitCode::from(2),
+            | Error::ReaderNeedsName
+            | Error::AccountKey { .. }
+            | Error::ImportSource { .. } => ExitCode::from(2),
             Error::Store(store::Error::Vault(e)) if e.is_missing_setting() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }

@@ -7,6 +7,7 @@ pub mod command;
 pub mod dns;
 pub mod error;
 pub mod hook;
+pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -495,6 +495,73 @@ pub struct Spec {
     /// Run after every new certificate is stored (certbot's `--deploy-hook`), with `sh -c`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_hook: Option<String>,
+    /// Consumer fields written with the material (`issue --layout`); empty: certbot's only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layouts: Vec<RecordLayout>,
+}
+
+/// Which fields a certificate document carries besides certbot's (`issue --layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordLayout {
+    /// `cert`, `chain`, `fullchain`, `privkey` (always written).
+    Certbot,
+    /// Also `tls.crt` (fullchain), `tls.key` and `ca.crt` (the chain), as a Kubernetes TLS
+    /// Secret names them.
+    Kubernetes,
+    /// Also `combined`: the private key and the full chain in one PEM (HAProxy).
+    Combined,
+}
+
+impl FromStr for RecordLayout {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "certbot" => Ok(Self::Certbot),
+            "kubernetes" => Ok(Self::Kubernetes),
+            "combined" => Ok(Self::Combined),
+            _ => Err(invalid("layout", s, "use certbot, kubernetes or combined")),
+        }
+    }
+}
+
+/// The consumer fields of [`RecordLayout`]s, derived from the material at every write.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LayoutFields {
+    #[serde(rename = "tls.crt", default, skip_serializing_if = "Option::is_none")]
+    pub tls_crt: Option<String>,
+    #[serde(rename = "tls.key", default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<Secret>,
+    #[serde(rename = "ca.crt", default, skip_serializing_if = "Option::is_none")]
+    pub ca_crt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<Secret>,
+}
+
+impl LayoutFields {
+    /// The fields `layouts` ask for, from `issued`.
+    pub fn new(layouts: &[RecordLayout], issued: &Issued) -> Self {
+        let mut out = Self::default();
+        for layout in layouts {
+            match layout {
+                RecordLayout::Certbot => {}
+                RecordLayout::Kubernetes => {
+                    out.tls_crt = Some(issued.fullchain.clone());
+                    out.tls_key = Some(issued.privkey.clone());
+                    out.ca_crt = Some(issued.chain.clone());
+                }
+                RecordLayout::Combined => {
+                    let mut pem = issued.privkey.expose().to_string();
+                    if !pem.ends_with('\n') {
+                        pem.push('\n');
+                    }
+                    pem.push_str(&issued.fullchain);
+                    out.combined = Some(Secret::new(pem));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The issued material, with certbot's field names.
@@ -524,6 +591,9 @@ pub struct CertRecord {
     pub spec: Spec,
     #[serde(flatten)]
     pub issued: Issued,
+    /// The consumer fields the spec's layouts ask for (rewritten with the material).
+    #[serde(flatten)]
+    pub layout: LayoutFields,
     /// Fields a user added to the document: kept through renewals.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

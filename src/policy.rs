@@ -235,6 +235,8 @@ pub enum Work<'a> {
         solver: &'a str,
     },
     Migrate,
+    /// `certvault import`: accounts, solvers and certificates whose names come from the source.
+    Import,
     Show {
         cert: &'a CertName,
     },
@@ -300,6 +302,21 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
                 need("read", Key::AnyCert, Api::Data, Role::Admin),
             ];
             for key in [Key::AnySpec, Key::AnyStatus] {
+                v.extend(
+                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
+                );
+            }
+            v
+        }
+        Work::Import => {
+            let mut v = Vec::new();
+            for key in [
+                Key::AnyAccount,
+                Key::AnySolver,
+                Key::AnyCert,
+                Key::AnySpec,
+                Key::AnyStatus,
+            ] {
                 v.extend(
                     ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
                 );

@@ -244,6 +244,7 @@ mod tests {
             follow_cname: true,
             propagation_check: None,
             deploy_hook: None,
+            layouts: Vec::new(),
         }
     }
 

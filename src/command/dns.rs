@@ -173,6 +173,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         follow_cname: true,
         propagation_check: Some(true),
         deploy_hook: None,
+        layouts: Default::default(),
     };
     let mut session = Session::new(&solvers, &spec, 1);
     let value = probe_value();

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::model::{CertName, CertRecord, LayoutFields, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
@@ -33,6 +33,7 @@ pub(super) async fn run(
         follow_cname: args.spec.follow_cname,
         propagation_check: args.spec.propagation_check,
         deploy_hook: args.spec.deploy_hook,
+        layouts: args.spec.layouts,
     };
     apply(ctx, &args.name, spec, args.force, now).await
 }
@@ -133,6 +134,7 @@ pub(super) async fn apply(
                     save_spec(ctx, name, &spec, spec_read.expect).await?;
                 }
                 let mut record = stored.data.clone();
+                record.layout = LayoutFields::new(&spec.layouts, &record.issued);
                 record.spec = spec;
                 let version = ctx
                     .store
@@ -434,6 +436,7 @@ pub(super) async fn obtain_and_save(
         let issued = acme::obtain(account, directory, &spec, &env, now).await?;
         let record = CertRecord {
             schema: SCHEMA_VERSION,
+            layout: LayoutFields::new(&spec.layouts, &issued),
             spec,
             issued,
             extra,

@@ -2,6 +2,7 @@
 
 mod dns;
 mod edit;
+mod import;
 mod init;
 mod issue;
 mod list;
@@ -24,6 +25,7 @@ use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
 pub use edit::SpecChanges;
+pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
 
@@ -65,6 +67,8 @@ pub enum Command {
     Migrate {
         dry_run: bool,
     },
+    /// Store existing certificates (certbot, lego, certbot-in-Vault) as they are.
+    Import(ImportArgs),
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -360,6 +364,10 @@ async fn run_checked(
             ctx.check("migrate", Work::Migrate).await?;
             migrate::run(ctx, dry_run, now()).await
         }
+        Command::Import(args) => {
+            ctx.check("import", Work::Import).await?;
+            import::run(ctx, args, now()).await
+        }
         Command::Dns(cmd) => {
             ctx.check("dns", cmd.work()).await?;
             dns::run(ctx, cmd).await
@@ -397,6 +405,8 @@ pub struct SpecArgs {
     pub follow_cname: bool,
     pub propagation_check: Option<bool>,
     pub deploy_hook: Option<String>,
+    /// Consumer layouts (`--layout`), sorted and without repeats.
+    pub layouts: Vec<crate::model::RecordLayout>,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.

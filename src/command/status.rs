@@ -22,6 +22,12 @@ pub(super) enum Attempt<'a> {
     },
     /// `migrate`: record the facts of the stored certificate, no attempt.
     Existing { issued: &'a Issued, version: u64 },
+    /// `import`: a certificate stored as it was; `needs` says why it cannot renew yet.
+    Imported {
+        issued: &'a Issued,
+        version: u64,
+        needs: Option<&'a str>,
+    },
 }
 
 pub(super) async fn record(
@@ -41,6 +47,9 @@ pub(super) async fn record(
     let (issued, version) = match &attempt {
         Attempt::Stored { issued, version }
         | Attempt::Existing { issued, version }
+        | Attempt::Imported {
+            issued, version, ..
+        }
         | Attempt::Failed {
             current: issued,
             version,
@@ -66,6 +75,10 @@ pub(super) async fn record(
                 return tracing::debug!(cert = %name, "status already recorded (version {})", p.cert_version);
             }
             status.last_result = "imported".into();
+        }
+        Attempt::Imported { needs, .. } => {
+            status.last_result = "imported".into();
+            status.last_error = needs.map(str::to_string);
         }
         Attempt::Failed { error, .. } => {
             status.last_result = "failed".into();

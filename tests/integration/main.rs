@@ -9,6 +9,7 @@ mod deploy;
 mod dns;
 mod fake_api;
 mod image;
+mod import;
 mod issue;
 mod locks;
 mod observe;
