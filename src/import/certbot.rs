@@ -470,7 +470,7 @@ mod tests {
             "systemctl reload nginx; echo \\ok"
         );
         let creds = credentials("dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = 5300\ndns_rfc2136_name = k.\ndns_rfc2136_secret = c2VjcmV0\ndns_rfc2136_algorithm = HMAC-SHA256\n").unwrap();
-        let dns::Config::Rfc2136(c) = config("rfc2136", &creds).unwrap() else {
+        let ProviderConfig::Rfc2136(c) = config("rfc2136", &creds).unwrap().provider else {
             panic!()
         };
         assert_eq!(c.server, "127.0.0.1:5300");

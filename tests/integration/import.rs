@@ -122,6 +122,8 @@ fn certbot_account_ids(cfg: &Path) -> Vec<(String, String)> {
 #[test]
 fn certbot_folder_imports_as_is_and_renews() {
     let tmp = Tmp::new("cb");
+    // Into the test's own folder, never the working directory.
+    let deploy_hook = format!("touch {}", tmp.0.join("deployed").display());
     let id = unique("cb");
     let manual_name = format!("m.{id}.example.com");
     let bind_a = format!("a.{id}.example.test");
@@ -130,7 +132,7 @@ fn certbot_folder_imports_as_is_and_renews() {
         &tmp.0,
         &env("CERTVAULT_TEST_DIRECTORY"),
         &[manual_name.clone(), format!("n.{id}.example.com")],
-        &manual("touch deployed")
+        &manual(&deploy_hook)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -228,7 +230,7 @@ fn certbot_folder_imports_as_is_and_renews() {
     assert_eq!(spec["dns"]["kind"], "exec");
     assert_eq!(spec["dns"]["auth_hook"], hook("challtestsrv-auth"));
     assert_eq!(spec["dns"]["cleanup_hook"], hook("challtestsrv-cleanup"));
-    assert_eq!(spec["deploy_hook"], "touch deployed");
+    assert_eq!(spec["deploy_hook"], deploy_hook);
     assert_eq!(spec["renew_before"], "40days");
     assert_eq!(spec["key_type"], "ecdsa-p256");
     assert_eq!(spec["domains"][0], manual_name.as_str());
