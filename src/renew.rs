@@ -8,6 +8,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::ari::AriState;
 use crate::model::{DomainName, HumanDuration, KeyType, Spec};
 
 /// What the certificate in Vault actually is (read from the certificate itself).
@@ -21,13 +22,31 @@ pub struct Current {
     pub key_type: Option<KeyType>,
 }
 
-/// Everything the decision looks at. New inputs (an ARI window, a profile) become new fields.
+/// Everything the decision looks at. New inputs become new fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub wanted: &'a Spec,
     pub current: Option<&'a Current>,
     /// `renew --force` / `issue --force`.
     pub force: bool,
+    /// What the CA's renewal information said about the current certificate (RFC 9773);
+    /// `None` when the CA has none (the lifetime rule decides, silently).
+    pub ari: Option<&'a AriState>,
+    /// When `certvault revoke` revoked the current certificate.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl<'a> Facts<'a> {
+    /// Facts without ARI or revocation (the lifetime rule only).
+    pub fn plain(wanted: &'a Spec, current: Option<&'a Current>, force: bool) -> Self {
+        Self {
+            wanted,
+            current,
+            force,
+            ari: None,
+            revoked_at: None,
+        }
+    }
 }
 
 /// Why the renewal point is where it is.
@@ -43,6 +62,10 @@ pub enum Basis {
         renew_before: HumanDuration,
         short: bool,
     },
+    /// The time chosen inside the CA's ARI window.
+    Ari,
+    /// Less than 1/20 of the lifetime left: renewed whatever ARI says.
+    SafetyNet,
 }
 
 impl fmt::Display for Basis {
@@ -61,6 +84,8 @@ impl fmt::Display for Basis {
                 "{} of lifetime left: renew_before {renew_before} is not shorter than the certificate's lifetime, so the default rule applies",
                 if *short { "1/2" } else { "1/3" }
             ),
+            Basis::Ari => f.write_str("ari"),
+            Basis::SafetyNet => f.write_str("safety net: 1/20 of lifetime left"),
         }
     }
 }
@@ -85,6 +110,10 @@ pub enum Reason {
         renew_at: OffsetDateTime,
         basis: Basis,
     },
+    /// `certvault revoke` revoked the current certificate.
+    Revoked {
+        at: OffsetDateTime,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -107,9 +136,14 @@ impl fmt::Display for Reason {
                 None => write!(f, "key type changed to {to}"),
             },
             Reason::Expired { not_after } => write!(f, "expired at {}", rfc3339(*not_after)),
+            // The public contract: when ARI decides, the reason is `ari`.
+            Reason::Due {
+                basis: Basis::Ari, ..
+            } => f.write_str("ari"),
             Reason::Due { renew_at, basis } => {
                 write!(f, "renewal point {} reached ({basis})", rfc3339(*renew_at))
             }
+            Reason::Revoked { at } => write!(f, "revoked at {}", rfc3339(*at)),
         }
     }
 }
@@ -204,12 +238,33 @@ pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
             to: facts.wanted.key_type,
         });
     }
+    if let Some(at) = facts.revoked_at {
+        return Decision::Renew(Reason::Revoked { at });
+    }
     if now >= current.not_after {
         return Decision::Renew(Reason::Expired {
             not_after: current.not_after,
         });
     }
-    let (renew_at, basis) = renewal_point(current, facts.wanted.renew_before.as_ref());
+    let lifetime = current.not_after - current.not_before;
+    let net = current.not_after - lifetime / 20;
+    let (renew_at, basis) = match facts.ari.and_then(|a| a.window(current.not_before)) {
+        // ARI decides: the chosen time, or at once when the window has passed or ends
+        // before the CA may be asked again (RFC 9773 §4.2). The safety net still holds.
+        Some(w) => {
+            let at = if w.end - now < w.retry_every {
+                now.min(w.chosen_at)
+            } else {
+                w.chosen_at
+            };
+            if at <= net {
+                (at, Basis::Ari)
+            } else {
+                (net, Basis::SafetyNet)
+            }
+        }
+        None => renewal_point(current, facts.wanted.renew_before.as_ref()),
+    };
     if now >= renew_at {
         Decision::Renew(Reason::Due { renew_at, basis })
     } else {
@@ -236,6 +291,8 @@ mod tests {
             follow_cname: true,
             propagation_check: None,
             deploy_hook: None,
+            profile: None,
+            reuse_key: false,
         }
     }
 
@@ -299,14 +356,7 @@ mod tests {
             ("short-lived due at half", jan(4, 0), &plain, Some(&c6), false, "renewal point 2026-01-04T00:00:00Z reached (1/2 of lifetime left (short-lived certificate))"),
         ];
         for (name, now, wanted, cur, force, expected) in rows {
-            let got = decide(
-                now,
-                &Facts {
-                    wanted,
-                    current: cur,
-                    force,
-                },
-            );
+            let got = decide(now, &Facts::plain(wanted, cur, force));
             let text = match &got {
                 Decision::Renew(r) => r.to_string(),
                 Decision::Keep { renew_at, basis } => {
@@ -344,5 +394,224 @@ mod tests {
             renewal_point(&c, None).1,
             Basis::LifetimeFraction { short: false }
         );
+    }
+
+    /// The decision over `now` with ARI: window in the past and the future, a window that
+    /// starts before notBefore, the safety net, Retry-After, failure backoff, revocation.
+    #[test]
+    fn ari_decision_table() {
+        use crate::ari::{failed, fetched, Dice};
+        struct Zero;
+        impl Dice for Zero {
+            fn below(&mut self, _: u64) -> u64 {
+                0
+            }
+        }
+        let names = ["example.com"];
+        let c90 = current(90, &names, KeyType::EcdsaP256);
+        let nb = c90.not_before;
+        let day = |n: i64| nb + time::Duration::days(n);
+        let hour = |n: i64| nb + time::Duration::hours(n);
+        let plain = spec(&names, KeyType::EcdsaP256, None);
+        // A lifetime rule relaxed to "due at once": ARI still decides.
+        let relaxed = spec(&names, KeyType::EcdsaP256, Some("89d"));
+        let ari = |start: OffsetDateTime, end: OffsetDateTime, retry: time::Duration| {
+            fetched(day(1), None, "01", start, end, None, retry, &mut Zero)
+        };
+        let future = ari(day(70), day(80), time::Duration::hours(6));
+        let past = ari(day(2), day(3), time::Duration::hours(6));
+        let before_nb = ari(
+            nb - time::Duration::days(1),
+            day(80),
+            time::Duration::hours(6),
+        );
+        let late = ari(day(88), day(89), time::Duration::hours(6));
+        // The window ends within the Retry-After (1 day) of day 79.5.
+        struct Last;
+        impl Dice for Last {
+            fn below(&mut self, n: u64) -> u64 {
+                n - 1
+            }
+        }
+        let tight = fetched(
+            day(1),
+            None,
+            "01",
+            day(79),
+            day(80),
+            None,
+            time::Duration::days(1),
+            &mut Last,
+        );
+        let broken = failed(day(5), Some(&future), "01", "timeout", false);
+        let only_failures = failed(day(5), None, "01", "timeout", false);
+        type Row<'a> = (
+            &'a str,
+            OffsetDateTime,
+            &'a Spec,
+            Option<&'a AriState>,
+            Option<OffsetDateTime>,
+            &'a str,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "window in the future",
+                day(10),
+                &plain,
+                Some(&future),
+                None,
+                "keep 2026-03-12T00:00:00Z ari",
+            ),
+            (
+                "window in the future, lifetime rule relaxed",
+                day(10),
+                &relaxed,
+                Some(&future),
+                None,
+                "keep 2026-03-12T00:00:00Z ari",
+            ),
+            (
+                "chosen time reached",
+                day(70),
+                &plain,
+                Some(&future),
+                None,
+                "ari",
+            ),
+            (
+                "window in the past",
+                day(10),
+                &plain,
+                Some(&past),
+                None,
+                "ari",
+            ),
+            (
+                "window before notBefore: lifetime rule",
+                day(10),
+                &plain,
+                Some(&before_nb),
+                None,
+                "keep 2026-03-02T00:00:00Z 1/3",
+            ),
+            (
+                "window before notBefore, relaxed rule: due",
+                day(10),
+                &relaxed,
+                Some(&before_nb),
+                None,
+                "renewal point 2026-01-02T00:00:00Z reached (renew_before 89d",
+            ),
+            (
+                "safety net before the window",
+                day(80),
+                &plain,
+                Some(&late),
+                None,
+                "keep 2026-03-27T12:00:00Z safety net",
+            ),
+            (
+                "safety net reached",
+                day(86),
+                &plain,
+                Some(&late),
+                None,
+                "renewal point 2026-03-27T12:00:00Z reached (safety net",
+            ),
+            (
+                "end closer than Retry-After",
+                hour(79 * 24 + 12),
+                &plain,
+                Some(&tight),
+                None,
+                "ari",
+            ),
+            (
+                "end further than Retry-After",
+                day(78),
+                &plain,
+                Some(&tight),
+                None,
+                "keep 2026-03-21T23:59:59Z ari",
+            ),
+            (
+                "failed fetch keeps the stored window",
+                day(10),
+                &relaxed,
+                Some(&broken),
+                None,
+                "keep 2026-03-12T00:00:00Z ari",
+            ),
+            (
+                "failed fetch without a window: lifetime rule",
+                day(61),
+                &plain,
+                Some(&only_failures),
+                None,
+                "renewal point 2026-03-02T00:00:00Z reached (1/3",
+            ),
+            (
+                "no ARI: lifetime rule",
+                day(10),
+                &plain,
+                None,
+                None,
+                "keep 2026-03-02T00:00:00Z 1/3",
+            ),
+            (
+                "revoked",
+                day(10),
+                &plain,
+                Some(&future),
+                Some(day(9)),
+                "revoked at 2026-01-10T00:00:00Z",
+            ),
+        ];
+        for (name, now, wanted, ari, revoked_at, expected) in rows {
+            let facts = Facts {
+                wanted,
+                current: Some(&c90),
+                force: false,
+                ari,
+                revoked_at,
+            };
+            let got = decide(now, &facts);
+            let text = match &got {
+                Decision::Renew(r) => r.to_string(),
+                Decision::Keep { renew_at, basis } => {
+                    format!("keep {} {basis}", rfc3339(*renew_at))
+                }
+            };
+            assert!(
+                text.starts_with(expected),
+                "{name}: got {text:?}, want {expected:?}"
+            );
+        }
+        // Retry-After and backoff: when the CA may be asked again.
+        use crate::ari::fetch_due;
+        assert!(!fetch_due(
+            day(1) + time::Duration::hours(5),
+            Some(&future),
+            "01",
+            c90.not_after
+        ));
+        assert!(fetch_due(
+            day(1) + time::Duration::hours(6),
+            Some(&future),
+            "01",
+            c90.not_after
+        ));
+        assert!(!fetch_due(
+            day(5) + time::Duration::seconds(59),
+            Some(&broken),
+            "01",
+            c90.not_after
+        ));
+        assert!(fetch_due(
+            day(5) + time::Duration::minutes(1),
+            Some(&broken),
+            "01",
+            c90.not_after
+        ));
     }
 }

@@ -90,6 +90,7 @@ pub(super) async fn run(
         eab_kid: eab.map(|e| e.kid),
         created_at: now(),
         credentials,
+        deactivated_at: None,
     };
     let version = ctx.store.save_account(name, &record, expect).await?;
     tracing::info!(account = %account_url, "registered ACME account");

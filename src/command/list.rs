@@ -9,8 +9,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
+use crate::ari::AriState;
 use crate::model::{CertName, Spec, StatusRecord};
-use crate::renew::{decide, rfc3339, Current, Decision, Facts, Reason};
+use crate::renew::{decide, rfc3339, Basis, Current, Decision, Facts, Reason};
 use crate::store::{Api, Entry, Key};
 use crate::{x509, Error};
 
@@ -33,6 +34,12 @@ pub struct Row {
     pub failures: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The CA profile the spec orders (null: the CA's default).
+    pub profile: Option<String>,
+    /// The stored ACME renewal information (null when the CA has none).
+    pub ari: Option<crate::ari::AriView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +53,8 @@ pub(crate) fn schedule(
     now: OffsetDateTime,
     spec: &Spec,
     current: &Current,
+    ari: Option<&AriState>,
+    revoked_at: Option<OffsetDateTime>,
 ) -> (OffsetDateTime, Decision) {
     let decision = decide(
         now,
@@ -53,6 +62,8 @@ pub(crate) fn schedule(
             wanted: spec,
             current: Some(current),
             force: false,
+            ari,
+            revoked_at,
         },
     );
     let at = match &decision {
@@ -67,6 +78,12 @@ pub(crate) fn schedule(
 fn reason(decision: &Decision) -> String {
     match decision {
         Decision::Keep { basis, .. } => basis.to_string(),
+        // The public contract: when ARI decides, `reason` is `ari`.
+        Decision::Renew(
+            r @ Reason::Due {
+                basis: Basis::Ari, ..
+            },
+        ) => r.to_string(),
         Decision::Renew(r) => format!("due: {r}"),
     }
 }
@@ -85,7 +102,8 @@ fn full_row(
         Some(spec) => (*spec, true),
         None => (&record.spec, false),
     };
-    let (renew_at, decision) = schedule(now, spec, &current);
+    let facts = &record.facts;
+    let (renew_at, decision) = schedule(now, spec, &current, facts.ari.as_ref(), facts.revoked_at);
     let mut why = reason(&decision);
     if !migrated {
         why.push_str(&format!(
@@ -108,6 +126,9 @@ fn full_row(
         last_result: status.map(|s| s.last_result.clone()),
         failures: status.map_or(0, |s| s.failures),
         last_error: status.and_then(|s| s.last_error.clone()),
+        profile: spec.profile.clone(),
+        ari: facts.ari.as_ref().map(AriState::view),
+        revoked_at: facts.revoked_at.map(rfc3339),
     })
 }
 
@@ -119,7 +140,8 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         domains: spec.domains.iter().cloned().collect(),
         key_type: Some(spec.key_type),
     };
-    let (renew_at, decision) = schedule(now, spec, &current);
+    let (renew_at, decision) =
+        schedule(now, spec, &current, status.ari.as_ref(), status.revoked_at);
     Row {
         name: name.to_string(),
         domains: spec.domains.iter().map(|d| d.to_string()).collect(),
@@ -134,6 +156,9 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         last_result: Some(status.last_result.clone()),
         failures: status.failures,
         last_error: status.last_error.clone(),
+        profile: spec.profile.clone(),
+        ari: status.ari.as_ref().map(AriState::view),
+        revoked_at: status.revoked_at.map(rfc3339),
     }
 }
 

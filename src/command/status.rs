@@ -58,6 +58,8 @@ pub(super) async fn record(
         failures: 0,
         last_error: None,
         last_failure_at: None,
+        ari: None,
+        revoked_at: None,
     };
     match attempt {
         Attempt::Stored { .. } => {}
@@ -68,6 +70,8 @@ pub(super) async fn record(
             status.last_result = "imported".into();
         }
         Attempt::Failed { error, .. } => {
+            status.ari = previous.and_then(|p| p.ari.clone());
+            status.revoked_at = previous.and_then(|p| p.revoked_at);
             status.last_result = "failed".into();
             status.failures = previous.map_or(0, |p| p.failures).saturating_add(1);
             status.last_error = Some(error.to_string());
