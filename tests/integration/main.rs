@@ -3,6 +3,9 @@
 
 mod harness;
 
+mod ari_rfc;
+mod ari_server;
+
 mod auth;
 mod bad_input;
 mod deploy;
