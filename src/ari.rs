@@ -76,9 +76,11 @@ impl AriState {
     }
 }
 
-/// A usable window: one that belongs to the certificate and does not start before its
-/// notBefore (such a window is about another certificate, or wrong: ignored, as
-/// cert-manager does).
+/// A usable window: one that can be about the certificate. A window that is over before
+/// the certificate's notBefore is about an earlier one (or wrong) and is ignored. A window
+/// that starts before notBefore but reaches past it is kept: that is how a CA asks for a
+/// certificate to be replaced now (acme2certifier's `renewal_force` answers
+/// [now - 364 d, now + 1 d]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub start: OffsetDateTime,
@@ -92,7 +94,7 @@ impl AriState {
     /// The window to decide with, if it is usable for a certificate valid from `not_before`.
     pub fn window(&self, not_before: OffsetDateTime) -> Option<Window> {
         let (start, end, chosen_at) = (self.window_start?, self.window_end?, self.chosen_at?);
-        if end <= start || start < not_before || chosen_at < start || chosen_at > end {
+        if end <= start || end <= not_before || chosen_at < start || chosen_at > end {
             return None;
         }
         let retry_every = match (self.fetched_at, self.retry_after) {
@@ -391,8 +393,12 @@ mod tests {
         );
         assert!(s.window(T0).is_some());
         assert!(
-            s.window(T0 + Duration::seconds(1)).is_none(),
-            "starts before notBefore"
+            s.window(T0 + Duration::hours(1)).is_some(),
+            "reaches past notBefore: kept"
+        );
+        assert!(
+            s.window(T0 + Duration::days(1)).is_none(),
+            "over before notBefore"
         );
         let mut inverted = s.clone();
         inverted.window_end = Some(T0 - Duration::days(1));

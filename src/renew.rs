@@ -420,9 +420,16 @@ mod tests {
         };
         let future = ari(day(70), day(80), time::Duration::hours(6));
         let past = ari(day(2), day(3), time::Duration::hours(6));
+        // Over before notBefore: about an earlier certificate.
         let before_nb = ari(
+            nb - time::Duration::days(9),
             nb - time::Duration::days(1),
-            day(80),
+            time::Duration::hours(6),
+        );
+        // Starts before notBefore and reaches past now: the CA asks for a replacement now.
+        let forced = ari(
+            nb - time::Duration::days(364),
+            day(11),
             time::Duration::hours(6),
         );
         let late = ari(day(88), day(89), time::Duration::hours(6));
@@ -493,6 +500,14 @@ mod tests {
                 Some(&before_nb),
                 None,
                 "keep 2026-03-02T00:00:00Z 1/3",
+            ),
+            (
+                "window from before notBefore to after now: renew now",
+                day(10),
+                &plain,
+                Some(&forced),
+                None,
+                "ari",
             ),
             (
                 "window before notBefore, relaxed rule: due",

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod ari_a2c;
 mod ari_rfc;
 mod ari_server;
 
