@@ -80,7 +80,6 @@ pub(super) async fn act(
                 && x509::current(&record.data.issued.cert)
                     .is_ok_and(|c| c.key_type == Some(spec.key_type)))
             .then(|| record.data.issued.privkey.clone());
-            let mut dropped = None;
             let mut result = order(ctx, solvers, connected, &name, &spec, &record, replaces.clone(), key.clone(), None, now).await;
             if let (Err(e), Some(id)) = (&result, &replaces) {
                 let why = match ca::trouble(e) {
@@ -93,7 +92,6 @@ pub(super) async fn act(
                 };
                 if let Some(why) = why {
                     tracing::warn!(cert = %name, "{why}");
-                    dropped = Some(why.clone());
                     result = order(ctx, solvers, connected, &name, &spec, &record, None, key, Some(why), now).await;
                 }
             }
@@ -107,9 +105,8 @@ pub(super) async fn act(
                         .ok()
                         .map(|c| renewal_point(&c, spec.renew_before.as_ref()).0);
                     r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
-                    if let Some(why) = dropped {
-                        r.reason = Some(format!("{reason} ({why})"));
-                    }
+                    // The reason stays the decision's (`ari` when ARI decided); why the
+                    // order went without `replaces` is in the log and the record.
                     r
                 }
                 Err(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. })) => {
