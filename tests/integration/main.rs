@@ -19,4 +19,5 @@ mod observe;
 mod privilege;
 mod renew;
 mod secrets;
+mod storm;
 mod vault_env;
