@@ -14,6 +14,7 @@ mod dns;
 mod fake_api;
 mod image;
 mod issue;
+mod lifecycle;
 mod locks;
 mod observe;
 mod privilege;
