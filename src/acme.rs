@@ -76,6 +76,8 @@ pub enum Error {
         #[source]
         source: instant_acme::Error,
     },
+    #[error("the ACME account stored in Vault has unreadable credentials ({reason}); run `certvault init --force` to register a new account, or restore the document from KV history")]
+    BadCredentials { reason: String },
     #[error("the CA offers no dns-01 challenge for {domain}")]
     NoDnsChallenge { domain: String },
     #[error("DNS-01 validation failed for {}", .failures.join("; "))]
@@ -276,6 +278,35 @@ pub async fn register(
     Ok((value, account.id().to_string()))
 }
 
+/// The terms-of-service URL the directory names (`meta.termsOfService`), if it can be read.
+pub async fn terms_of_service(http: &reqwest::Client, directory: &str) -> Option<String> {
+    let dir: serde_json::Value = http
+        .get(directory)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    dir.get("meta")?
+        .get("termsOfService")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Why `url` cannot be an ACME directory URL (an absolute http(s) URL with a host).
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "is not a URL")?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err("must start with https:// (or http://)");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    Ok(())
+}
+
 /// Restore an account from stored credentials (fetches the CA's directory once).
 pub async fn account(
     http: &reqwest::Client,
@@ -292,11 +323,19 @@ pub async fn account_hinted(
     credentials: serde_json::Value,
     hint: RetryHint,
 ) -> Result<Account, Error> {
-    let creds: AccountCredentials =
-        serde_json::from_value(credentials).map_err(|e| Error::Protocol {
-            op: "read stored account credentials",
-            source: instant_acme::Error::Json(e),
-        })?;
+    // The credentials hold the account's private key: no error may quote them.
+    let bad = |reason: String| Error::BadCredentials { reason };
+    let obj = credentials.as_object().ok_or_else(|| {
+        bad("credentials must be a JSON object, not a string or other value".into())
+    })?;
+    if let Some(url) = obj.get("directory") {
+        let url = url
+            .as_str()
+            .ok_or_else(|| bad("credentials.directory is not a string".into()))?;
+        check_url(url).map_err(|why| bad(format!("credentials.directory {why}")))?;
+    }
+    let creds: AccountCredentials = serde_json::from_value(credentials)
+        .map_err(|e| bad(crate::store::redact_quoted(&e.to_string())))?;
     builder_hinted(http, hint)
         .from_credentials(creds)
         .await

@@ -153,6 +153,7 @@ pub fn fetch_due(
 
 /// The state after a successful fetch: the window, the chosen time (kept while the window
 /// is unchanged, else picked uniformly inside it) and the next allowed fetch.
+#[allow(clippy::too_many_arguments)]
 pub fn fetched(
     now: OffsetDateTime,
     previous: Option<&AriState>,

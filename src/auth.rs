@@ -21,7 +21,8 @@ pub enum Credential {
 /// How to authenticate to Vault (`--auth` / `CERTVAULT_AUTH`).
 #[derive(Debug, Clone)]
 pub enum Method {
-    /// `VAULT_TOKEN`, or `VAULT_TOKEN_FILE`. Not revoked at exit: it belongs to the caller.
+    /// `VAULT_TOKEN` (or `BAO_TOKEN`), `VAULT_TOKEN_FILE`, or `~/.vault-token`. Renewed while
+    /// the run lasts if renewable, never revoked: it belongs to the caller.
     Token { token: Option<Credential> },
     /// `auth/<mount>/login` with a role id and a secret id.
     AppRole {
@@ -57,7 +58,7 @@ impl Method {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no Vault token: set VAULT_TOKEN or VAULT_TOKEN_FILE, or log in with --auth approle|kubernetes|jwt (CERTVAULT_AUTH)")]
+    #[error("no Vault token: set VAULT_TOKEN (or BAO_TOKEN) or VAULT_TOKEN_FILE, or log in with `vault login` / `bao login` (~/.vault-token), or with --auth approle|kubernetes|jwt (CERTVAULT_AUTH)")]
     NoToken,
     #[error("cannot read the {what} file {path:?}; check the path ({setting}) and that certvault may read it")]
     File {

@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
-use certvault::command::{DnsCommand, InitArgs, IssueArgs, RenewArgs, SpecArgs};
+use certvault::command::{DnsCommand, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges};
 use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
 use certvault::model::{
-    CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName, SolverSpec,
+    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
+    SolverSpec,
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
@@ -19,6 +20,7 @@ use certvault::{acme, logging, metrics, vault, Command, Settings};
 
 /// How to log: `-v` count and `--log-format`.
 pub struct Logging {
+    pub quiet: bool,
     pub verbose: u8,
     pub format: logging::Format,
 }
@@ -41,7 +43,11 @@ pub struct Cli {
     command: Cmd,
 }
 
+/// Settings every command shares: shown after each command's own options.
 #[derive(Debug, Args)]
+#[command(
+    next_help_heading = "Global options (Vault, ACME, DNS, output; also from the environment)"
+)]
 struct Global {
     /// Vault (or OpenBao) address.
     #[arg(
@@ -112,6 +118,15 @@ struct Global {
     /// PEM file with the CA that signed Vault's TLS certificate.
     #[arg(long, env = "VAULT_CACERT", global = true)]
     vault_cacert: Option<PathBuf>,
+    /// How long one Vault request is retried while Vault is unavailable (sealed, a standby
+    /// without a leader during an election, 5xx, connection refused); longer than an election.
+    #[arg(
+        long,
+        env = "CERTVAULT_VAULT_RETRY_TIMEOUT",
+        default_value = "60s",
+        global = true
+    )]
+    vault_retry_timeout: HumanDuration,
     /// KV version 2 mount that holds certvault's documents.
     #[arg(long, env = "CERTVAULT_MOUNT", default_value = "secret", global = true)]
     mount: String,
@@ -133,7 +148,7 @@ struct Global {
         default_value = "default",
         global = true
     )]
-    account: String,
+    account: AccountName,
     /// How long to wait for the CA to validate an order's challenges.
     #[arg(
         long,
@@ -178,6 +193,9 @@ struct Global {
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// For cron: print nothing on success; on failure only the errors and the summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     /// Log format on stderr: text, or one JSON object per line (keys ts, level, msg, cert, ...).
     #[arg(
         long,
@@ -235,7 +253,8 @@ enum Cmd {
         /// certbot-compatible cleanup hook (also gets CERTBOT_AUTH_OUTPUT); always runs.
         #[arg(long)]
         cleanup_hook: Option<String>,
-        /// Private key type; a new key is made at every issuance.
+        /// Private key type: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096; a new key is
+        /// made at every issuance.
         #[arg(long, default_value = "ecdsa-p256")]
         key_type: KeyType,
         /// Renew this long before expiry (e.g. 30d). Default: when 1/3 of the lifetime is left.
@@ -328,6 +347,44 @@ enum Cmd {
         #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = 3)]
         ca_failures: u32,
     },
+    /// Change settings of one certificate (same rules as issue for when it reissues).
+    Edit {
+        /// The certificate.
+        name: CertName,
+        /// Renew this long before expiry (e.g. 30d).
+        #[arg(long, conflicts_with = "default_renewal")]
+        renew_before: Option<HumanDuration>,
+        /// Drop --renew-before: renew when 1/3 of the lifetime is left.
+        #[arg(long)]
+        default_renewal: bool,
+        /// Private key type: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096 (reissues).
+        #[arg(long)]
+        key_type: Option<KeyType>,
+        /// Add a name (reissues; repeatable).
+        #[arg(long = "add-domain")]
+        add_domains: Vec<DomainName>,
+        /// Remove a name (reissues; repeatable).
+        #[arg(long = "remove-domain")]
+        remove_domains: Vec<DomainName>,
+        /// Replace how DNS-01 is solved, as in issue (`exec` with hooks, `<solver>`, `<zone>=<solver>`).
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// Replace the exec auth hook.
+        #[arg(long)]
+        auth_hook: Option<String>,
+        /// Replace the exec cleanup hook.
+        #[arg(long)]
+        cleanup_hook: Option<String>,
+        /// Replace the deploy hook.
+        #[arg(long, conflicts_with = "no_deploy_hook")]
+        deploy_hook: Option<String>,
+        /// Remove the deploy hook.
+        #[arg(long)]
+        no_deploy_hook: bool,
+        /// Reissue now even if the change alone would not.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show one certificate: spec, status, versions and Vault paths (no secret).
     Show {
         /// The certificate.
@@ -362,6 +419,9 @@ enum Cmd {
     },
 }
 
+/// How long the CA may take to issue once an order is finalized.
+const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A secret from the environment (non-empty) or else a file.
 /// Secrets are wrapped as soon as they are parsed, so no `Debug` of the parsed command line
 /// can show them.
@@ -380,6 +440,34 @@ fn credential(value: Option<Secret>, file: Option<PathBuf>) -> Option<Credential
     }
 }
 
+/// OpenBao's names for Vault's variables, used when the Vault one is unset or empty.
+const BAO_ALIASES: [(&str, &str); 4] = [
+    ("VAULT_ADDR", "BAO_ADDR"),
+    ("VAULT_TOKEN", "BAO_TOKEN"),
+    ("VAULT_NAMESPACE", "BAO_NAMESPACE"),
+    ("VAULT_CACERT", "BAO_CACERT"),
+];
+
+/// The `VAULT_*` variables to set from their `BAO_*` aliases: a non-empty `VAULT_*` wins.
+pub fn bao_aliases(
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let set = |name: &str| get(name).filter(|v| !v.is_empty());
+    BAO_ALIASES
+        .iter()
+        .filter(|(vault, _)| set(vault).is_none())
+        .filter_map(|(vault, bao)| set(bao).map(|v| (*vault, v)))
+        .collect()
+}
+
+/// `~/.vault-token`, where `vault login` / `bao login` leave the token, if it is a file.
+/// No HOME, or none there, is no error: there is simply no token from it.
+fn home_token_file(home: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let home = PathBuf::from(home.filter(|h| !h.is_empty())?);
+    let file = home.join(".vault-token");
+    file.is_file().then_some(file)
+}
+
 fn auth_method(g: &mut Global) -> Method {
     let empty = || Credential::Value(Secret::default());
     let mount = |default: &str| {
@@ -392,7 +480,8 @@ fn auth_method(g: &mut Global) -> Method {
     let role = g.auth_role.clone().filter(|r| !r.is_empty());
     match g.auth {
         AuthMethod::Token => Method::Token {
-            token: credential(g.vault_token.take(), g.vault_token_file.take()),
+            token: credential(g.vault_token.take(), g.vault_token_file.take())
+                .or_else(|| home_token_file(std::env::var_os("HOME")).map(Credential::File)),
         },
         AuthMethod::Approle => Method::AppRole {
             mount: mount("approle"),
@@ -547,6 +636,38 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
         })
 }
 
+/// A hook whose command starts with a path: made absolute against the current folder (a
+/// scheduler runs `renew` elsewhere), and it must be an executable file now, not exit 127
+/// later. A command that starts with a bare name (`sh`, `true`) is found in PATH when it
+/// runs.
+fn resolve_hook(flag: &'static str, hook: Option<String>) -> Result<Option<String>, InvalidInput> {
+    let Some(hook) = hook else { return Ok(None) };
+    let trimmed = hook.trim_start();
+    let first = trimmed.split_whitespace().next().unwrap_or_default();
+    if !first.contains('/') || first.starts_with(['"', '\'']) {
+        return Ok(Some(hook));
+    }
+    let path = std::path::absolute(first).unwrap_or_else(|_| PathBuf::from(first));
+    let bad = |reason: &'static str| InvalidInput {
+        what: flag,
+        value: path.display().to_string(),
+        reason,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(&path) {
+        Err(_) => Err(bad("does not exist (a relative path is resolved against the current folder when you run issue)")),
+        Ok(m) if !m.is_file() => Err(bad("is not a file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Err(bad("is not executable: chmod +x it"))
+        }
+        Ok(_) => Ok(Some(format!(
+            "{}{}",
+            path.display(),
+            &trimmed[first.len()..]
+        ))),
+    }
+}
+
 fn directory_url(d: &str) -> String {
     match d {
         "letsencrypt" => "https://acme-v02.api.letsencrypt.org/directory".into(),
@@ -562,6 +683,8 @@ impl Cli {
         let auth = auth_method(&mut g);
         let mut concurrency_flag = 8;
         let mut lease_flag = certvault::store::LEASE;
+        // Commands that may order certificates need a token that outlives an order.
+        let orders = matches!(self.command, Cmd::Issue { .. } | Cmd::Renew { .. });
         let command = match self.command {
             Cmd::Init {
                 directory,
@@ -571,7 +694,15 @@ impl Cli {
                 eab_hmac_key,
                 force,
             } => Command::Init(InitArgs {
-                directory: directory_url(&directory),
+                directory: {
+                    let url = directory_url(&directory);
+                    acme::check_url(&url).map_err(|reason| InvalidInput {
+                        what: "--directory",
+                        value: directory.clone(),
+                        reason,
+                    })?;
+                    url
+                },
                 email,
                 agree_tos,
                 eab_kid,
@@ -598,7 +729,11 @@ impl Cli {
                 spec: SpecArgs {
                     domains,
                     key_type,
-                    dns: SolverSpec::from_args(&dns, auth_hook, cleanup_hook)?,
+                    dns: SolverSpec::from_args(
+                        &dns,
+                        resolve_hook("--auth-hook", auth_hook)?,
+                        resolve_hook("--cleanup-hook", cleanup_hook)?,
+                    )?,
                     renew_before,
                     follow_cname: !no_follow_cname,
                     propagation_check: match (propagation_check, no_propagation_check) {
@@ -606,7 +741,10 @@ impl Cli {
                         (_, true) => Some(false),
                         _ => None,
                     },
-                    deploy_hook: deploy_hook.filter(|h| !h.trim().is_empty()),
+                    deploy_hook: resolve_hook(
+                        "--deploy-hook",
+                        deploy_hook.filter(|h| !h.trim().is_empty()),
+                    )?,
                     profile: profile.filter(|p| !p.trim().is_empty()),
                     reuse_key,
                 },
@@ -766,6 +904,58 @@ impl Cli {
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
             Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
             Cmd::Show { name } => Command::Show { name },
+            Cmd::Edit {
+                name,
+                renew_before,
+                default_renewal,
+                key_type,
+                add_domains,
+                remove_domains,
+                dns,
+                auth_hook,
+                cleanup_hook,
+                deploy_hook,
+                no_deploy_hook,
+                force,
+            } => {
+                let auth_hook = resolve_hook("--auth-hook", auth_hook)?;
+                let cleanup_hook = resolve_hook("--cleanup-hook", cleanup_hook)?;
+                let dns = if dns.is_empty() {
+                    None
+                } else {
+                    Some(SolverSpec::from_args(
+                        &dns,
+                        auth_hook.clone(),
+                        cleanup_hook.clone(),
+                    )?)
+                };
+                let replaces_hooks = dns.is_none();
+                Command::Edit {
+                    name,
+                    changes: SpecChanges {
+                        renew_before: match (renew_before, default_renewal) {
+                            (Some(r), _) => Some(Some(r)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                        key_type,
+                        add_domains,
+                        remove_domains,
+                        dns,
+                        auth_hook: auth_hook.filter(|_| replaces_hooks),
+                        cleanup_hook: cleanup_hook.filter(|_| replaces_hooks),
+                        deploy_hook: match (
+                            resolve_hook("--deploy-hook", deploy_hook)?,
+                            no_deploy_hook,
+                        ) {
+                            (Some(h), _) => Some(Some(h)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                    },
+                    force,
+                }
+            }
             Cmd::Unlock { name } => Command::Unlock { name },
             Cmd::Delete { name, yes } => Command::Delete { name, yes },
         };
@@ -781,15 +971,25 @@ impl Cli {
                 namespace: g.vault_namespace,
                 cacert: g.vault_cacert.filter(|p| !p.as_os_str().is_empty()),
                 mount: g.mount,
+                retry: g.vault_retry_timeout.0,
+                lifetime: orders.then(|| {
+                    vault::Lifetime::new(
+                        g.validation_timeout.0,
+                        g.propagation_timeout.0,
+                        ISSUANCE_TIMEOUT,
+                        g.vault_retry_timeout.0,
+                    )
+                }),
             },
             prefix: g.prefix,
             acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
-            account: g.account,
+            account: g.account.to_string(),
+            quiet: g.quiet,
             concurrency: concurrency_flag,
             lock_lease: lease_flag,
             timeouts: acme::Timeouts {
                 validation: g.validation_timeout.0,
-                issuance: Duration::from_secs(300),
+                issuance: ISSUANCE_TIMEOUT,
             },
             dns: dns::Settings {
                 lookup: dns::zone::Lookup {
@@ -811,6 +1011,7 @@ impl Cli {
             },
         };
         let logging = Logging {
+            quiet: g.quiet,
             verbose: g.verbose,
             format: match g.log_format {
                 LogFormat::Text => logging::Format::Text,
@@ -824,6 +1025,46 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bao_variables_are_aliases_and_vault_ones_win() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let got = bao_aliases(env(&[
+            ("BAO_ADDR", "http://bao:8200"),
+            ("BAO_TOKEN", "b-tok"),
+            ("VAULT_TOKEN", "v-tok"),
+            ("BAO_NAMESPACE", "ns"),
+            ("VAULT_CACERT", ""),
+            ("BAO_CACERT", "/ca.pem"),
+        ]));
+        let got: Vec<(&str, String)> = got
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("VAULT_ADDR", "http://bao:8200".to_string()),
+                ("VAULT_NAMESPACE", "ns".to_string()),
+                ("VAULT_CACERT", "/ca.pem".to_string()),
+            ]
+        );
+        assert!(bao_aliases(env(&[("BAO_TOKEN", "")])).is_empty());
+    }
+
+    #[test]
+    fn home_token_file_needs_a_home_and_a_file() {
+        assert_eq!(home_token_file(None), None);
+        assert_eq!(home_token_file(Some("".into())), None);
+        assert_eq!(home_token_file(Some("/nonexistent-home".into())), None);
+    }
 
     #[test]
     fn parsed_secrets_do_not_show_in_debug() {

@@ -24,8 +24,8 @@ pub enum Error {
         stored: String,
         wanted: String,
     },
-    #[error("registering an ACME account needs --agree-tos: read the CA's terms of service first")]
-    TermsNotAgreed,
+    #[error("registering an ACME account needs --agree-tos: read the CA's terms of service first{}", match .terms { Some(url) => format!(" ({url})"), None => String::new() })]
+    TermsNotAgreed { terms: Option<String> },
     #[error("no certificate named {} in Vault (looked at {}); `certvault list` shows the names", join_names(.names), .path)]
     UnknownCerts { names: Vec<CertName>, path: String },
     #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
@@ -73,6 +73,8 @@ pub enum Error {
     },
     #[error("{name} has no certificate that could be revoked: {reason}")]
     NotRevocable { name: CertName, reason: String },
+    #[error("{count} names given; a certificate holds at most {max}: split them over several certificates")]
+    TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error("{0} failed")]
@@ -82,7 +84,7 @@ pub enum Error {
         command: &'static str,
         missing: Vec<Need>,
     },
-    #[error("interrupted by {signal}; the login token was revoked, work in progress was abandoned (certificate records are only written whole)")]
+    #[error("interrupted by {signal}; work in progress was abandoned (certificate records are only written whole)")]
     Interrupted { signal: &'static str },
     #[error("`certvault policy reader` needs the certificate NAME it may read")]
     ReaderNeedsName,
@@ -106,15 +108,17 @@ impl Error {
             Error::Invalid(_)
             | Error::NoAccount { .. }
             | Error::AccountExists { .. }
-            | Error::TermsNotAgreed
+            | Error::TermsNotAgreed { .. }
             | Error::UnknownCerts { .. }
             | Error::NoDomains
             | Error::UnknownProfile { .. }
+            | Error::TooManyNames { .. }
             | Error::NeedsYes { .. }
             | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
             | Error::ReaderNeedsName => ExitCode::from(2),
+            Error::Store(store::Error::Vault(e)) if e.is_missing_setting() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -133,4 +137,18 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a token certvault logged in for is revoked: the message must not claim it for a
+    /// caller's token (it cannot tell which it was).
+    #[test]
+    fn the_interrupted_message_claims_no_revocation() {
+        let text = Error::Interrupted { signal: "SIGTERM" }.to_string();
+        assert!(!text.contains("revoked"), "{text}");
+        assert!(text.contains("interrupted by SIGTERM"), "{text}");
+    }
 }

@@ -35,6 +35,9 @@ pub struct Settings {
     pub account: String,
     /// How many orders run at once in `renew`.
     pub concurrency: usize,
+    /// `-q`: for cron. Commands print nothing on success; on failure, only what failed and
+    /// the summary.
+    pub quiet: bool,
     /// Length of a certificate's lock lease (`--lock-lease`, default 60 s, at most 10 min).
     pub lock_lease: std::time::Duration,
     pub timeouts: acme::Timeouts,

@@ -26,8 +26,9 @@ pub enum Format {
 /// Install the global subscriber. `CERTVAULT_LOG` (tracing filter syntax) overrides the
 /// level from `-v`. vaultrs logs expected 404s and CAS conflicts as errors: silenced, since
 /// certvault reports those itself.
-pub fn init(verbose: u8, format: Format) {
+pub fn init(verbose: u8, quiet: bool, format: Format) {
     let level = match verbose {
+        _ if quiet => "error",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -37,7 +38,9 @@ pub fn init(verbose: u8, format: Format) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| {
             EnvFilter::new(format!(
-                "warn,certvault={level},vaultrs=off,rustify=off,instant_acme=warn"
+                "{},certvault={level},vaultrs=off,rustify=off,instant_acme={}",
+                if quiet { "error" } else { "warn" },
+                if quiet { "error" } else { "warn" }
             ))
         });
     let builder = tracing_subscriber::fmt()

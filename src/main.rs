@@ -6,6 +6,10 @@ use clap::Parser;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // OpenBao's BAO_* variables stand in for unset VAULT_* ones, before clap reads them.
+    for (name, value) in cli::bao_aliases(|k| std::env::var_os(k)) {
+        std::env::set_var(name, value);
+    }
     let (logging, settings, command) = match cli::Cli::parse().into_parts() {
         Ok(parts) => parts,
         Err(e) => {
@@ -13,12 +17,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    certvault::logging::init(logging.verbose, logging.format);
+    certvault::logging::init(logging.verbose, logging.quiet, logging.format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let quiet = settings.quiet;
     let shutdown = shutdown_on_signal();
     match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
         Ok(outcome) => {
-            print!("{outcome}");
+            if !quiet || outcome.failed {
+                print!("{outcome}");
+            }
             if outcome.failed {
                 ExitCode::from(1)
             } else {

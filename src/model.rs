@@ -110,6 +110,37 @@ impl fmt::Display for CertName {
     }
 }
 
+/// The name of a stored ACME account: `<prefix>/accounts/<AccountName>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountName(String);
+
+impl FromStr for AccountName {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<CertName>()
+            .map(|n| AccountName(n.to_string()))
+            .map_err(|_| {
+                invalid(
+                    "account name",
+                    s,
+                    "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-', not starting with '.' or '-'",
+                )
+            })
+    }
+}
+
+impl AccountName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A DNS identifier for a certificate: a lower-case host name, optionally `*.` + a host name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -141,6 +172,18 @@ impl FromStr for DomainName {
                 "domain name",
                 s,
                 "must have at least two labels, like example.com",
+            ));
+        }
+        if base
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            || base.contains(':')
+        {
+            return Err(invalid(
+                "domain name",
+                s,
+                "is an IP address: DNS-01 proves control of names only; use a DNS name",
             ));
         }
         for label in base.split('.') {
@@ -674,6 +717,9 @@ mod tests {
             "a.*.example.com",
             "-a.example.com",
             "a_b.example.com",
+            "192.0.2.1",
+            "*.10.0.0.1",
+            "2001:db8::1",
             &format!("{}.com", "a".repeat(64)),
         ] {
             assert!(bad.parse::<DomainName>().is_err(), "{bad} accepted");

@@ -116,6 +116,12 @@ pub enum Error {
     Corrupt { path: String, reason: String },
     #[error("{path} was written by a newer certvault (schema {found}, this one reads up to {SCHEMA_VERSION}); upgrade certvault")]
     NewerSchema { path: String, found: u64 },
+    #[error("nothing of certvault's is stored at {prefix}/: no ACME account at {account} and no certificate in {certs}/; check --prefix (CERTVAULT_PREFIX), --mount and --account, or run `certvault init` first")]
+    EmptyPrefix {
+        prefix: String,
+        account: String,
+        certs: String,
+    },
     #[error(
         "invalid prefix {0:?}: use path segments of a-z, A-Z, 0-9, '.', '_', '-' separated by '/'"
     )]
@@ -124,7 +130,7 @@ pub enum Error {
 
 /// serde quotes the offending value (`invalid type: string "…"`), which could be key
 /// material: keep the message, drop what is between quotes.
-fn redact_quoted(msg: &str) -> String {
+pub(crate) fn redact_quoted(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut quoted = false;
     for c in msg.chars() {
@@ -443,6 +449,35 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         self.save(Key::Solver(name), record, expect).await
+    }
+
+    /// Stop a run whose prefix holds neither the account nor any certificate (a misspelt
+    /// `--prefix` or `--mount` would otherwise report "nothing to do"). The error names the
+    /// paths tried. One read when the account is there; the certificates are listed only
+    /// when it is not (or when the token may not read it).
+    pub async fn ensure_in_use(&self, account: &str) -> Result<(), Error> {
+        match self
+            .kv
+            .read(&Key::Account(account).path(&self.prefix))
+            .await
+        {
+            Ok(read) if read.doc.is_some() => return Ok(()),
+            Ok(_) | Err(vault::Error::Forbidden { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !self
+            .kv
+            .list(&Key::Certs.path(&self.prefix))
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        Err(Error::EmptyPrefix {
+            prefix: self.kv.display_path(&self.prefix),
+            account: self.display(Key::Account(account)),
+            certs: self.display(Key::Certs),
+        })
     }
 
     pub async fn list_solvers(&self) -> Result<Vec<String>, Error> {

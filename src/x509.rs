@@ -131,9 +131,87 @@ pub fn public_key_der(cert_pem: &str) -> Result<Vec<u8>, Invalid> {
     Ok(x.public_key().raw.to_vec())
 }
 
+/// A stored certificate record, checked: its facts when the certificate is readable, and
+/// what is wrong with the record, if anything (then it is reissued).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub current: Option<Current>,
+    pub damage: Option<String>,
+}
+
+/// Check a record as `renew` and `list` see it: the certificate parses, the chain is made of
+/// certificates, and the private key is a key that belongs to the certificate. No detail of
+/// the key is ever put in the message.
+pub fn inspect(cert: &str, chain: &str, privkey: &str) -> Inspection {
+    let current = match current(cert) {
+        Ok(c) => c,
+        Err(e) => {
+            return Inspection {
+                current: None,
+                damage: Some(format!("cert is not a readable certificate ({e})")),
+            }
+        }
+    };
+    let damage = if !chain.trim().is_empty() && split_chain(chain).is_err() {
+        Some("chain is not a list of PEM certificates".to_string())
+    } else {
+        match rcgen::KeyPair::from_pem(privkey) {
+            Err(_) => Some("privkey is not a readable private key".to_string()),
+            Ok(key) => {
+                let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+                match public_key_der(cert) {
+                    Ok(der) if der == spki => None,
+                    _ => Some("privkey does not belong to cert".to_string()),
+                }
+            }
+        }
+    };
+    Inspection {
+        current: Some(current),
+        damage,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damaged_records_are_found() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = rcgen::CertificateParams::new(vec!["a.example.com".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let good = inspect(&pem, &pem, &key.serialize_pem());
+        assert!(good.damage.is_none() && good.current.is_some());
+        let cases = [
+            (
+                inspect(&pem, &pem, &other.serialize_pem()),
+                "does not belong",
+            ),
+            (inspect(&pem, &pem, "garbage"), "not a readable private key"),
+            (
+                inspect(
+                    &pem,
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                    &key.serialize_pem(),
+                ),
+                "chain",
+            ),
+            (
+                inspect("garbage", &pem, &key.serialize_pem()),
+                "cert is not",
+            ),
+        ];
+        for (got, want) in cases {
+            let d = got.damage.expect(want);
+            assert!(d.contains(want), "{d}");
+            assert!(!d.contains("PRIVATE"), "{d}");
+        }
+    }
 
     #[test]
     fn serial_hex_drops_sign_byte() {

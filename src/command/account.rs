@@ -35,9 +35,8 @@ pub(super) async fn rollover(ctx: &Context, name: &str) -> Result<Outcome, Error
         .store
         .save_account(name, &record, Expect::Version(stored.version))
         .await
-        .map_err(|e| {
+        .inspect_err(|_| {
             tracing::error!("the CA has the new account key, but it could not be stored at {path}: the account cannot be used until an admin registers a new one (`certvault init --force`)");
-            e
         })?;
     Ok(Outcome {
         text: format!(

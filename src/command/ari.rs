@@ -21,6 +21,8 @@ pub(super) struct Candidate {
     pub record: Versioned<CertRecord>,
     pub spec: Spec,
     pub current: Option<Current>,
+    /// What is wrong with the stored record (reissued), if anything.
+    pub damage: Option<String>,
 }
 
 /// A connected ACME account, shared by the ARI step and the orders of one run.

@@ -56,7 +56,12 @@ pub(super) async fn run(
         None => Expect::Absent,
     };
     if !args.agree_tos {
-        return Err(Error::TermsNotAgreed);
+        // Show the terms the user is asked to agree to (best effort: the CA may be down).
+        let terms = match ctx.http() {
+            Ok(http) => acme::terms_of_service(&http, &args.directory).await,
+            Err(_) => None,
+        };
+        return Err(Error::TermsNotAgreed { terms });
     }
     for email in &args.email {
         if !email.contains('@') || email.contains(char::is_whitespace) {

@@ -16,22 +16,16 @@ pub struct IssueArgs {
     pub force: bool,
 }
 
+/// The most names one certificate may have (Let's Encrypt's limit; most CAs have one).
+const MAX_NAMES: usize = 100;
+
 pub(super) async fn run(
     ctx: &Context,
     args: IssueArgs,
     now: fn() -> OffsetDateTime,
 ) -> Result<Outcome, Error> {
-    let mut domains = Vec::new();
-    for d in args.spec.domains {
-        if !domains.contains(&d) {
-            domains.push(d);
-        }
-    }
-    if domains.is_empty() {
-        return Err(Error::NoDomains);
-    }
     let spec = Spec {
-        domains,
+        domains: args.spec.domains,
         key_type: args.spec.key_type,
         dns: args.spec.dns,
         renew_before: args.spec.renew_before,
@@ -42,7 +36,35 @@ pub(super) async fn run(
         profile: args.spec.profile,
         reuse_key: args.spec.reuse_key,
     };
-    let name = &args.name;
+    apply(ctx, &args.name, spec, args.force, now).await
+}
+
+/// Make `name` what `spec` says: keep an up-to-date certificate, store changed settings
+/// without reissuing, or order a new certificate (names or key type changed, due, forced).
+/// `issue` and `edit` both end here.
+pub(super) async fn apply(
+    ctx: &Context,
+    name: &CertName,
+    mut spec: Spec,
+    force: bool,
+    now: fn() -> OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let mut domains = Vec::new();
+    for d in std::mem::take(&mut spec.domains) {
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        return Err(Error::NoDomains);
+    }
+    if domains.len() > MAX_NAMES {
+        return Err(Error::TooManyNames {
+            count: domains.len(),
+            max: MAX_NAMES,
+        });
+    }
+    spec.domains = domains;
     let path = ctx.store.display(Key::Cert(name));
     // Fail on a missing account before anything else happens (read once, used below).
     let account_record = ctx.account_record(&spec.account).await?;
@@ -105,7 +127,8 @@ pub(super) async fn run(
                 &Facts {
                     wanted: &spec,
                     current: current.as_ref(),
-                    force: args.force,
+                    damage: None,
+                    force,
                     ari: stored.data.facts.ari.as_ref(),
                     revoked_at: stored.data.facts.revoked_at,
                 },

@@ -53,6 +53,7 @@ pub(crate) fn schedule(
     now: OffsetDateTime,
     spec: &Spec,
     current: &Current,
+    damage: Option<&str>,
     ari: Option<&AriState>,
     revoked_at: Option<OffsetDateTime>,
 ) -> (OffsetDateTime, Decision) {
@@ -61,6 +62,7 @@ pub(crate) fn schedule(
         &Facts {
             wanted: spec,
             current: Some(current),
+            damage,
             force: false,
             ari,
             revoked_at,
@@ -97,13 +99,24 @@ fn full_row(
 ) -> Result<Row, String> {
     let spec = &entry.spec.as_ref().map(|s| &s.data.spec);
     let record = &entry.cert.data;
-    let current = x509::current(&record.issued.cert).map_err(|e| e.to_string())?;
+    let issued = &record.issued;
+    let inspection = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+    let current = inspection
+        .current
+        .ok_or_else(|| inspection.damage.clone().unwrap_or_default())?;
     let (spec, migrated) = match spec {
         Some(spec) => (*spec, true),
         None => (&record.spec, false),
     };
     let facts = &record.facts;
-    let (renew_at, decision) = schedule(now, spec, &current, facts.ari.as_ref(), facts.revoked_at);
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        inspection.damage.as_deref(),
+        facts.ari.as_ref(),
+        facts.revoked_at,
+    );
     let mut why = reason(&decision);
     if !migrated {
         why.push_str(&format!(
@@ -140,8 +153,14 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         domains: spec.domains.iter().cloned().collect(),
         key_type: Some(spec.key_type),
     };
-    let (renew_at, decision) =
-        schedule(now, spec, &current, status.ari.as_ref(), status.revoked_at);
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        None,
+        status.ari.as_ref(),
+        status.revoked_at,
+    );
     Row {
         name: name.to_string(),
         domains: spec.domains.iter().map(|d| d.to_string()).collect(),
@@ -163,6 +182,8 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
 }
 
 pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not an empty list.
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = ctx.store.list_certs().await?;
     // May this token read the records? If not (monitor policy), read the status documents.
     let certs = ctx.store.api_path(Key::AnyCert, Api::Data);

@@ -3,6 +3,7 @@
 mod account;
 mod ari;
 mod dns;
+mod edit;
 mod gate;
 mod init;
 mod issue;
@@ -27,6 +28,7 @@ use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
+pub use edit::SpecChanges;
 pub use init::InitArgs;
 pub use issue::IssueArgs;
 pub use renew::RenewArgs;
@@ -46,6 +48,12 @@ pub enum Command {
         metrics: crate::metrics::Sinks,
     },
     Dns(DnsCommand),
+    /// Change settings of one certificate.
+    Edit {
+        name: CertName,
+        changes: SpecChanges,
+        force: bool,
+    },
     /// One certificate's spec, status, versions and paths (no secret).
     Show {
         name: CertName,
@@ -343,6 +351,18 @@ async fn run_checked(
             ctx.check("account deactivate", Work::Account { account })
                 .await?;
             account::deactivate(ctx, account, yes, now()).await
+        }
+        Command::Edit {
+            name,
+            changes,
+            force,
+        } => {
+            let work = Work::Issue {
+                account,
+                cert: &name,
+            };
+            ctx.check("edit", work).await?;
+            edit::run(ctx, &name, changes, force, now).await
         }
         Command::Show { name } => {
             ctx.check("show", Work::Show { cert: &name }).await?;

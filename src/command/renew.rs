@@ -36,6 +36,8 @@ pub(super) async fn run(
     names: Vec<CertName>,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
+    // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
+    ctx.store.ensure_in_use(&ctx.settings.account).await?;
     let names = select(ctx, names).await?;
     let mut dice = SystemDice::new();
     if !args.dry_run && !args.jitter.is_zero() {
@@ -246,13 +248,13 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
                 continue;
             }
         };
-        let current = match x509::current(&record.data.issued.cert) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(cert = %name, "stored certificate unreadable, reissuing: {e}");
-                None
-            }
-        };
+        let issued = &record.data.issued;
+        let inspection = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+        if let Some(damage) = &inspection.damage {
+            tracing::warn!(cert = %name, "stored record damaged, reissuing: {damage}");
+        }
+        let current = inspection.current;
+        let damage = inspection.damage;
         if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
             if !crate::renew::renew_before_fits(c, before) {
                 tracing::warn!(cert = %name, "renew_before {before} is not shorter than the certificate's lifetime: the default rule applies; change it with `certvault issue`");
@@ -263,6 +265,7 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
             record,
             spec,
             current,
+            damage,
         });
     }
     (results, candidates)
@@ -282,10 +285,12 @@ fn decide_all(
             record,
             spec,
             current,
+            damage,
         } = c;
         let facts = Facts {
             wanted: &spec,
             current: current.as_ref(),
+            damage: damage.as_deref(),
             force,
             ari: record.data.facts.ari.as_ref(),
             revoked_at: record.data.facts.revoked_at,
@@ -303,7 +308,7 @@ fn decide_all(
                 let urgency = match &reason {
                     Reason::Expired { not_after } => (0, *not_after),
                     Reason::Revoked { at } => (0, *at),
-                    Reason::NotIssued => (0, now),
+                    Reason::NotIssued | Reason::Damaged(_) => (0, now),
                     Reason::Due { renew_at, .. } => (1, *renew_at),
                     _ => (1, now),
                 };
@@ -358,6 +363,8 @@ pub(super) async fn publish(
     Ok(Outcome {
         text: if json {
             report.json()
+        } else if ctx.settings.quiet {
+            report.failures(now)
         } else {
             report.text(now)
         },

@@ -151,8 +151,21 @@ impl Report {
 
     /// The human summary: one line per certificate, then the totals.
     pub fn text(&self, now: OffsetDateTime) -> String {
+        self.lines(now, false)
+    }
+
+    /// For `-q`: only the certificates that failed, then the totals.
+    pub fn failures(&self, now: OffsetDateTime) -> String {
+        self.lines(now, true)
+    }
+
+    fn lines(&self, now: OffsetDateTime, only_failures: bool) -> String {
         let mut text = String::new();
-        for c in &self.certificates {
+        for c in self
+            .certificates
+            .iter()
+            .filter(|c| !only_failures || c.is_failure())
+        {
             let name = &c.name;
             let reason = c.reason.as_deref().unwrap_or_default();
             let error = c.error.as_deref().unwrap_or_default();

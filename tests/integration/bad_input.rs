@@ -98,6 +98,8 @@ fn init_requires_agreeing_to_the_terms() {
         "a@example.com",
     ]);
     fails_with(&run, 2, "--agree-tos");
+    // The terms the user is asked to agree to, from the CA's directory.
+    fails_with(&run, 2, "(data:text/plain,Do%20what%20thou%20wilt)");
     assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_none());
 }
 

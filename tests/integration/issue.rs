@@ -333,3 +333,117 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     assert!(run.stderr.contains("WARN"), "{}", run.stderr);
     assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 }
+
+/// A relative hook path is made absolute at issue time and must be an executable file;
+/// renew then runs it from anywhere (a scheduler's working folder is not the user's).
+#[test]
+fn hook_paths_are_resolved_and_checked_at_issue() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut e = Env::new("hookpath");
+    e.init().ok();
+    let dir = tempdir("hookpath");
+    let script = dir.join("auth.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", hook("challtestsrv-auth")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("plain.sh"), "#!/bin/sh\n").unwrap();
+    e.cwd = Some(dir.clone());
+    let d = format!("{}.example.com", unique("hp"));
+    let issue = |auth: &str| {
+        e.run(&[
+            "issue",
+            "web",
+            "-d",
+            &d,
+            "--auth-hook",
+            auth,
+            "--cleanup-hook",
+            &hook("challtestsrv-cleanup"),
+        ])
+    };
+    let missing = issue("./nosuch.sh --flag");
+    assert_eq!(missing.code, 2, "{}", missing.all());
+    assert!(
+        missing
+            .stderr
+            .contains(&format!("{}", dir.join("nosuch.sh").display()))
+            && missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let plain = issue("./plain.sh");
+    assert_eq!(plain.code, 2, "{}", plain.all());
+    assert!(plain.stderr.contains("not executable"), "{}", plain.stderr);
+
+    issue("./auth.sh").ok();
+    let (spec, _) = vault_read(&format!("{}/specs/web", e.prefix)).unwrap();
+    assert_eq!(
+        spec["dns"]["auth_hook"],
+        script.display().to_string(),
+        "stored as an absolute path"
+    );
+    e.cwd = None;
+    e.fresh_account();
+    e.run(&["renew", "--force"]).ok();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `edit` changes one setting: a renewal setting is stored without reissuing, a name change
+/// reissues, as with `issue`; the account stays the certificate's own.
+#[test]
+fn edit_changes_one_setting_with_issues_rules() {
+    let e = Env::new("edit");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("ed"));
+    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (first, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let spec_path = format!("{}/specs/web", e.prefix);
+
+    let run = e.run(&["edit", "web", "--renew-before", "30d"]).ok();
+    assert!(run.stdout.contains("settings updated"), "{}", run.stdout);
+    let (doc, v2) = vault_read(&e.cert_path("web")).unwrap();
+    assert_eq!(
+        (v2, &doc["serial"]),
+        (v1 + 1, &first["serial"]),
+        "not reissued"
+    );
+    let (spec, _) = vault_read(&spec_path).unwrap();
+    assert_eq!(spec["renew_before"], "30d");
+    assert_eq!(spec["deploy_hook"], "true", "other settings kept");
+    assert_eq!(spec["dns"], first["spec"]["dns"]);
+
+    let run = e
+        .run(&[
+            "edit",
+            "web",
+            "--add-domain",
+            &format!("www.{d}"),
+            "--no-deploy-hook",
+        ])
+        .ok();
+    assert!(run.stdout.contains("issued web"), "{}", run.stdout);
+    let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
+    let mut want = vec![d.clone(), format!("www.{d}")];
+    want.sort();
+    assert_eq!(sans(doc["cert"].as_str().unwrap()), want);
+    let (spec, _) = vault_read(&spec_path).unwrap();
+    assert!(spec.get("deploy_hook").is_none(), "{spec}");
+    assert_eq!(spec["renew_before"], "30d");
+
+    let again = e.run(&["edit", "web", "--default-renewal"]).ok();
+    assert!(
+        again.stdout.contains("settings updated"),
+        "{}",
+        again.stdout
+    );
+    assert!(vault_read(&spec_path)
+        .unwrap()
+        .0
+        .get("renew_before")
+        .is_none());
+    let unknown = e.run(&["edit", "nosuch", "--renew-before", "30d"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.all());
+}

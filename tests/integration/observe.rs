@@ -492,3 +492,30 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     assert_eq!(w["verdict"], "renewed");
     assert!(w["error"].as_str().unwrap().contains("deploy hook failed"));
 }
+
+/// `-q` for cron: silent on success; on failure only what failed and the summary.
+#[test]
+fn quiet_prints_nothing_on_success_and_only_failures_on_failure() {
+    let (e, d) = with_cert("quiet", &[]);
+    add_breakable(&e, "flaky", &format!("f.{d}"));
+    let run = e.run(&["-q", "renew"]).ok();
+    assert_eq!(run.stdout, "", "quiet success prints nothing");
+    assert_eq!(run.stderr, "", "quiet success logs nothing");
+
+    e.fresh_account();
+    let run = breaking(&e).run(&["renew", "--force", "--quiet"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(lines[0].starts_with("FAILED   flaky:"), "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("summary: 1 renewed, 0 not due, 1 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.lines().all(|l| l.contains("ERROR")),
+        "only errors are logged: {}",
+        run.stderr
+    );
+}

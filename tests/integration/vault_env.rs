@@ -186,6 +186,18 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     }
 
     e.extra.push(("VAULT_CACERT".into(), bao.ca.clone()));
+    // Reached over TLS: an empty prefix is reported as such, naming the paths tried.
+    let run = e.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "no ACME account at secret/{}/accounts/default",
+            e.prefix
+        )),
+        "{}",
+        run.stderr
+    );
+    e.init().ok();
     let run = e.run(&["list"]).ok();
     assert!(
         run.stdout.contains("no certificates stored yet"),
@@ -246,5 +258,280 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
             .contains("summary: 0 renewed, 0 not due, 0 failed"),
         "{}",
         run.stdout
+    );
+}
+
+/// certvault with exactly these variables (and PATH): nothing from the test bed.
+fn bare(vars: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("run certvault");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn bao_variables_are_aliases_and_vault_ones_win() {
+    let e = Env::new("bao");
+    e.init().ok();
+    let prefix = e.prefix.as_str();
+    let (addr, token) = (env("VAULT_ADDR"), env("VAULT_TOKEN"));
+    let dead = "http://127.0.0.1:9";
+    // BAO_* alone.
+    let run = bare(
+        &[
+            ("BAO_ADDR", &addr),
+            ("BAO_TOKEN", &token),
+            ("CERTVAULT_PREFIX", prefix),
+        ],
+        &["list"],
+    )
+    .ok();
+    assert!(
+        run.stdout.contains("no certificates stored yet"),
+        "{}",
+        run.all()
+    );
+    // Both set: VAULT_* wins (a dead BAO_ADDR and a wrong BAO_TOKEN are not used).
+    bare(
+        &[
+            ("VAULT_ADDR", &addr),
+            ("BAO_ADDR", dead),
+            ("VAULT_TOKEN", &token),
+            ("BAO_TOKEN", "not-a-token"),
+            ("CERTVAULT_PREFIX", prefix),
+        ],
+        &["list"],
+    )
+    .ok();
+    let run = bare(
+        &[
+            ("VAULT_ADDR", dead),
+            ("BAO_ADDR", &addr),
+            ("VAULT_TOKEN", &token),
+            ("CERTVAULT_PREFIX", prefix),
+        ],
+        &["list"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("cannot reach Vault at http://127.0.0.1:9"),
+        "{}",
+        run.stderr
+    );
+    // BAO_NAMESPACE reaches Vault: a namespace that does not exist has no mount `secret`.
+    let run = bare(
+        &[
+            ("VAULT_ADDR", &addr),
+            ("VAULT_TOKEN", &token),
+            ("BAO_NAMESPACE", "no-such-namespace"),
+            ("CERTVAULT_PREFIX", prefix),
+        ],
+        &["list"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    // BAO_CACERT is read: a missing file is named.
+    let run = bare(
+        &[
+            ("VAULT_ADDR", &addr),
+            ("VAULT_TOKEN", &token),
+            ("BAO_CACERT", "/nonexistent/bao-ca.pem"),
+            ("CERTVAULT_PREFIX", prefix),
+        ],
+        &["list"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("/nonexistent/bao-ca.pem"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
+    let e = Env::new("home");
+    e.init().ok();
+    let addr = env("VAULT_ADDR");
+    let home = tempdir("home");
+    std::fs::write(
+        home.join(".vault-token"),
+        format!("{}\n", env("VAULT_TOKEN")),
+    )
+    .unwrap();
+    let home_s = home.display().to_string();
+    let base = [
+        ("VAULT_ADDR", addr.as_str()),
+        ("CERTVAULT_PREFIX", e.prefix.as_str()),
+    ];
+    fn with<'a>(
+        base: &[(&'a str, &'a str)],
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+    bare(&with(&base, &[("HOME", &home_s)]), &["list"]).ok();
+    // A given token or token file wins over ~/.vault-token.
+    let run = bare(
+        &with(&base, &[("HOME", &home_s), ("VAULT_TOKEN", "bogus")]),
+        &["list"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("Vault rejected the token"),
+        "{}",
+        run.stderr
+    );
+    let file = home.join("other-token");
+    std::fs::write(&file, "bogus\n").unwrap();
+    let file = file.display().to_string();
+    let run = bare(
+        &with(&base, &[("HOME", &home_s), ("VAULT_TOKEN_FILE", &file)]),
+        &["list"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    // No HOME, a HOME that does not exist, or a HOME without the file: a missing setting.
+    for h in [None, Some("/nonexistent-home"), Some("/")] {
+        let mut vars = base.to_vec();
+        if let Some(h) = h {
+            vars.push(("HOME", h));
+        }
+        let run = bare(&vars, &["list"]);
+        assert_eq!(run.code, 2, "HOME={h:?}: {}", run.all());
+        assert!(run.stderr.contains("no Vault token"), "{}", run.stderr);
+        assert!(run.stderr.contains("~/.vault-token"), "{}", run.stderr);
+    }
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+#[test]
+fn every_missing_auth_setting_exits_2() {
+    let addr = env("VAULT_ADDR");
+    for (vars, needle) in [
+        (vec![("CERTVAULT_AUTH", "approle")], "VAULT_ROLE_ID"),
+        (
+            vec![("CERTVAULT_AUTH", "approle"), ("VAULT_ROLE_ID", "r")],
+            "VAULT_SECRET_ID",
+        ),
+        (vec![("CERTVAULT_AUTH", "jwt")], "CERTVAULT_JWT"),
+        (
+            vec![("CERTVAULT_AUTH", "kubernetes")],
+            "CERTVAULT_AUTH_ROLE",
+        ),
+    ] {
+        let mut all = vars.clone();
+        all.push(("VAULT_ADDR", &addr));
+        all.push(("HOME", "/nonexistent-home"));
+        let run = bare(&all, &["list"]);
+        assert_eq!(run.code, 2, "{vars:?}: {}", run.all());
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+}
+
+/// A plain HTTP server that is not Vault (Python's http.server), stopped on drop.
+struct NotVault {
+    child: Child,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for NotVault {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn not_vault() -> NotVault {
+    let dir = tempdir("notvault");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let s = NotVault {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+#[test]
+fn a_server_that_is_not_vault_is_named_as_such() {
+    let server = not_vault();
+    let mut e = Env::new("notvault");
+    e.extra.push(("VAULT_ADDR".into(), server.addr.clone()));
+    for args in [&["list"][..], &["renew"][..]] {
+        let run = e.run(args);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is not a Vault or OpenBao server: GET /v1/sys/health answered 404",
+                server.addr
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("capabilities"), "{}", run.stderr);
+        assert!(!run.stderr.contains("KV version"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn https_against_plain_http_and_an_api_path_are_named() {
+    let plain = env("VAULT_ADDR");
+    let https = plain.replace("http://", "https://");
+    let mut e = Env::new("plainhttp");
+    e.extra.push(("VAULT_ADDR".into(), https.clone()));
+    let run = e.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("{https} speaks plain HTTP, not TLS")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("InvalidContentType"), "{}", run.stderr);
+
+    let mut e = Env::new("apipath");
+    e.extra.push(("VAULT_ADDR".into(), format!("{plain}/v1")));
+    let run = e.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("without /v1 (certvault adds it), like {plain}")),
+        "{}",
+        run.stderr
     );
 }

@@ -1,0 +1,589 @@
+//! Mistakes and faults on the Vault side: a wrong mount or prefix, a token that would not
+//! last, Vault sealed or restarted in the middle of a renewal, an answer lost on the way.
+//! Against the test bed's OpenBao, or an OpenBao server of the test's own (Raft storage,
+//! sealed and unsealed for real).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[track_caller]
+fn fails_with(run: &Run, needle: &str) {
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(needle),
+        "missing {needle:?} in:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_wrong_prefix_or_mount_is_an_error_naming_the_path() {
+    let e = Env::new("wrongplace");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("wp"));
+    e.issue("web", &[&d], &[]).ok();
+
+    let mut typo = Env::new("unused");
+    typo.prefix = format!("{}-typo", e.prefix);
+    for args in [&["renew"][..], &["list"][..], &["renew", "--force"][..]] {
+        let run = typo.run(args);
+        fails_with(
+            &run,
+            &format!(
+                "no ACME account at secret/{0}/accounts/default and no certificate in secret/{0}/certs/",
+                typo.prefix
+            ),
+        );
+        assert!(!run.stdout.contains("summary"), "{}", run.stdout);
+    }
+
+    let mut nomount = Env::new("unused");
+    nomount.prefix = e.prefix.clone();
+    nomount
+        .extra
+        .push(("CERTVAULT_MOUNT".into(), "nosuchmount".into()));
+    for args in [&["renew"][..], &["list"][..]] {
+        let run = nomount.run(args);
+        fails_with(&run, "no KV mount nosuchmount/ at");
+        assert!(!run.stderr.contains("KV version"), "{}", run.stderr);
+    }
+
+    // Under AppRole with the renew policy: the mount is named, not the policy blamed.
+    let hcl = e.run(&["policy", "renew"]).ok().stdout;
+    let policy = unique("cv-renew");
+    vault_policy(&policy, &hcl);
+    let mount = unique("approle");
+    vault_enable_auth(&mount, "approle");
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({ "token_policies": [policy], "token_ttl": "1h" })),
+    );
+    let role_id = vault_root(
+        Method::GET,
+        &format!("auth/{mount}/role/certvault/role-id"),
+        None,
+    )["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault/secret-id"),
+        None,
+    )["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut a = Env::new("unused");
+    a.prefix = e.prefix.clone();
+    a.token = String::new();
+    a.extra = vec![
+        ("CERTVAULT_AUTH".into(), "approle".into()),
+        ("CERTVAULT_AUTH_MOUNT".into(), mount),
+        ("VAULT_ROLE_ID".into(), role_id),
+        ("VAULT_SECRET_ID".into(), secret_id),
+        ("CERTVAULT_MOUNT".into(), "nosuchmount".into()),
+    ];
+    let run = a.run(&["renew"]);
+    fails_with(&run, "no KV mount nosuchmount/ at");
+    assert!(
+        run.stderr.contains("the KV mounts it can see: secret/"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Missing:"), "{}", run.stderr);
+    let errors = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .count();
+    assert_eq!(errors, 1, "{}", run.stderr);
+}
+
+/// A token of the caller's (root creates it): `ttl`, renewable or not.
+fn caller_token(ttl: &str, renewable: bool) -> String {
+    let rsp = vault_root(
+        Method::POST,
+        "auth/token/create",
+        Some(
+            &json!({ "policies": ["root"], "ttl": ttl, "explicit_max_ttl": "2h", "renewable": renewable }),
+        ),
+    );
+    rsp["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+fn token_ttl(token: &str) -> Option<u64> {
+    let (status, rsp) = vault_call(token, Method::GET, "auth/token/lookup-self", None);
+    (status == 200).then(|| rsp["data"]["ttl"].as_u64().unwrap())
+}
+
+#[test]
+fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
+    let e = Env::new("callertok");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("ct"));
+    e.issue("web", &[&d], &[]).ok();
+
+    // Not renewable and shorter than one order (5m + 5m + 5m by default): refused.
+    let mut short = Env::new("unused");
+    short.prefix = e.prefix.clone();
+    short.token = caller_token("60s", false);
+    let run = short.run(&["renew", "--force"]);
+    fails_with(&run, "less than one ACME order may take (900s");
+    assert!(run.stderr.contains("cannot be renewed"), "{}", run.stderr);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        1,
+        "nothing ordered"
+    );
+    // `list` orders nothing: the same token is fine there.
+    short.run(&["list"]).ok();
+
+    // Long enough for one order, not for storing it through an outage: a warning.
+    short.token = caller_token("400s", false);
+    let run = short
+        .run(&[
+            "renew",
+            "--validation-timeout",
+            "30s",
+            "--propagation-timeout",
+            "30s",
+        ])
+        .ok();
+    assert!(
+        run.stderr.contains("the Vault token expires in"),
+        "{}",
+        run.stderr
+    );
+
+    // Renewable with 3 s left, and a renewal that takes 4 s: renewed up front, the
+    // certificate is stored, and the token outlives the run.
+    let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        &slow,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    e.fresh_account();
+    let before = vault_read(&e.cert_path("web")).unwrap().1;
+    let mut renewable = Env::new("unused");
+    renewable.prefix = e.prefix.clone();
+    renewable.token = caller_token("3s", true);
+    let run = renewable.run(&["renew", "--force"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, before + 1);
+    let left = token_ttl(&renewable.token).expect("the caller's token was not revoked");
+    assert!(left > 60, "not renewed: {left}s left");
+}
+
+/// A one-node OpenBao server with integrated storage on a free port (sealed and unsealed for real),
+/// stopped on drop; its directory is removed.
+struct Bao {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+    addr: String,
+    unseal_key: String,
+    root: String,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Bao {
+    fn start() -> Bao {
+        let dir = tempdir("bao-raft");
+        let (port, cluster) = (free_port(), free_port());
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(
+            dir.join("config.hcl"),
+            format!(
+                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster}\"\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut bao = Bao {
+            child: None,
+            dir,
+            port,
+            addr: format!("http://127.0.0.1:{port}"),
+            unseal_key: String::new(),
+            root: String::new(),
+        };
+        bao.spawn();
+        let init = bao.call(
+            "",
+            Method::PUT,
+            "sys/init",
+            Some(json!({ "secret_shares": 1, "secret_threshold": 1 })),
+        );
+        bao.unseal_key = init["keys"][0].as_str().unwrap().to_string();
+        bao.root = init["root_token"].as_str().unwrap().to_string();
+        bao.unseal();
+        bao.call(
+            &bao.root,
+            Method::POST,
+            "sys/mounts/secret",
+            Some(json!({ "type": "kv-v2" })),
+        );
+        bao
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env("BAO_BIN"))
+            .args([
+                "server",
+                &format!("-config={}", self.dir.join("config.hcl").display()),
+            ])
+            .env("HOME", &self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bao server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "bao did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .request(method, format!("{}/v1/{path}", self.addr));
+        if !token.is_empty() {
+            req = req.header("X-Vault-Token", token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let rsp = req.send().unwrap();
+        let status = rsp.status();
+        let body = rsp.json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    fn unseal(&self) {
+        self.call(
+            "",
+            Method::PUT,
+            "sys/unseal",
+            Some(json!({ "key": self.unseal_key })),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rsp = reqwest::blocking::get(format!("{}/v1/sys/health", self.addr));
+            if rsp.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "bao did not become active");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn seal(&self) {
+        self.call(&self.root, Method::PUT, "sys/seal", None);
+    }
+}
+
+/// A certvault run in the background whose stderr is collected line by line.
+struct Background {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    fn start(mut cmd: Command) -> Background {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Background { child, stderr }
+    }
+
+    /// Wait (bounded) until stderr shows `needle`.
+    #[track_caller]
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> Run {
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        // The reader thread ends at EOF, right after the exit.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stderr = self.stderr.lock().unwrap().clone();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The renewed certificate is not lost when Vault is sealed, or stopped and restarted,
+/// while the order runs: its write waits for Vault (within --vault-retry-timeout).
+#[test]
+fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
+    let mut bao = Bao::start();
+    let mut e = Env::new("sealed");
+    e.token = bao.root.clone();
+    e.extra.push(("VAULT_ADDR".into(), bao.addr.clone()));
+    e.init().ok();
+    let d = format!("{}.example.com", unique("sealed"));
+    e.issue("web", &[&d], &[]).ok();
+    let marker = bao.dir.join("in-hook");
+    let hook_cmd = format!(
+        "touch {} && sleep 1 && {}",
+        marker.display(),
+        hook("challtestsrv-auth")
+    );
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        &hook_cmd,
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    let version = |bao: &Bao| {
+        bao.call(
+            &bao.root,
+            Method::GET,
+            &format!("secret/data/{}", e.cert_path("web")),
+            None,
+        )["data"]["metadata"]["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let v0 = version(&bao);
+    let wait_marker = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "the hook never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::remove_file(&marker).unwrap();
+    };
+
+    // Sealed while the hook runs: the write waits until it is unsealed.
+    let run = Background::start(e.command(&["renew", "--force"]));
+    wait_marker();
+    bao.seal();
+    run.wait_for("Vault unavailable on");
+    bao.unseal();
+    let out = run.finish();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_eq!(version(&bao), v0 + 1);
+
+    // Stopped (connection refused) while the hook runs, restarted and unsealed.
+    let run = Background::start(e.command(&["renew", "--force"]));
+    wait_marker();
+    bao.kill();
+    run.wait_for("Vault unavailable on");
+    bao.spawn();
+    bao.unseal();
+    let out = run.finish();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_eq!(version(&bao), v0 + 2);
+    // The lock was released once Vault was back.
+    let lock = bao.call(
+        &bao.root,
+        Method::GET,
+        &format!("secret/metadata/{}/locks/web", e.prefix),
+        None,
+    );
+    let current = lock["data"]["current_version"].to_string();
+    assert!(
+        lock["data"]["versions"][&current]["deletion_time"] != "",
+        "lock left in place: {lock}"
+    );
+}
+
+/// A TCP proxy in front of the test bed's Vault that forwards every request and answer,
+/// except that it swallows the answer to the first write whose path contains `victim`
+/// (the write reaches Vault and lands; the client sees the connection close).
+struct LossyProxy {
+    addr: String,
+    dropped: Arc<AtomicBool>,
+}
+
+fn lossy_proxy(victim: String) -> LossyProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = env("VAULT_ADDR").trim_start_matches("http://").to_string();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let (upstream, victim, flag) = (upstream.clone(), victim.clone(), flag.clone());
+            std::thread::spawn(move || {
+                let _ = relay(client, &upstream, &victim, &flag);
+            });
+        }
+    });
+    LossyProxy {
+        addr: format!("http://127.0.0.1:{port}"),
+        dropped,
+    }
+}
+
+/// One request per connection: forward it with `Connection: close`, relay the answer.
+fn relay(
+    mut client: TcpStream,
+    upstream: &str,
+    victim: &str,
+    dropped: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if k.eq_ignore_ascii_case("connection") {
+                continue;
+            }
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(head.as_bytes())?;
+    up.write_all(b"Connection: close\r\n\r\n")?;
+    up.write_all(&body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    let is_write = head.starts_with("POST ") || head.starts_with("PUT ");
+    if is_write
+        && head.lines().next().unwrap_or("").contains(victim)
+        && !dropped.swap(true, Ordering::SeqCst)
+    {
+        // The write landed; its answer is lost.
+        return client.shutdown(std::net::Shutdown::Both);
+    }
+    client.write_all(&answer)?;
+    client.shutdown(std::net::Shutdown::Both)
+}
+
+/// A certificate write whose answer is lost is retried; the retry finds its own content
+/// already stored and reports success with that version, instead of a check-and-set
+/// conflict (or a second write).
+#[test]
+fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
+    let e = Env::new("lost");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("lost"));
+    e.issue("web", &[&d], &[]).ok();
+    let proxy = lossy_proxy(format!("/v1/secret/data/{}", e.cert_path("web")));
+    let mut p = Env::new("unused");
+    p.prefix = e.prefix.clone();
+    p.extra.push(("VAULT_ADDR".into(), proxy.addr.clone()));
+    let run = p.run(&["renew", "--force"]);
+    assert!(
+        proxy.dropped.load(Ordering::SeqCst),
+        "no write was intercepted"
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("an earlier attempt of this write landed"),
+        "{}",
+        run.stderr
+    );
+    // Exactly one new version: the retried write did not land a second time.
+    assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
+}
