@@ -29,14 +29,21 @@ fn ari_requests(a2c: &Acme2certifier) -> usize {
 fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_after_holds() {
     let a2c = Acme2certifier::start(&[("CAhandler", "cert_validity_days: 90")]);
     let e = a2c.env("a2cwin");
-    // 89 days before the end of a 90-day certificate: the lifetime rule says "due now".
-    e.issue("w", &["w.a2c.example.com"], &["--renew-before", "89d"])
-        .ok();
-    let (_, v1) = vault_read(&e.cert_path("w")).unwrap();
+    // Renew 10 s after notBefore by the lifetime rule: "due" once that has passed.
+    e.issue(
+        "w",
+        &["w.a2c.example.com"],
+        &["--renew-before", "89d 23h 59m 50s"],
+    )
+    .ok();
+    let (issued, v1) = vault_read(&e.cert_path("w")).unwrap();
+    let due_by_lifetime = t(&issued["not_after"]) - time::Duration::seconds(90 * 86400 - 10);
+    let wait = due_by_lifetime + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
+    std::thread::sleep(wait.try_into().unwrap_or_default());
     let run = e.run(&["renew", "--output", "json"]).ok();
     let c = &json(&run)["certificates"][0];
-    assert_eq!(c["verdict"], "not_due", "{c}");
-    assert_eq!(c["reason"], "ari", "{c}");
+    assert_eq!(c["verdict"], "not_due", "{c}\n{}", run.stderr);
+    assert_eq!(c["reason"], "ari", "{c}\n{}", run.stderr);
     assert_eq!(ari_requests(&a2c), 1);
     let (doc, v2) = vault_read(&e.cert_path("w")).unwrap();
     assert_eq!(v2, v1 + 1, "the new ARI facts are written once");
