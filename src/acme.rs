@@ -106,6 +106,11 @@ pub enum Error {
     EabKey,
 }
 
+/// A CA problem as one line: detail (type); subproblems.
+pub fn problem_summary(p: &Problem) -> String {
+    problem_text(p)
+}
+
 fn problem_text(p: &Problem) -> String {
     let mut s = p.detail.clone().unwrap_or_else(|| "no detail".into());
     if let Some(t) = &p.r#type {
@@ -150,8 +155,12 @@ pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, Error> {
     builder.build().map_err(Error::Client)
 }
 
+/// The Retry-After of the last 429 or 503 a CA answered (instant-acme drops the headers of
+/// error responses), for pausing a rate-limiting CA as long as it asks.
+pub type RetryHint = std::sync::Arc<std::sync::Mutex<Option<std::time::SystemTime>>>;
+
 /// instant-acme's transport over our reqwest client.
-struct Transport(reqwest::Client);
+struct Transport(reqwest::Client, RetryHint);
 
 impl HttpClient for Transport {
     fn request(
@@ -159,6 +168,7 @@ impl HttpClient for Transport {
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let client = self.0.clone();
+        let hint = self.1.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let body = match body.collect().await {
@@ -172,6 +182,13 @@ impl HttpClient for Transport {
                 .send()
                 .await
                 .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            if matches!(rsp.status().as_u16(), 429 | 503) {
+                if let Some(at) = retry_after(rsp.headers()) {
+                    if let Ok(mut h) = hint.lock() {
+                        *h = Some(at);
+                    }
+                }
+            }
             let mut out = http::Response::builder().status(rsp.status());
             if let Some(h) = out.headers_mut() {
                 *h = rsp.headers().clone();
@@ -188,8 +205,26 @@ impl HttpClient for Transport {
     }
 }
 
+/// A Retry-After header: seconds, or an HTTP date.
+fn retry_after(headers: &http::HeaderMap) -> Option<std::time::SystemTime> {
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(std::time::SystemTime::now() + Duration::from_secs(secs.min(86_400 * 7)));
+    }
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(t.into())
+}
+
 pub(crate) fn builder(http: &reqwest::Client) -> instant_acme::AccountBuilder {
-    Account::builder_with_http(Box::new(Transport(http.clone())))
+    builder_hinted(http, RetryHint::default())
+}
+
+fn builder_hinted(http: &reqwest::Client, hint: RetryHint) -> instant_acme::AccountBuilder {
+    Account::builder_with_http(Box::new(Transport(http.clone(), hint)))
 }
 
 /// External account binding for CAs that require it (ZeroSSL, Google, ...).
@@ -280,6 +315,16 @@ pub async fn account(
     directory: &str,
     credentials: serde_json::Value,
 ) -> Result<Account, Error> {
+    account_hinted(http, directory, credentials, RetryHint::default()).await
+}
+
+/// [`account`], recording the Retry-After of rate-limited answers in `hint`.
+pub async fn account_hinted(
+    http: &reqwest::Client,
+    directory: &str,
+    credentials: serde_json::Value,
+    hint: RetryHint,
+) -> Result<Account, Error> {
     // The credentials hold the account's private key: no error may quote them.
     let bad = |reason: String| Error::BadCredentials { reason };
     let obj = credentials.as_object().ok_or_else(|| {
@@ -293,7 +338,7 @@ pub async fn account(
     }
     let creds: AccountCredentials = serde_json::from_value(credentials)
         .map_err(|e| bad(crate::store::redact_quoted(&e.to_string())))?;
-    builder(http)
+    builder_hinted(http, hint)
         .from_credentials(creds)
         .await
         .map_err(|source| Error::Directory {
@@ -316,6 +361,15 @@ impl Default for Timeouts {
             issuance: Duration::from_secs(300),
         }
     }
+}
+
+/// How this one order differs from a plain new order.
+#[derive(Default)]
+pub struct OrderOptions {
+    /// The ARI identifier of the certificate this order replaces (RFC 9773 §5).
+    pub replaces: Option<String>,
+    /// The private key to keep (`reuse_key`), PEM; `None`: a new key.
+    pub key: Option<Secret>,
 }
 
 /// What an order needs besides the account and the spec.
@@ -355,6 +409,11 @@ async fn wait_while(
     }
 }
 
+/// An instant-acme error of step `op` as ours.
+pub fn refused_public(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
+    refused(op, directory, e)
+}
+
 fn refused(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
     match e {
         instant_acme::Error::Api(p) if is_account_unknown(&p) => Error::AccountUnknown {
@@ -371,6 +430,7 @@ pub async fn obtain(
     account: &Account,
     directory: &str,
     spec: &Spec,
+    options: &OrderOptions,
     env: &Env<'_>,
     now: impl Fn() -> OffsetDateTime,
 ) -> Result<Issued, Error> {
@@ -384,7 +444,17 @@ pub async fn obtain(
         .iter()
         .map(|d| Identifier::Dns(d.as_str().to_string()))
         .collect();
-    let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)
+    let mut new_order = NewOrder::new(&identifiers);
+    if let Some(profile) = &spec.profile {
+        new_order = new_order.profile(profile);
+    }
+    if let Some((aki, serial)) = options.replaces.as_deref().and_then(|r| r.split_once('.')) {
+        new_order = new_order.replaces(instant_acme::CertificateIdentifier {
+            authority_key_identifier: aki.into(),
+            serial: serial.into(),
+        });
+    }
+    let mut order = nonce_retry!(account.new_order(&new_order).await)
         .map_err(|e| refused("the new order", directory, e))?;
 
     // The pending DNS-01 challenges (authorizations the CA already holds as valid need
@@ -427,9 +497,16 @@ pub async fn obtain(
     result?;
 
     let key_type = spec.key_type;
-    let key = tokio::task::spawn_blocking(move || generate_key(key_type))
-        .await
-        .expect("key generation does not panic")?;
+    let kept = options
+        .key
+        .as_ref()
+        .and_then(|pem| rcgen::KeyPair::from_pem(pem.expose()).ok());
+    let key = match kept {
+        Some(key) => key,
+        None => tokio::task::spawn_blocking(move || generate_key(key_type))
+            .await
+            .expect("key generation does not panic")?,
+    };
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
     nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::command::{
-    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, SpecArgs, SpecChanges,
+    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges,
 };
 use certvault::dns::{self, Config as DnsConfig};
 use certvault::model::{
@@ -282,10 +282,30 @@ enum Cmd {
         /// (the default) only cert, chain, fullchain and privkey.
         #[arg(long = "layout")]
         layouts: Vec<RecordLayout>,
+        /// Order with this CA profile (one of the directory's `meta.profiles`, e.g.
+        /// shortlived); stored in the spec, so renewals use it too.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Keep the private key across renewals (default: a new key at every issuance).
+        #[arg(long)]
+        reuse_key: bool,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
     },
+    /// Revoke a certificate with the account that ordered it and mark its record; the next
+    /// `renew` replaces it.
+    Revoke {
+        /// The certificate.
+        name: CertName,
+        /// RFC 5280 reason: unspecified, keyCompromise, caCompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aaCompromise.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The stored ACME account (--account): key rollover, deactivation.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Manage DNS solvers stored in Vault at <prefix>/dns/<NAME>.
     #[command(subcommand)]
     Dns(DnsCmd),
@@ -319,6 +339,21 @@ enum Cmd {
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
+        /// Decide everything and fetch renewal information, but order nothing and write
+        /// nothing: print what would happen and why.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most N orders in this run, the most urgent first (expired, then the earliest
+        /// renewal point); the rest are reported as deferred.
+        #[arg(long, env = "CERTVAULT_MAX_ORDERS")]
+        max_orders: Option<usize>,
+        /// Wait a random time of up to this long before the run starts (e.g. 10m).
+        #[arg(long, env = "CERTVAULT_JITTER", default_value = "0s", value_parser = jitter)]
+        jitter: Duration,
+        /// After this many timeouts or 5xx answers in a row from one CA, start no new
+        /// orders to it in this run (the rest are deferred).
+        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = 3)]
+        ca_failures: u32,
     },
     /// Change settings of one certificate (same rules as issue for when it reissues).
     Edit {
@@ -566,6 +601,27 @@ fn legacy_kind(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
 }
 
 #[derive(Debug, Subcommand)]
+enum AccountCmd {
+    /// Replace the account key (RFC 8555 key change); the new key is stored with check-and-set.
+    Rollover,
+    /// Deactivate the account at the CA for good (needs --yes).
+    Deactivate {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `--jitter`: a duration, `0` or `0s` for none.
+fn jitter(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches('s') == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|_| "write a duration like 10m or 30s (0 for none)".to_string())
+}
+
+#[derive(Debug, Subcommand)]
 enum ImportCmd {
     /// A certbot config folder (like /etc/letsencrypt): its account, every lineage of
     /// renewal/<NAME>.conf under that NAME, and its authenticators as solvers.
@@ -775,6 +831,8 @@ impl Cli {
                 no_propagation_check,
                 deploy_hook,
                 mut layouts,
+                profile,
+                reuse_key,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
@@ -802,9 +860,26 @@ impl Cli {
                         layouts.dedup();
                         layouts
                     },
+                    profile: profile.filter(|p| !p.trim().is_empty()),
+                    reuse_key,
                 },
                 force,
             }),
+            Cmd::Revoke { name, reason } => {
+                if let Some(r) = reason
+                    .as_deref()
+                    .filter(|r| !certvault::ca::valid_reason(r))
+                {
+                    return Err(InvalidInput {
+                        what: "--reason",
+                        value: r.to_string(),
+                        reason: "use unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn or aaCompromise",
+                    });
+                }
+                Command::Revoke { name, reason }
+            }
+            Cmd::Account(AccountCmd::Rollover) => Command::AccountRollover,
+            Cmd::Account(AccountCmd::Deactivate { yes }) => Command::AccountDeactivate { yes },
             Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
             Cmd::Dns(DnsCmd::Test { name, zone }) => Command::Dns(DnsCommand::Test {
                 name,
@@ -877,8 +952,19 @@ impl Cli {
                 output,
                 metrics_file,
                 pushgateway,
+                dry_run,
+                max_orders,
+                jitter,
+                ca_failures,
             } => {
                 concurrency_flag = concurrency;
+                if max_orders == Some(0) {
+                    return Err(InvalidInput {
+                        what: "--max-orders",
+                        value: "0".into(),
+                        reason: "use at least 1 (or leave it unset for no limit)",
+                    });
+                }
                 if lock_lease.0 > certvault::store::MAX_LEASE || lock_lease.0.as_secs() < 3 {
                     return Err(InvalidInput {
                         what: "--lock-lease",
@@ -888,7 +974,13 @@ impl Cli {
                 }
                 lease_flag = lock_lease.0;
                 Command::Renew {
-                    force,
+                    args: RenewArgs {
+                        force,
+                        dry_run,
+                        max_orders,
+                        jitter,
+                        ca_failures: ca_failures.max(1),
+                    },
                     names,
                     json: output == Output::Json,
                     metrics: metrics::Sinks {

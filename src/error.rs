@@ -65,6 +65,14 @@ pub enum Error {
     },
     #[error("this would {what}; pass --yes to do it")]
     NeedsYes { what: String },
+    #[error("the CA at {directory} offers no profile {profile:?}; {}", if .offered.is_empty() { "it offers no profiles at all: issue without --profile".to_string() } else { format!("it offers: {}", .offered.join(", ")) })]
+    UnknownProfile {
+        profile: String,
+        directory: String,
+        offered: Vec<String>,
+    },
+    #[error("{name} has no certificate that could be revoked: {reason}")]
+    NotRevocable { name: CertName, reason: String },
     #[error("{count} names given; a certificate holds at most {max}: split them over several certificates")]
     TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
@@ -107,6 +115,7 @@ impl Error {
             | Error::TermsNotAgreed { .. }
             | Error::UnknownCerts { .. }
             | Error::NoDomains
+            | Error::UnknownProfile { .. }
             | Error::TooManyNames { .. }
             | Error::NeedsYes { .. }
             | Error::RenewBeforeTooLong { .. }

@@ -2,7 +2,9 @@
 //! only state. See the README for the Vault layout and the commands.
 
 pub mod acme;
+pub mod ari;
 pub mod auth;
+pub mod ca;
 pub mod command;
 pub mod dns;
 pub mod error;

@@ -498,6 +498,17 @@ pub struct Spec {
     /// Consumer fields written with the material (`issue --layout`); empty: certbot's only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layouts: Vec<RecordLayout>,
+    /// The CA profile orders ask for (`issue --profile`, checked against the directory's
+    /// `meta.profiles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Keep the private key across renewals (`issue --reuse-key`); default: a new key each time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reuse_key: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Which fields a certificate document carries besides certbot's (`issue --layout`).
@@ -594,9 +605,53 @@ pub struct CertRecord {
     /// The consumer fields the spec's layouts ask for (rewritten with the material).
     #[serde(flatten)]
     pub layout: LayoutFields,
+    /// What certvault learned from the CA about this certificate (ARI, lineage,
+    /// revocation): written by `renew` and `revoke`, never trusted as a definition.
+    #[serde(flatten)]
+    pub facts: CaFacts,
     /// Fields a user added to the document: kept through renewals.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Runtime facts from the CA kept in the certificate document (`certs/<NAME>`), which the
+/// renew token may write. A document without them loads (all default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CaFacts {
+    /// ACME Renewal Information (RFC 9773) for this certificate; absent when the CA has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<crate::ari::AriState>,
+    /// The ACME account URL that ordered this certificate (`replaces` must come from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<String>,
+    /// The ARI identifier of the certificate this one replaced (sent as `replaces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// Why this certificate was ordered without `replaces` although it replaced one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_dropped: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+}
+
+/// A CA paused for `renew` (it rate-limited new orders) at `<prefix>/pauses/<account>`:
+/// the next run honours it too. Key-free, so the renew token may write it without being
+/// able to change the account document (and its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRecord {
+    pub schema: u32,
+    pub directory: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 /// The admin-only definition of a certificate at `<prefix>/specs/<name>`: which names are
@@ -636,6 +691,15 @@ pub struct StatusRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_failure_at: Option<OffsetDateTime>,
+    /// The certificate's ARI facts, as in `certs/<NAME>` (for monitors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<crate::ari::AriState>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.
@@ -682,6 +746,13 @@ pub struct AccountRecord {
     pub created_at: OffsetDateTime,
     /// instant-acme's opaque credentials (account URL and private key), stored verbatim.
     pub credentials: serde_json::Value,
+    /// Set by `certvault account deactivate`: the CA no longer accepts this account.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deactivated_at: Option<OffsetDateTime>,
 }
 
 impl fmt::Debug for AccountRecord {

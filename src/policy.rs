@@ -101,6 +101,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "list certificate records (`certvault list`, `certvault renew`)"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
                 "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
+            rule(Key::AnyPause, Api::Data, &["create", "read", "update", "delete"],
+                "record and clear a CA's pause after it rate-limited new orders (no key material)"),
         ],
         Role::Renew => vec![
             rule(Key::AnyAccount, Api::Data, &["read"],
@@ -117,6 +119,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "find the certificate records to renew"),
             rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
                 "take and release the per-certificate lock while renewing"),
+            rule(Key::AnyPause, Api::Data, &["create", "read", "update"],
+                "remember that a CA rate-limited new orders, so the next run waits too (key-free: the account document and its key stay read-only)"),
         ],
         Role::Monitor => vec![
             rule(Key::Certs, Api::Metadata, &["list"],
@@ -246,6 +250,14 @@ pub enum Work<'a> {
     Delete {
         cert: &'a CertName,
     },
+    Revoke {
+        account: &'a str,
+        cert: &'a CertName,
+    },
+    /// `account rollover` / `account deactivate`.
+    Account {
+        account: &'a str,
+    },
 }
 
 /// The capabilities `work` needs. Record names not known in advance are checked as the
@@ -337,7 +349,23 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("create", Key::AnyLock, Api::Data, Role::Renew),
             need("update", Key::AnyLock, Api::Data, Role::Renew),
             need("delete", Key::AnyLock, Api::Data, Role::Renew),
+            need("read", Key::AnyPause, Api::Data, Role::Renew),
+            need("create", Key::AnyPause, Api::Data, Role::Renew),
+            need("update", Key::AnyPause, Api::Data, Role::Renew),
         ],
+        Work::Revoke { account, cert } => {
+            let mut v = vec![
+                need("read", Key::Account(account), Api::Data, Role::Admin),
+                need("read", Key::Spec(cert), Api::Data, Role::Admin),
+            ];
+            for key in [Key::Cert(cert), Key::Status(cert)] {
+                v.extend(["read", "update"].map(|c| need(c, key, Api::Data, Role::Admin)));
+            }
+            v
+        }
+        Work::Account { account } => ["read", "update"]
+            .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
+            .to_vec(),
         Work::DnsAdd { solver } => ["read", "create", "update"]
             .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))
             .to_vec(),
@@ -439,6 +467,11 @@ mod tests {
                 Work::Show { cert: &web },
                 Work::Unlock { cert: &web },
                 Work::Delete { cert: &web },
+                Work::Revoke {
+                    account,
+                    cert: &web,
+                },
+                Work::Account { account },
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
@@ -453,6 +486,14 @@ mod tests {
                 "{denied:?}"
             );
             assert!(denied.iter().all(|n| n.role == Role::Admin));
+            // renew cannot roll over or deactivate the account.
+            let work = Work::Account { account };
+            let denied = check(Role::Renew, &layout, work);
+            assert!(
+                denied.iter().any(|n| n.capability == "update")
+                    && denied.iter().all(|n| n.role == Role::Admin),
+                "{work:?}"
+            );
             // renew can show, but not retire or migrate; monitor only lists.
             assert_eq!(
                 check(Role::Renew, &layout, Work::Show { cert: &web }),

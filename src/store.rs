@@ -9,6 +9,8 @@
 //! - `dns/<solver>`: [`SolverRecord`], a DNS solver and its credentials
 //! - `locks/<name>`: [`LockRecord`], a short lease held while one run orders and writes
 //!   that certificate
+//! - `pauses/<account>`: [`PauseRecord`], a CA that rate-limited new orders (key-free, so the
+//!   renew token may write it without being able to touch the account key)
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
@@ -18,8 +20,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::model::{
-    AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SpecRecord, StatusRecord,
-    SCHEMA_VERSION,
+    AccountRecord, CertName, CertRecord, LockRecord, PauseRecord, SolverRecord, SpecRecord,
+    StatusRecord, SCHEMA_VERSION,
 };
 use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
 
@@ -41,6 +43,8 @@ pub enum Key<'a> {
     AnyStatus,
     AnySolver,
     AnyLock,
+    Pause(&'a str),
+    AnyPause,
 }
 
 impl Key<'_> {
@@ -61,6 +65,8 @@ impl Key<'_> {
             Key::AnyCert => format!("{prefix}/certs/*"),
             Key::AnySolver => format!("{prefix}/dns/*"),
             Key::AnyLock => format!("{prefix}/locks/*"),
+            Key::Pause(account) => format!("{prefix}/pauses/{account}"),
+            Key::AnyPause => format!("{prefix}/pauses/*"),
         }
     }
 }
@@ -423,6 +429,28 @@ impl Store {
         expect: Expect,
     ) -> Result<u64, Error> {
         self.save(Key::Status(name), record, expect).await
+    }
+
+    /// The stored pause of the CA of `account`, if any.
+    pub async fn load_pause(&self, account: &str) -> Result<Option<Versioned<PauseRecord>>, Error> {
+        self.load(Key::Pause(account)).await
+    }
+
+    /// What a write of the pause of `account` must expect.
+    pub async fn load_pause_for_write(&self, account: &str) -> Result<Expect, Error> {
+        Ok(self
+            .load_read::<PauseRecord>(Key::Pause(account))
+            .await?
+            .expect)
+    }
+
+    pub async fn save_pause(
+        &self,
+        account: &str,
+        record: &PauseRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Pause(account), record, expect).await
     }
 
     pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {

@@ -162,6 +162,8 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         presented: None,
     };
     let spec = Spec {
+        profile: None,
+        reuse_key: false,
         domains: vec![zone.as_str().parse().map_err(Error::Invalid)?],
         key_type: KeyType::default(),
         dns: SolverSpec::Solvers {

@@ -260,6 +260,7 @@ async fn account_item(
         None => Expect::Absent,
     };
     let record = AccountRecord {
+        deactivated_at: None,
         schema: SCHEMA_VERSION,
         directory: directory.to_string(),
         contact: a.contact.clone(),
@@ -434,6 +435,7 @@ async fn cert_item(
     let mut version = read.doc.as_ref().map(|d| d.version).unwrap_or(0);
     if let Some(expect) = cert_expect {
         let record = CertRecord {
+            facts: Default::default(),
             schema: SCHEMA_VERSION,
             spec: c.spec.clone(),
             issued: c.issued.clone(),

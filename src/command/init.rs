@@ -102,6 +102,7 @@ pub(super) async fn run(
         eab_kid: eab.map(|e| e.kid),
         created_at: now(),
         credentials,
+        deactivated_at: None,
     };
     let version = ctx.store.save_account(name, &record, expect).await?;
     tracing::info!(account = %account_url, "registered ACME account");
@@ -161,6 +162,7 @@ async fn from_key(
         None => Expect::Absent,
     };
     let record = AccountRecord {
+        deactivated_at: None,
         schema: SCHEMA_VERSION,
         directory: directory.to_string(),
         contact,

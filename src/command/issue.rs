@@ -34,6 +34,8 @@ pub(super) async fn run(
         propagation_check: args.spec.propagation_check,
         deploy_hook: args.spec.deploy_hook,
         layouts: args.spec.layouts,
+        profile: args.spec.profile,
+        reuse_key: args.spec.reuse_key,
     };
     apply(ctx, &args.name, spec, args.force, now).await
 }
@@ -83,6 +85,22 @@ pub(super) async fn apply(
             }));
         }
     }
+    // A profile must be one the CA offers (its directory's `meta.profiles`): checked before
+    // anything is stored or ordered.
+    let http = ctx.http()?;
+    let mut connected = None;
+    if let Some(profile) = &spec.profile {
+        let (account, directory) = super::connect(&http, account_record.clone()).await?;
+        let offered = crate::ca::profiles(&account);
+        if !offered.contains(profile) {
+            return Err(Error::UnknownProfile {
+                profile: profile.clone(),
+                directory,
+                offered,
+            });
+        }
+        connected = Some((account, directory));
+    }
     let read = ctx.store.load_cert_for_write(name).await?;
     let spec_read = ctx.store.load_spec(name).await?;
     let spec_stored = spec_read.doc.as_ref().map(|d| &d.data.spec) == Some(&spec);
@@ -112,6 +130,8 @@ pub(super) async fn apply(
                     current: current.as_ref(),
                     damage: None,
                     force,
+                    ari: stored.data.facts.ari.as_ref(),
+                    revoked_at: stored.data.facts.revoked_at,
                 },
             );
             if let Decision::Keep { renew_at, basis } = decision {
@@ -148,13 +168,31 @@ pub(super) async fn apply(
             Expect::Version(stored.version)
         }
     };
-    let http = ctx.http()?;
-    let (account, directory) = super::connect(&http, account_record).await?;
+    let (account, directory) = match connected {
+        Some(c) => c,
+        None => super::connect(&http, account_record).await?,
+    };
+    // `--reuse-key`: the stored key, when it is of the wanted type.
+    let key = existing
+        .as_ref()
+        .filter(|_| spec.reuse_key)
+        .filter(|d| {
+            x509::current(&d.data.issued.cert).is_ok_and(|c| c.key_type == Some(spec.key_type))
+        })
+        .map(|d| d.data.issued.privkey.clone());
     let order = Order {
         name: name.clone(),
         spec: spec.clone(),
         expect,
         extra,
+        facts: crate::model::CaFacts {
+            ordered_by: Some(account.id().to_string()),
+            ..Default::default()
+        },
+        options: acme::OrderOptions {
+            replaces: None,
+            key,
+        },
     };
     let Stored {
         version,
@@ -313,6 +351,10 @@ pub(super) struct Order {
     pub expect: Expect,
     /// Fields a user added to the record, kept in the new version.
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+    /// What the new record says about its lineage (who ordered it, what it replaced).
+    pub facts: crate::model::CaFacts,
+    /// `replaces` and a kept key.
+    pub options: acme::OrderOptions,
 }
 
 /// A certificate written to Vault, and how its deploy hook went (`Ok` when there is none).
@@ -386,6 +428,8 @@ pub(super) async fn obtain_and_save(
         spec,
         expect,
         extra,
+        facts,
+        options,
     } = order;
     let name = &name;
     // Hold the certificate's lease while ordering and writing, so an overlapping run does
@@ -433,12 +477,13 @@ pub(super) async fn obtain_and_save(
             solvers: &dns_solvers,
             shutdown: ctx.shutdown.clone(),
         };
-        let issued = acme::obtain(account, directory, &spec, &env, now).await?;
+        let issued = acme::obtain(account, directory, &spec, &options, &env, now).await?;
         let record = CertRecord {
             schema: SCHEMA_VERSION,
             layout: LayoutFields::new(&spec.layouts, &issued),
             spec,
             issued,
+            facts,
             extra,
         };
         let version = ctx

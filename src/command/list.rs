@@ -9,8 +9,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
+use crate::ari::AriState;
 use crate::model::{CertName, Spec, StatusRecord};
-use crate::renew::{decide, rfc3339, Current, Decision, Facts, Reason};
+use crate::renew::{decide, rfc3339, Basis, Current, Decision, Facts, Reason};
 use crate::store::{Api, Entry, Key};
 use crate::{x509, Error};
 
@@ -33,6 +34,12 @@ pub struct Row {
     pub failures: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The CA profile the spec orders (null: the CA's default).
+    pub profile: Option<String>,
+    /// The stored ACME renewal information (null when the CA has none).
+    pub ari: Option<crate::ari::AriView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +54,8 @@ pub(crate) fn schedule(
     spec: &Spec,
     current: &Current,
     damage: Option<&str>,
+    ari: Option<&AriState>,
+    revoked_at: Option<OffsetDateTime>,
 ) -> (OffsetDateTime, Decision) {
     let decision = decide(
         now,
@@ -55,6 +64,8 @@ pub(crate) fn schedule(
             current: Some(current),
             damage,
             force: false,
+            ari,
+            revoked_at,
         },
     );
     let at = match &decision {
@@ -69,6 +80,12 @@ pub(crate) fn schedule(
 fn reason(decision: &Decision) -> String {
     match decision {
         Decision::Keep { basis, .. } => basis.to_string(),
+        // The public contract: when ARI decides, `reason` is `ari`.
+        Decision::Renew(
+            r @ Reason::Due {
+                basis: Basis::Ari, ..
+            },
+        ) => r.to_string(),
         Decision::Renew(r) => format!("due: {r}"),
     }
 }
@@ -91,7 +108,15 @@ fn full_row(
         Some(spec) => (*spec, true),
         None => (&record.spec, false),
     };
-    let (renew_at, decision) = schedule(now, spec, &current, inspection.damage.as_deref());
+    let facts = &record.facts;
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        inspection.damage.as_deref(),
+        facts.ari.as_ref(),
+        facts.revoked_at,
+    );
     let mut why = reason(&decision);
     if !migrated {
         why.push_str(&format!(
@@ -114,6 +139,9 @@ fn full_row(
         last_result: status.map(|s| s.last_result.clone()),
         failures: status.map_or(0, |s| s.failures),
         last_error: status.and_then(|s| s.last_error.clone()),
+        profile: spec.profile.clone(),
+        ari: facts.ari.as_ref().map(AriState::view),
+        revoked_at: facts.revoked_at.map(rfc3339),
     })
 }
 
@@ -125,7 +153,14 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         domains: spec.domains.iter().cloned().collect(),
         key_type: Some(spec.key_type),
     };
-    let (renew_at, decision) = schedule(now, spec, &current, None);
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        None,
+        status.ari.as_ref(),
+        status.revoked_at,
+    );
     Row {
         name: name.to_string(),
         domains: spec.domains.iter().map(|d| d.to_string()).collect(),
@@ -140,6 +175,9 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         last_result: Some(status.last_result.clone()),
         failures: status.failures,
         last_error: status.last_error.clone(),
+        profile: spec.profile.clone(),
+        ari: status.ari.as_ref().map(AriState::view),
+        revoked_at: status.revoked_at.map(rfc3339),
     }
 }
 

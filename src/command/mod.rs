@@ -1,15 +1,20 @@
 //! One module per verb. Each takes plain values (no clap) and returns an [`Outcome`].
 
+mod account;
+mod ari;
 mod dns;
 mod edit;
+mod gate;
 mod import;
 mod init;
 mod issue;
 mod list;
 mod manage;
 mod migrate;
+mod order;
 mod renew;
 pub mod report;
+mod revoke;
 mod status;
 
 use std::collections::BTreeMap;
@@ -28,6 +33,7 @@ pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
+pub use renew::RenewArgs;
 
 #[derive(Debug)]
 pub enum Command {
@@ -37,7 +43,7 @@ pub enum Command {
         json: bool,
     },
     Renew {
-        force: bool,
+        args: RenewArgs,
         names: Vec<CertName>,
         /// `--output json`: the report as JSON instead of the text summary.
         json: bool,
@@ -61,6 +67,17 @@ pub enum Command {
     /// Retire a certificate (renew stops); `yes` confirms.
     Delete {
         name: CertName,
+        yes: bool,
+    },
+    /// Revoke a certificate with the account that ordered it; the next renew replaces it.
+    Revoke {
+        name: CertName,
+        reason: Option<String>,
+    },
+    /// RFC 8555 key change of the stored account.
+    AccountRollover,
+    /// Deactivate the stored account at the CA; `yes` confirms.
+    AccountDeactivate {
         yes: bool,
     },
     /// Move specs of older records to their admin-only documents.
@@ -327,14 +344,37 @@ async fn run_checked(
             list::run(ctx, json, now()).await
         }
         Command::Renew {
-            force,
+            args,
             names,
             json,
             metrics,
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
-            let report = renew::run(ctx, force, names, now).await?;
+            let report = renew::run(ctx, &args, names, now).await?;
+            if args.dry_run {
+                // A dry run writes nothing: no metrics either.
+                let sinks = crate::metrics::Sinks::default();
+                return renew::publish(ctx, &report, json, &sinks, now()).await;
+            }
             renew::publish(ctx, &report, json, &metrics, now()).await
+        }
+        Command::Revoke { name, reason } => {
+            let work = Work::Revoke {
+                account,
+                cert: &name,
+            };
+            ctx.check("revoke", work).await?;
+            revoke::run(ctx, &name, reason, now()).await
+        }
+        Command::AccountRollover => {
+            ctx.check("account rollover", Work::Account { account })
+                .await?;
+            account::rollover(ctx, account).await
+        }
+        Command::AccountDeactivate { yes } => {
+            ctx.check("account deactivate", Work::Account { account })
+                .await?;
+            account::deactivate(ctx, account, yes, now()).await
         }
         Command::Edit {
             name,
@@ -407,6 +447,10 @@ pub struct SpecArgs {
     pub deploy_hook: Option<String>,
     /// Consumer layouts (`--layout`), sorted and without repeats.
     pub layouts: Vec<crate::model::RecordLayout>,
+    /// `--profile`: the CA profile to order (must be offered by the CA).
+    pub profile: Option<String>,
+    /// `--reuse-key`: keep the private key across renewals.
+    pub reuse_key: bool,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.

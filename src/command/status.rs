@@ -67,6 +67,8 @@ pub(super) async fn record(
         failures: 0,
         last_error: None,
         last_failure_at: None,
+        ari: None,
+        revoked_at: None,
     };
     match attempt {
         Attempt::Stored { .. } => {}
@@ -81,6 +83,8 @@ pub(super) async fn record(
             status.last_error = needs.map(str::to_string);
         }
         Attempt::Failed { error, .. } => {
+            status.ari = previous.and_then(|p| p.ari.clone());
+            status.revoked_at = previous.and_then(|p| p.revoked_at);
             status.last_result = "failed".into();
             status.failures = previous.map_or(0, |p| p.failures).saturating_add(1);
             status.last_error = Some(error.to_string());

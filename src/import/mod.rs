@@ -192,6 +192,8 @@ pub fn url_host(url: &str) -> Option<&str> {
 /// The spec of an imported certificate; `layouts` stay certbot's.
 pub fn spec(domains: Vec<DomainName>, key_type: KeyType, dns: SolverSpec, account: &str) -> Spec {
     Spec {
+        profile: None,
+        reuse_key: false,
         domains,
         key_type,
         dns,

@@ -3,6 +3,10 @@
 
 mod harness;
 
+mod ari_a2c;
+mod ari_rfc;
+mod ari_server;
+
 mod auth;
 mod bad_input;
 mod deploy;
@@ -11,6 +15,7 @@ mod fake_api;
 mod image;
 mod import;
 mod issue;
+mod lifecycle;
 mod locks;
 mod observe;
 mod privilege;
@@ -20,5 +25,6 @@ mod raft;
 mod renew;
 mod robust;
 mod secrets;
+mod storm;
 mod vault_env;
 mod vault_faults;
