@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod renew;
+pub mod secret;
 pub mod store;
 pub mod vault;
 pub mod x509;
