@@ -9,6 +9,7 @@ mod ari_server;
 
 mod auth;
 mod bad_input;
+mod consumers;
 mod deploy;
 mod dns;
 mod fake_api;
