@@ -2,12 +2,14 @@
 
 use time::OffsetDateTime;
 
+use super::deploy::{deploy, DeployFailed};
+use super::lease::{clean_leftovers, keep_lease};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, LayoutFields, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
-use crate::{acme, hook, x509, Error};
+use crate::{acme, x509, Error};
 
 #[derive(Debug)]
 pub struct IssueArgs {
@@ -247,77 +249,6 @@ pub(super) async fn apply(
     })
 }
 
-/// Renew the lease of `name` every third of its length while the order runs. Returns only
-/// when the lease is lost (another run took it over after it lapsed, or an admin broke it):
-/// the order then stops before it writes. A failed renewal is retried until the lease lapses.
-/// The lease also records, as soon as they change, the DNS-01 values the order has
-/// presented and not yet removed, for whoever takes the lease over if this run dies.
-async fn keep_lease(
-    ctx: &Context,
-    name: &CertName,
-    mut version: u64,
-    mut presented: tokio::sync::watch::Receiver<Vec<crate::dns::Leftover>>,
-    now: fn() -> OffsetDateTime,
-) -> Error {
-    let lease = ctx.settings.lock_lease;
-    let every = lease / 3;
-    let mut lapses = now() + lease;
-    let mut watching = true;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            changed = presented.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
-                }
-            }
-        }
-        let values = presented.borrow_and_update().clone();
-        match ctx
-            .store
-            .renew_lease(name, version, now(), lease, &values)
-            .await
-        {
-            Ok(v) => {
-                version = v;
-                lapses = now() + lease;
-            }
-            Err(crate::store::Error::Vault(crate::vault::Error::CasConflict { .. })) => {
-                return Error::LeaseLost { name: name.clone() }
-            }
-            Err(e) if now() + every >= lapses => {
-                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::error::chain(&e));
-                return Error::LeaseLost { name: name.clone() };
-            }
-            Err(e) => {
-                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
-            }
-        }
-    }
-}
-
-/// Remove the DNS-01 values a dead run left presented (recorded in the lease it held).
-async fn clean_leftovers(
-    ctx: &Context,
-    solvers: &LoadedSolvers,
-    name: &CertName,
-    spec: &Spec,
-    leftovers: Vec<crate::dns::Leftover>,
-) {
-    let Ok(http) = ctx.http() else { return };
-    let dns_solvers = solvers.for_orders(ctx, &http, None);
-    let count = leftovers.len();
-    let mut session = crate::dns::Session::new(&dns_solvers, spec, count);
-    let failed = session.cleanup_leftovers(leftovers).await.len();
-    tracing::info!(
-        cert = %name,
-        removed = count - failed,
-        failed,
-        "removed DNS-01 values a dead run left presented"
-    );
-}
-
 /// A certificate's lifetime, in whole days (or hours when under two days).
 fn lifetime(c: &crate::renew::Current) -> String {
     let d = c.not_after - c.not_before;
@@ -362,55 +293,6 @@ pub(super) struct Stored {
     pub version: u64,
     pub record: CertRecord,
     pub deploy: Result<(), DeployFailed>,
-}
-
-/// The deploy hook of a stored certificate failed; the certificate stays stored.
-#[derive(Debug, thiserror::Error)]
-#[error("the deploy hook failed ({failure}); the new certificate is stored at {path} (version {version}) and stays there")]
-pub struct DeployFailed {
-    pub path: String,
-    pub version: u64,
-    #[source]
-    pub failure: hook::Failure,
-}
-
-/// Run the spec's deploy hook, if any, for the version just written.
-async fn deploy(
-    ctx: &Context,
-    name: &CertName,
-    record: &CertRecord,
-    version: u64,
-) -> Result<(), DeployFailed> {
-    let Some(command) = record.spec.deploy_hook.as_deref() else {
-        return Ok(());
-    };
-    let path = ctx.store.display(Key::Cert(name));
-    let domains = record
-        .spec
-        .domains
-        .iter()
-        .map(|d| d.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let vars = [
-        ("CERTVAULT_NAME", name.to_string()),
-        ("CERTVAULT_DOMAINS", domains.clone()),
-        ("CERTVAULT_VAULT_PATH", path.clone()),
-        ("CERTVAULT_VERSION", version.to_string()),
-        ("RENEWED_DOMAINS", domains),
-    ];
-    tracing::info!(cert = %name, version, "running the deploy hook");
-    hook::run(command, &vars, hook::HOOK_TIMEOUT)
-        .await
-        .map(drop)
-        .map_err(|failure| {
-            tracing::error!(cert = %name, version, "deploy hook failed: {failure}");
-            DeployFailed {
-                path,
-                version,
-                failure,
-            }
-        })
 }
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old

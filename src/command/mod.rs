@@ -2,12 +2,14 @@
 
 mod account;
 mod ari;
+mod deploy;
 mod dns;
 mod edit;
 mod gate;
 mod import;
 mod init;
 mod issue;
+mod lease;
 mod list;
 mod manage;
 mod migrate;
