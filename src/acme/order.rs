@@ -263,7 +263,7 @@ pub(super) async fn validate(
         // An invalid order comes back as the order's problem: name each failed record.
         Err(instant_acme::Error::Api(p)) if !is_account_unknown(&p) => {
             let mut failures = failures(order).await;
-            if failures == ["the order became invalid"] {
+            if failures.is_empty() {
                 failures = vec![problem_text(&p)];
             }
             return Err(Error::Validation { failures });
@@ -272,9 +272,13 @@ pub(super) async fn validate(
     };
     match status {
         OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Processing => Ok(()),
-        OrderStatus::Invalid => Err(Error::Validation {
-            failures: failures(order).await,
-        }),
+        OrderStatus::Invalid => {
+            let mut failures = failures(order).await;
+            if failures.is_empty() {
+                failures.push("the order became invalid".into());
+            }
+            Err(Error::Validation { failures })
+        }
         OrderStatus::Pending => Err(Error::Timeout {
             wanted: "ready",
             seconds: timeouts.validation.as_secs(),
@@ -283,7 +287,7 @@ pub(super) async fn validate(
     }
 }
 
-/// What the CA said about each failed challenge.
+/// What the CA said about each failed challenge (empty when it said nothing).
 pub(super) async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
     let mut out = Vec::new();
     let mut authzs = order.authorizations();
@@ -309,9 +313,6 @@ pub(super) async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
         if !out.contains(&line) {
             out.push(line);
         }
-    }
-    if out.is_empty() {
-        out.push("the order became invalid".into());
     }
     out
 }
