@@ -89,8 +89,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Dns(#[from] dns::Error),
-    #[error("interrupted by a signal; the DNS-01 records were cleaned up")]
-    Interrupted,
+    #[error("interrupted by a signal; {}", match .cleanup_failed { None => "the DNS-01 records were cleaned up".to_string(), Some(why) => format!("removing its DNS-01 records failed ({why}); a later run removes what it can find in the lock lease") })]
+    Interrupted { cleanup_failed: Option<String> },
     #[error("cannot generate a {key_type} key")]
     Key {
         key_type: KeyType,

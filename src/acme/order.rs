@@ -103,7 +103,9 @@ pub async fn obtain(
     let timeouts = env.timeouts;
     // After SIGTERM/SIGINT no new order is started (it would count against rate limits).
     if *env.shutdown.borrow() {
-        return Err(Error::Interrupted);
+        return Err(Error::Interrupted {
+            cleanup_failed: None,
+        });
     }
     let identifiers: Vec<Identifier> = spec
         .domains
@@ -151,11 +153,21 @@ pub async fn obtain(
             if shutdown.wait_for(|stop| *stop).await.is_err() {
                 std::future::pending::<()>().await;
             }
-        } => Err(Error::Interrupted),
+        } => Err(Error::Interrupted { cleanup_failed: None }),
     };
     // Cleanup always runs, also after a failure or a signal; its error is reported only if
     // the order itself succeeded.
-    for e in session.cleanup().await {
+    let cleanup = session.cleanup().await;
+    if let (Err(Error::Interrupted { cleanup_failed }), false) = (&mut result, cleanup.is_empty()) {
+        *cleanup_failed = Some(
+            cleanup
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
+    for e in cleanup {
         if result.is_ok() {
             result = Err(e.into());
         }
