@@ -55,6 +55,19 @@ struct Tally {
     errors: usize,
 }
 
+impl Tally {
+    /// Count an error about `what` and report it as one line.
+    fn error(
+        &mut self,
+        text: &mut String,
+        what: std::fmt::Arguments<'_>,
+        e: &dyn std::error::Error,
+    ) {
+        self.errors += 1;
+        let _ = writeln!(text, "ERROR    {what}: {}", crate::error::chain(e));
+    }
+}
+
 pub(super) async fn run(
     ctx: &Context,
     args: ImportArgs,
@@ -166,13 +179,7 @@ async fn account_item(
     let existing = match ctx.store.load_account(&a.name).await {
         Ok(e) => e,
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    account {}: {}",
-                a.name,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("account {}", a.name), &e);
             return;
         }
     };
@@ -222,26 +229,14 @@ async fn account_item(
     let found = match ctx.http() {
         Ok(http) => key::find_account(&http, directory, k).await,
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    account {}: {}",
-                a.name,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("account {}", a.name), &e);
             return;
         }
     };
     let (credentials, found_url) = match found {
         Ok(f) => f,
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    account {url} ({}): {}",
-                a.from,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("account {url} ({})", a.from), &e);
             return;
         }
     };
@@ -280,13 +275,7 @@ async fn account_item(
             }
         }
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    account {}: {}",
-                a.name,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("account {}", a.name), &e);
         }
     }
 }
@@ -319,13 +308,7 @@ async fn solver_item(
         Ok(Some(stored)) => Expect::Version(stored.version),
         Ok(None) => Expect::Absent,
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    solver {}: {}",
-                s.name,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("solver {}", s.name), &e);
             return;
         }
     };
@@ -352,13 +335,7 @@ async fn solver_item(
             );
         }
         Err(e) => {
-            tally.errors += 1;
-            let _ = writeln!(
-                text,
-                "ERROR    solver {}: {}",
-                s.name,
-                crate::error::chain(&e)
-            );
+            tally.error(text, format_args!("solver {}", s.name), &e);
         }
     }
 }

@@ -132,11 +132,7 @@ fn profiles_are_chosen_stored_and_an_unknown_one_fails_with_the_offered_ones() {
     let e = a2c.env("a2cprof");
     let bad = e.issue("p", &["p.a2c.example.com"], &["--profile", "tlsserver"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
-    assert!(
-        bad.stderr.contains("offers: classic, shortlived"),
-        "{}",
-        bad.stderr
-    );
+    assert_contains(&bad.stderr, "offers: classic, shortlived");
     assert!(vault_read(&e.cert_path("p")).is_none(), "nothing stored");
     assert!(
         !a2c.requests().iter().any(|r| r.contains("neworders")),

@@ -93,7 +93,7 @@ fn already_replaced_gets_one_retry_without_replaces_and_the_record_says_why() {
     let report = json_run(&run);
     assert_eq!(verdicts(&report), [("c0".into(), "renewed".into())]);
     assert_eq!(report["certificates"][0]["reason"], "forced");
-    assert!(run.stderr.contains("alreadyReplaced"), "{}", run.stderr);
+    assert_contains(&run.stderr, "alreadyReplaced");
     let orders = server.new_orders();
     assert_eq!(orders.len(), 3, "issue, with replaces, without: {orders:?}");
     assert_eq!(orders[1]["replaces"], old_id.as_str());

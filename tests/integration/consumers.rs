@@ -707,6 +707,6 @@ fn renew_jitter_logs_a_delay_within_its_bound_and_rejects_a_bad_duration() {
         e.with_var("CERTVAULT_JITTER", "soon").run(&["renew"]),
     ] {
         assert_eq!(bad.code, 2, "{}", bad.all());
-        assert!(bad.stderr.contains("write a duration"), "{}", bad.stderr);
+        assert_contains(&bad.stderr, "write a duration");
     }
 }

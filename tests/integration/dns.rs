@@ -256,12 +256,7 @@ fn issue_through_each_provider() {
     assert!(cf.records().is_empty() && ds.records().is_empty());
     // renew reads the solvers from Vault and needs no arguments.
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(
-        run.stdout
-            .contains("summary: 3 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "summary: 3 renewed, 0 not due, 0 failed");
 }
 
 #[test]
@@ -345,11 +340,9 @@ fn cname_delegation_is_solved_in_the_target_zone() {
             "delegated.test=deleg",
         ])
         .ok();
-    assert!(
-        run.stderr
-            .contains("name=x.delegated.test zone=delegated.test solver=deleg"),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        "name=x.delegated.test zone=delegated.test solver=deleg",
     );
     let (doc, _) = vault_read(&e.cert_path("cn")).unwrap();
     verify_chain_bind(
@@ -448,11 +441,7 @@ fn without_the_check_the_lagging_server_fails_validation() {
         "--no-propagation-check",
     ]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("DNS-01 validation failed"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "DNS-01 validation failed");
     wait_dns(
         &format!("_acme-challenge.{host}"),
         "cleaned up on the primary",
@@ -474,12 +463,8 @@ fn propagation_timeout_names_the_lagging_nameserver() {
         "TXT _acme-challenge.{host} not visible on {}",
         env("CERTVAULT_TEST_BIND2")
     );
-    assert!(run.stderr.contains(&msg), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("solver bind, zone lag.test"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, &msg);
+    assert_contains(&run.stderr, "solver bind, zone lag.test");
     assert!(
         dig_txt(
             &env("CERTVAULT_TEST_BIND1"),
@@ -552,7 +537,7 @@ fn rate_limited_api_is_retried_after_retry_after() {
     cf.rate_limit_next(1);
     let host = format!("{}.cf.test", unique("rl"));
     let run = e.run(&["issue", "rl", "-d", &host, "--dns", "cf"]).ok();
-    assert!(run.stderr.contains("rate limited"), "{}", run.stderr);
+    assert_contains(&run.stderr, "rate limited");
     assert!(vault_read(&e.cert_path("rl")).is_some());
 }
 
@@ -566,11 +551,7 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     // Unknown solver: refused before anything is ordered.
     let run = e.run(&["issue", "x", "-d", "x.example.test", "--dns", "nosuch"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("no DNS solver named nosuch"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "no DNS solver named nosuch");
 
     // Issue five good certificates, then break four of the solvers in Vault.
     e.dns_add(
@@ -667,11 +648,7 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     let moved = e
         .run(&["issue", "nozone", "-d", &hosts[3], "--dns", "cf2"])
         .ok();
-    assert!(
-        moved.stdout.contains("settings updated"),
-        "{}",
-        moved.stdout
-    );
+    assert_contains(&moved.stdout, "settings updated");
 
     e.fresh_account();
     let run = e.run(&["renew", "--force"]);
@@ -742,13 +719,9 @@ fn solver_secrets_stay_in_vault() {
     let add = e
         .dns_add("cf", "cf-secret-value-123", &["--kind", "cloudflare"])
         .ok();
-    assert!(
-        add.stdout.contains("stored DNS solver cf (cloudflare)"),
-        "{}",
-        add.stdout
-    );
+    assert_contains(&add.stdout, "stored DNS solver cf (cloudflare)");
     let list = e.run(&["dns", "list"]).ok();
-    assert!(list.stdout.contains("cf  cloudflare"), "{}", list.stdout);
+    assert_contains(&list.stdout, "cf  cloudflare");
     assert!(
         !add.all().contains("cf-secret-value-123") && !list.all().contains("cf-secret-value-123")
     );
@@ -759,15 +732,11 @@ fn solver_secrets_stay_in_vault() {
     // Adding the same name again needs --force.
     let again = e.dns_add("cf", "x", &["--kind", "cloudflare"]);
     assert_eq!(again.code, 2, "{}", again.all());
-    assert!(again.stderr.contains("already stored"), "{}", again.stderr);
+    assert_contains(&again.stderr, "already stored");
     // A missing secret is a clear error.
     let run = e.run(&["dns", "add", "cf2", "--kind", "cloudflare"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("CERTVAULT_DNS_SECRET"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "CERTVAULT_DNS_SECRET");
 }
 
 /// A nameserver with an address this host cannot reach (as IPv6 on an IPv4-only pod) still

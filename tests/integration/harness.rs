@@ -15,6 +15,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `needle` is in `haystack`, or the test fails showing both.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{needle:?} not found in:\n{haystack}"
+    );
+}
+
 /// The running test bed's settings, from `.testbed/env` (started once if needed).
 pub fn bed() -> &'static HashMap<String, String> {
     static BED: OnceLock<HashMap<String, String>> = OnceLock::new();

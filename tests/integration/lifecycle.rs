@@ -13,7 +13,7 @@ fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
     let bad = e.run(&["revoke", "r", "--reason", "stolen"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
     let run = e.run(&["revoke", "r", "--reason", "keyCompromise"]).ok();
-    assert!(run.stdout.contains("revoked r"), "{}", run.stdout);
+    assert_contains(&run.stdout, "revoked r");
     let (doc, v2) = vault_read(&e.cert_path("r")).unwrap();
     assert_eq!(v2, v1 + 1);
     assert_eq!(doc["revoke_reason"], "keyCompromise");
@@ -27,7 +27,7 @@ fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
     assert!(listed[0]["revoked_at"].is_string());
     e.fresh_account();
     let renewed = e.run(&["renew"]).ok();
-    assert!(renewed.stdout.contains("revoked at"), "{}", renewed.stdout);
+    assert_contains(&renewed.stdout, "revoked at");
     let (new, _) = vault_read(&e.cert_path("r")).unwrap();
     assert_ne!(new["serial"], old["serial"]);
     assert!(
@@ -62,7 +62,7 @@ fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
     e.issue("a", &["a.acct.example.com"], &[]).ok();
     let no = e.run(&["account", "deactivate"]);
     assert_eq!(no.code, 2, "{}", no.all());
-    assert!(no.stderr.contains("--yes"), "{}", no.stderr);
+    assert_contains(&no.stderr, "--yes");
     assert_eq!(vault_read(&path).unwrap().1, v2);
     e.run(&["account", "deactivate", "--yes"]).ok();
     let (gone, _) = vault_read(&path).unwrap();
@@ -83,9 +83,5 @@ fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
     renew.token = vault_token(&unique("tok"), &[&policy]);
     let denied = renew.run(&["account", "rollover"]);
     assert_eq!(denied.code, 1, "{}", denied.all());
-    assert!(
-        denied.stderr.contains("update on secret/data/"),
-        "{}",
-        denied.stderr
-    );
+    assert_contains(&denied.stderr, "update on secret/data/");
 }

@@ -93,11 +93,8 @@ fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
     assert!(run.stdout.contains("renewed  web"), "{}", run.all());
     assert!(!run.stdout.contains("skipped"), "{}", run.stdout);
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert!(
-        run.stderr.contains("waiting") && run.stderr.contains("lock leases"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "waiting");
+    assert_contains(&run.stderr, "lock leases");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -115,17 +112,13 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
     // still finds it held and skips (exit 0: the other run does it).
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
     assert!(run.stdout.contains("skipped  web"), "{}", run.all());
-    assert!(
-        run.stdout
-            .contains("skipped because another run holds their lock: 1 (web)"),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "skipped because another run holds their lock: 1 (web)",
     );
-    assert!(
-        run.stdout
-            .contains("summary: 0 renewed, 0 not due, 0 failed, 1 skipped"),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "summary: 0 renewed, 0 not due, 0 failed, 1 skipped",
     );
 
     let out = child.0.take().unwrap().wait_with_output().unwrap();
@@ -208,11 +201,9 @@ fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
 
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
     assert!(run.stdout.contains("renewed  web"), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("removed DNS-01 values a dead run left presented"),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        "removed DNS-01 values a dead run left presented",
     );
     let cleaned = std::fs::read_to_string(&log).unwrap();
     let want = format!(

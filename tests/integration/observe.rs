@@ -242,13 +242,11 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
     // A metrics file that cannot be written is an error (exit 1), and the run still ran.
     let bad = e.run(&["renew", "--metrics-file", "/nonexistent-dir/x.prom"]);
     assert_eq!(bad.code, 1, "{}", bad.all());
-    assert!(
-        bad.stderr
-            .contains("cannot write the metrics file /nonexistent-dir/x.prom"),
-        "{}",
-        bad.stderr
+    assert_contains(
+        &bad.stderr,
+        "cannot write the metrics file /nonexistent-dir/x.prom",
     );
-    assert!(bad.stdout.contains("summary:"), "{}", bad.stdout);
+    assert_contains(&bad.stdout, "summary:");
 }
 
 /// The current metrics of the group job=certvault, instance="" from the Pushgateway.
@@ -338,11 +336,9 @@ fn pushgateway_gets_the_metrics_and_a_failed_run_keeps_the_last_success() {
     // An unreachable Pushgateway is reported, exit 1.
     let bad = e.run(&["renew", "--pushgateway", "http://127.0.0.1:9"]);
     assert_eq!(bad.code, 1, "{}", bad.all());
-    assert!(
-        bad.stderr
-            .contains("cannot push metrics to the Pushgateway at http://127.0.0.1:9"),
-        "{}",
-        bad.stderr
+    assert_contains(
+        &bad.stderr,
+        "cannot push metrics to the Pushgateway at http://127.0.0.1:9",
     );
     let bad = e.run(&["renew", "--pushgateway", "localhost:9091"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
@@ -417,11 +413,7 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     // issue reports it, and exits 1 with the certificate stored.
     let run = e.issue("web", &[&d], &hook_fails);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("FAILED: the deploy hook failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED: the deploy hook failed");
     let (_, v1) = vault_read(&e.cert_path("web")).expect("stored despite the hook");
     e.issue("other", &[&format!("o.{d}")], &[]).ok();
 
@@ -429,12 +421,8 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     assert_eq!(run.code, 1, "{}", run.all());
     let (doc, v2) = vault_read(&e.cert_path("web")).unwrap();
     assert_eq!(v2, v1 + 1, "the renewed certificate is stored");
-    assert!(
-        run.stdout.contains("renewed  web: forced"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("renewed  other"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web: forced");
+    assert_contains(&run.stdout, "renewed  other");
     let failed = run
         .stdout
         .lines()

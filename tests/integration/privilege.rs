@@ -70,7 +70,7 @@ fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
 
     e.fresh_account();
     let run = renew.run(&["renew", "--force", "rel"]).ok();
-    assert!(run.stdout.contains("renewed  rel"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  rel");
     assert!(!marker.exists(), "the injected command ran");
     let (after, _) = vault_read(&e.cert_path("rel")).unwrap();
     assert_eq!(
@@ -115,26 +115,20 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
 
     let run = e.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("FAILED   old:")
-            && run
-                .stdout
-                .contains("run `certvault migrate` with the admin policy"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED   old:");
+    assert_contains(&run.stdout, "run `certvault migrate` with the admin policy");
     assert_eq!(vault_read(&e.cert_path("old")).unwrap().1, v1);
 
     // A renew token cannot migrate; an admin can, and sees the hooks it moves.
     let renew = as_token(&e, &apply_policy(&e, &["renew"]));
     let run = renew.run(&["migrate"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("specs/*"), "{}", run.stderr);
+    assert_contains(&run.stderr, "specs/*");
     let dry = e.run(&["migrate", "--dry-run"]).ok();
-    assert!(dry.stdout.contains("would move old"), "{}", dry.stdout);
+    assert_contains(&dry.stdout, "would move old");
     assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_none());
     let run = e.run(&["migrate"]).ok();
-    assert!(run.stdout.contains("moved    old"), "{}", run.stdout);
+    assert_contains(&run.stdout, "moved    old");
     assert!(
         run.stdout.contains(&hook("challtestsrv-auth")),
         "the admin sees the hook it trusts: {}",
@@ -145,15 +139,11 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
     assert_eq!(spec["dns"], before["spec"]["dns"]);
     assert_eq!(spec["schema"], 1);
     let again = e.run(&["migrate"]).ok();
-    assert!(
-        again.stdout.contains("summary: 0 moved, 0 failed"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "summary: 0 moved, 0 failed");
 
     e.fresh_account();
     let run = renew.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  old"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  old");
 }
 
 #[test]
@@ -194,11 +184,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
         row("bad")
     );
     let text = monitor.run(&["list"]).ok();
-    assert!(
-        text.stdout.contains("LAST ATTEMPT FAILED (1 in a row)"),
-        "{}",
-        text.stdout
-    );
+    assert_contains(&text.stdout, "LAST ATTEMPT FAILED (1 in a row)");
     // No key: the record itself is forbidden, and renew is refused before any work.
     let (status, _) = vault_call(
         &monitor.token,
@@ -209,7 +195,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     assert_eq!(status, 403);
     let run = monitor.run(&["renew"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("Missing:"), "{}", run.stderr);
+    assert_contains(&run.stderr, "Missing:");
     assert!(!run
         .all()
         .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
@@ -248,18 +234,10 @@ fn show_and_delete_one_certificate() {
     let renew = as_token(&e, &apply_policy(&e, &["renew"]));
     let refused = renew.run(&["delete", "web", "--yes"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("certvault policy admin"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "certvault policy admin");
     let unconfirmed = e.run(&["delete", "web"]);
     assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.all());
-    assert!(
-        unconfirmed.stderr.contains("pass --yes"),
-        "{}",
-        unconfirmed.stderr
-    );
+    assert_contains(&unconfirmed.stderr, "pass --yes");
     assert!(vault_read(&e.cert_path("web")).is_some());
 
     e.run(&["delete", "web", "--yes"]).ok();
@@ -268,7 +246,7 @@ fn show_and_delete_one_certificate() {
         "latest version deleted"
     );
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("deleted  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "deleted  web");
     // History is kept: the version is still there, deleted, not destroyed.
     let meta = vault_root(
         Method::GET,
@@ -305,7 +283,7 @@ fn help_names_and_policy_names() {
     );
     let ip = e.run(&["issue", "x", "-d", "192.0.2.1", "--auth-hook", "true"]);
     assert_eq!(ip.code, 2, "{}", ip.all());
-    assert!(ip.stderr.contains("is an IP address"), "{}", ip.stderr);
+    assert_contains(&ip.stderr, "is an IP address");
 
     let help = e.run(&["issue", "--help"]).ok().stdout;
     let own = help.find("--domain").unwrap();

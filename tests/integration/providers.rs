@@ -265,12 +265,7 @@ fn issue_and_renew_through_powerdns_route53_and_acme_dns() {
     }
 
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(
-        run.stdout
-            .contains("summary: 3 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "summary: 3 renewed, 0 not due, 0 failed");
 
     // dns remove refuses while a certificate uses the solver, and removes an unused one.
     let refused = e.run(&["dns", "remove", "pd"]);
@@ -370,12 +365,7 @@ fn dns_test_presents_checks_and_cleans_up_a_probe() {
     .ok();
     let run = e.run(&["dns", "test", "bad", "--zone", &zone]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout
-            .contains("FAILED: DNS solver bad (zone pdns.test)"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED: DNS solver bad (zone pdns.test)");
     assert!(!run.all().contains("wrong-key"));
 }
 
@@ -398,7 +388,7 @@ fn names_that_do_not_parse_are_refused_naming_the_field() {
         ],
     );
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("--zone"), "{}", run.stderr);
+    assert_contains(&run.stderr, "--zone");
     let run = e.dns_add_new(
         "c2VjcmV0",
         &[
@@ -411,12 +401,7 @@ fn names_that_do_not_parse_are_refused_naming_the_field() {
         ],
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("tsig_key \"bad key.\" is not a DNS name"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "tsig_key \"bad key.\" is not a DNS name");
     assert!(vault_read(&format!("{}/dns/k", e.prefix)).is_none());
     let run = e
         .dns_add_new(
@@ -424,12 +409,9 @@ fn names_that_do_not_parse_are_refused_naming_the_field() {
             &["rfc2136", "h", "--server", "localhost", "--tsig-key", "k."],
         )
         .ok();
-    assert!(
-        run.stdout.contains(
-            "note: --server localhost has no port: DNS updates go to port 53 (localhost:53)"
-        ),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "note: --server localhost has no port: DNS updates go to port 53 (localhost:53)",
     );
 }
 

@@ -204,9 +204,5 @@ fn renewals_ride_through_the_loss_of_the_raft_leader() {
     );
     // The next run converges: nothing due, nothing failed.
     let next = e.run(&["renew"]).ok();
-    assert!(
-        next.stdout.contains("0 renewed, 20 not due, 0 failed"),
-        "{}",
-        next.stdout
-    );
+    assert_contains(&next.stdout, "0 renewed, 20 not due, 0 failed");
 }
