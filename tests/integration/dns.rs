@@ -840,3 +840,46 @@ fn conformance_rfc2136_server_by_name() {
         Target::bind("example.test"),
     );
 }
+
+/// A solver with `--zone` needs no SOA lookup: with no resolver reachable, an issue through
+/// it succeeds, and the same solver without `--zone` fails naming the resolver it asked.
+#[test]
+fn a_solver_zone_skips_the_soa_lookup() {
+    let mut e = Env::bind("zonearg");
+    e.init_bind().ok();
+    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
+    let common = [
+        "--kind",
+        "rfc2136",
+        "--server",
+        &env("CERTVAULT_TEST_BIND1"),
+        "--tsig-key",
+        &env("CERTVAULT_TEST_TSIG_NAME"),
+    ];
+    let mut with_zone = common.to_vec();
+    with_zone.extend(["--zone", "example.test"]);
+    e.dns_add("zoned", &secret, &with_zone).ok();
+    e.dns_add("looked", &secret, &common).ok();
+    // Nothing answers DNS on 127.0.0.1:9.
+    e.extra.retain(|(k, _)| k != "CERTVAULT_DNS_RESOLVER");
+    e.extra
+        .push(("CERTVAULT_DNS_RESOLVER".into(), "127.0.0.1:9".into()));
+    let flags = ["--no-propagation-check", "--no-follow-cname"];
+    let d = format!("{}.example.test", unique("z"));
+    let mut args = vec!["issue", "viazone", "-d", &d, "--dns", "zoned"];
+    args.extend(flags);
+    e.run(&args).ok();
+    let (doc, _) = vault_read(&e.cert_path("viazone")).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&d],
+    );
+    let d2 = format!("{}.example.test", unique("z"));
+    let mut args = vec!["issue", "vialookup", "-d", &d2, "--dns", "looked"];
+    args.extend(flags);
+    let run = e.run(&args);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_contains(&run.stderr, "127.0.0.1:9");
+    assert_contains(&run.stderr, "looked");
+}
