@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
-use certvault::command::{DnsCommand, InitArgs, IssueArgs, SpecArgs, SpecChanges};
-use certvault::dns::{self, cloudflare, dnsimple, rfc2136, Config as DnsConfig};
+use certvault::command::{
+    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges,
+};
+use certvault::dns::{self, Config as DnsConfig};
 use certvault::model::{
-    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, Secret, SolverName,
-    SolverSpec,
+    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, RecordLayout, Secret,
+    SolverName, SolverSpec,
 };
 use certvault::policy::Role;
 use certvault::vault::KvVersion;
@@ -166,14 +168,10 @@ struct Global {
         global = true
     )]
     dns_resolver: Vec<String>,
-    /// Port of the authoritative nameservers queried by the propagation check.
-    #[arg(
-        long,
-        env = "CERTVAULT_AUTHORITATIVE_PORT",
-        default_value_t = 53,
-        global = true
-    )]
-    authoritative_port: u16,
+    /// Port of the authoritative nameservers queried by the propagation check (default 53).
+    /// Given to `dns add`, it is stored with the solver.
+    #[arg(long, env = "CERTVAULT_AUTHORITATIVE_PORT", global = true)]
+    authoritative_port: Option<u16>,
     /// How long to wait for every authoritative nameserver to serve the challenge.
     #[arg(
         long,
@@ -235,6 +233,11 @@ enum Cmd {
         /// Register a new account even if one is stored, replacing it.
         #[arg(long)]
         force: bool,
+        /// Import an existing account key instead of registering (PEM, or a JWK such as
+        /// certbot's private_key.json): the CA finds its account (onlyReturnExisting).
+        /// ECDSA P-256 keys only: RSA keys (certbot's) cannot sign with instant-acme.
+        #[arg(long, value_name = "FILE")]
+        account_key: Option<PathBuf>,
     },
     /// Obtain a certificate for the given names and store it as <prefix>/certs/<NAME>.
     Issue {
@@ -274,10 +277,35 @@ enum Cmd {
         /// CERTVAULT_VAULT_PATH, CERTVAULT_VERSION and RENEWED_DOMAINS.
         #[arg(long)]
         deploy_hook: Option<String>,
+        /// Fields of the record besides certbot's (repeatable): `kubernetes` adds tls.crt,
+        /// tls.key and ca.crt; `combined` adds the key and full chain in one PEM; `certbot`
+        /// (the default) only cert, chain, fullchain and privkey.
+        #[arg(long = "layout")]
+        layouts: Vec<RecordLayout>,
+        /// Order with this CA profile (one of the directory's `meta.profiles`, e.g.
+        /// shortlived); stored in the spec, so renewals use it too.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Keep the private key across renewals (default: a new key at every issuance).
+        #[arg(long)]
+        reuse_key: bool,
         /// Reissue even if the stored certificate is not due.
         #[arg(long)]
         force: bool,
     },
+    /// Revoke a certificate with the account that ordered it and mark its record; the next
+    /// `renew` replaces it.
+    Revoke {
+        /// The certificate.
+        name: CertName,
+        /// RFC 5280 reason: unspecified, keyCompromise, caCompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aaCompromise.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The stored ACME account (--account): key rollover, deactivation.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Manage DNS solvers stored in Vault at <prefix>/dns/<NAME>.
     #[command(subcommand)]
     Dns(DnsCmd),
@@ -323,6 +351,21 @@ enum Cmd {
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
+        /// Decide everything and fetch renewal information, but order nothing and write
+        /// nothing: print what would happen and why.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most N orders in this run, the most urgent first (expired, then the earliest
+        /// renewal point); the rest are reported as deferred.
+        #[arg(long, env = "CERTVAULT_MAX_ORDERS")]
+        max_orders: Option<usize>,
+        /// Wait a random time of up to this long before the run starts (e.g. 10m).
+        #[arg(long, env = "CERTVAULT_JITTER", default_value = "0s", value_parser = jitter)]
+        jitter: Duration,
+        /// After this many timeouts or 5xx answers in a row from one CA, start no new
+        /// orders to it in this run (the rest are deferred).
+        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = 3)]
+        ca_failures: u32,
     },
     /// Change settings of one certificate (same rules as issue for when it reissues).
     Edit {
@@ -387,6 +430,10 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Store existing certificates as they are (same serial and key), with their account,
+    /// solvers and settings: from certbot, lego, or certbot's files kept in Vault.
+    #[command(subcommand)]
+    Import(ImportCmd),
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
         /// admin (init, issue, solvers), renew (unattended renewals), or reader (one certificate).
@@ -502,7 +549,6 @@ enum AuthMethod {
     Jwt,
 }
 
-// Parsed once per process: the size of the variants does not matter.
 /// `certvault index …`
 #[derive(Debug, Subcommand)]
 enum IndexCmd {
@@ -511,66 +557,138 @@ enum IndexCmd {
     Rebuild,
 }
 
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum DnsCmd {
-    /// Store a DNS solver. Its secret (API token or TSIG secret) is read from
+    /// Store a DNS solver: `dns add <kind> NAME ...` (the older `dns add NAME --kind <kind>`
+    /// still works). Its secret (API token, key, TSIG secret) is read from
     /// CERTVAULT_DNS_SECRET or, with --secret-stdin, from standard input; never from a flag.
-    Add {
-        /// Solver name, used in `issue --dns <NAME>` or `--dns <zone>=<NAME>`.
+    #[command(subcommand)]
+    Add(dns::AddArgs),
+    /// List stored DNS solvers (without secrets).
+    List,
+    /// Present a probe TXT value at _acme-challenge.<ZONE>, check it on every authoritative
+    /// server, remove it, and report each step.
+    Test {
+        /// The stored solver to test.
         name: SolverName,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        /// Read the secret from the first line of standard input.
+        /// The zone (or name) to place the probe at.
         #[arg(long)]
-        secret_stdin: bool,
-        /// API base URL (cloudflare, dnsimple): for tests and proxies.
+        zone: String,
+    },
+    /// Delete a stored solver (refused while a certificate uses it; KV history is kept).
+    Remove {
+        /// The stored solver to remove.
+        name: SolverName,
+    },
+}
+
+impl Cli {
+    /// Parse the process arguments; `dns add NAME --kind K ...` becomes `dns add K NAME ...`.
+    pub fn parse_args() -> Self {
+        <Self as Parser>::parse_from(legacy_kind(std::env::args_os().collect()))
+    }
+}
+
+/// The older `dns add NAME --kind K` form, rewritten to `dns add K NAME`.
+fn legacy_kind(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(add) = args
+        .windows(2)
+        .position(|w| w[0] == "dns" && w[1] == "add")
+        .map(|i| i + 1)
+    else {
+        return args;
+    };
+    let mut kind = None;
+    let mut i = add + 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == "--kind" && i + 1 < args.len() {
+            kind = Some(args.remove(i + 1));
+            args.remove(i);
+            break;
+        }
+        if let Some(k) = a.strip_prefix("--kind=") {
+            kind = Some(k.into());
+            args.remove(i);
+            break;
+        }
+        i += 1;
+    }
+    if let Some(k) = kind {
+        args.insert(add + 1, k);
+    }
+    args
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCmd {
+    /// Replace the account key (RFC 8555 key change); the new key is stored with check-and-set.
+    Rollover,
+    /// Deactivate the account at the CA for good (needs --yes).
+    Deactivate {
+        /// Confirm.
         #[arg(long)]
-        base_url: Option<String>,
-        /// cloudflare: the zone id (skips the zone lookup).
+        yes: bool,
+    },
+}
+
+/// `--jitter`: a duration, `0` or `0s` for none.
+fn jitter(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches('s') == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|_| "write a duration like 10m or 30s (0 for none)".to_string())
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCmd {
+    /// A certbot config folder (like /etc/letsencrypt): its account, every lineage of
+    /// renewal/<NAME>.conf under that NAME, and its authenticators as solvers.
+    Certbot {
+        /// The certbot config folder.
+        dir: PathBuf,
+        /// Print what would be written (no secret); write nothing.
         #[arg(long)]
-        zone_id: Option<String>,
-        /// dnsimple: the account id (default: from whoami).
-        #[arg(long)]
-        account_id: Option<u64>,
-        /// dnsimple: use the sandbox API.
-        #[arg(long)]
-        sandbox: bool,
-        /// rfc2136: the primary server, host:port.
-        #[arg(long)]
-        server: Option<String>,
-        /// rfc2136: the zone to update (default: found via SOA).
-        #[arg(long)]
-        zone: Option<String>,
-        /// rfc2136: the TSIG key name.
-        #[arg(long)]
-        tsig_key: Option<String>,
-        /// rfc2136: hmac-sha256, hmac-sha384 or hmac-sha512.
-        #[arg(long, default_value = "hmac-sha256")]
-        tsig_algorithm: String,
-        /// exec: certbot-compatible auth hook.
-        #[arg(long)]
-        auth_hook: Option<String>,
-        /// exec: certbot-compatible cleanup hook.
-        #[arg(long)]
-        cleanup_hook: Option<String>,
-        /// TTL of the TXT record.
-        #[arg(long)]
-        ttl: Option<u32>,
-        /// Replace a stored solver of the same name.
+        dry_run: bool,
+        /// Only these lineages.
+        #[arg(long, num_args = 1.., value_name = "NAME")]
+        only: Vec<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
         #[arg(long)]
         force: bool,
     },
-    /// List stored DNS solvers (without secrets).
-    List,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Kind {
-    Cloudflare,
-    Dnsimple,
-    Rfc2136,
-    Exec,
+    /// A lego --path folder (accounts/ and certificates/).
+    Lego {
+        /// The lego folder (its --path, default ./.lego).
+        dir: PathBuf,
+        /// Print what would be written (no secret); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The ACME directory URL (lego does not record it; well-known CAs are recognised).
+        #[arg(long)]
+        server: Option<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// certbot's files kept in Vault: <mount>/<path>/account/*, <path>/certificates/*
+    /// and <mount>/dnsimple (read only).
+    VaultLayout {
+        /// Where the layout is: <mount>/<path>, like secret/lets-encrypt.
+        #[arg(long)]
+        from: String,
+        /// Print what would be written (no secret); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The ACME directory URL (the layout does not record it; well-known CAs are
+        /// recognised from the account URL).
+        #[arg(long)]
+        server: Option<String>,
+        /// Replace existing records, specs, solvers and accounts of the same name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -607,7 +725,11 @@ fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
 fn resolve_hook(flag: &'static str, hook: Option<String>) -> Result<Option<String>, InvalidInput> {
     let Some(hook) = hook else { return Ok(None) };
     let trimmed = hook.trim_start();
-    let first = trimmed.split_whitespace().next().unwrap_or_default();
+    // The command word: up to a blank or a shell operator (`hook.sh; other`, `hook.sh&&x`).
+    let end = trimmed
+        .find(|c: char| c.is_whitespace() || ";&|<>()`".contains(c))
+        .unwrap_or(trimmed.len());
+    let first = &trimmed[..end];
     if !first.contains('/') || first.starts_with(['"', '\'']) {
         return Ok(Some(hook));
     }
@@ -657,6 +779,7 @@ impl Cli {
                 eab_kid,
                 eab_hmac_key,
                 force,
+                account_key,
             } => Command::Init(InitArgs {
                 directory: {
                     let url = directory_url(&directory);
@@ -672,7 +795,49 @@ impl Cli {
                 eab_kid,
                 eab_hmac: eab_hmac_key.filter(|k| !k.expose().is_empty()),
                 force,
+                account_key: account_key.filter(|p| !p.as_os_str().is_empty()),
             }),
+            Cmd::Import(cmd) => {
+                let (source, dry_run, force) = match cmd {
+                    ImportCmd::Certbot {
+                        dir,
+                        dry_run,
+                        only,
+                        force,
+                    } => (ImportSource::Certbot { dir, only }, dry_run, force),
+                    ImportCmd::Lego {
+                        dir,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::Lego {
+                            dir,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                    ImportCmd::VaultLayout {
+                        from,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::VaultLayout {
+                            from,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                };
+                Command::Import(ImportArgs {
+                    source,
+                    dry_run,
+                    force,
+                })
+            }
             Cmd::Issue {
                 name,
                 domains,
@@ -685,6 +850,9 @@ impl Cli {
                 propagation_check,
                 no_propagation_check,
                 deploy_hook,
+                mut layouts,
+                profile,
+                reuse_key,
                 force,
             } => Command::Issue(IssueArgs {
                 name,
@@ -707,86 +875,90 @@ impl Cli {
                         "--deploy-hook",
                         deploy_hook.filter(|h| !h.trim().is_empty()),
                     )?,
+                    layouts: {
+                        layouts.sort();
+                        layouts.dedup();
+                        layouts
+                    },
+                    profile: profile.filter(|p| !p.trim().is_empty()),
+                    reuse_key,
                 },
                 force,
             }),
+            Cmd::Revoke { name, reason } => {
+                if let Some(r) = reason
+                    .as_deref()
+                    .filter(|r| !certvault::ca::valid_reason(r))
+                {
+                    return Err(InvalidInput {
+                        what: "--reason",
+                        value: r.to_string(),
+                        reason: "use unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn or aaCompromise",
+                    });
+                }
+                Command::Revoke { name, reason }
+            }
+            Cmd::Account(AccountCmd::Rollover) => Command::AccountRollover,
+            Cmd::Account(AccountCmd::Deactivate { yes }) => Command::AccountDeactivate { yes },
             Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
-            Cmd::Dns(DnsCmd::Add {
+            Cmd::Dns(DnsCmd::Test { name, zone }) => Command::Dns(DnsCommand::Test {
                 name,
-                kind,
-                secret_stdin,
-                base_url,
-                zone_id,
-                account_id,
-                sandbox,
-                server,
-                zone,
-                tsig_key,
-                tsig_algorithm,
-                auth_hook,
-                cleanup_hook,
-                ttl,
-                force,
-            }) => {
-                let needs_secret = kind != Kind::Exec;
-                let secret = if !needs_secret {
-                    None
-                } else if secret_stdin {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .read_line(&mut line)
-                        .map_err(|_| missing("secret", "could not read standard input"))?;
-                    Some(Secret::new(line.trim().to_string()))
-                } else {
-                    std::env::var("CERTVAULT_DNS_SECRET")
-                        .ok()
-                        .filter(|s| !s.trim().is_empty())
-                        .map(|s| Secret::new(s.trim().to_string()))
+                zone: dns::Fqdn::parse("--zone", &zone).map_err(|e| InvalidInput {
+                    what: "--zone",
+                    value: e.value,
+                    reason: e.reason,
+                })?,
+            }),
+            Cmd::Dns(DnsCmd::Remove { name }) => Command::Dns(DnsCommand::Remove { name }),
+            Cmd::Dns(DnsCmd::Add(add)) => {
+                let secret_stdin = add.common().secret_stdin;
+                let read = || {
+                    let value = if secret_stdin {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|_| missing("secret", "could not read standard input"))?;
+                        Some(line)
+                    } else {
+                        std::env::var("CERTVAULT_DNS_SECRET").ok()
+                    };
+                    value
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .ok_or_else(|| {
+                            missing(
+                                "secret",
+                                "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
+                            )
+                        })
                 };
-                let secret = || {
-                    secret.clone().ok_or_else(|| {
-                        missing(
-                            "secret",
-                            "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
-                        )
-                    })
+                let (name, common, provider) = add.into_parts(&dns::SecretSource(&read))?;
+                let zone = match common.zone.as_deref().filter(|z| !z.trim().is_empty()) {
+                    Some(z) => Some(dns::Zone::parse("--zone", z).map_err(|e| InvalidInput {
+                        what: "--zone",
+                        value: e.value,
+                        reason: e.reason,
+                    })?),
+                    None => None,
                 };
-                let config = match kind {
-                    Kind::Cloudflare => DnsConfig::Cloudflare(cloudflare::Config {
-                        api_token: secret()?,
-                        base_url: base_url.unwrap_or_else(|| cloudflare::DEFAULT_BASE_URL.into()),
-                        zone_id,
-                        ttl: ttl.unwrap_or(120),
-                    }),
-                    Kind::Dnsimple => DnsConfig::Dnsimple(dnsimple::Config {
-                        token: secret()?,
-                        account_id,
-                        sandbox,
-                        base_url,
-                        ttl: ttl.unwrap_or(60),
-                    }),
-                    Kind::Rfc2136 => DnsConfig::Rfc2136(rfc2136::Config {
-                        server: server.ok_or_else(|| {
-                            missing("--server", "rfc2136 needs --server host:port")
-                        })?,
+                let config = DnsConfig {
+                    settings: dns::SolverSettings {
                         zone,
-                        tsig_key: tsig_key.ok_or_else(|| {
-                            missing("--tsig-key", "rfc2136 needs --tsig-key NAME")
-                        })?,
-                        tsig_algorithm,
-                        tsig_secret: secret()?,
-                        ttl: ttl.unwrap_or(60),
-                    }),
-                    Kind::Exec => DnsConfig::Exec {
-                        auth_hook: auth_hook
-                            .ok_or_else(|| missing("--auth-hook", "exec needs --auth-hook CMD"))?,
-                        cleanup_hook: cleanup_hook.unwrap_or_default(),
+                        resolver: common
+                            .resolver
+                            .iter()
+                            .filter(|r| !r.trim().is_empty())
+                            .map(|r| socket_addr(r))
+                            .collect::<Result<_, _>>()?,
+                        authoritative_port: g.authoritative_port,
                     },
+                    provider,
                 };
                 Command::Dns(DnsCommand::Add {
                     name,
                     config,
-                    force,
+                    force: common.force,
                 })
             }
             Cmd::List { output, verify } => Command::List {
@@ -803,8 +975,19 @@ impl Cli {
                 output,
                 metrics_file,
                 pushgateway,
+                dry_run,
+                max_orders,
+                jitter,
+                ca_failures,
             } => {
                 concurrency_flag = concurrency;
+                if max_orders == Some(0) {
+                    return Err(InvalidInput {
+                        what: "--max-orders",
+                        value: "0".into(),
+                        reason: "use at least 1 (or leave it unset for no limit)",
+                    });
+                }
                 if lock_lease.0 > certvault::store::MAX_LEASE || lock_lease.0.as_secs() < 3 {
                     return Err(InvalidInput {
                         what: "--lock-lease",
@@ -814,7 +997,13 @@ impl Cli {
                 }
                 lease_flag = lock_lease.0;
                 Command::Renew {
-                    force,
+                    args: RenewArgs {
+                        force,
+                        dry_run,
+                        max_orders,
+                        jitter,
+                        ca_failures: ca_failures.max(1),
+                    },
                     names,
                     shard: shard.unwrap_or(certvault::index::Part::ALL),
                     json: output == Output::Json,
@@ -933,7 +1122,7 @@ impl Cli {
                             .map(|r| socket_addr(r))
                             .collect::<Result<_, _>>()?
                     },
-                    authoritative_port: g.authoritative_port,
+                    authoritative_port: g.authoritative_port.unwrap_or(53),
                     timeout: Duration::from_secs(3),
                 },
                 polling: dns::propagation::Polling {

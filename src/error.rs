@@ -65,6 +65,14 @@ pub enum Error {
     },
     #[error("this would {what}; pass --yes to do it")]
     NeedsYes { what: String },
+    #[error("the CA at {directory} offers no profile {profile:?}; {}", if .offered.is_empty() { "it offers no profiles at all: issue without --profile".to_string() } else { format!("it offers: {}", .offered.join(", ")) })]
+    UnknownProfile {
+        profile: String,
+        directory: String,
+        offered: Vec<String>,
+    },
+    #[error("{name} has no certificate that could be revoked: {reason}")]
+    NotRevocable { name: CertName, reason: String },
     #[error("{count} names given; a certificate holds at most {max}: split them over several certificates")]
     TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
@@ -80,6 +88,10 @@ pub enum Error {
     Interrupted { signal: &'static str },
     #[error("`certvault policy reader` needs the certificate NAME it may read")]
     ReaderNeedsName,
+    #[error("account key {path}: {reason}")]
+    AccountKey { path: String, reason: String },
+    #[error("cannot import from {source_name}: {reason}")]
+    ImportSource { source_name: String, reason: String },
 }
 
 fn join_needs(n: &[Need]) -> String {
@@ -103,12 +115,15 @@ impl Error {
             | Error::TermsNotAgreed { .. }
             | Error::UnknownCerts { .. }
             | Error::NoDomains
+            | Error::UnknownProfile { .. }
             | Error::TooManyNames { .. }
             | Error::NeedsYes { .. }
             | Error::RenewBeforeTooLong { .. }
             | Error::SolverExists { .. }
             | Error::Dns(crate::dns::Error::UnknownSolver { .. })
-            | Error::ReaderNeedsName => ExitCode::from(2),
+            | Error::ReaderNeedsName
+            | Error::AccountKey { .. }
+            | Error::ImportSource { .. } => ExitCode::from(2),
             Error::Store(store::Error::Vault(e)) if e.is_missing_setting() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }

@@ -2,17 +2,21 @@
 //! only state. See the README for the Vault layout and the commands.
 
 pub mod acme;
+pub mod ari;
 pub mod auth;
+pub mod ca;
 pub mod command;
 pub mod dns;
 pub mod error;
 pub mod hook;
+pub mod import;
 pub mod index;
 pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod renew;
+pub mod secret;
 pub mod store;
 pub mod vault;
 pub mod x509;

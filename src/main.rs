@@ -2,15 +2,13 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     // OpenBao's BAO_* variables stand in for unset VAULT_* ones, before clap reads them.
     for (name, value) in cli::bao_aliases(|k| std::env::var_os(k)) {
         std::env::set_var(name, value);
     }
-    let (logging, settings, command) = match cli::Cli::parse().into_parts() {
+    let (logging, settings, command) = match cli::Cli::parse_args().into_parts() {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e}");

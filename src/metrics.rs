@@ -60,10 +60,12 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
             Verdict::Deleted => continue,
             Verdict::Failed => "False",
             Verdict::Skipped => "Unknown",
-            Verdict::Renewed | Verdict::NotDue => match c.not_after {
-                Some(t) if t.unix_timestamp() as f64 > ended_at => "True",
-                _ => "False",
-            },
+            Verdict::Renewed | Verdict::NotDue | Verdict::Deferred | Verdict::Due => {
+                match c.not_after {
+                    Some(t) if t.unix_timestamp() as f64 > ended_at => "True",
+                    _ => "False",
+                }
+            }
         };
         for cond in ["True", "False", "Unknown"] {
             ready.push(format!(
@@ -111,8 +113,9 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
         (
             "certvault_renewals_total",
             "counter",
-            "Certificates of the last run, by result (renewed, failed, skipped).",
+            "Certificates of the last run, by result (renewed, failed, skipped, deferred).",
             [
+                ("deferred", t.deferred),
                 ("failed", t.failed),
                 ("renewed", t.renewed),
                 ("skipped", t.skipped),

@@ -87,8 +87,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
         Role::Admin => vec![
             rule(Key::AnyAccount, Api::Data, &["create", "read", "update"],
                 "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
-            rule(Key::AnySolver, Api::Data, &["create", "read", "update"],
-                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`)"),
+            rule(Key::AnySolver, Api::Data, &["create", "read", "update", "delete"],
+                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`), try them (`dns test`) and remove unused ones (`dns remove`)"),
             rule(Key::Solvers, Api::Metadata, &["list"],
                 "list the stored DNS solvers (`certvault dns list`)"),
             rule(Key::AnySpec, Api::Data, &["create", "read", "update", "delete"],
@@ -103,6 +103,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
             rule(Key::AnyIndex, Api::Data, &["create", "read", "update", "delete"],
                 "keep the renewal index current when issuing, editing or retiring; `certvault index rebuild` rewrites it and deletes documents left empty; `list --verify` compares it with the records"),
+            rule(Key::AnyPause, Api::Data, &["create", "read", "update", "delete"],
+                "record and clear a CA's pause after it rate-limited new orders (no key material)"),
         ],
         Role::Renew => vec![
             rule(Key::AnyAccount, Api::Data, &["read"],
@@ -121,6 +123,8 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
                 "take and release the per-certificate lock while renewing"),
             rule(Key::AnyIndex, Api::Data, &["create", "read", "update"],
                 "read the renewal index to load only what is due, and update the entries of the records this run read or wrote (check-and-set); no delete, so no rebuild"),
+            rule(Key::AnyPause, Api::Data, &["create", "read", "update"],
+                "remember that a CA rate-limited new orders, so the next run waits too (key-free: the account document and its key stay read-only)"),
         ],
         Role::Monitor => vec![
             rule(Key::Certs, Api::Metadata, &["list"],
@@ -238,7 +242,15 @@ pub enum Work<'a> {
         solver: &'a str,
     },
     DnsList,
+    DnsTest {
+        solver: &'a str,
+    },
+    DnsRemove {
+        solver: &'a str,
+    },
     Migrate,
+    /// `certvault import`: accounts, solvers and certificates whose names come from the source.
+    Import,
     Show {
         cert: &'a CertName,
     },
@@ -247,6 +259,14 @@ pub enum Work<'a> {
     },
     Delete {
         cert: &'a CertName,
+    },
+    Revoke {
+        account: &'a str,
+        cert: &'a CertName,
+    },
+    /// `account rollover` / `account deactivate`.
+    Account {
+        account: &'a str,
     },
 }
 
@@ -337,6 +357,22 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             }
             v
         }
+        Work::Import => {
+            let mut v = Vec::new();
+            for key in [
+                Key::AnyAccount,
+                Key::AnySolver,
+                Key::AnyCert,
+                Key::AnySpec,
+                Key::AnyStatus,
+                Key::AnyIndex,
+            ] {
+                v.extend(
+                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
+                );
+            }
+            v
+        }
         Work::Renew { account } => vec![
             need("list", Key::Certs, Api::Metadata, Role::Renew),
             need("read", Key::AnyCert, Api::Data, Role::Renew),
@@ -354,13 +390,41 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
             need("read", Key::AnyIndex, Api::Data, Role::Renew),
             need("create", Key::AnyIndex, Api::Data, Role::Renew),
             need("update", Key::AnyIndex, Api::Data, Role::Renew),
+            need("read", Key::AnyPause, Api::Data, Role::Renew),
+            need("create", Key::AnyPause, Api::Data, Role::Renew),
+            need("update", Key::AnyPause, Api::Data, Role::Renew),
         ],
+        Work::Revoke { account, cert } => {
+            let mut v = vec![
+                need("read", Key::Account(account), Api::Data, Role::Admin),
+                need("read", Key::Spec(cert), Api::Data, Role::Admin),
+            ];
+            for key in [Key::Cert(cert), Key::Status(cert)] {
+                v.extend(["read", "update"].map(|c| need(c, key, Api::Data, Role::Admin)));
+            }
+            v.extend(
+                ["read", "create", "update"]
+                    .map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)),
+            );
+            v
+        }
+        Work::Account { account } => ["read", "update"]
+            .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
+            .to_vec(),
         Work::DnsAdd { solver } => ["read", "create", "update"]
             .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))
             .to_vec(),
         Work::DnsList => vec![
             need("list", Key::Solvers, Api::Metadata, Role::Admin),
             need("read", Key::AnySolver, Api::Data, Role::Admin),
+        ],
+        Work::DnsTest { solver } => vec![need("read", Key::Solver(solver), Api::Data, Role::Admin)],
+        Work::DnsRemove { solver } => vec![
+            need("read", Key::Solver(solver), Api::Data, Role::Admin),
+            need("delete", Key::Solver(solver), Api::Data, Role::Admin),
+            need("list", Key::Certs, Api::Metadata, Role::Admin),
+            need("read", Key::AnyCert, Api::Data, Role::Admin),
+            need("read", Key::AnySpec, Api::Data, Role::Admin),
         ],
     }
 }
@@ -442,15 +506,41 @@ mod tests {
                 Work::Renew { account },
                 Work::DnsAdd { solver: "cf" },
                 Work::DnsList,
+                Work::DnsTest { solver: "cf" },
+                Work::DnsRemove { solver: "cf" },
                 Work::Migrate,
                 Work::Show { cert: &web },
                 Work::Unlock { cert: &web },
                 Work::Delete { cert: &web },
+                Work::Revoke {
+                    account,
+                    cert: &web,
+                },
+                Work::Account { account },
                 Work::Verify,
                 Work::Rebuild,
             ] {
                 assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
             }
+            // renew may read a solver (dns test) but never remove one.
+            assert_eq!(
+                check(Role::Renew, &layout, Work::DnsTest { solver: "cf" }),
+                vec![]
+            );
+            let denied = check(Role::Renew, &layout, Work::DnsRemove { solver: "cf" });
+            assert!(
+                denied.iter().any(|n| n.capability == "delete"),
+                "{denied:?}"
+            );
+            assert!(denied.iter().all(|n| n.role == Role::Admin));
+            // renew cannot roll over or deactivate the account.
+            let work = Work::Account { account };
+            let denied = check(Role::Renew, &layout, work);
+            assert!(
+                denied.iter().any(|n| n.capability == "update")
+                    && denied.iter().all(|n| n.role == Role::Admin),
+                "{work:?}"
+            );
             // renew may verify (it reads the records) but not rebuild (no delete).
             let denied = check(Role::Renew, &layout, Work::Rebuild);
             assert!(

@@ -8,6 +8,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::ari::AriState;
 use crate::model::{DomainName, HumanDuration, KeyType, Spec};
 
 /// What the certificate in Vault actually is (read from the certificate itself).
@@ -21,7 +22,7 @@ pub struct Current {
     pub key_type: Option<KeyType>,
 }
 
-/// Everything the decision looks at. New inputs (an ARI window, a profile) become new fields.
+/// Everything the decision looks at. New inputs become new fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub wanted: &'a Spec,
@@ -31,6 +32,25 @@ pub struct Facts<'a> {
     pub damage: Option<&'a str>,
     /// `renew --force` / `issue --force`.
     pub force: bool,
+    /// What the CA's renewal information said about the current certificate (RFC 9773);
+    /// `None` when the CA has none (the lifetime rule decides, silently).
+    pub ari: Option<&'a AriState>,
+    /// When `certvault revoke` revoked the current certificate.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl<'a> Facts<'a> {
+    /// Facts without ARI or revocation (the lifetime rule only).
+    pub fn plain(wanted: &'a Spec, current: Option<&'a Current>, force: bool) -> Self {
+        Self {
+            wanted,
+            current,
+            damage: None,
+            force,
+            ari: None,
+            revoked_at: None,
+        }
+    }
 }
 
 /// Why the renewal point is where it is.
@@ -46,6 +66,10 @@ pub enum Basis {
         renew_before: HumanDuration,
         short: bool,
     },
+    /// The time chosen inside the CA's ARI window.
+    Ari,
+    /// Less than 1/20 of the lifetime left: renewed whatever ARI says.
+    SafetyNet,
 }
 
 impl fmt::Display for Basis {
@@ -64,6 +88,8 @@ impl fmt::Display for Basis {
                 "{} of lifetime left: renew_before {renew_before} is not shorter than the certificate's lifetime, so the default rule applies",
                 if *short { "1/2" } else { "1/3" }
             ),
+            Basis::Ari => f.write_str("ari"),
+            Basis::SafetyNet => f.write_str("safety net: 1/20 of lifetime left"),
         }
     }
 }
@@ -89,6 +115,10 @@ pub enum Reason {
         renew_at: OffsetDateTime,
         basis: Basis,
     },
+    /// `certvault revoke` revoked the current certificate.
+    Revoked {
+        at: OffsetDateTime,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -112,9 +142,14 @@ impl fmt::Display for Reason {
                 None => write!(f, "key type changed to {to}"),
             },
             Reason::Expired { not_after } => write!(f, "expired at {}", rfc3339(*not_after)),
+            // The public contract: when ARI decides, the reason is `ari`.
+            Reason::Due {
+                basis: Basis::Ari, ..
+            } => f.write_str("ari"),
             Reason::Due { renew_at, basis } => {
                 write!(f, "renewal point {} reached ({basis})", rfc3339(*renew_at))
             }
+            Reason::Revoked { at } => write!(f, "revoked at {}", rfc3339(*at)),
         }
     }
 }
@@ -212,12 +247,33 @@ pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
             to: facts.wanted.key_type,
         });
     }
+    if let Some(at) = facts.revoked_at {
+        return Decision::Renew(Reason::Revoked { at });
+    }
     if now >= current.not_after {
         return Decision::Renew(Reason::Expired {
             not_after: current.not_after,
         });
     }
-    let (renew_at, basis) = renewal_point(current, facts.wanted.renew_before.as_ref());
+    let lifetime = current.not_after - current.not_before;
+    let net = current.not_after - lifetime / 20;
+    let (renew_at, basis) = match facts.ari.and_then(|a| a.window(current.not_before)) {
+        // ARI decides: the chosen time, or at once when the window has passed or ends
+        // before the CA may be asked again (RFC 9773 §4.2). The safety net still holds.
+        Some(w) => {
+            let at = if w.end - now < w.retry_every {
+                now.min(w.chosen_at)
+            } else {
+                w.chosen_at
+            };
+            if at <= net {
+                (at, Basis::Ari)
+            } else {
+                (net, Basis::SafetyNet)
+            }
+        }
+        None => renewal_point(current, facts.wanted.renew_before.as_ref()),
+    };
     if now >= renew_at {
         Decision::Renew(Reason::Due { renew_at, basis })
     } else {
@@ -227,6 +283,7 @@ pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
 
 #[cfg(test)]
 mod tests {
+    mod ari_table;
     use super::*;
     use crate::model::{HumanDuration, SolverSpec};
     use time::macros::datetime;
@@ -235,15 +292,18 @@ mod tests {
         Spec {
             domains: domains.iter().map(|d| d.parse().unwrap()).collect(),
             key_type,
-            dns: SolverSpec::Exec {
+            dns: SolverSpec::Exec(crate::dns::exec::Config {
                 auth_hook: "true".into(),
                 cleanup_hook: "true".into(),
-            },
+            }),
             renew_before: renew_before.map(|r| r.parse::<HumanDuration>().unwrap()),
             account: "default".into(),
             follow_cname: true,
             propagation_check: None,
             deploy_hook: None,
+            layouts: Vec::new(),
+            profile: None,
+            reuse_key: false,
         }
     }
 
@@ -307,15 +367,7 @@ mod tests {
             ("short-lived due at half", jan(4, 0), &plain, Some(&c6), false, "renewal point 2026-01-04T00:00:00Z reached (1/2 of lifetime left (short-lived certificate))"),
         ];
         for (name, now, wanted, cur, force, expected) in rows {
-            let got = decide(
-                now,
-                &Facts {
-                    wanted,
-                    current: cur,
-                    damage: None,
-                    force,
-                },
-            );
+            let got = decide(now, &Facts::plain(wanted, cur, force));
             let text = match &got {
                 Decision::Renew(r) => r.to_string(),
                 Decision::Keep { renew_at, basis } => {

@@ -11,6 +11,8 @@
 //!   that certificate
 //! - `index/NNN`: [`crate::index::Shard`], the renewal index (256 documents, see
 //!   [`crate::index`])
+//! - `pauses/<account>`: [`PauseRecord`], a CA that rate-limited new orders (key-free, so the
+//!   renew token may write it without being able to touch the account key)
 //!
 //! [`api_path`] spells the full API paths (`<mount>/data/...` for KV v2) that policies and
 //! the capability check use.
@@ -20,8 +22,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::model::{
-    AccountRecord, CertName, CertRecord, LockRecord, SolverRecord, SpecRecord, StatusRecord,
-    SCHEMA_VERSION,
+    AccountRecord, CertName, CertRecord, LockRecord, PauseRecord, SolverRecord, SpecRecord,
+    StatusRecord, SCHEMA_VERSION,
 };
 use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
 
@@ -48,6 +50,8 @@ pub enum Key<'a> {
     /// The folder of the index documents (for `index rebuild`'s list).
     Indexes,
     AnyIndex,
+    Pause(&'a str),
+    AnyPause,
 }
 
 impl Key<'_> {
@@ -71,6 +75,8 @@ impl Key<'_> {
             Key::Index(shard) => format!("{prefix}/index/{shard:03}"),
             Key::Indexes => format!("{prefix}/index"),
             Key::AnyIndex => format!("{prefix}/index/*"),
+            Key::Pause(account) => format!("{prefix}/pauses/{account}"),
+            Key::AnyPause => format!("{prefix}/pauses/*"),
         }
     }
 }
@@ -151,10 +157,14 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
 }
 
 /// Whether this run holds a certificate's lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Lock {
-    /// Ours, at this KV version (the next renewal of the lease writes on top of it).
-    Taken { version: u64 },
+    /// Ours, at this KV version (the next renewal of the lease writes on top of it), with
+    /// the DNS-01 values a dead holder left presented.
+    Taken {
+        version: u64,
+        leftovers: Vec<crate::dns::Leftover>,
+    },
     Held {
         holder: String,
         until: OffsetDateTime,
@@ -323,7 +333,15 @@ impl Store {
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
         let read = self.load_read::<LockRecord>(key).await?;
+        let leftovers = read
+            .doc
+            .as_ref()
+            .map(|d| d.data.presented.clone())
+            .unwrap_or_default();
         match read.doc {
+            // Our own lease (a write of this run whose answer was lost, e.g. in a Vault
+            // leader election, or a retry): ours to take again at once.
+            Some(held) if !run_id.is_empty() && held.data.run_id == run_id => {}
             Some(held) if lease_binds(held.data.expires_at, now) => {
                 return Ok(Lock::Held {
                     holder: held.data.holder,
@@ -343,9 +361,10 @@ impl Store {
             acquired_at: now,
             expires_at: now + lease,
             run_id: run_id.to_string(),
+            presented: Vec::new(),
         };
         match self.save(key, &record, expect).await {
-            Ok(version) => Ok(Lock::Taken { version }),
+            Ok(version) => Ok(Lock::Taken { version, leftovers }),
             Err(Error::Vault(
                 vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
             )) => {
@@ -371,6 +390,7 @@ impl Store {
         version: u64,
         now: OffsetDateTime,
         lease: std::time::Duration,
+        presented: &[crate::dns::Leftover],
     ) -> Result<u64, Error> {
         let key = Key::Lock(name);
         let Some(mut held) = self.load::<LockRecord>(key).await? else {
@@ -380,6 +400,7 @@ impl Store {
             }));
         };
         held.data.expires_at = now + lease;
+        held.data.presented = presented.to_vec();
         self.save(key, &held.data, Expect::Version(version)).await
     }
 
@@ -459,6 +480,28 @@ impl Store {
         let version = self.save(Key::Status(name), record, expect).await?;
         self.journal.note_status(name, record);
         Ok(version)
+    }
+
+    /// The stored pause of the CA of `account`, if any.
+    pub async fn load_pause(&self, account: &str) -> Result<Option<Versioned<PauseRecord>>, Error> {
+        self.load(Key::Pause(account)).await
+    }
+
+    /// What a write of the pause of `account` must expect.
+    pub async fn load_pause_for_write(&self, account: &str) -> Result<Expect, Error> {
+        Ok(self
+            .load_read::<PauseRecord>(Key::Pause(account))
+            .await?
+            .expect)
+    }
+
+    pub async fn save_pause(
+        &self,
+        account: &str,
+        record: &PauseRecord,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.save(Key::Pause(account), record, expect).await
     }
 
     pub async fn load_solver(&self, name: &str) -> Result<Option<Versioned<SolverRecord>>, Error> {

@@ -53,16 +53,13 @@ pub fn split_chain(pem_chain: &str) -> Result<Chain, Invalid> {
     })
 }
 
+/// A certificate block as PEM with LF line endings (as CAs and certbot write them).
 fn encode_pem(p: &Pem) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&p.contents);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    let block = ::pem::Pem::new("CERTIFICATE", p.contents.clone());
+    ::pem::encode_config(
+        &block,
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -242,6 +239,7 @@ mod tests {
             let names: Vec<&str> = facts.domains.iter().map(|d| d.as_str()).collect();
             assert_eq!(names, ["*.example.com", "a.example.com"]);
             let split = split_chain(&format!("{pem}{pem}")).unwrap();
+            assert_eq!(split.cert, pem, "PEM written as it came: LF, 64 columns");
             assert_eq!(split.cert, split.chain);
             assert_eq!(split.fullchain, format!("{}{}", split.cert, split.chain));
             assert_eq!(

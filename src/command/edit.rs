@@ -57,10 +57,10 @@ pub(super) async fn run(
     }
     if changes.auth_hook.is_some() || changes.cleanup_hook.is_some() {
         match &mut spec.dns {
-            SolverSpec::Exec {
+            SolverSpec::Exec(crate::dns::exec::Config {
                 auth_hook,
                 cleanup_hook,
-            } => {
+            }) => {
                 if let Some(h) = changes.auth_hook {
                     *auth_hook = h;
                 }

@@ -6,7 +6,7 @@ use super::{Context, Outcome};
 use crate::acme::{self, Eab};
 use crate::model::{AccountRecord, SCHEMA_VERSION};
 use crate::store::Key;
-use crate::vault::Expect;
+use crate::vault::{Expect, Versioned};
 use crate::Error;
 
 #[derive(Debug)]
@@ -18,6 +18,9 @@ pub struct InitArgs {
     pub eab_hmac: Option<crate::model::Secret>,
     /// Register a new account even if one is stored (replaces it).
     pub force: bool,
+    /// Import this existing account key (PEM or JWK) instead of registering: the account
+    /// is found with onlyReturnExisting.
+    pub account_key: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn run(
@@ -28,6 +31,10 @@ pub(super) async fn run(
     let name = ctx.settings.account.as_str();
     let path = ctx.store.display(Key::Account(name));
     let existing = ctx.store.load_account(name).await?;
+    if let Some(file) = &args.account_key {
+        let file = file.clone();
+        return from_key(ctx, name, existing, &file, args, now()).await;
+    }
     let expect = match &existing {
         Some(stored) if !args.force => {
             if stored.data.directory != args.directory {
@@ -95,6 +102,7 @@ pub(super) async fn run(
         eab_kid: eab.map(|e| e.kid),
         created_at: now(),
         credentials,
+        deactivated_at: None,
     };
     let version = ctx.store.save_account(name, &record, expect).await?;
     tracing::info!(account = %account_url, "registered ACME account");
@@ -103,6 +111,68 @@ pub(super) async fn run(
             "registered ACME account {account_url} at {}\nstored at {path} (version {version})\n",
             args.directory
         ),
+        failed: false,
+    })
+}
+
+/// `init --account-key FILE`: find the key's existing account at `directory` and store it.
+async fn from_key(
+    ctx: &Context,
+    name: &str,
+    existing: Option<Versioned<AccountRecord>>,
+    file: &std::path::Path,
+    args: InitArgs,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    use crate::import::key::{self, AccountKey};
+    let directory = args.directory.as_str();
+    let (contact, force) = (args.email.clone(), args.force);
+    let shown = file.display().to_string();
+    let bad = |reason: String| Error::AccountKey {
+        path: shown.clone(),
+        reason,
+    };
+    let text = crate::import::files::read_limited(file).map_err(bad)?;
+    let k = match key::parse(&text).map_err(bad)? {
+        AccountKey::P256(k) => k,
+        AccountKey::Unsupported(what) => {
+            return Err(bad(format!(
+                "{}. Nothing was registered. To go on, register a new account: `certvault init --directory {directory} --agree-tos` without --account-key (the CA then sees a new account URL; certificates issued by the old account are unaffected)",
+                key::unsupported_reason(&what)
+            )))
+        }
+    };
+    let http = ctx.http()?;
+    let (credentials, url) = key::find_account(&http, directory, &k).await?;
+    let path = ctx.store.display(Key::Account(name));
+    let expect = match &existing {
+        Some(s) if super::import::stored_url(&s.data) == url => {
+            return Ok(Outcome {
+                text: format!("ACME account {url} is already stored at {path} (version {}); nothing changed\n", s.version),
+                failed: false,
+            })
+        }
+        Some(s) if !force => {
+            return Err(bad(format!(
+                "it belongs to account {url}, but {path} holds another account ({}); pass --force to replace it, or --account <name> to keep both",
+                super::import::stored_url(&s.data)
+            )))
+        }
+        Some(s) => Expect::Version(s.version),
+        None => Expect::Absent,
+    };
+    let record = AccountRecord {
+        deactivated_at: None,
+        schema: SCHEMA_VERSION,
+        directory: directory.to_string(),
+        contact,
+        eab_kid: None,
+        created_at: now,
+        credentials,
+    };
+    let version = ctx.store.save_account(name, &record, expect).await?;
+    Ok(Outcome {
+        text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
         failed: false,
     })
 }

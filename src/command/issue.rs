@@ -2,12 +2,14 @@
 
 use time::OffsetDateTime;
 
+use super::deploy::{deploy, DeployFailed};
+use super::lease::{clean_leftovers, keep_lease};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::model::{CertName, CertRecord, LayoutFields, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
-use crate::{acme, hook, x509, Error};
+use crate::{acme, x509, Error};
 
 #[derive(Debug)]
 pub struct IssueArgs {
@@ -33,6 +35,9 @@ pub(super) async fn run(
         follow_cname: args.spec.follow_cname,
         propagation_check: args.spec.propagation_check,
         deploy_hook: args.spec.deploy_hook,
+        layouts: args.spec.layouts,
+        profile: args.spec.profile,
+        reuse_key: args.spec.reuse_key,
     };
     apply(ctx, &args.name, spec, args.force, now).await
 }
@@ -82,6 +87,22 @@ pub(super) async fn apply(
             }));
         }
     }
+    // A profile must be one the CA offers (its directory's `meta.profiles`): checked before
+    // anything is stored or ordered.
+    let http = ctx.http()?;
+    let mut connected = None;
+    if let Some(profile) = &spec.profile {
+        let (account, directory) = super::connect(&http, account_record.clone()).await?;
+        let offered = crate::ca::profiles(&account);
+        if !offered.contains(profile) {
+            return Err(Error::UnknownProfile {
+                profile: profile.clone(),
+                directory,
+                offered,
+            });
+        }
+        connected = Some((account, directory));
+    }
     let read = ctx.store.load_cert_for_write(name).await?;
     let spec_read = ctx.store.load_spec(name).await?;
     let spec_stored = spec_read.doc.as_ref().map(|d| &d.data.spec) == Some(&spec);
@@ -111,6 +132,8 @@ pub(super) async fn apply(
                     current: current.as_ref(),
                     damage: None,
                     force,
+                    ari: stored.data.facts.ari.as_ref(),
+                    revoked_at: stored.data.facts.revoked_at,
                 },
             );
             if let Decision::Keep { renew_at, basis } = decision {
@@ -133,6 +156,7 @@ pub(super) async fn apply(
                     save_spec(ctx, name, &spec, spec_read.expect).await?;
                 }
                 let mut record = stored.data.clone();
+                record.layout = LayoutFields::new(&spec.layouts, &record.issued);
                 record.spec = spec;
                 let version = ctx
                     .store
@@ -146,13 +170,31 @@ pub(super) async fn apply(
             Expect::Version(stored.version)
         }
     };
-    let http = ctx.http()?;
-    let (account, directory) = super::connect(&http, account_record).await?;
+    let (account, directory) = match connected {
+        Some(c) => c,
+        None => super::connect(&http, account_record).await?,
+    };
+    // `--reuse-key`: the stored key, when it is of the wanted type.
+    let key = existing
+        .as_ref()
+        .filter(|_| spec.reuse_key)
+        .filter(|d| {
+            x509::current(&d.data.issued.cert).is_ok_and(|c| c.key_type == Some(spec.key_type))
+        })
+        .map(|d| d.data.issued.privkey.clone());
     let order = Order {
         name: name.clone(),
         spec: spec.clone(),
         expect,
         extra,
+        facts: crate::model::CaFacts {
+            ordered_by: Some(account.id().to_string()),
+            ..Default::default()
+        },
+        options: acme::OrderOptions {
+            replaces: None,
+            key,
+        },
     };
     let Stored {
         version,
@@ -207,39 +249,6 @@ pub(super) async fn apply(
     })
 }
 
-/// Renew the lease of `name` every third of its length while the order runs. Returns only
-/// when the lease is lost (another run took it over after it lapsed, or an admin broke it):
-/// the order then stops before it writes. A failed renewal is retried until the lease lapses.
-async fn keep_lease(
-    ctx: &Context,
-    name: &CertName,
-    mut version: u64,
-    now: fn() -> OffsetDateTime,
-) -> Error {
-    let lease = ctx.settings.lock_lease;
-    let every = lease / 3;
-    let mut lapses = now() + lease;
-    loop {
-        tokio::time::sleep(every).await;
-        match ctx.store.renew_lease(name, version, now(), lease).await {
-            Ok(v) => {
-                version = v;
-                lapses = now() + lease;
-            }
-            Err(crate::store::Error::Vault(crate::vault::Error::CasConflict { .. })) => {
-                return Error::LeaseLost { name: name.clone() }
-            }
-            Err(e) if now() + every >= lapses => {
-                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::error::chain(&e));
-                return Error::LeaseLost { name: name.clone() };
-            }
-            Err(e) => {
-                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
-            }
-        }
-    }
-}
-
 /// A certificate's lifetime, in whole days (or hours when under two days).
 fn lifetime(c: &crate::renew::Current) -> String {
     let d = c.not_after - c.not_before;
@@ -273,6 +282,10 @@ pub(super) struct Order {
     pub expect: Expect,
     /// Fields a user added to the record, kept in the new version.
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+    /// What the new record says about its lineage (who ordered it, what it replaced).
+    pub facts: crate::model::CaFacts,
+    /// `replaces` and a kept key.
+    pub options: acme::OrderOptions,
 }
 
 /// A certificate written to Vault, and how its deploy hook went (`Ok` when there is none).
@@ -280,55 +293,6 @@ pub(super) struct Stored {
     pub version: u64,
     pub record: CertRecord,
     pub deploy: Result<(), DeployFailed>,
-}
-
-/// The deploy hook of a stored certificate failed; the certificate stays stored.
-#[derive(Debug, thiserror::Error)]
-#[error("the deploy hook failed ({failure}); the new certificate is stored at {path} (version {version}) and stays there")]
-pub struct DeployFailed {
-    pub path: String,
-    pub version: u64,
-    #[source]
-    pub failure: hook::Failure,
-}
-
-/// Run the spec's deploy hook, if any, for the version just written.
-async fn deploy(
-    ctx: &Context,
-    name: &CertName,
-    record: &CertRecord,
-    version: u64,
-) -> Result<(), DeployFailed> {
-    let Some(command) = record.spec.deploy_hook.as_deref() else {
-        return Ok(());
-    };
-    let path = ctx.store.display(Key::Cert(name));
-    let domains = record
-        .spec
-        .domains
-        .iter()
-        .map(|d| d.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let vars = [
-        ("CERTVAULT_NAME", name.to_string()),
-        ("CERTVAULT_DOMAINS", domains.clone()),
-        ("CERTVAULT_VAULT_PATH", path.clone()),
-        ("CERTVAULT_VERSION", version.to_string()),
-        ("RENEWED_DOMAINS", domains),
-    ];
-    tracing::info!(cert = %name, version, "running the deploy hook");
-    hook::run(command, &vars, hook::HOOK_TIMEOUT)
-        .await
-        .map(drop)
-        .map_err(|failure| {
-            tracing::error!(cert = %name, version, "deploy hook failed: {failure}");
-            DeployFailed {
-                path,
-                version,
-                failure,
-            }
-        })
 }
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old
@@ -346,6 +310,8 @@ pub(super) async fn obtain_and_save(
         spec,
         expect,
         extra,
+        facts,
+        options,
     } = order;
     let name = &name;
     // Hold the certificate's lease while ordering and writing, so an overlapping run does
@@ -369,8 +335,14 @@ pub(super) async fn obtain_and_save(
                 until,
             })
         }
-        Lock::Taken { version } => version,
+        Lock::Taken { version, leftovers } => {
+            if !leftovers.is_empty() {
+                clean_leftovers(ctx, solvers, name, &spec, leftovers).await;
+            }
+            version
+        }
     };
+    let (presented_tx, presented_rx) = tokio::sync::watch::channel(Vec::new());
     let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
@@ -381,23 +353,19 @@ pub(super) async fn obtain_and_save(
         }
         tracing::info!(cert = %name, names = spec.domains.len(), "ordering certificate");
         let http = ctx.http()?;
-        let dns_solvers = crate::dns::Solvers {
-            settings: &ctx.settings.dns,
-            http: &http,
-            configs: &solvers.configs,
-            broken: &solvers.broken,
-            folder: solvers.folder.clone(),
-        };
+        let dns_solvers = solvers.for_orders(ctx, &http, Some(presented_tx));
         let env = acme::Env {
             timeouts: ctx.settings.timeouts,
             solvers: &dns_solvers,
             shutdown: ctx.shutdown.clone(),
         };
-        let issued = acme::obtain(account, directory, &spec, &env, now).await?;
+        let issued = acme::obtain(account, directory, &spec, &options, &env, now).await?;
         let record = CertRecord {
             schema: SCHEMA_VERSION,
+            layout: LayoutFields::new(&spec.layouts, &issued),
             spec,
             issued,
+            facts,
             extra,
         };
         let version = ctx
@@ -414,7 +382,7 @@ pub(super) async fn obtain_and_save(
     };
     let result = tokio::select! {
         r = work => r,
-        e = keep_lease(ctx, name, lease, now) => Err(e),
+        e = keep_lease(ctx, name, lease, presented_rx, now) => Err(e),
     };
     if let Err(e) = ctx.store.unlock_cert(name).await {
         tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));

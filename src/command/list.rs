@@ -9,9 +9,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{relative, Context, Outcome};
+use crate::ari::AriState;
 use crate::index::Part;
 use crate::model::{CertName, Spec, StatusRecord};
-use crate::renew::{decide, rfc3339, Current, Decision, Facts, Reason};
+use crate::renew::{decide, rfc3339, Basis, Current, Decision, Facts, Reason};
 use crate::store::{Api, Entry, Key};
 use crate::{x509, Error};
 
@@ -34,6 +35,12 @@ pub struct Row {
     pub failures: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The CA profile the spec orders (null: the CA's default).
+    pub profile: Option<String>,
+    /// The stored ACME renewal information (null when the CA has none).
+    pub ari: Option<crate::ari::AriView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +55,8 @@ pub(crate) fn schedule(
     spec: &Spec,
     current: &Current,
     damage: Option<&str>,
+    ari: Option<&AriState>,
+    revoked_at: Option<OffsetDateTime>,
 ) -> (OffsetDateTime, Decision) {
     let decision = decide(
         now,
@@ -56,6 +65,8 @@ pub(crate) fn schedule(
             current: Some(current),
             damage,
             force: false,
+            ari,
+            revoked_at,
         },
     );
     let at = match &decision {
@@ -70,6 +81,12 @@ pub(crate) fn schedule(
 fn reason(decision: &Decision) -> String {
     match decision {
         Decision::Keep { basis, .. } => basis.to_string(),
+        // The public contract: when ARI decides, `reason` is `ari`.
+        Decision::Renew(
+            r @ Reason::Due {
+                basis: Basis::Ari, ..
+            },
+        ) => r.to_string(),
         Decision::Renew(r) => format!("due: {r}"),
     }
 }
@@ -92,7 +109,15 @@ pub(super) fn full_row(
         Some(spec) => (*spec, true),
         None => (&record.spec, false),
     };
-    let (renew_at, decision) = schedule(now, spec, &current, inspection.damage.as_deref());
+    let facts = &record.facts;
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        inspection.damage.as_deref(),
+        facts.ari.as_ref(),
+        facts.revoked_at,
+    );
     let mut why = reason(&decision);
     if !migrated {
         why.push_str(&format!(
@@ -115,6 +140,9 @@ pub(super) fn full_row(
         last_result: status.map(|s| s.last_result.clone()),
         failures: status.map_or(0, |s| s.failures),
         last_error: status.and_then(|s| s.last_error.clone()),
+        profile: spec.profile.clone(),
+        ari: facts.ari.as_ref().map(AriState::view),
+        revoked_at: facts.revoked_at.map(rfc3339),
     })
 }
 
@@ -126,7 +154,14 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         domains: spec.domains.iter().cloned().collect(),
         key_type: Some(spec.key_type),
     };
-    let (renew_at, decision) = schedule(now, spec, &current, None);
+    let (renew_at, decision) = schedule(
+        now,
+        spec,
+        &current,
+        None,
+        status.ari.as_ref(),
+        status.revoked_at,
+    );
     Row {
         name: name.to_string(),
         domains: spec.domains.iter().map(|d| d.to_string()).collect(),
@@ -141,6 +176,9 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         last_result: Some(status.last_result.clone()),
         failures: status.failures,
         last_error: status.last_error.clone(),
+        profile: spec.profile.clone(),
+        ari: status.ari.as_ref().map(AriState::view),
+        revoked_at: status.revoked_at.map(rfc3339),
     }
 }
 
@@ -157,7 +195,8 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
             &buckets,
             now,
             false,
-            |e| e.due_now.is_some(),
+            // ARI and revocation shape the row: read such records themselves.
+            |e| e.due_now.is_some() || e.ari.is_some(),
             |name, e| {
                 if !e.deleted {
                     rows.push(index_row(name, e, now))
@@ -207,6 +246,9 @@ fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> R
         last_result: status.map(|s| s.last_result.clone()),
         failures: status.map_or(0, |s| s.failures),
         last_error: status.and_then(|s| s.last_error.clone()),
+        profile: e.profile.clone(),
+        ari: e.ari.as_ref().map(AriState::view),
+        revoked_at: None,
     }
 }
 

@@ -87,10 +87,10 @@ pub(super) fn describe(spec: &Spec) -> String {
     let names: Vec<&str> = spec.domains.iter().map(|d| d.as_str()).collect();
     let mut out = format!("names [{}], account {}", names.join(", "), spec.account);
     match &spec.dns {
-        SolverSpec::Exec {
+        SolverSpec::Exec(crate::dns::exec::Config {
             auth_hook,
             cleanup_hook,
-        } => {
+        }) => {
             let _ = write!(out, ", dns exec (auth hook {auth_hook:?}");
             if !cleanup_hook.is_empty() {
                 let _ = write!(out, ", cleanup hook {cleanup_hook:?}");

@@ -1,15 +1,23 @@
 //! One module per verb. Each takes plain values (no clap) and returns an [`Outcome`].
 
+mod account;
+mod ari;
+mod deploy;
 mod dns;
 mod edit;
+mod gate;
+mod import;
 mod index;
 mod init;
 mod issue;
+mod lease;
 mod list;
 mod manage;
 mod migrate;
+mod order;
 mod renew;
 pub mod report;
+mod revoke;
 mod status;
 
 use std::collections::BTreeMap;
@@ -25,8 +33,10 @@ use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
 pub use edit::SpecChanges;
+pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
+pub use renew::RenewArgs;
 
 #[derive(Debug)]
 pub enum Command {
@@ -40,7 +50,7 @@ pub enum Command {
     /// Rebuild the renewal index from the records.
     IndexRebuild,
     Renew {
-        force: bool,
+        args: RenewArgs,
         names: Vec<CertName>,
         /// `--shard I/N`: only the certificates of this part.
         shard: crate::index::Part,
@@ -68,10 +78,23 @@ pub enum Command {
         name: CertName,
         yes: bool,
     },
+    /// Revoke a certificate with the account that ordered it; the next renew replaces it.
+    Revoke {
+        name: CertName,
+        reason: Option<String>,
+    },
+    /// RFC 8555 key change of the stored account.
+    AccountRollover,
+    /// Deactivate the stored account at the CA; `yes` confirms.
+    AccountDeactivate {
+        yes: bool,
+    },
     /// Move specs of older records to their admin-only documents.
     Migrate {
         dry_run: bool,
     },
+    /// Store existing certificates (certbot, lego, certbot-in-Vault) as they are.
+    Import(ImportArgs),
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -140,6 +163,26 @@ pub(crate) struct LoadedSolvers {
     pub configs: BTreeMap<String, crate::dns::Config>,
     pub broken: BTreeMap<String, String>,
     pub folder: String,
+}
+
+impl LoadedSolvers {
+    /// The solvers as a DNS-01 session uses them, with the run's DNS settings and client;
+    /// `presented` is told what an order presents (for the lock lease).
+    pub(crate) fn for_orders<'a>(
+        &'a self,
+        ctx: &'a Context,
+        http: &'a reqwest::Client,
+        presented: Option<tokio::sync::watch::Sender<Vec<crate::dns::Leftover>>>,
+    ) -> crate::dns::Solvers<'a> {
+        crate::dns::Solvers {
+            settings: &ctx.settings.dns,
+            http,
+            configs: &self.configs,
+            broken: &self.broken,
+            folder: self.folder.clone(),
+            presented,
+        }
+    }
 }
 
 impl Context {
@@ -322,16 +365,47 @@ async fn run_checked(
             index::rebuild(ctx, now).await
         }
         Command::Renew {
-            force,
+            args,
             names,
             shard,
             json,
             metrics,
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
-            let report = renew::run(ctx, force, names, shard, now).await;
+            let report = renew::run(ctx, &args, names, shard, now).await;
+            if args.dry_run {
+                // A dry run writes nothing: not the index either.
+                ctx.store.journal.discard();
+            } else {
+                renew::flush_index(ctx, now()).await;
+            }
+            let report = report?;
+            if args.dry_run {
+                // A dry run writes nothing: no metrics either.
+                let sinks = crate::metrics::Sinks::default();
+                return renew::publish(ctx, &report, json, &sinks, now()).await;
+            }
+            renew::publish(ctx, &report, json, &metrics, now()).await
+        }
+        Command::Revoke { name, reason } => {
+            let work = Work::Revoke {
+                account,
+                cert: &name,
+            };
+            ctx.check("revoke", work).await?;
+            let out = revoke::run(ctx, &name, reason, now()).await;
             renew::flush_index(ctx, now()).await;
-            renew::publish(ctx, &report?, json, &metrics, now()).await
+            out
+        }
+        Command::AccountRollover => {
+            ctx.check("account rollover", Work::Account { account })
+                .await?;
+            account::rollover(ctx, account).await
+        }
+        Command::AccountDeactivate { yes } => {
+            ctx.check("account deactivate", Work::Account { account })
+                .await?;
+            account::deactivate(ctx, account, yes, now()).await
         }
         Command::Edit {
             name,
@@ -377,14 +451,19 @@ async fn run_checked(
                 out
             }
         }
+        Command::Import(args) => {
+            ctx.check("import", Work::Import).await?;
+            let dry_run = args.dry_run;
+            let out = import::run(ctx, args, now()).await;
+            if dry_run {
+                ctx.store.journal.discard();
+            } else {
+                renew::flush_index(ctx, now()).await;
+            }
+            out
+        }
         Command::Dns(cmd) => {
-            let work = match &cmd {
-                DnsCommand::Add { name, .. } => Work::DnsAdd {
-                    solver: name.as_str(),
-                },
-                DnsCommand::List => Work::DnsList,
-            };
-            ctx.check("dns", work).await?;
+            ctx.check("dns", cmd.work()).await?;
             dns::run(ctx, cmd).await
         }
         Command::Policy { .. } => unreachable!("handled without Vault"),
@@ -420,6 +499,12 @@ pub struct SpecArgs {
     pub follow_cname: bool,
     pub propagation_check: Option<bool>,
     pub deploy_hook: Option<String>,
+    /// Consumer layouts (`--layout`), sorted and without repeats.
+    pub layouts: Vec<crate::model::RecordLayout>,
+    /// `--profile`: the CA profile to order (must be offered by the CA).
+    pub profile: Option<String>,
+    /// `--reuse-key`: keep the private key across renewals.
+    pub reuse_key: bool,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.

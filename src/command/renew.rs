@@ -2,45 +2,59 @@
 //! back with check-and-set. One failure never stops the others; the exit code says if any
 //! failed, and a summary ends every run.
 
-use std::collections::BTreeMap;
-
-use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::issue::{obtain_and_save, Order};
+use super::ari::{self, Accounts, Candidate, SystemDice};
+use super::gate::Gate;
+use super::order::{act, Ordered};
 use super::report::{CertResult, Report, Verdict};
-use super::{status, Context, Outcome};
+use super::{Context, Outcome};
+use crate::ari::Dice;
 use crate::index::Part;
 use crate::model::{CertName, CertRecord, Spec};
-use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
-use crate::store::Entry;
-use crate::store::Key;
-use crate::vault::{Expect, Versioned};
+use crate::renew::{decide, Decision, Facts, Reason};
+use crate::store::{Entry, Key};
+use crate::vault::Versioned;
 use crate::{metrics, x509, Error};
+
+/// What a `renew` run is asked to do (besides `--force` and the names).
+#[derive(Debug, Clone, Default)]
+pub struct RenewArgs {
+    pub force: bool,
+    /// Decide everything and fetch ARI, but order nothing and write nothing.
+    pub dry_run: bool,
+    /// At most this many orders, the most urgent first; the rest are `deferred`.
+    pub max_orders: Option<usize>,
+    /// A random delay of up to this long before the run starts.
+    pub jitter: std::time::Duration,
+    /// Timeouts or 5xx answers in a row after which a CA gets no new orders this run.
+    pub ca_failures: u32,
+}
 
 pub(super) async fn run(
     ctx: &Context,
-    force: bool,
+    args: &RenewArgs,
     names: Vec<CertName>,
     part: Part,
     now: fn() -> OffsetDateTime,
 ) -> Result<Report, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let started = now();
-    let (mut results, names) = select(ctx, names, force, part, started).await?;
-    let mut due = Vec::new();
-    // A few hundred records at a time: memory holds only what is due.
-    for chunk in names.chunks(256) {
-        let (decided, more) = plan(ctx, chunk.to_vec(), force, started).await;
-        results.extend(decided);
-        due.extend(more);
-        if ctx.store.journal.len() >= crate::index::journal::FLUSH_AT {
-            flush_index(ctx, now()).await;
+    let (mut results, names) = select(ctx, names, args.force, part, now()).await?;
+    let mut dice = SystemDice::new();
+    if !args.dry_run && !args.jitter.is_zero() {
+        let millis = dice.below(args.jitter.as_millis() as u64 + 1);
+        tracing::info!("waiting {millis} ms (--jitter) before the run starts");
+        let mut shutdown = ctx.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(millis)) => {},
+            _ = shutdown.wait_for(|s| *s) => return Err(Error::Interrupted { signal: "SIGTERM/SIGINT" }),
         }
     }
-    drop(names);
-    results.extend(act(ctx, due, now).await);
+    let started = now();
+    let gate = Gate::new(args.ca_failures);
+    let mut accounts = Accounts::default();
+    results.extend(pass(ctx, args, names, &gate, &mut accounts, &mut dice, now).await);
 
     // A certificate skipped because another run's lease held it is looked at again once
     // that lease lapses (its holder renews it while it works, so a live run keeps it; a
@@ -65,12 +79,118 @@ pub(super) async fn run(
         if !stopped {
             let again: Vec<CertName> = lapsing.into_iter().map(|(n, _)| n).collect();
             results.retain(|r| !again.contains(&r.name));
-            let (decided, due) = plan(ctx, again, force, started).await;
-            results.extend(decided);
-            results.extend(act(ctx, due, now).await);
+            let mut args = args.clone();
+            // The budget was spent on the first pass.
+            let spent = results
+                .iter()
+                .filter(|r| r.verdict == Verdict::Renewed)
+                .count();
+            args.max_orders = args.max_orders.map(|m| m.saturating_sub(spent));
+            results.extend(pass(ctx, &args, again, &gate, &mut accounts, &mut dice, now).await);
         }
     }
-    Ok(Report::new(results, started, now()))
+    let paused_failing = gate.any_failing();
+    let mut report = Report::new(results, started, now());
+    report.dry_run = args.dry_run;
+    report.failed |= paused_failing;
+    Ok(report)
+}
+
+/// Load, ask ARI, decide, budget, order: one pass over `names`.
+async fn pass(
+    ctx: &Context,
+    args: &RenewArgs,
+    names: Vec<CertName>,
+    gate: &Gate,
+    accounts: &mut Accounts,
+    dice: &mut SystemDice,
+    now: fn() -> OffsetDateTime,
+) -> Vec<CertResult> {
+    let at = now();
+    let mut results = Vec::new();
+    let mut due = Vec::new();
+    // A few hundred records at a time: memory holds only the due ones (a first run over a
+    // large fleet without an index loads every record).
+    for chunk in names.chunks(256) {
+        let (loaded, mut candidates) = load(ctx, chunk.to_vec()).await;
+        results.extend(loaded);
+        ari::refresh(ctx, &mut candidates, accounts, at, args.dry_run, dice).await;
+        let (decided, more) = decide_all(candidates, args.force, at);
+        results.extend(decided);
+        due.extend(more);
+        if !args.dry_run && ctx.store.journal.len() >= crate::index::journal::FLUSH_AT {
+            flush_index(ctx, now()).await;
+        }
+    }
+    drop(names);
+    // Most urgent first: expired (and revoked, unreadable, new) first, then the earliest
+    // renewal point; the name breaks ties so runs agree.
+    due.sort_by(|a, b| a.urgency.cmp(&b.urgency).then_with(|| a.name.cmp(&b.name)));
+    if let Some(max) = args.max_orders {
+        if due.len() > max {
+            for d in due.split_off(max) {
+                let mut r = CertResult::new(d.name, Verdict::Deferred);
+                r.reason = Some(format!(
+                    "deferred: --max-orders {max} reached (due: {})",
+                    d.reason
+                ));
+                r.renew_at = Some(d.urgency.1);
+                r.not_after = Some(d.record.data.issued.not_after);
+                r.version = Some(d.record.version);
+                results.push(r);
+            }
+        }
+    }
+    if args.dry_run {
+        for d in due {
+            let mut r = CertResult::new(d.name, Verdict::Due);
+            let paused = gate_reason(ctx, gate, &d.spec.account, at).await;
+            if let Some(p) = paused {
+                r.verdict = Verdict::Deferred;
+                r.reason = Some(p.reason);
+            } else {
+                r.reason = Some(d.reason.to_string());
+            }
+            r.renew_at = Some(d.urgency.1);
+            r.not_after = Some(d.record.data.issued.not_after);
+            r.version = Some(d.record.version);
+            results.push(r);
+        }
+        return results;
+    }
+    for d in &due {
+        accounts.connect(ctx, &d.spec.account).await;
+    }
+    let mut loaded = std::collections::BTreeSet::new();
+    for d in &due {
+        if loaded.insert(d.spec.account.clone()) {
+            gate.load(ctx, &d.spec.account, at).await;
+        }
+    }
+    let due = due
+        .into_iter()
+        .map(|d| Ordered {
+            name: d.name,
+            record: d.record,
+            spec: d.spec,
+            reason: d.reason.to_string(),
+        })
+        .collect();
+    results.extend(act(ctx, due, accounts, gate, now).await);
+    results
+}
+
+/// A stored pause of the account's CA that binds now (for the dry run's plan).
+async fn gate_reason(
+    ctx: &Context,
+    gate: &Gate,
+    account: &str,
+    now: OffsetDateTime,
+) -> Option<super::gate::Paused> {
+    if gate.paused(account).is_none() {
+        gate.load(ctx, account, now).await;
+    }
+    gate.paused(account)
 }
 
 /// The certificates a run loads, and the results of those the index says are not due.
@@ -162,24 +282,21 @@ pub(super) async fn flush_index(ctx: &Context, now: OffsetDateTime) {
     }
 }
 
-/// One certificate to order: its record, its trusted spec and why.
+/// One certificate to order: its record, its trusted spec, why, and how urgent.
 struct Due {
     name: CertName,
     record: Versioned<CertRecord>,
     spec: Spec,
     reason: Reason,
+    /// (0: expired, revoked, unreadable or new; 1: otherwise) and the renewal point.
+    urgency: (u8, OffsetDateTime),
 }
 
-/// Load each certificate and decide: the results for those not due (or unreadable), and
-/// the ones to order.
-async fn plan(
-    ctx: &Context,
-    names: Vec<CertName>,
-    force: bool,
-    now: OffsetDateTime,
-) -> (Vec<CertResult>, Vec<Due>) {
+/// Load each certificate with its trusted spec: the results for those that cannot be
+/// renewed, and the candidates.
+async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Candidate>) {
     let mut results: Vec<CertResult> = Vec::new();
-    let mut due = Vec::new();
+    let mut candidates = Vec::new();
     for (name, loaded) in ctx.store.load_entries(names).await {
         let (record, spec) = match loaded {
             Ok(Some(Entry {
@@ -220,17 +337,47 @@ async fn plan(
             tracing::warn!(cert = %name, "stored record damaged, reissuing: {damage}");
         }
         let current = inspection.current;
-        let facts = Facts {
-            wanted: &spec,
-            current: current.as_ref(),
-            damage: inspection.damage.as_deref(),
-            force,
-        };
+        let damage = inspection.damage;
         if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
             if !crate::renew::renew_before_fits(c, before) {
                 tracing::warn!(cert = %name, "renew_before {before} is not shorter than the certificate's lifetime: the default rule applies; change it with `certvault issue`");
             }
         }
+        candidates.push(Candidate {
+            name,
+            record,
+            spec,
+            current,
+            damage,
+        });
+    }
+    (results, candidates)
+}
+
+/// Decide each candidate: the results of those not due, and the ones to order.
+fn decide_all(
+    candidates: Vec<Candidate>,
+    force: bool,
+    now: OffsetDateTime,
+) -> (Vec<CertResult>, Vec<Due>) {
+    let mut results = Vec::new();
+    let mut due = Vec::new();
+    for c in candidates {
+        let Candidate {
+            name,
+            record,
+            spec,
+            current,
+            damage,
+        } = c;
+        let facts = Facts {
+            wanted: &spec,
+            current: current.as_ref(),
+            damage: damage.as_deref(),
+            force,
+            ari: record.data.facts.ari.as_ref(),
+            revoked_at: record.data.facts.revoked_at,
+        };
         match decide(now, &facts) {
             Decision::Keep { renew_at, basis } => {
                 let mut r = CertResult::new(name, Verdict::NotDue);
@@ -240,117 +387,25 @@ async fn plan(
                 r.version = Some(record.version);
                 results.push(r);
             }
-            Decision::Renew(reason) => due.push(Due {
-                name,
-                record,
-                spec,
-                reason,
-            }),
+            Decision::Renew(reason) => {
+                let urgency = match &reason {
+                    Reason::Expired { not_after } => (0, *not_after),
+                    Reason::Revoked { at } => (0, *at),
+                    Reason::NotIssued | Reason::Damaged(_) => (0, now),
+                    Reason::Due { renew_at, .. } => (1, *renew_at),
+                    _ => (1, now),
+                };
+                due.push(Due {
+                    name,
+                    record,
+                    spec,
+                    reason,
+                    urgency,
+                })
+            }
         }
     }
     (results, due)
-}
-
-/// Order the due certificates, `--concurrency` at a time. Only when something is due is
-/// the CA contacted.
-async fn act(ctx: &Context, due: Vec<Due>, now: fn() -> OffsetDateTime) -> Vec<CertResult> {
-    if due.is_empty() {
-        return Vec::new();
-    }
-    let http = match ctx.http() {
-        Ok(h) => h,
-        Err(e) => {
-            let text = crate::error::chain(&e);
-            return due
-                .into_iter()
-                .map(|d| {
-                    let mut r = CertResult::new(d.name, Verdict::Failed);
-                    r.error = Some(text.clone());
-                    r
-                })
-                .collect();
-        }
-    };
-    let mut accounts = BTreeMap::new();
-    for d in &due {
-        let acct = &d.spec.account;
-        if !accounts.contains_key(acct) {
-            let loaded = ctx
-                .account(&http, acct)
-                .await
-                .map_err(|e| crate::error::chain(&e));
-            accounts.insert(acct.clone(), loaded);
-        }
-    }
-    let accounts = &accounts;
-    let solvers = &ctx
-        .load_solvers(due.iter().flat_map(|d| d.spec.dns.solver_names()))
-        .await;
-    futures::stream::iter(due)
-        .map(|d| async move {
-            let Due {
-                name,
-                record,
-                spec,
-                reason,
-            } = d;
-            tracing::info!(cert = %name, %reason, "renewing");
-            let mut r = CertResult::new(name.clone(), Verdict::Failed);
-            r.reason = Some(reason.to_string());
-            r.not_after = Some(record.data.issued.not_after);
-            r.version = Some(record.version);
-            let order = Order {
-                name: name.clone(),
-                spec,
-                expect: Expect::Version(record.version),
-                extra: record.data.extra.clone(),
-            };
-            let stored = match &accounts[&order.spec.account] {
-                Err(e) => Err(Err(e.clone())),
-                Ok((account, directory)) => {
-                    obtain_and_save(ctx, solvers, account, directory, order, now)
-                        .await
-                        .map_err(Ok)
-                }
-            };
-            match stored {
-                Ok(stored) => {
-                    r.verdict = Verdict::Renewed;
-                    r.version = Some(stored.version);
-                    r.not_after = Some(stored.record.issued.not_after);
-                    r.renew_at = x509::current(&stored.record.issued.cert)
-                        .ok()
-                        .map(|c| renewal_point(&c, stored.record.spec.renew_before.as_ref()).0);
-                    r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
-                }
-                Err(Ok(e @ (Error::Locked { .. } | Error::ChangedMeanwhile { .. }))) => {
-                    tracing::info!(cert = %name, "skipped: {e}");
-                    if let Error::Locked { until, .. } = &e {
-                        r.locked_until = Some(*until);
-                    }
-                    r.verdict = Verdict::Skipped;
-                    r.reason = Some(e.to_string());
-                }
-                Err(e) => {
-                    let text = match e {
-                        Ok(e) => crate::error::chain(&e),
-                        Err(text) => text,
-                    };
-                    tracing::error!(cert = %name, "renewal failed: {text}");
-                    let failed = status::Attempt::Failed {
-                        current: &record.data.issued,
-                        version: record.version,
-                        error: &text,
-                    };
-                    status::record(ctx, &name, failed, now()).await;
-                    r.error = Some(text);
-                }
-            }
-            r
-        })
-        .buffer_unordered(ctx.settings.concurrency.max(1))
-        .collect()
-        .await
 }
 
 /// Print the report (text or JSON) and write the metrics the user asked for. A metrics

@@ -21,6 +21,11 @@ pub enum Verdict {
     Skipped,
     /// The latest version is deleted in Vault: not renewed.
     Deleted,
+    /// Due, but left for a later run: the `--max-orders` budget was spent, or its CA is
+    /// paused (rate limit, or failing). The reason says which.
+    Deferred,
+    /// `renew --dry-run`: would be ordered now.
+    Due,
 }
 
 /// One certificate's line of the report (`renew --output json` prints these).
@@ -80,6 +85,14 @@ pub struct Totals {
     pub failed: usize,
     pub skipped: usize,
     pub deleted: usize,
+    pub deferred: usize,
+    /// `--dry-run`: certificates that would be ordered now.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub due: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A whole run.
@@ -90,8 +103,12 @@ pub struct Report {
     #[serde(serialize_with = "time_str")]
     pub started_at: OffsetDateTime,
     pub duration_seconds: f64,
-    /// Any certificate failed (or its deploy hook did): the exit code is 1.
+    /// Any certificate failed (or its deploy hook did), or a CA was paused because it
+    /// failed: the exit code is 1.
     pub failed: bool,
+    /// `--dry-run`: nothing was ordered or written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 fn time_str<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -113,6 +130,8 @@ impl Report {
                 Verdict::Failed => &mut totals.failed,
                 Verdict::Skipped => &mut totals.skipped,
                 Verdict::Deleted => &mut totals.deleted,
+                Verdict::Deferred => &mut totals.deferred,
+                Verdict::Due => &mut totals.due,
             } += 1;
         }
         let failed = certificates.iter().any(CertResult::is_failure);
@@ -122,6 +141,7 @@ impl Report {
             started_at,
             duration_seconds: (ended_at - started_at).as_seconds_f64().max(0.0),
             failed,
+            dry_run: false,
         }
     }
 
@@ -171,17 +191,31 @@ impl Report {
                     "deleted  {name}: its latest version is deleted in Vault, so it is not renewed; `certvault issue {name} ...` recreates it"
                 ),
                 Verdict::Failed => writeln!(text, "FAILED   {name}: {error}"),
+                Verdict::Deferred => writeln!(text, "deferred {name}: {reason}"),
+                Verdict::Due => writeln!(text, "due      {name}: would renew now: {reason}"),
             };
             if c.verdict == Verdict::Renewed && !error.is_empty() {
                 let _ = writeln!(text, "FAILED   {name}: {error}");
             }
         }
         let t = &self.totals;
+        if self.dry_run {
+            let _ = write!(
+                text,
+                "dry run (nothing ordered or written): {} due now, ",
+                t.due
+            );
+        } else {
+            text.push_str("summary: ");
+        }
         let _ = write!(
             text,
-            "summary: {} renewed, {} not due, {} failed",
+            "{} renewed, {} not due, {} failed",
             t.renewed, t.not_due, t.failed
         );
+        if t.deferred > 0 {
+            let _ = write!(text, ", {} deferred", t.deferred);
+        }
         if t.skipped > 0 {
             let _ = write!(text, ", {} skipped", t.skipped);
         }

@@ -22,6 +22,12 @@ pub(super) enum Attempt<'a> {
     },
     /// `migrate`: record the facts of the stored certificate, no attempt.
     Existing { issued: &'a Issued, version: u64 },
+    /// `import`: a certificate stored as it was; `needs` says why it cannot renew yet.
+    Imported {
+        issued: &'a Issued,
+        version: u64,
+        needs: Option<&'a str>,
+    },
 }
 
 pub(super) async fn record(
@@ -41,6 +47,9 @@ pub(super) async fn record(
     let (issued, version) = match &attempt {
         Attempt::Stored { issued, version }
         | Attempt::Existing { issued, version }
+        | Attempt::Imported {
+            issued, version, ..
+        }
         | Attempt::Failed {
             current: issued,
             version,
@@ -58,6 +67,8 @@ pub(super) async fn record(
         failures: 0,
         last_error: None,
         last_failure_at: None,
+        ari: None,
+        revoked_at: None,
     };
     match attempt {
         Attempt::Stored { .. } => {}
@@ -67,7 +78,13 @@ pub(super) async fn record(
             }
             status.last_result = "imported".into();
         }
+        Attempt::Imported { needs, .. } => {
+            status.last_result = "imported".into();
+            status.last_error = needs.map(str::to_string);
+        }
         Attempt::Failed { error, .. } => {
+            status.ari = previous.and_then(|p| p.ari.clone());
+            status.revoked_at = previous.and_then(|p| p.revoked_at);
             status.last_result = "failed".into();
             status.failures = previous.map_or(0, |p| p.failures).saturating_add(1);
             status.last_error = Some(error.to_string());

@@ -1,10 +1,13 @@
-//! The HTTP part shared by the DNS API clients: one reqwest client, bearer token, JSON,
-//! 429 handling, and errors that name the solver and the zone.
+//! The HTTP part shared by the DNS API clients: one reqwest client, the credential header,
+//! JSON in and typed JSON out, percent-encoded paths and queries, 429 handling, and errors
+//! that name the solver and the zone.
 
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::Error;
 use crate::model::Secret;
@@ -13,35 +16,100 @@ use crate::model::Secret;
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment or query value, percent-encoded.
+pub fn encode(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// `?k=v&…` with every key and value percent-encoded.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// How a request proves who it is.
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(Secret),
+    /// A header such as PowerDNS's `X-API-Key`.
+    Header(&'static str, Secret),
+    None,
+}
+
+/// One answer: the status and the raw body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// The body as `T`, or `None` if it is not that JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
 /// One provider API as one solver uses it.
 pub struct Endpoint {
     pub solver: String,
     /// Base URL without a trailing `/`.
     pub base: String,
-    token: Secret,
+    auth: Auth,
     http: reqwest::Client,
 }
 
 impl Endpoint {
-    pub fn new(solver: &str, base: &str, token: &Secret, http: reqwest::Client) -> Self {
+    pub fn new(solver: &str, base: &str, auth: Auth, http: reqwest::Client) -> Self {
         Self {
             solver: solver.to_string(),
             base: base.trim_end_matches('/').to_string(),
-            token: token.clone(),
+            auth,
             http,
         }
     }
 
-    /// Send `method base+path` (built fresh for each attempt) and return the status and the
-    /// JSON body (`Null` if empty or not JSON). A 429 is retried after its Retry-After.
-    pub async fn call(
+    /// The shared HTTP client.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    /// Send `method base+path` (`path` already encoded) with an optional JSON body.
+    /// A 429 is retried after its Retry-After.
+    pub async fn call<B: Serialize + ?Sized>(
         &self,
         zone: &str,
         operation: &'static str,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), Error> {
+        body: Option<&B>,
+    ) -> Result<Answer, Error> {
+        self.send(zone, operation, method, path, &[], |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// The general form: extra headers and a request customizer (bodies, signing).
+    pub async fn send(
+        &self,
+        zone: &str,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        mut finish: impl FnMut(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, Error> {
         let url = format!("{}{path}", self.base);
         let unreachable = |source| Error::Http {
             solver: self.solver.clone(),
@@ -54,12 +122,16 @@ impl Endpoint {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(self.token.expose())
                 .header("Accept", "application/json");
-            if let Some(b) = body {
-                req = req.json(b);
+            req = match &self.auth {
+                Auth::Bearer(t) => req.bearer_auth(t.expose()),
+                Auth::Header(name, t) => req.header(*name, t.expose()),
+                Auth::None => req,
+            };
+            for (k, v) in headers {
+                req = req.header(*k, *v);
             }
-            let rsp = req.send().await.map_err(unreachable)?;
+            let rsp = finish(req).send().await.map_err(unreachable)?;
             let status = rsp.status();
             if status == StatusCode::TOO_MANY_REQUESTS && attempt < RATE_LIMIT_RETRIES {
                 attempt += 1;
@@ -79,9 +151,8 @@ impl Endpoint {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let bytes = rsp.bytes().await.map_err(unreachable)?;
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Ok((status, json));
+            let body = rsp.bytes().await.map_err(unreachable)?;
+            return Ok(Answer { status, body });
         }
     }
 
@@ -107,14 +178,33 @@ impl Endpoint {
         &self,
         zone: &str,
         path: &str,
-        message: fn(&Value) -> String,
+        message: fn(&Answer) -> String,
     ) -> Result<(), Error> {
         const OP: &str = "deleting the TXT record";
-        let (status, rsp) = self.call(zone, OP, Method::DELETE, path, None).await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
+        let rsp = self
+            .call::<()>(zone, OP, Method::DELETE, path, None)
+            .await?;
+        if rsp.status.is_success() || rsp.status == StatusCode::NOT_FOUND {
             Ok(())
         } else {
-            Err(self.refused(zone, OP, status, message(&rsp)))
+            Err(self.refused(zone, OP, rsp.status, message(&rsp)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_and_segments_are_percent_encoded() {
+        assert_eq!(
+            query(&[
+                ("name.exact", "_acme-challenge.a.example"),
+                ("content", "a+b/c=&d e")
+            ]),
+            "?name.exact=_acme-challenge.a.example&content=a%2Bb%2Fc%3D%26d%20e"
+        );
+        assert_eq!(encode("example.com/../x"), "example.com%2F..%2Fx");
     }
 }

@@ -3,11 +3,11 @@
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use super::api::Endpoint;
-use super::{Error, Presented, Provider, TxtRecord};
-use crate::model::Secret;
+use super::api::{self, Answer, Auth, Endpoint};
+use super::registry::{Build, Kind, SecretSource};
+use super::{Error, Provider, TxtRecord, Zone};
+use crate::model::{InvalidInput, Secret};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 
@@ -33,148 +33,262 @@ fn default_ttl() -> u32 {
     120
 }
 
+/// `certvault dns add cloudflare NAME` (the API token from CERTVAULT_DNS_SECRET or stdin).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// API base URL: for tests and proxies.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The zone id (skips the zone lookup).
+    #[arg(long)]
+    zone_id: Option<String>,
+    /// TTL of the TXT record.
+    #[arg(long, default_value_t = default_ttl())]
+    ttl: u32,
+}
+
+impl Kind for Config {
+    const ABOUT: &'static str = "Cloudflare API v4 (an API token with Zone:DNS:Edit)";
+    type Args = Args;
+    type Client = Client;
+
+    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+        Ok(Config {
+            api_token: secret.get()?,
+            base_url: a.base_url.unwrap_or_else(default_base_url),
+            zone_id: a.zone_id,
+            ttl: a.ttl,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cloudflare  {}{}",
+            self.base_url,
+            self.zone_id
+                .as_ref()
+                .map(|z| format!(" zone id {z}"))
+                .unwrap_or_default()
+        )
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Client, Error> {
+        Ok(Client {
+            api: Endpoint::new(
+                b.solver,
+                &self.base_url,
+                Auth::Bearer(self.api_token.clone()),
+                b.http.clone(),
+            ),
+            zone_id: self.zone_id.clone(),
+            ttl: self.ttl,
+        })
+    }
+}
+
 pub struct Client {
     api: Endpoint,
     zone_id: Option<String>,
     ttl: u32,
 }
 
-/// The v4 envelope's errors as one line.
-fn errors(body: &Value) -> String {
-    let list: Vec<String> = body["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    format!(
-                        "{} (code {})",
-                        e["message"].as_str().unwrap_or("?"),
-                        e["code"]
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if list.is_empty() {
-        "no error detail".into()
-    } else {
-        list.join("; ")
-    }
-}
-
-impl Client {
-    pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
-        Self {
-            api: Endpoint::new(solver, &config.base_url, &config.api_token, http),
-            zone_id: config.zone_id.clone(),
-            ttl: config.ttl,
-        }
-    }
-
-    async fn zone_id(&self, zone: &str) -> Result<String, Error> {
-        if let Some(id) = &self.zone_id {
-            return Ok(id.clone());
-        }
-        const OP: &str = "zone lookup";
-        let path = format!("/zones?name={zone}");
-        let (status, body) = self.api.call(zone, OP, Method::GET, &path, None).await?;
-        if !status.is_success() || body["success"] != json!(true) {
-            return Err(self.api.refused(zone, OP, status, errors(&body)));
-        }
-        body["result"]
-            .as_array()
-            .and_then(|r| r.iter().find(|z| z["name"].as_str() == Some(zone)))
-            .and_then(|z| z["id"].as_str())
-            .map(str::to_string)
-            .ok_or_else(|| Error::ZoneNotFound {
-                solver: self.api.solver.clone(),
-                zone: zone.to_string(),
-            })
-    }
+/// Exactly the record `present` created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Handle {
+    pub zone_id: String,
+    pub record_id: String,
 }
 
 /// Cloudflare's "An identical record already exists."
 const IDENTICAL_RECORD: i64 = 81058;
 
-fn has_code(body: &Value, code: i64) -> bool {
-    body["errors"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|e| e["code"].as_i64() == Some(code)))
-}
-
 impl Client {
-    /// The id of the existing TXT record with exactly this name and value.
-    async fn adopt(&self, record: &TxtRecord, zone_id: &str) -> Result<Presented, Error> {
-        const OP: &str = "finding the identical TXT record";
-        let zone = &record.zone;
-        let path = format!(
-            "/zones/{zone_id}/dns_records?type=TXT&name.exact={}&content.exact={}",
-            record.name, record.value
-        );
-        let (status, rsp) = self.api.call(zone, OP, Method::GET, &path, None).await?;
-        if !status.is_success() || rsp["success"] != json!(true) {
-            return Err(self.api.refused(zone, OP, status, errors(&rsp)));
+    async fn zone_id(&self, zone: &Zone) -> Result<String, Error> {
+        if let Some(id) = &self.zone_id {
+            return Ok(id.clone());
         }
-        let id = rsp["result"]
-            .as_array()
-            .and_then(|r| {
-                r.iter()
-                    .find(|x| x["content"].as_str() == Some(record.value.as_str()))
+        const OP: &str = "zone lookup";
+        let path = format!("/zones{}", api::query(&[("name", zone.as_str())]));
+        let rsp = self
+            .api
+            .call::<()>(zone.as_str(), OP, Method::GET, &path, None)
+            .await?;
+        let body: Envelope<Vec<ZoneItem>> = self.ok(zone, OP, &rsp)?;
+        body.result
+            .unwrap_or_default()
+            .into_iter()
+            .find(|z| z.name.eq_ignore_ascii_case(zone.as_str()))
+            .map(|z| z.id)
+            .ok_or_else(|| Error::ZoneNotFound {
+                solver: self.api.solver.clone(),
+                zone: zone.to_string(),
             })
-            .and_then(|x| x["id"].as_str())
+    }
+
+    /// The envelope of a successful answer, else the API's errors.
+    fn ok<T: for<'de> Deserialize<'de>>(
+        &self,
+        zone: &Zone,
+        operation: &'static str,
+        rsp: &Answer,
+    ) -> Result<Envelope<T>, Error> {
+        match rsp.json::<Envelope<T>>() {
+            Some(e) if rsp.status.is_success() && e.success => Ok(e),
+            Some(e) => Err(self
+                .api
+                .refused(zone.as_str(), operation, rsp.status, e.errors_text())),
+            None => Err(self.api.refused(
+                zone.as_str(),
+                operation,
+                rsp.status,
+                "the answer is not Cloudflare's JSON envelope".into(),
+            )),
+        }
+    }
+
+    /// The id of the existing TXT record with exactly this name and value.
+    async fn adopt(&self, record: &TxtRecord, zone: &Zone, zone_id: &str) -> Result<Handle, Error> {
+        const OP: &str = "finding the identical TXT record";
+        let path = format!(
+            "/zones/{}/dns_records{}",
+            api::encode(zone_id),
+            api::query(&[
+                ("type", "TXT"),
+                ("name.exact", record.name.as_str()),
+                ("content.exact", &record.value),
+            ])
+        );
+        let rsp = self
+            .api
+            .call::<()>(zone.as_str(), OP, Method::GET, &path, None)
+            .await?;
+        let body: Envelope<Vec<RecordItem>> = self.ok(zone, OP, &rsp)?;
+        let id = body
+            .result
+            .unwrap_or_default()
+            .into_iter()
+            .find(|x| x.content.as_deref() == Some(record.value.as_str()))
+            .map(|x| x.id)
             .ok_or_else(|| {
                 let why = "the identical record was not listed";
-                self.api.refused(zone, OP, status, why.into())
+                self.api.refused(zone.as_str(), OP, rsp.status, why.into())
             })?;
         tracing::info!(name = %record.name, "adopted an identical TXT record left by an earlier run");
-        Ok(Presented {
-            record: record.clone(),
-            handle: Some(format!("{zone_id}/{id}")),
+        Ok(Handle {
+            zone_id: zone_id.to_string(),
+            record_id: id,
         })
     }
 }
 
 impl Provider for Client {
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
+    type Handle = Handle;
+
+    async fn present(&self, record: &TxtRecord) -> Result<Handle, Error> {
         const OP: &str = "creating the TXT record";
-        let zone = &record.zone;
+        let zone = record.zone(&self.api.solver)?;
         let zone_id = self.zone_id(zone).await?;
-        let body = json!({
-            "type": "TXT",
-            "name": record.name,
-            "content": record.value,
-            "ttl": self.ttl,
-            "comment": "certvault DNS-01 challenge",
-        });
-        let path = format!("/zones/{zone_id}/dns_records");
-        let (status, rsp) = self
+        let body = NewRecord {
+            kind: "TXT",
+            name: record.name.as_str(),
+            content: &record.value,
+            ttl: self.ttl,
+            comment: "certvault DNS-01 challenge",
+        };
+        let path = format!("/zones/{}/dns_records", api::encode(&zone_id));
+        let rsp = self
             .api
-            .call(zone, OP, Method::POST, &path, Some(&body))
+            .call(zone.as_str(), OP, Method::POST, &path, Some(&body))
             .await?;
-        if has_code(&rsp, IDENTICAL_RECORD) {
+        if rsp
+            .json::<Envelope<serde_json::Value>>()
+            .is_some_and(|e| e.errors.iter().any(|e| e.code == IDENTICAL_RECORD))
+        {
             // Left behind by an interrupted run (the same authorization can come back):
             // adopt it, so cleanup removes it this time.
-            return self.adopt(record, &zone_id).await;
+            return self.adopt(record, zone, &zone_id).await;
         }
-        if !status.is_success() || rsp["success"] != json!(true) {
-            return Err(self.api.refused(zone, OP, status, errors(&rsp)));
-        }
-        let id = rsp["result"]["id"].as_str().ok_or_else(|| {
+        let created: Envelope<RecordItem> = self.ok(zone, OP, &rsp)?;
+        let id = created.result.map(|r| r.id).ok_or_else(|| {
             self.api
-                .refused(zone, OP, status, "the answer has no record id".into())
+                .refused(zone.as_str(), OP, rsp.status, "the answer has no record id".into())
         })?;
-        Ok(Presented {
-            record: record.clone(),
-            handle: Some(format!("{zone_id}/{id}")),
+        Ok(Handle {
+            zone_id,
+            record_id: id,
         })
     }
 
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
-        let Some((zone_id, id)) = presented.handle.as_deref().and_then(|h| h.split_once('/'))
-        else {
-            return Ok(());
-        };
-        let path = format!("/zones/{zone_id}/dns_records/{id}");
-        self.api.delete(&presented.record.zone, &path, errors).await
+    async fn cleanup(&self, record: &TxtRecord, handle: &Handle) -> Result<(), Error> {
+        let path = format!(
+            "/zones/{}/dns_records/{}",
+            api::encode(&handle.zone_id),
+            api::encode(&handle.record_id)
+        );
+        self.api
+            .delete(&record.zone_text(), &path, |rsp| {
+                rsp.json::<Envelope<serde_json::Value>>()
+                    .map(|e| e.errors_text())
+                    .unwrap_or_else(|| "no error detail".into())
+            })
+            .await
     }
+}
+
+// ---- wire types (Cloudflare API v4) ----
+
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    errors: Vec<ApiError>,
+    #[serde(default = "Option::default")]
+    result: Option<T>,
+}
+
+impl<T> Envelope<T> {
+    /// The errors as one line.
+    fn errors_text(&self) -> String {
+        if self.errors.is_empty() {
+            return "no error detail".into();
+        }
+        let list: Vec<String> = self
+            .errors
+            .iter()
+            .map(|e| format!("{} (code {})", e.message, e.code))
+            .collect();
+        list.join("; ")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ZoneItem {
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordItem {
+    id: String,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct NewRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    content: &'a str,
+    ttl: u32,
+    comment: &'static str,
 }

@@ -3,11 +3,11 @@
 
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use super::api::Endpoint;
-use super::{Error, Presented, Provider, TxtRecord};
-use crate::model::Secret;
+use super::api::{self, Answer, Auth, Endpoint};
+use super::registry::{Build, Kind, SecretSource};
+use super::{Error, Provider, TxtRecord, Zone};
+use crate::model::{InvalidInput, Secret};
 
 pub const PRODUCTION_URL: &str = "https://api.dnsimple.com";
 pub const SANDBOX_URL: &str = "https://api.sandbox.dnsimple.com";
@@ -33,126 +33,203 @@ fn default_ttl() -> u32 {
     60
 }
 
+/// `certvault dns add dnsimple NAME` (the token from CERTVAULT_DNS_SECRET or stdin).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// API base URL: for tests and proxies.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The account id (default: from whoami).
+    #[arg(long)]
+    account_id: Option<u64>,
+    /// Use the sandbox API.
+    #[arg(long)]
+    sandbox: bool,
+    /// TTL of the TXT record.
+    #[arg(long, default_value_t = default_ttl())]
+    ttl: u32,
+}
+
+impl Config {
+    fn base(&self) -> String {
+        self.base_url.clone().unwrap_or_else(|| {
+            if self.sandbox {
+                SANDBOX_URL
+            } else {
+                PRODUCTION_URL
+            }
+            .into()
+        })
+    }
+}
+
+impl Kind for Config {
+    const ABOUT: &'static str = "DNSimple API v2 (an account or user token)";
+    type Args = Args;
+    type Client = Client;
+
+    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+        Ok(Config {
+            token: secret.get()?,
+            account_id: a.account_id,
+            sandbox: a.sandbox,
+            base_url: a.base_url,
+            ttl: a.ttl,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "dnsimple  {}{}",
+            self.base(),
+            self.account_id
+                .map(|a| format!(" account {a}"))
+                .unwrap_or_default()
+        )
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Client, Error> {
+        Ok(Client {
+            api: Endpoint::new(
+                b.solver,
+                &self.base(),
+                Auth::Bearer(self.token.clone()),
+                b.http.clone(),
+            ),
+            account_id: self.account_id,
+            ttl: self.ttl,
+        })
+    }
+}
+
 pub struct Client {
     api: Endpoint,
     account_id: Option<u64>,
     ttl: u32,
 }
 
-fn message(body: &Value) -> String {
-    body["message"]
-        .as_str()
-        .map(str::to_string)
+/// Exactly the record `present` created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Handle {
+    pub account_id: u64,
+    pub record_id: u64,
+}
+
+fn message(rsp: &Answer) -> String {
+    rsp.json::<Message>()
+        .and_then(|m| m.message)
         .unwrap_or_else(|| "no error detail".into())
 }
 
-/// `_acme-challenge.www.example.com` in `example.com` → `_acme-challenge.www`.
-pub fn relative_name(name: &str, zone: &str) -> String {
-    if name == zone {
-        return String::new();
-    }
-    name.strip_suffix(zone)
-        .and_then(|n| n.strip_suffix('.'))
-        .unwrap_or(name)
-        .to_string()
-}
-
 impl Client {
-    pub fn new(solver: &str, config: &Config, http: reqwest::Client) -> Self {
-        let base = config.base_url.clone().unwrap_or_else(|| {
-            if config.sandbox {
-                SANDBOX_URL
-            } else {
-                PRODUCTION_URL
-            }
-            .into()
-        });
-        Self {
-            api: Endpoint::new(solver, &base, &config.token, http),
-            account_id: config.account_id,
-            ttl: config.ttl,
-        }
-    }
-
-    async fn account(&self, zone: &str) -> Result<u64, Error> {
+    async fn account(&self, zone: &Zone) -> Result<u64, Error> {
         if let Some(id) = self.account_id {
             return Ok(id);
         }
         const OP: &str = "whoami";
-        let (status, body) = self
+        let rsp = self
             .api
-            .call(zone, OP, Method::GET, "/v2/whoami", None)
+            .call::<()>(zone.as_str(), OP, Method::GET, "/v2/whoami", None)
             .await?;
-        if !status.is_success() {
-            return Err(self.api.refused(zone, OP, status, message(&body)));
+        if !rsp.status.is_success() {
+            return Err(self.api.refused(zone.as_str(), OP, rsp.status, message(&rsp)));
         }
-        body["data"]["account"]["id"].as_u64().ok_or_else(|| {
-            let why = "the token is not an account token: set account_id in the solver";
-            self.api.refused(zone, OP, status, why.into())
-        })
+        rsp.json::<Data<Whoami>>()
+            .and_then(|d| d.data.account)
+            .map(|a| a.id)
+            .ok_or_else(|| {
+                let why = "the token is not an account token: set account_id in the solver";
+                self.api.refused(zone.as_str(), OP, rsp.status, why.into())
+            })
     }
 }
 
 impl Provider for Client {
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
+    type Handle = Handle;
+
+    async fn present(&self, record: &TxtRecord) -> Result<Handle, Error> {
         const OP: &str = "creating the TXT record";
-        let zone = &record.zone;
+        let zone = record.zone(&self.api.solver)?;
         let account = self.account(zone).await?;
-        let body = json!({
-            "name": relative_name(&record.name, zone),
-            "type": "TXT",
-            "content": record.value,
-            "ttl": self.ttl,
-        });
-        let path = format!("/v2/{account}/zones/{zone}/records");
-        let (status, rsp) = self
+        let name = record.name.relative_to(zone);
+        let body = NewRecord {
+            name: &name,
+            kind: "TXT",
+            content: &record.value,
+            ttl: self.ttl,
+        };
+        let path = format!("/v2/{account}/zones/{}/records", api::encode(zone.as_str()));
+        let rsp = self
             .api
-            .call(zone, OP, Method::POST, &path, Some(&body))
+            .call(zone.as_str(), OP, Method::POST, &path, Some(&body))
             .await?;
-        if status == StatusCode::NOT_FOUND {
+        if rsp.status == StatusCode::NOT_FOUND {
             return Err(Error::ZoneNotFound {
                 solver: self.api.solver.clone(),
-                zone: zone.clone(),
+                zone: zone.to_string(),
             });
         }
-        if !status.is_success() {
-            return Err(self.api.refused(zone, OP, status, message(&rsp)));
+        if !rsp.status.is_success() {
+            return Err(self.api.refused(zone.as_str(), OP, rsp.status, message(&rsp)));
         }
-        let id = rsp["data"]["id"].as_u64().ok_or_else(|| {
-            self.api
-                .refused(zone, OP, status, "the answer has no record id".into())
+        let id = rsp.json::<Data<Created>>().map(|d| d.data.id).ok_or_else(|| {
+            self.api.refused(
+                zone.as_str(),
+                OP,
+                rsp.status,
+                "the answer has no record id".into(),
+            )
         })?;
-        Ok(Presented {
-            record: record.clone(),
-            handle: Some(format!("{account}/{id}")),
+        Ok(Handle {
+            account_id: account,
+            record_id: id,
         })
     }
 
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
-        let Some((account, id)) = presented.handle.as_deref().and_then(|h| h.split_once('/'))
-        else {
-            return Ok(());
-        };
-        let zone = &presented.record.zone;
-        let path = format!("/v2/{account}/zones/{zone}/records/{id}");
-        self.api.delete(zone, &path, message).await
+    async fn cleanup(&self, record: &TxtRecord, handle: &Handle) -> Result<(), Error> {
+        let zone = record.zone(&self.api.solver)?;
+        let path = format!(
+            "/v2/{}/zones/{}/records/{}",
+            handle.account_id,
+            api::encode(zone.as_str()),
+            handle.record_id
+        );
+        self.api.delete(zone.as_str(), &path, message).await
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::relative_name;
+// ---- wire types (DNSimple API v2) ----
 
-    #[test]
-    fn names_relative_to_the_zone() {
-        assert_eq!(
-            relative_name("_acme-challenge.example.com", "example.com"),
-            "_acme-challenge"
-        );
-        assert_eq!(
-            relative_name("_acme-challenge.a.b.example.com", "example.com"),
-            "_acme-challenge.a.b"
-        );
-        assert_eq!(relative_name("example.com", "example.com"), "");
-    }
+#[derive(Debug, Deserialize)]
+struct Data<T> {
+    data: T,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Whoami {
+    account: Option<Account>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Account {
+    id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct NewRecord<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    content: &'a str,
+    ttl: u32,
 }

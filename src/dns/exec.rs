@@ -8,8 +8,66 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Error, Presented, Provider, TxtRecord};
+use serde::{Deserialize, Serialize};
+
+use super::registry::{Build, Kind, SecretSource};
+use super::{Error, Provider, TxtRecord};
 use crate::hook::{self, Failure, HOOK_TIMEOUT};
+use crate::model::InvalidInput;
+
+/// The hooks, stored at `<prefix>/dns/<solver>` with `"kind": "exec"`, and inline in a
+/// certificate's spec for `issue --dns exec` (the same JSON in both places).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub auth_hook: String,
+    /// Empty: nothing to clean up.
+    #[serde(default)]
+    pub cleanup_hook: String,
+}
+
+/// `certvault dns add exec NAME --auth-hook CMD [--cleanup-hook CMD]`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// certbot-compatible auth hook.
+    #[arg(long)]
+    auth_hook: String,
+    /// certbot-compatible cleanup hook.
+    #[arg(long)]
+    cleanup_hook: Option<String>,
+}
+
+impl Kind for Config {
+    const ABOUT: &'static str = "certbot-compatible auth/cleanup hooks";
+    type Args = Args;
+    type Client = Hooks;
+
+    fn from_args(args: Args, _: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+        if args.auth_hook.trim().is_empty() {
+            return Err(InvalidInput {
+                what: "--auth-hook",
+                value: String::new(),
+                reason: "exec needs --auth-hook CMD",
+            });
+        }
+        Ok(Config {
+            auth_hook: args.auth_hook,
+            cleanup_hook: args.cleanup_hook.unwrap_or_default(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("exec  auth hook {}", self.auth_hook)
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Hooks, Error> {
+        Ok(Hooks::new(
+            self.auth_hook.clone(),
+            self.cleanup_hook.clone(),
+            b.all_domains.to_string(),
+            b.challenges,
+        ))
+    }
+}
 
 pub struct Hooks {
     auth: String,
@@ -39,7 +97,7 @@ impl Hooks {
         auth_output: Option<&str>,
     ) -> Result<String, Error> {
         let mut vars = vec![
-            ("CERTBOT_DOMAIN", record.domain.clone()),
+            ("CERTBOT_DOMAIN", record.domain.to_string()),
             ("CERTBOT_VALIDATION", record.value.clone()),
             ("CERTBOT_REMAINING_CHALLENGES", remaining.to_string()),
             ("CERTBOT_ALL_DOMAINS", self.all_domains.clone()),
@@ -47,7 +105,7 @@ impl Hooks {
         if let Some(out) = auth_output {
             vars.push(("CERTBOT_AUTH_OUTPUT", out.to_string()));
         }
-        let domain = || record.domain.clone();
+        let domain = || record.domain.to_string();
         hook::run(command, &vars, self.timeout)
             .await
             .map_err(|f| match f {
@@ -72,7 +130,10 @@ impl Hooks {
 }
 
 impl Provider for Hooks {
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
+    /// The auth hook's standard output (`CERTBOT_AUTH_OUTPUT` of the cleanup hook).
+    type Handle = String;
+
+    async fn present(&self, record: &TxtRecord) -> Result<String, Error> {
         let remaining = self
             .remaining
             .fetch_sub(1, Ordering::Relaxed)
@@ -80,22 +141,19 @@ impl Provider for Hooks {
         let out = self
             .run("auth", &self.auth, record, remaining, None)
             .await?;
-        Ok(Presented {
-            record: record.clone(),
-            handle: Some(out),
-        })
+        Ok(out)
     }
 
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
+    async fn cleanup(&self, record: &TxtRecord, auth_output: &String) -> Result<(), Error> {
         if self.cleanup.trim().is_empty() {
             return Ok(());
         }
         self.run(
             "cleanup",
             &self.cleanup,
-            &presented.record,
+            record,
             0,
-            Some(presented.handle.as_deref().unwrap_or_default()),
+            Some(auth_output),
         )
         .await
         .map(drop)
@@ -108,9 +166,9 @@ mod tests {
 
     fn record(domain: &str, value: &str) -> TxtRecord {
         TxtRecord {
-            domain: domain.into(),
-            name: format!("_acme-challenge.{domain}"),
-            zone: String::new(),
+            domain: domain.parse().unwrap(),
+            name: format!("_acme-challenge.{domain}").parse().unwrap(),
+            zone: None,
             value: value.into(),
         }
     }
@@ -124,8 +182,8 @@ mod tests {
             2,
         );
         let p = h.present(&record("example.com", "v1")).await.unwrap();
-        assert_eq!(p.handle.as_deref(), Some("out-example.com,*.example.com"));
-        h.cleanup(&p).await.unwrap();
+        assert_eq!(p, "out-example.com,*.example.com");
+        h.cleanup(&record("example.com", "v1"), &p).await.unwrap();
     }
 
     #[tokio::test]

@@ -5,73 +5,203 @@
 //! other values at the same name alone: an apex and its wildcard share `_acme-challenge`.
 
 mod api;
-pub mod cloudflare;
-pub mod dnsimple;
-pub mod exec;
+pub mod name;
 pub mod propagation;
-pub mod rfc2136;
+#[macro_use]
+pub mod registry;
+mod session;
 pub mod wire;
 pub mod zone;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+// The providers. Adding one: its module, plus one line here.
+pub use session::{choose, Placed, Session, Settings, Solvers};
+
+registry::registry! {
+    "cloudflare" => Cloudflare(cloudflare),
+    "dnsimple" => Dnsimple(dnsimple),
+    "rfc2136" => Rfc2136(rfc2136),
+    "exec" => Exec(exec),
+    "powerdns" => Powerdns(powerdns),
+    "route53" => Route53(route53),
+    "acme-dns" => AcmeDns(acme_dns),
+}
+
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{SolverSpec, Spec};
+pub use name::{BadName, Fqdn, Zone};
 use propagation::{Check, Polling};
+pub use registry::{Build, CommonArgs, Kind, SecretSource};
 
 /// One DNS-01 value to publish, with the zone that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxtRecord {
     /// The identifier being validated, without `*.` (certbot's `CERTBOT_DOMAIN`).
-    pub domain: String,
-    /// Where the value goes: `_acme-challenge.<domain>`, or the CNAME target (no trailing dot).
-    pub name: String,
-    /// The zone apex that holds `name` (empty when not looked up: exec hooks, no check).
-    pub zone: String,
+    pub domain: Fqdn,
+    /// Where the value goes: `_acme-challenge.<domain>`, or the CNAME target.
+    pub name: Fqdn,
+    /// The zone apex that holds `name`; `None` only where nothing was looked up (exec
+    /// hooks without the propagation check).
+    pub zone: Option<Zone>,
     /// base64url(SHA-256(key authorization)): public, it is published in DNS.
     pub value: String,
+}
+
+impl TxtRecord {
+    /// The zone, for providers that need one (all but exec).
+    pub fn zone(&self, solver: &str) -> Result<&Zone, Error> {
+        self.zone.as_ref().ok_or_else(|| Error::Config {
+            solver: solver.to_string(),
+            reason: format!("no zone is known for {}", self.name),
+        })
+    }
+
+    /// The zone as text for messages (`?` when unknown).
+    pub fn zone_text(&self) -> String {
+        self.zone
+            .as_ref()
+            .map(|z| z.to_string())
+            .unwrap_or_else(|| "?".into())
+    }
 }
 
 /// What `present` created: enough for `cleanup` to remove exactly that value.
 #[derive(Debug, Clone)]
 pub struct Presented {
     pub record: TxtRecord,
-    /// Provider data for the cleanup: a record id, or the exec auth hook's output.
-    pub handle: Option<String>,
+    pub handle: Handle,
+}
+
+/// A value an order presented, with the solver that presented it: recorded in the
+/// certificate's lock lease, so the run that takes over a dead holder's lease removes what
+/// the dead run left in DNS. Public data only (record names, challenge values, record ids).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leftover {
+    pub solver: String,
+    pub record: TxtRecord,
+    pub handle: Handle,
+}
+
+/// A provider. Challenges are presented one after another, then validated together, then
+/// cleaned up (always, also after a failure).
+#[allow(async_fn_in_trait)]
+pub trait Provider {
+    /// What `cleanup` needs to remove exactly the presented value (a record id, ...).
+    type Handle: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned;
+    /// Publish `record`, leaving other values at the same name alone.
+    async fn present(&self, record: &TxtRecord) -> Result<Self::Handle, Error>;
+    /// Remove exactly what `present` published; succeed if it is already gone.
+    async fn cleanup(&self, record: &TxtRecord, handle: &Self::Handle) -> Result<(), Error>;
+}
+
+/// Settings every solver may carry besides its provider's options (all optional; the run's
+/// flags are the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolverSettings {
+    /// The zone the solver writes to: no SOA lookup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
+    /// Resolvers for CNAME, SOA and NS lookups of this solver's records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolver: Vec<SocketAddr>,
+    /// Port of the zone's authoritative servers (53 in real DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authoritative_port: Option<u16>,
 }
 
 /// A solver configuration, stored at `<prefix>/dns/<solver>`; `kind` picks the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Config {
-    Cloudflare(cloudflare::Config),
-    Dnsimple(dnsimple::Config),
-    Rfc2136(rfc2136::Config),
-    Exec {
-        auth_hook: String,
-        #[serde(default)]
-        cleanup_hook: String,
-    },
+pub struct Config {
+    #[serde(flatten)]
+    pub settings: SolverSettings,
+    #[serde(flatten)]
+    pub provider: ProviderConfig,
 }
 
 impl Config {
     pub fn kind(&self) -> &'static str {
-        match self {
-            Config::Cloudflare(_) => "cloudflare",
-            Config::Dnsimple(_) => "dnsimple",
-            Config::Rfc2136(_) => "rfc2136",
-            Config::Exec { .. } => "exec",
-        }
+        self.provider.kind()
     }
 
     /// Check what can be checked without the network (names a bad field).
     pub fn validate(&self, solver: &str) -> Result<(), Error> {
-        match self {
-            Config::Rfc2136(c) => rfc2136::Client::new(solver, c).map(drop),
-            _ => Ok(()),
+        self.provider.validate(solver)
+    }
+
+    /// One line for `dns list`, without secrets.
+    pub fn describe(&self) -> String {
+        let mut s = self.provider.describe();
+        if let Some(z) = &self.settings.zone {
+            s.push_str(&format!(" zone {z}"));
         }
+        if !self.settings.resolver.is_empty() {
+            let r: Vec<String> = self
+                .settings
+                .resolver
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            s.push_str(&format!(" resolver {}", r.join(",")));
+        }
+        if let Some(p) = self.settings.authoritative_port {
+            s.push_str(&format!(" authoritative port {p}"));
+        }
+        s
+    }
+}
+
+impl From<ProviderConfig> for Config {
+    fn from(provider: ProviderConfig) -> Self {
+        Config {
+            settings: SolverSettings::default(),
+            provider,
+        }
+    }
+}
+
+/// Why a TSIG-signed update was rejected, from the server's TSIG error or response code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigRejection {
+    BadSig,
+    BadKey,
+    BadTime,
+}
+
+/// What went wrong talking to an RFC 2136 server, by kind.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpdateFailure {
+    #[error("the server rejected the TSIG signature of key {key} ({code:?}): check the secret of solver {solver}", code = DisplayTsig(*.rejection))]
+    TsigRejected {
+        key: String,
+        solver: String,
+        rejection: TsigRejection,
+    },
+    #[error("the server rejected the TSIG signature of key {key} (BADSIG/BADKEY: its answer carried no valid signature): check the secret of solver {solver} (and its key name and algorithm)")]
+    UnsignedAnswer { key: String, solver: String },
+    #[error("no answer within {seconds}s (is the server reachable?)")]
+    NoAnswer { seconds: u64 },
+    #[error("the server refused the update ({code}): the TSIG key is not allowed to update this zone, or the server is not the primary for it")]
+    Refused { code: String },
+    #[error("{name} is not in zone {zone} on this server")]
+    NotZone { name: String, zone: String },
+    #[error("cannot resolve the server's name: {0}")]
+    Resolve(String),
+    #[error("the server answered {0}")]
+    Answered(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+struct DisplayTsig(TsigRejection);
+impl std::fmt::Debug for DisplayTsig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            TsigRejection::BadSig => "BADSIG",
+            TsigRejection::BadKey => "BADKEY",
+            TsigRejection::BadTime => "BADTIME",
+        })
     }
 }
 
@@ -115,24 +245,40 @@ pub enum Error {
     },
     #[error("DNS solver {solver}: zone {zone} is not in this account; check the token's zones or choose another solver for it")]
     ZoneNotFound { solver: String, zone: String },
-    #[error("DNS solver {solver} (zone {zone}, server {server}): {reason}")]
+    #[error("DNS solver {solver} (zone {zone}, server {server}): {failure}")]
     Rfc2136 {
         solver: String,
         zone: String,
         server: String,
-        reason: String,
+        failure: Box<UpdateFailure>,
     },
     #[error("DNS solver {solver} is misconfigured: {reason}")]
     Config { solver: String, reason: String },
-    #[error("no DNS solver named {solver} in Vault (looked at {path}); add it with `certvault dns add {solver} ...`")]
+    #[error("DNS solver {solver} is misconfigured")]
+    BadName {
+        solver: String,
+        #[source]
+        source: BadName,
+    },
+    #[error("DNS solver {solver} (zone {zone}): {reason}")]
+    Provider {
+        solver: String,
+        zone: String,
+        reason: String,
+    },
+    #[error("no DNS solver named {solver} in Vault (looked at {path}); add it with `certvault dns add <kind> {solver} ...`")]
     UnknownSolver { solver: String, path: String },
+    #[error("DNS solver {solver} is used by certificate(s) {certs}: change their --dns first (`certvault issue NAME … --dns OTHER`)")]
+    InUse { solver: String, certs: String },
     #[error("no DNS solver for {name}: configured zones are [{zones}] and there is no default; add one with --dns <zone>=<solver> or --dns <solver>")]
     NoSolverFor { name: String, zones: String },
-    #[error("cannot place the record {name}")]
+    #[error("cannot place the record {name} (solver {solver}, resolver {resolvers})")]
     Placement {
         name: String,
+        solver: String,
+        resolvers: String,
         #[source]
-        source: zone::Error,
+        source: Box<zone::Error>,
     },
     #[error("DNS propagation check failed (solver {solver}, zone {zone})")]
     NotPropagated {
@@ -153,303 +299,16 @@ fn tail(stderr: &str) -> String {
 
 fn auth_hint(status: u16) -> &'static str {
     match status {
-        401 | 403 => " (check the solver's API token and its permissions)",
+        401 | 403 => " (check the solver's API credentials and their permissions)",
         429 => " (rate limited; try again later)",
         _ => "",
-    }
-}
-
-/// A DNS-01 solver. Challenges are presented one after another, then validated together,
-/// then cleaned up (always, also after a failure).
-#[allow(async_fn_in_trait)]
-pub trait Provider {
-    /// Publish `record`, leaving other values at the same name alone.
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error>;
-    /// Remove exactly what `present` published; succeed if it is already gone.
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error>;
-}
-
-/// Every provider, dispatched by `match` (no trait objects).
-pub enum AnyProvider {
-    Exec(exec::Hooks),
-    Cloudflare(cloudflare::Client),
-    Dnsimple(dnsimple::Client),
-    Rfc2136(rfc2136::Client),
-}
-
-impl AnyProvider {
-    /// Build the provider for one order (exec hooks count the order's challenges).
-    pub fn build(
-        solver: &str,
-        config: &Config,
-        http: &reqwest::Client,
-        all_domains: &str,
-        challenges: usize,
-    ) -> Result<Self, Error> {
-        Ok(match config {
-            Config::Exec {
-                auth_hook,
-                cleanup_hook,
-            } => AnyProvider::Exec(exec::Hooks::new(
-                auth_hook.clone(),
-                cleanup_hook.clone(),
-                all_domains.to_string(),
-                challenges,
-            )),
-            Config::Cloudflare(c) => {
-                AnyProvider::Cloudflare(cloudflare::Client::new(solver, c, http.clone()))
-            }
-            Config::Dnsimple(c) => {
-                AnyProvider::Dnsimple(dnsimple::Client::new(solver, c, http.clone()))
-            }
-            Config::Rfc2136(c) => AnyProvider::Rfc2136(rfc2136::Client::new(solver, c)?),
-        })
-    }
-}
-
-impl Provider for AnyProvider {
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
-        match self {
-            AnyProvider::Exec(p) => p.present(record).await,
-            AnyProvider::Cloudflare(p) => p.present(record).await,
-            AnyProvider::Dnsimple(p) => p.present(record).await,
-            AnyProvider::Rfc2136(p) => p.present(record).await,
-        }
-    }
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
-        match self {
-            AnyProvider::Exec(p) => p.cleanup(presented).await,
-            AnyProvider::Cloudflare(p) => p.cleanup(presented).await,
-            AnyProvider::Dnsimple(p) => p.cleanup(presented).await,
-            AnyProvider::Rfc2136(p) => p.cleanup(presented).await,
-        }
-    }
-}
-
-/// The solver for a record name: the longest configured zone that is a suffix of `name`
-/// (cert-manager's per-zone selector), else the default.
-pub fn choose<'a>(
-    default: Option<&'a str>,
-    zones: &'a BTreeMap<String, String>,
-    name: &str,
-) -> Option<&'a str> {
-    zones
-        .iter()
-        .filter(|(zone, _)| name == zone.as_str() || name.ends_with(&format!(".{zone}")))
-        .max_by_key(|(zone, _)| zone.len())
-        .map(|(_, solver)| solver.as_str())
-        .or(default)
-}
-
-/// DNS settings of a run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub lookup: zone::Lookup,
-    pub polling: Polling,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            lookup: zone::Lookup {
-                resolvers: zone::Lookup::system_resolvers(),
-                authoritative_port: 53,
-                timeout: Duration::from_secs(3),
-            },
-            polling: Polling {
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(300),
-            },
-        }
-    }
-}
-
-/// The solvers an order may use: the run's settings and the configurations loaded from Vault.
-pub struct Solvers<'a> {
-    pub settings: &'a Settings,
-    pub http: &'a reqwest::Client,
-    /// Loaded solver configurations by name (missing ones fail with `UnknownSolver`).
-    pub configs: &'a BTreeMap<String, Config>,
-    /// Solvers whose configuration could not be read, with the reason.
-    pub broken: &'a BTreeMap<String, String>,
-    /// Where a missing configuration was looked for: `<mount>/<prefix>/dns/`.
-    pub folder: String,
-}
-
-/// One order's challenges: present each, wait for all, clean up all.
-pub struct Session<'a> {
-    solvers: &'a Solvers<'a>,
-    spec: &'a Spec,
-    all_domains: String,
-    challenges: usize,
-    providers: BTreeMap<String, AnyProvider>,
-    presented: Vec<(String, Presented)>,
-    checks: Vec<(String, Check)>,
-}
-
-/// The name used for the inline `--dns exec` hooks.
-const INLINE_EXEC: &str = "exec";
-
-impl<'a> Session<'a> {
-    pub fn new(solvers: &'a Solvers<'a>, spec: &'a Spec, challenges: usize) -> Self {
-        let all_domains = spec
-            .domains
-            .iter()
-            .map(|d| d.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        Self {
-            solvers,
-            spec,
-            all_domains,
-            challenges,
-            providers: BTreeMap::new(),
-            presented: Vec::new(),
-            checks: Vec::new(),
-        }
-    }
-
-    fn check_propagation(&self) -> bool {
-        self.spec.propagation_check.unwrap_or(match self.spec.dns {
-            // certbot's manual hooks are trusted to return once the record is live.
-            SolverSpec::Exec { .. } => false,
-            SolverSpec::Solvers { .. } => true,
-        })
-    }
-
-    fn provider(&mut self, solver: &str) -> Result<&AnyProvider, Error> {
-        if !self.providers.contains_key(solver) {
-            let config = match &self.spec.dns {
-                SolverSpec::Exec {
-                    auth_hook,
-                    cleanup_hook,
-                } if solver == INLINE_EXEC => Config::Exec {
-                    auth_hook: auth_hook.clone(),
-                    cleanup_hook: cleanup_hook.clone(),
-                },
-                _ if self.solvers.broken.contains_key(solver) => {
-                    return Err(Error::Config {
-                        solver: solver.to_string(),
-                        reason: self.solvers.broken[solver].clone(),
-                    })
-                }
-                _ => self.solvers.configs.get(solver).cloned().ok_or_else(|| {
-                    Error::UnknownSolver {
-                        solver: solver.to_string(),
-                        path: format!("{}{solver}", self.solvers.folder),
-                    }
-                })?,
-            };
-            let p = AnyProvider::build(
-                solver,
-                &config,
-                self.solvers.http,
-                &self.all_domains,
-                self.challenges,
-            )?;
-            self.providers.insert(solver.to_string(), p);
-        }
-        Ok(&self.providers[solver])
-    }
-
-    /// Place, choose the solver for, and publish one challenge value.
-    pub async fn present(&mut self, domain: &str, value: String) -> Result<(), Error> {
-        let start = format!("_acme-challenge.{domain}");
-        let check = self.check_propagation();
-        let needs_placement = check || matches!(self.spec.dns, SolverSpec::Solvers { .. });
-        let placement = if needs_placement {
-            zone::resolve(
-                &self.solvers.settings.lookup,
-                &start,
-                self.spec.follow_cname,
-            )
-            .await
-            .map_err(|source| Error::Placement {
-                name: start.clone(),
-                source,
-            })?
-        } else {
-            zone::Placement {
-                name: start.clone(),
-                zone: String::new(),
-                nameservers: Vec::new(),
-            }
-        };
-        let solver = match &self.spec.dns {
-            SolverSpec::Exec { .. } => INLINE_EXEC.to_string(),
-            SolverSpec::Solvers { default, zones } => {
-                choose(default.as_deref(), zones, &placement.name)
-                    .ok_or_else(|| Error::NoSolverFor {
-                        name: placement.name.clone(),
-                        zones: zones.keys().cloned().collect::<Vec<_>>().join(", "),
-                    })?
-                    .to_string()
-            }
-        };
-        let record = TxtRecord {
-            domain: domain.to_string(),
-            name: placement.name.clone(),
-            zone: placement.zone.clone(),
-            value,
-        };
-        tracing::debug!(name = %record.name, zone = %record.zone, %solver, "presenting DNS-01 challenge");
-        let presented = self.provider(&solver)?.present(&record).await?;
-        self.presented.push((solver.clone(), presented));
-        if check {
-            self.checks.push((
-                solver,
-                Check {
-                    name: placement.name,
-                    value: record.value,
-                    nameservers: placement.nameservers,
-                },
-            ));
-        }
-        Ok(())
-    }
-
-    /// Wait until every presented value is served by every authoritative nameserver.
-    pub async fn wait(&self) -> Result<(), Error> {
-        if self.checks.is_empty() {
-            return Ok(());
-        }
-        let checks: Vec<Check> = self.checks.iter().map(|(_, c)| c.clone()).collect();
-        propagation::wait_until_visible(&checks, self.solvers.settings.polling)
-            .await
-            .map_err(|source| {
-                let (solver, zone) = self
-                    .checks
-                    .iter()
-                    .zip(self.presented.iter())
-                    .find(|((_, c), _)| c.name == source.name)
-                    .map(|((s, _), (_, p))| (s.clone(), p.record.zone.clone()))
-                    .unwrap_or_default();
-                Error::NotPropagated {
-                    solver,
-                    zone,
-                    source: Box::new(source),
-                }
-            })
-    }
-
-    /// Remove every presented value (in reverse order); returns the failures.
-    pub async fn cleanup(&mut self) -> Vec<Error> {
-        let mut errors = Vec::new();
-        for (solver, presented) in std::mem::take(&mut self.presented).iter().rev() {
-            if let Some(p) = self.providers.get(solver) {
-                if let Err(e) = p.cleanup(presented).await {
-                    tracing::warn!(name = %presented.record.name, %solver, "cleanup failed: {e}");
-                    errors.push(e);
-                }
-            }
-        }
-        errors
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn longest_zone_suffix_wins() {
@@ -484,6 +343,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.kind(), "cloudflare");
         assert!(!format!("{c:?}").contains("cf-secret-token"));
+        assert!(!c.describe().contains("cf-secret-token"));
         let r: Config = serde_json::from_value(serde_json::json!({
             "kind": "rfc2136", "server": "127.0.0.1:5300", "tsig_key": "k.", "tsig_secret": "c2VjcmV0"
         }))
@@ -498,5 +358,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("hmac-md5"));
+    }
+
+    /// Documents exactly as the previous version wrote them (`dns add --kind …`) load, and
+    /// are written back unchanged.
+    #[test]
+    fn documents_of_the_previous_version_load_unchanged() {
+        let docs = [
+            r#"{"schema":1,"kind":"cloudflare","api_token":"cf-tok","base_url":"https://api.cloudflare.com/client/v4","ttl":120}"#,
+            r#"{"schema":1,"kind":"cloudflare","api_token":"cf-tok","base_url":"http://127.0.0.1:1/client/v4","zone_id":"0123abcd","ttl":120}"#,
+            r#"{"schema":1,"kind":"dnsimple","token":"ds-tok","sandbox":false,"ttl":60}"#,
+            r#"{"schema":1,"kind":"dnsimple","token":"ds-tok","account_id":1234,"sandbox":true,"base_url":"http://127.0.0.1:1","ttl":60}"#,
+            r#"{"schema":1,"kind":"rfc2136","server":"127.0.0.1:5300","tsig_key":"certvault-test.","tsig_algorithm":"hmac-sha256","tsig_secret":"c2VjcmV0","ttl":60}"#,
+            r#"{"schema":1,"kind":"rfc2136","server":"ns1.example.net:53","zone":"example.net","tsig_key":"k.","tsig_algorithm":"hmac-sha512","tsig_secret":"c2VjcmV0","ttl":60}"#,
+            r#"{"schema":1,"kind":"exec","auth_hook":"/usr/local/bin/auth","cleanup_hook":""}"#,
+            r#"{"schema":1,"kind":"exec","auth_hook":"/usr/local/bin/auth","cleanup_hook":"/usr/local/bin/clean"}"#,
+        ];
+        for doc in docs {
+            let value: serde_json::Value = serde_json::from_str(doc).unwrap();
+            let record: crate::model::SolverRecord =
+                serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(serde_json::to_value(&record).unwrap(), value, "{doc}");
+            record.config.validate("old").unwrap();
+        }
+        let r: crate::model::SolverRecord = serde_json::from_str(docs[5]).unwrap();
+        assert_eq!(r.config.settings.zone.unwrap().as_str(), "example.net");
+        // A minimal exec document (no cleanup hook) still loads.
+        let e: Config = serde_json::from_str(r#"{"kind":"exec","auth_hook":"/bin/true"}"#).unwrap();
+        assert_eq!(e.kind(), "exec");
+    }
+
+    #[test]
+    fn a_zone_that_is_not_a_name_is_refused_naming_the_field() {
+        let e = serde_json::from_str::<Config>(
+            r#"{"kind":"rfc2136","server":"127.0.0.1:53","zone":"bad zone","tsig_key":"k.","tsig_secret":"c2VjcmV0"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("zone \"bad zone\" is not a DNS name"), "{e}");
     }
 }

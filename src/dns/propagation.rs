@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use hickory_net::proto::op::ResponseCode;
 use hickory_net::proto::rr::RecordType;
 
-use super::wire::{self, query};
+use super::name::Fqdn;
+use super::wire::query;
 use super::zone::Nameserver;
 
 /// One value that must be visible at `name` on each of `nameservers`.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub name: String,
+    pub name: Fqdn,
     pub value: String,
     pub nameservers: Vec<Nameserver>,
 }
@@ -30,7 +31,7 @@ pub struct Polling {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("TXT {name} not visible on {lagging} after {}s{}", waited.as_secs(), last(.state))]
 pub struct NotPropagated {
-    pub name: String,
+    pub name: Fqdn,
     /// The nameserver(s) that did not serve the value.
     pub lagging: String,
     pub waited: Duration,
@@ -102,7 +103,7 @@ fn describe(ns: &Nameserver) -> String {
 
 /// Whether any address of `ns` serves the value; else the last state seen.
 async fn served(check: &Check, ns: &Nameserver, timeout: Duration) -> Result<(), String> {
-    let name = wire::name(&check.name);
+    let name = check.name.to_name();
     let answers = futures::future::join_all(
         ns.addrs
             .iter()

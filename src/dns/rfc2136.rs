@@ -16,17 +16,16 @@ use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
 use serde::{Deserialize, Serialize};
 
-use super::{wire, Error, Presented, Provider, TxtRecord};
-use crate::model::Secret;
+use super::registry::{Build, Kind, SecretSource};
+use super::{Error, Fqdn, Provider, TsigRejection, TxtRecord, UpdateFailure};
+use crate::model::{InvalidInput, Secret};
 
 /// Stored at `<prefix>/dns/<solver>` with `"kind": "rfc2136"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
-    /// The primary server that accepts updates: `host:port` or `ip` (port 53).
+    /// The primary server that accepts updates: `host:port`, or `host` / `ip` (port 53).
+    /// The zone to update is the solver's `zone` setting (else found via SOA).
     pub server: String,
-    /// The zone to update; found via SOA when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
     /// TSIG key name as the server knows it.
     pub tsig_key: String,
     /// hmac-sha256 (default), hmac-sha384 or hmac-sha512.
@@ -46,6 +45,76 @@ fn default_ttl() -> u32 {
     60
 }
 
+/// `certvault dns add rfc2136 NAME --server HOST[:PORT] --tsig-key KEY` (the TSIG secret
+/// from CERTVAULT_DNS_SECRET or stdin).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The primary server, host:port (a host without a port means port 53).
+    #[arg(long)]
+    server: String,
+    /// The TSIG key name.
+    #[arg(long)]
+    tsig_key: String,
+    /// hmac-sha256, hmac-sha384 or hmac-sha512.
+    #[arg(long, default_value = "hmac-sha256")]
+    tsig_algorithm: String,
+    /// TTL of the TXT record.
+    #[arg(long, default_value_t = default_ttl())]
+    ttl: u32,
+}
+
+/// `server` without a port: the host (port 53 is meant).
+fn portless(server: &str) -> Option<&str> {
+    if server.parse::<std::net::IpAddr>().is_ok() {
+        return Some(server);
+    }
+    match server.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => None,
+        Some(_) => None,
+        None => Some(server),
+    }
+}
+
+impl Kind for Config {
+    const ABOUT: &'static str = "RFC 2136 dynamic update with TSIG (BIND, Knot, PowerDNS, ...)";
+    type Args = Args;
+    type Client = Client;
+
+    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+        Ok(Config {
+            server: a.server,
+            tsig_key: a.tsig_key,
+            tsig_algorithm: a.tsig_algorithm,
+            tsig_secret: secret.get()?,
+            ttl: a.ttl,
+        })
+    }
+
+    fn validate(&self, solver: &str) -> Result<(), Error> {
+        Client::new(solver, self).map(drop)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "rfc2136  server {} key {} ({})",
+            self.server, self.tsig_key, self.tsig_algorithm
+        )
+    }
+
+    async fn prepare(&mut self, _: &str, _: &reqwest::Client) -> Result<Vec<String>, Error> {
+        Ok(match portless(&self.server) {
+            Some(host) => vec![format!(
+                "note: --server {host} has no port: DNS updates go to port 53 ({host}:53)"
+            )],
+            None => Vec::new(),
+        })
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Client, Error> {
+        Client::new(b.solver, self)
+    }
+}
+
 pub fn algorithm(name: &str) -> Option<TsigAlgorithm> {
     match name.to_ascii_lowercase().trim_end_matches('.') {
         "hmac-sha256" => Some(TsigAlgorithm::HmacSha256),
@@ -59,7 +128,7 @@ pub struct Client {
     solver: String,
     /// `host:port` as configured (an IP, or a name resolved at each update).
     server: String,
-    zone: Option<String>,
+    key: Fqdn,
     signer: TSigner,
     ttl: u32,
 }
@@ -70,9 +139,11 @@ impl Client {
             solver: solver.to_string(),
             reason,
         };
-        // `ip`, `ip:port`, `[v6]:port` or `host:port`; a host name is resolved per update.
+        // `ip`, `ip:port`, `[v6]:port`, `host` or `host:port`; a host name is resolved per
+        // update.
         let server = match config.server.parse::<std::net::IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, 53).to_string(),
+            Err(_) if portless(&config.server).is_some() => format!("{}:53", config.server),
             Err(_) => config.server.clone(),
         };
         let port_ok = server
@@ -93,31 +164,37 @@ impl Client {
         let key = base64::engine::general_purpose::STANDARD
             .decode(config.tsig_secret.expose().trim())
             .map_err(|_| invalid("the TSIG secret is not base64".into()))?;
-        let signer = TSigner::new(key, alg, wire::name(&config.tsig_key), 300)
+        let key_name = Fqdn::parse("tsig_key", &config.tsig_key).map_err(|source| {
+            Error::BadName {
+                solver: solver.to_string(),
+                source,
+            }
+        })?;
+        let signer = TSigner::new(key, alg, key_name.to_name(), 300)
             .map_err(|e| invalid(format!("TSIG key: {e}")))?;
         Ok(Self {
             solver: solver.to_string(),
             server,
-            zone: config.zone.clone(),
+            key: key_name,
             signer,
             ttl: config.ttl,
         })
     }
 
     async fn update(&self, record: &TxtRecord, add: bool) -> Result<(), Error> {
-        let zone = self.zone.clone().unwrap_or_else(|| record.zone.clone());
-        let fail = |reason: String| Error::Rfc2136 {
+        let zone = record.zone(&self.solver)?.clone();
+        let fail = |failure: UpdateFailure| Error::Rfc2136 {
             solver: self.solver.clone(),
-            zone: zone.clone(),
+            zone: zone.to_string(),
             server: self.server.clone(),
-            reason,
+            failure: Box::new(failure),
         };
         let server: SocketAddr = match self.server.parse() {
             Ok(addr) => addr,
             Err(_) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&self.server)
                     .await
-                    .map_err(|e| fail(format!("cannot resolve the server's name: {e}")))?
+                    .map_err(|e| fail(UpdateFailure::Resolve(e.to_string())))?
                     .collect();
                 // Prefer IPv4: hosts without IPv6 routes are common in containers.
                 addrs
@@ -125,7 +202,7 @@ impl Client {
                     .find(|a| a.is_ipv4())
                     .or(addrs.first())
                     .copied()
-                    .ok_or_else(|| fail("the server's name has no address".into()))?
+                    .ok_or_else(|| fail(UpdateFailure::Resolve("the name has no address".into())))?
             }
         };
         let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
@@ -135,41 +212,34 @@ impl Client {
         let (mut client, bg) = DnsClient::<TokioRuntimeProvider>::from_sender(stream);
         let bg = tokio::spawn(bg);
         let rr = Record::from_rdata(
-            wire::name(&record.name),
+            record.name.to_name(),
             self.ttl,
             RData::TXT(TXT::new(vec![record.value.clone()])),
         );
-        let origin = wire::name(&zone);
+        let origin = zone.to_name();
         let responses = if add {
             client.append(rr, origin, false)
         } else {
             client.delete_by_rdata(rr, origin)
         };
         let result = match tokio::time::timeout(Duration::from_secs(10), responses).await {
-            Err(_) => Err(fail("no answer (is the server reachable?)".into())),
-            Ok(Err(e)) => {
-                let text = e.to_string();
-                Err(fail(if text.contains("tsig") || text.contains("TSIG") {
-                    format!("the TSIG exchange failed ({text}); check the key name, algorithm and secret")
-                } else if text.contains("timed out") || text.contains("refused") {
-                    format!("no answer ({text}); is the server reachable?")
-                } else {
-                    text
-                }))
-            }
+            Err(_) => Err(fail(UpdateFailure::NoAnswer { seconds: 10 })),
+            Ok(Err(e)) => Err(fail(self.classify(e))),
             Ok(Ok(rsp)) => match rsp.response_code {
                 ResponseCode::NoError => Ok(()),
-                code @ (ResponseCode::NotAuth
-                | ResponseCode::Refused
-                | ResponseCode::BADKEY
-                | ResponseCode::BADSIG) => Err(fail(format!(
-                    "the server refused the update ({code}): the TSIG key is wrong or not allowed to update this zone, or the server is not the primary for it"
-                ))),
-                ResponseCode::NotZone => Err(fail(format!(
-                    "{} is not in zone {zone} on this server",
-                    record.name
-                ))),
-                code => Err(fail(format!("the server answered {code}"))),
+                ResponseCode::BADSIG => Err(fail(self.rejected(TsigRejection::BadSig))),
+                ResponseCode::BADKEY => Err(fail(self.rejected(TsigRejection::BadKey))),
+                ResponseCode::BADTIME => Err(fail(self.rejected(TsigRejection::BadTime))),
+                code @ (ResponseCode::NotAuth | ResponseCode::Refused) => {
+                    Err(fail(UpdateFailure::Refused {
+                        code: code.to_string(),
+                    }))
+                }
+                ResponseCode::NotZone => Err(fail(UpdateFailure::NotZone {
+                    name: record.name.to_string(),
+                    zone: zone.to_string(),
+                })),
+                code => Err(fail(UpdateFailure::Answered(code.to_string()))),
             },
         };
         bg.abort();
@@ -177,17 +247,54 @@ impl Client {
     }
 }
 
-impl Provider for Client {
-    async fn present(&self, record: &TxtRecord) -> Result<Presented, Error> {
-        self.update(record, true).await?;
-        Ok(Presented {
-            record: record.clone(),
-            handle: None,
-        })
+impl Client {
+    fn rejected(&self, rejection: TsigRejection) -> UpdateFailure {
+        UpdateFailure::TsigRejected {
+            key: self.key.to_string(),
+            solver: self.solver.clone(),
+            rejection,
+        }
     }
 
-    async fn cleanup(&self, presented: &Presented) -> Result<(), Error> {
+    /// Sort a transport error by its kind. A server that rejects the signature answers
+    /// NOTAUTH with an unsigned TSIG record carrying BADSIG or BADKEY (RFC 8945 5.2), which
+    /// the client cannot verify: that is a TSIG rejection, not a network failure.
+    fn classify(&self, e: hickory_net::NetError) -> UpdateFailure {
+        use hickory_net::{DnsError, NetError};
+        match e {
+            NetError::Timeout => UpdateFailure::NoAnswer { seconds: 10 },
+            NetError::Io(io) => UpdateFailure::Other(format!("no answer ({io}); is the server reachable?")),
+            // hickory reports a reply it cannot verify (the unsigned BADSIG/BADKEY answer)
+            // only as a protocol error with a message: every protocol error of this signed
+            // exchange is reported as a signature problem.
+            NetError::Proto(_) => UpdateFailure::UnsignedAnswer {
+                key: self.key.to_string(),
+                solver: self.solver.clone(),
+            },
+            NetError::Dns(DnsError::ResponseCode(code)) => match code {
+                ResponseCode::BADSIG => self.rejected(TsigRejection::BadSig),
+                ResponseCode::BADKEY => self.rejected(TsigRejection::BadKey),
+                ResponseCode::BADTIME => self.rejected(TsigRejection::BadTime),
+                ResponseCode::NotAuth | ResponseCode::Refused => UpdateFailure::Refused {
+                    code: code.to_string(),
+                },
+                code => UpdateFailure::Answered(code.to_string()),
+            },
+            other => UpdateFailure::Other(other.to_string()),
+        }
+    }
+}
+
+impl Provider for Client {
+    /// Delete-by-RDATA needs only the record itself.
+    type Handle = ();
+
+    async fn present(&self, record: &TxtRecord) -> Result<(), Error> {
+        self.update(record, true).await
+    }
+
+    async fn cleanup(&self, record: &TxtRecord, _: &()) -> Result<(), Error> {
         // Deleting a value that is already gone is a no-op for the server.
-        self.update(&presented.record, false).await
+        self.update(record, false).await
     }
 }

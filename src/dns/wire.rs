@@ -1,7 +1,6 @@
 //! Plain DNS queries to one server at a time (no cache, recursion bit chosen by the caller).
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_net::client::Client;
@@ -54,17 +53,6 @@ impl Answer {
 pub struct QueryError {
     pub server: SocketAddr,
     pub reason: String,
-}
-
-pub fn name(fqdn: &str) -> Name {
-    let mut n = Name::from_str(fqdn.trim_end_matches('.')).unwrap_or_else(|_| Name::root());
-    n.set_fqdn(true);
-    n
-}
-
-/// The name as text, lower case, without the trailing dot.
-pub fn text(name: &Name) -> String {
-    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Ask `server` one question over UDP. `recursion` sets the RD bit.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use hickory_net::proto::op::ResponseCode;
 use hickory_net::proto::rr::{Name, RData, RecordType};
 
-use super::wire::{self, query, Answer, QueryError};
+use super::name::{Fqdn, Zone};
+use super::wire::{query, Answer, QueryError};
 
 /// How zone discovery reaches DNS.
 #[derive(Debug, Clone)]
@@ -31,6 +32,15 @@ impl Lookup {
             .collect()
     }
 
+    /// The resolvers as `a, b` for messages.
+    pub fn describe(&self) -> String {
+        if self.resolvers.is_empty() {
+            return "none configured".into();
+        }
+        let r: Vec<String> = self.resolvers.iter().map(|a| a.to_string()).collect();
+        r.join(", ")
+    }
+
     /// Ask the resolvers in turn until one answers.
     async fn ask(&self, name: &Name, rtype: RecordType) -> Result<Answer, Error> {
         let mut last = None;
@@ -42,7 +52,7 @@ impl Lookup {
                 Ok(a) => {
                     last = Some(QueryError {
                         server: *server,
-                        reason: format!("answered {} for {} {rtype}", a.code, wire::text(name)),
+                        reason: format!("answered {} for {} {rtype}", a.code, text(name)),
                     })
                 }
                 Err(e) => last = Some(e),
@@ -57,14 +67,16 @@ impl Lookup {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    #[error("no DNS resolver configured: set --dns-resolver (or CERTVAULT_DNS_RESOLVER)")]
+    #[error("no DNS resolver configured: set --dns-resolver (or CERTVAULT_DNS_RESOLVER), or store one with the solver (`dns add … --resolver`)")]
     NoResolver,
     #[error("DNS lookup failed")]
     Resolver(#[source] QueryError),
     #[error("CNAME chain from {start} is longer than 8 or loops")]
     CnameLoop { start: String },
-    #[error("no zone (SOA) found for {name}")]
+    #[error("no zone (SOA) found for {name}: the resolvers know no zone above it (set the solver's --zone, or its --resolver)")]
     NoZone { name: String },
+    #[error("{name} is not a usable DNS name")]
+    BadName { name: String },
     #[error("zone {zone} has no usable NS records")]
     NoNameservers { zone: String },
 }
@@ -76,50 +88,39 @@ pub struct Nameserver {
     pub addrs: Vec<SocketAddr>,
 }
 
-/// The resolved place of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    /// Where the TXT value is written: `_acme-challenge.<domain>` or its CNAME target.
-    pub name: String,
-    /// The apex of the zone that holds `name` (no trailing dot).
-    pub zone: String,
-    /// Authoritative servers of `zone`.
-    pub nameservers: Vec<Nameserver>,
+fn text(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Follow CNAMEs from `start` (if `follow`), then find the zone and its nameservers.
-pub async fn resolve(lookup: &Lookup, start: &str, follow: bool) -> Result<Placement, Error> {
-    let mut current = wire::name(start);
-    if follow {
-        let mut seen = vec![current.clone()];
-        loop {
-            let answer = lookup.ask(&current, RecordType::CNAME).await?;
-            match answer.cname(&current) {
-                Some(target) => {
-                    if seen.contains(&target) || seen.len() > 8 {
-                        return Err(Error::CnameLoop {
-                            start: start.to_string(),
-                        });
-                    }
-                    tracing::debug!(from = %wire::text(&current), to = %wire::text(&target), "following CNAME");
-                    seen.push(target.clone());
-                    current = target;
+fn fqdn(name: &Name) -> Result<Fqdn, Error> {
+    Fqdn::from_name(name).map_err(|_| Error::BadName { name: text(name) })
+}
+
+/// Follow CNAMEs from `start` (at most 8), to where the TXT value must be written.
+pub async fn follow_cnames(lookup: &Lookup, start: &Fqdn) -> Result<Fqdn, Error> {
+    let mut current = start.to_name();
+    let mut seen = vec![current.clone()];
+    loop {
+        let answer = lookup.ask(&current, RecordType::CNAME).await?;
+        match answer.cname(&current) {
+            Some(target) => {
+                if seen.contains(&target) || seen.len() > 8 {
+                    return Err(Error::CnameLoop {
+                        start: start.to_string(),
+                    });
                 }
-                None => break,
+                tracing::debug!(from = %text(&current), to = %text(&target), "following CNAME");
+                seen.push(target.clone());
+                current = target;
             }
+            None => return fqdn(&current),
         }
     }
-    let zone = find_zone(lookup, &current).await?;
-    let nameservers = nameservers(lookup, &zone).await?;
-    Ok(Placement {
-        name: wire::text(&current),
-        zone: wire::text(&zone),
-        nameservers,
-    })
 }
 
 /// The closest enclosing zone: the SOA owner in the answer or the authority section.
-async fn find_zone(lookup: &Lookup, name: &Name) -> Result<Name, Error> {
+pub async fn find_zone(lookup: &Lookup, name: &Fqdn) -> Result<Zone, Error> {
+    let name = name.to_name();
     let mut candidate = name.clone();
     loop {
         let answer = lookup.ask(&candidate, RecordType::SOA).await?;
@@ -130,21 +131,21 @@ async fn find_zone(lookup: &Lookup, name: &Name) -> Result<Name, Error> {
             .find(|r| matches!(r.data, RData::SOA(_)))
             .map(|r| r.name.clone());
         if let Some(owner) = soa_owner {
-            if owner.zone_of(name) && !owner.is_root() {
-                return Ok(owner);
+            if owner.zone_of(&name) && !owner.is_root() {
+                return fqdn(&owner).map(Zone::from);
             }
         }
         if candidate.num_labels() <= 1 {
-            return Err(Error::NoZone {
-                name: wire::text(name),
-            });
+            return Err(Error::NoZone { name: text(&name) });
         }
         candidate = candidate.base_name();
     }
 }
 
-async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<Nameserver>, Error> {
-    let answer = lookup.ask(zone, RecordType::NS).await?;
+/// The zone's authoritative servers (NS records and their addresses).
+pub async fn nameservers(lookup: &Lookup, zone: &Zone) -> Result<Vec<Nameserver>, Error> {
+    let zone = zone.to_name();
+    let answer = lookup.ask(&zone, RecordType::NS).await?;
     let hosts: Vec<Name> = answer
         .answers
         .iter()
@@ -172,15 +173,13 @@ async fn nameservers(lookup: &Lookup, zone: &Name) -> Result<Vec<Nameserver>, Er
         }
         if !addrs.is_empty() && !out.iter().any(|n| n.addrs == addrs) {
             out.push(Nameserver {
-                host: wire::text(&host),
+                host: text(&host),
                 addrs,
             });
         }
     }
     if out.is_empty() {
-        return Err(Error::NoNameservers {
-            zone: wire::text(zone),
-        });
+        return Err(Error::NoNameservers { zone: text(&zone) });
     }
     Ok(out)
 }

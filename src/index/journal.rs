@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use time::OffsetDateTime;
-
 use super::{Entry, Noted, Status};
 use crate::model::{CertName, CertRecord, SpecRecord, StatusRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
@@ -201,16 +199,10 @@ pub fn blank(version: u64, spec_version: u64) -> Entry {
         domains: Vec::new(),
         key_type: String::new(),
         serial: String::new(),
+        profile: None,
+        ari: None,
         status: None,
     }
-}
-
-/// A time in the record's `ari` object (written by certvault's ARI support), if present.
-fn ari_time(record: &CertRecord, field: &str) -> Option<i64> {
-    let text = record.extra.get("ari")?.get(field)?.as_str()?;
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
 }
 
 /// The index entry of a record and its spec (`None`: not migrated yet), as `decide` sees
@@ -222,14 +214,26 @@ pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_versi
     e.not_before = issued.not_before.unix_timestamp();
     e.not_after = issued.not_after.unix_timestamp();
     e.serial = issued.serial.clone();
-    e.ari_at = ari_time(record, "chosen_at");
-    e.ari_check_at = ari_time(record, "retry_after");
+    // ARI facts about this very certificate (a state for an earlier serial is stale). With
+    // none, the lifetime rule decides when the record is next read.
+    if let Some(ari) = record
+        .facts
+        .ari
+        .as_ref()
+        .filter(|a| a.serial == issued.serial)
+    {
+        e.ari_at = ari.chosen_at.map(|t| t.unix_timestamp());
+        // The next ARI query: at its Retry-After, or now when none is known.
+        e.ari_check_at = Some(ari.retry_after.map_or(i64::MIN, |t| t.unix_timestamp()));
+        e.ari = Some(ari.clone());
+    }
     let Some(spec) = spec.map(|s| &s.spec) else {
         e.due_now = Some("its spec is not migrated yet (`certvault migrate`)".into());
         return e;
     };
     e.domains = spec.domains.iter().map(|d| d.to_string()).collect();
     e.key_type = spec.key_type.to_string();
+    e.profile = spec.profile.clone();
     let inspection = crate::x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
     let Some(current) = inspection.current else {
         e.due_now = Some(inspection.damage.unwrap_or_else(|| "unreadable".into()));
@@ -242,6 +246,8 @@ pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_versi
         current: Some(&current),
         damage: inspection.damage.as_deref(),
         force: false,
+        ari: None,
+        revoked_at: record.facts.revoked_at,
     };
     // Decided at the start of the certificate's life: only the rules that do not depend
     // on the clock can make it due now; the time rules give the renewal point.

@@ -312,6 +312,22 @@ impl Kv {
         self.version
     }
 
+    /// The same connection and token on another KV mount (`import vault-layout` reads its
+    /// source there); its KV version is detected. Closing it revokes nothing.
+    pub async fn on_mount(&self, mount: &str) -> Result<Kv, Error> {
+        let mut kv = Kv {
+            client: self.client.clone(),
+            addr: self.addr.clone(),
+            mount: mount.to_string(),
+            version: KvVersion::V2,
+            retry: self.retry,
+            logged_in: false,
+            keep_alive: None,
+        };
+        kv.version = kv.detect_mount(None).await?;
+        Ok(kv)
+    }
+
     /// `mount/path` as a user would type it for `vault kv get`.
     pub fn display_path(&self, path: &str) -> String {
         format!("{}/{}", self.mount, path)

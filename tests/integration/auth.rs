@@ -80,14 +80,10 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
     let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
 
     let run = a.run(&["-vv", "renew", "--force"]).ok();
-    assert!(
-        run.stdout.contains("renewed  web: forced"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "renewed  web: forced");
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1 + 1);
     let listed = a.run(&["list"]).ok();
-    assert!(listed.stdout.contains("web"), "{}", listed.stdout);
+    assert_contains(&listed.stdout, "web");
     for out in [run.all(), listed.all()] {
         assert!(!out.contains(&secret_id), "secret id leaked:\n{out}");
         assert!(!out.contains(&role_id), "role id leaked:\n{out}");
@@ -142,13 +138,12 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
         "--agree-tos",
     ]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!(
+    assert_contains(
+        &run.stderr,
+        &format!(
             "create on secret/data/{}/accounts/default (granted by `certvault policy admin`)",
             e.prefix
-        )),
-        "{}",
-        run.stderr
+        ),
     );
     assert_eq!(
         vault_read(&format!("{}/accounts/default", e.prefix))
@@ -158,24 +153,21 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
     );
     let run = a.issue("new", &["new.example.com"], &[]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains(&format!("create on secret/data/{}/certs/new", e.prefix)),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        &format!("create on secret/data/{}/certs/new", e.prefix),
     );
     assert!(vault_read(&format!("{}/certs/new", e.prefix)).is_none());
     let mut other = with_approle(&e, &mount, &role_id, &secret_id);
     other.prefix = format!("{}-other", e.prefix);
     let run = other.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!(
+    assert_contains(
+        &run.stderr,
+        &format!(
             "list on secret/metadata/{}/certs/ (granted by `certvault policy monitor`)",
             other.prefix
-        )),
-        "{}",
-        run.stderr
+        ),
     );
     assert_eq!(
         live_tokens_from(&mount),
@@ -194,12 +186,9 @@ fn approle_wrong_secret_id_is_a_clear_error_and_writes_nothing() {
     let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
     let run = a.run(&["-vv", "renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!(
-            "Vault refused the approle login at auth/{mount}/login"
-        )),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        &format!("Vault refused the approle login at auth/{mount}/login"),
     );
     assert!(!run.all().contains(wrong), "{}", run.all());
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1);
@@ -214,12 +203,7 @@ fn approle_wrong_secret_id_is_a_clear_error_and_writes_nothing() {
     ));
     let run = a.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("cannot read the AppRole secret id file"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "cannot read the AppRole secret id file");
 }
 
 #[test]
@@ -238,11 +222,7 @@ fn policy_too_narrow_stops_before_the_ca_and_writes_nothing() {
     ] {
         assert!(run.stderr.contains(&path), "{path}: {}", run.stderr);
     }
-    assert!(
-        run.stderr.contains("`certvault policy renew`"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "`certvault policy renew`");
     assert!(!run.stdout.contains("renewed"), "{}", run.stdout);
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, v1);
     assert_eq!(live_tokens_from(&mount), 0);
@@ -280,11 +260,7 @@ fn expired_token_is_a_clear_error() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let run = e.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("Vault rejected the token"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "Vault rejected the token");
     assert!(!run.all().contains(&e.token));
 }
 
@@ -300,7 +276,7 @@ fn token_from_a_file_like_a_vault_agent_sink() {
     f.extra
         .push(("VAULT_TOKEN_FILE".into(), sink.display().to_string()));
     let run = f.run(&["list"]).ok();
-    assert!(run.stdout.contains("web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "web");
 }
 
 fn jwt_claims(sub: &str, aud: &str) -> Value {
@@ -339,11 +315,7 @@ fn jwt_login_with_a_key_made_here_renews() {
         ("CERTVAULT_JWT".into(), jwt.clone()),
     ];
     let run = j.run(&["-vv", "renew", "--force"]).ok();
-    assert!(
-        run.stdout.contains("renewed  web: forced"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "renewed  web: forced");
     assert!(!run.all().contains(&jwt), "JWT leaked:\n{}", run.all());
     assert_eq!(
         live_tokens_from(&mount),
@@ -356,24 +328,16 @@ fn jwt_login_with_a_key_made_here_renews() {
     j.extra[3].1 = bad;
     let run = j.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!(
-            "Vault refused the jwt login at auth/{mount}/login"
-        )),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        &format!("Vault refused the jwt login at auth/{mount}/login"),
     );
     j.extra.pop();
     j.extra
         .push(("CERTVAULT_JWT_FILE".into(), "/nonexistent/jwt".into()));
     let run = j.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("cannot read the JWT file \"/nonexistent/jwt\""),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "cannot read the JWT file \"/nonexistent/jwt\"");
 }
 
 #[test]
@@ -427,11 +391,7 @@ fn kubernetes_login_against_a_token_review_server_renews() {
         ("CERTVAULT_JWT_FILE".into(), file.display().to_string()),
     ];
     let run = k.run(&["-vv", "renew", "--force"]).ok();
-    assert!(
-        run.stdout.contains("renewed  web: forced"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "renewed  web: forced");
     assert!(!run.all().contains(&sa_jwt), "JWT leaked:\n{}", run.all());
     assert_eq!(
         live_tokens_from(&mount),
@@ -443,7 +403,7 @@ fn kubernetes_login_against_a_token_review_server_renews() {
     k.extra.retain(|(n, _)| n != "CERTVAULT_AUTH_ROLE");
     let run = k.run(&["list"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("CERTVAULT_AUTH_ROLE"), "{}", run.stderr);
+    assert_contains(&run.stderr, "CERTVAULT_AUTH_ROLE");
 }
 
 #[test]
@@ -459,17 +419,15 @@ fn kv_version_1_mount_with_the_same_layout() {
     e.init().ok();
     let d = format!("{}.example.com", unique("kv1"));
     let run = e.issue("web", &[&d], &[]).ok();
-    assert!(
-        run.stdout
-            .contains(&format!("stored at {mount}/{}/certs/web", e.prefix)),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        &format!("stored at {mount}/{}/certs/web", e.prefix),
     );
     let path = format!("{mount}/{}/certs/web", e.prefix);
     let (_, before) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);
     assert!(before["data"]["fullchain"].is_string(), "{before}");
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     let (_, after) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);
     assert_ne!(before["data"]["serial"], after["data"]["serial"]);
     e.run(&["list"]).ok();
@@ -485,7 +443,7 @@ fn kv_version_1_mount_with_the_same_layout() {
     let mut a = with_approle(&e, &amount, &role_id, &secret_id);
     a.extra.push(("CERTVAULT_MOUNT".into(), mount.clone()));
     let run = a.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
 }
 
 #[test]
@@ -555,17 +513,7 @@ fn a_long_run_renews_its_login_token() {
     let d = format!("{}.example.com", unique("long"));
     e.issue("web", &[&d], &[]).ok();
     let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     let policy = apply_policy(&e, &["renew"]);
     let (mount, role_id, secret_id) = approle_with_ttl(&policy, "3s");
     let a = with_approle(&e, &mount, &role_id, &secret_id);
@@ -573,7 +521,7 @@ fn a_long_run_renews_its_login_token() {
     let started = std::time::Instant::now();
     let run = a.run(&["renew", "--force"]).ok();
     assert!(started.elapsed() > std::time::Duration::from_secs(4));
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 3);
     assert_eq!(
         live_tokens_from(&mount),

@@ -17,7 +17,7 @@ fn unreachable_vault() {
         .push(("VAULT_ADDR".into(), "http://127.0.0.1:9".into()));
     let run = e.run(&["list"]);
     fails_with(&run, 1, "cannot reach Vault at http://127.0.0.1:9");
-    assert!(run.stderr.contains("VAULT_ADDR"), "{}", run.stderr);
+    assert_contains(&run.stderr, "VAULT_ADDR");
 }
 
 #[test]
@@ -33,18 +33,10 @@ fn token_without_access_is_a_clear_403() {
     e.token = vault_token(&unique("weak"), &["default"]);
     let run = e.run(&["list"]);
     fails_with(&run, 1, "Missing: list on secret/metadata/t/forbidden");
-    assert!(
-        run.stderr.contains("`certvault policy monitor`"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "`certvault policy monitor`");
     let run = e.issue("x", &["x.example.com"], &[]);
     fails_with(&run, 1, "read on secret/data/t/forbidden");
-    assert!(
-        run.stderr.contains("`certvault policy admin`"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "`certvault policy admin`");
 }
 
 #[test]
@@ -52,7 +44,7 @@ fn issue_without_account_says_run_init() {
     let e = Env::new("noacct");
     let run = e.issue("web", &["web.example.com"], &[]);
     fails_with(&run, 2, "no ACME account in Vault at secret/t/noacct");
-    assert!(run.stderr.contains("run `certvault init"), "{}", run.stderr);
+    assert_contains(&run.stderr, "run `certvault init");
 }
 
 #[test]

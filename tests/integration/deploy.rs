@@ -89,7 +89,7 @@ fn demo_invocations() -> BTreeMap<String, Vec<BTreeSet<String>>> {
 
 /// A directory of BusyBox applet links to the host's static BusyBox (the file the image's
 /// shell target carries): PATH for running compose.yaml's shell commands here.
-fn busybox_path() -> std::path::PathBuf {
+fn busybox_path() -> TempDir {
     let dir = tempdir("busybox");
     run_cmd(Command::new("/bin/busybox").args(["--install", "-s", &dir.display().to_string()]))
         .ok();

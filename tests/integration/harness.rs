@@ -15,6 +15,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `needle` is in `haystack`, or the test fails showing both.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{needle:?} not found in:\n{haystack}"
+    );
+}
+
 /// The running test bed's settings, from `.testbed/env` (started once if needed).
 pub fn bed() -> &'static HashMap<String, String> {
     static BED: OnceLock<HashMap<String, String>> = OnceLock::new();
@@ -242,6 +251,29 @@ impl Env {
         self.run(&refs)
     }
 
+    /// `issue NAME -d ...` with this auth hook and the challtestsrv cleanup hook.
+    pub fn issue_with_auth_hook(&self, name: &str, domains: &[&str], auth_hook: &str) -> Run {
+        let mut args = vec!["issue", name];
+        for d in domains {
+            args.extend(["-d", d]);
+        }
+        let cleanup = hook("challtestsrv-cleanup");
+        args.extend(["--auth-hook", auth_hook, "--cleanup-hook", &cleanup]);
+        self.run(&args)
+    }
+
+    /// The same installation (prefix, token, settings) with one more variable set.
+    pub fn with_var(&self, name: &str, value: &str) -> Env {
+        let mut e = Env {
+            prefix: self.prefix.clone(),
+            token: self.token.clone(),
+            extra: self.extra.clone(),
+            cwd: self.cwd.clone(),
+        };
+        e.extra.push((name.into(), value.into()));
+        e
+    }
+
     /// The KV v2 path of a certificate record, below the mount.
     pub fn cert_path(&self, name: &str) -> String {
         format!("{}/certs/{name}", self.prefix)
@@ -254,6 +286,15 @@ fn output(o: Output) -> Run {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
+}
+
+/// An auth hook that publishes through challtestsrv, or fails with "dns api said no"
+/// (exit 7) when the variable BREAK is set: `env.with_var("BREAK", "1")` breaks it.
+pub fn breakable_auth_hook() -> String {
+    format!(
+        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
+        hook("challtestsrv-auth")
+    )
 }
 
 /// A blocking client that trusts the test bed's Pebble listener CA (and talks to Vault).
@@ -417,10 +458,46 @@ pub fn key_matches(privkey: &str, cert: &str) -> bool {
     rcgen::PublicKeyData::subject_public_key_info(&key) == x.public_key().raw
 }
 
-pub fn tempdir(tag: &str) -> PathBuf {
+/// A temporary folder, removed (with everything in it) when the guard is dropped, also
+/// when the test fails. Keep the guard alive as long as the folder is used:
+/// `let dir = tempdir("x");`, never `tempdir("x").join(…)`.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir(tag: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 pub fn is_empty_dir(p: &Path) -> bool {
@@ -712,5 +789,188 @@ impl Pebble {
             std::thread::sleep(Duration::from_millis(100));
         }
         pebble
+    }
+}
+
+/// An acme2certifier (PyPI, in the test bed's venv) of a test's own: its openssl_ca_handler
+/// with a CA made by openssl (or given), the wsgi (SQLite) database, dns-01 checked against
+/// the test bed's challtestsrv on 127.0.0.2:53, run under the standard library's threaded
+/// wsgiref server on a free port of 127.0.0.1 (`tests/acme2certifier/serve.py`), stopped on
+/// drop. Its configuration is read at start only: `restart` starts it again on the same
+/// port, database and CA with other settings.
+pub struct Acme2certifier {
+    child: Option<std::process::Child>,
+    pub dir: TempDir,
+    pub port: u16,
+    pub directory: String,
+}
+
+impl Drop for Acme2certifier {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Acme2certifier {
+    /// `sections` are extra lines per config section, e.g. `[("Renewalinfo",
+    /// "renewal_force: True")]`. The CA is made with openssl, valid for ten years.
+    pub fn start(sections: &[(&str, &str)]) -> Self {
+        let dir = tempdir("a2c");
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(dir.join("ca.pem"))
+            .args([
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=certvault acme2certifier test CA",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .args(["-addext", "subjectKeyIdentifier=hash"])
+            .output()
+            .expect("openssl")
+            .status
+            .success();
+        assert!(ok, "openssl made no CA");
+        Self::start_in(dir, sections)
+    }
+
+    /// The same, with the CA already in `dir/ca.key` and `dir/ca.pem`.
+    pub fn start_in(dir: TempDir, sections: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut a = Acme2certifier {
+            child: None,
+            directory: format!("http://127.0.0.1:{port}/directory"),
+            dir,
+            port,
+        };
+        a.run(sections);
+        a
+    }
+
+    fn run(&mut self, sections: &[(&str, &str)]) {
+        let d = self.dir.display();
+        let mut cfg: Vec<(String, Vec<String>)> = vec![
+            ("DEFAULT".into(), vec!["debug: False".into()]),
+            ("Nonce".into(), vec!["nonce_check_disable: False".into()]),
+            (
+                "CAhandler".into(),
+                vec![
+                    "handler_module: acme2certifier.cahandlers.openssl_ca_handler".into(),
+                    format!("issuing_ca_key: {d}/ca.key"),
+                    format!("issuing_ca_cert: {d}/ca.pem"),
+                    format!("issuing_ca_crl: {d}/crl.pem"),
+                    format!("cert_save_path: {d}/certs"),
+                ],
+            ),
+            (
+                "DBhandler".into(),
+                vec!["handler: wsgi".into(), format!("dbfile: {d}/acme_srv.db")],
+            ),
+            ("Account".into(), vec!["contact_check_disable: True".into()]),
+            (
+                "Challenge".into(),
+                vec![format!(
+                    "dns_server_list: [\"{}\"]",
+                    env("CERTVAULT_TEST_A2C_DNS")
+                )],
+            ),
+            ("Order".into(), vec![]),
+            ("Renewalinfo".into(), vec![]),
+        ];
+        for (section, line) in sections {
+            match cfg.iter_mut().find(|(s, _)| s == section) {
+                Some((_, lines)) => lines.push(line.to_string()),
+                None => cfg.push((section.to_string(), vec![line.to_string()])),
+            }
+        }
+        let text: String = cfg
+            .iter()
+            .map(|(s, lines)| format!("[{s}]\n{}\n\n", lines.join("\n")))
+            .collect();
+        std::fs::write(self.dir.join("acme_srv.cfg"), text).unwrap();
+        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
+        let child = Command::new(env("CERTVAULT_TEST_PYTHON"))
+            .arg(repo().join("tests/acme2certifier/serve.py"))
+            .arg(self.dir.join("acme_srv.cfg"))
+            .arg(self.port.to_string())
+            .arg(self.dir.join("requests.log"))
+            .current_dir(&self.dir)
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start acme2certifier");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !reqwest::blocking::Client::new()
+            .get(&self.directory)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "acme2certifier did not start: {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop and start again with other settings (same port, database and CA).
+    pub fn restart(&mut self, sections: &[(&str, &str)]) {
+        self.stop();
+        self.run(sections);
+    }
+
+    /// The CA certificate (PEM): the root its certificates chain to.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.join("ca.pem")).unwrap()
+    }
+
+    /// The requests it received so far: "METHOD /path" lines.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// An installation with an account at this CA whose hooks publish through the
+    /// challtestsrv it asks.
+    pub fn env(&self, tag: &str) -> Env {
+        let mut e = Env::new(tag);
+        e.extra.push((
+            "CERTVAULT_TEST_CHALLTESTSRV".into(),
+            env("CERTVAULT_TEST_CHALLTESTSRV_53"),
+        ));
+        e.run(&["init", "--directory", &self.directory, "--agree-tos"])
+            .ok();
+        e
     }
 }

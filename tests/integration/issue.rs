@@ -6,11 +6,7 @@ use crate::harness::*;
 fn init_twice_changes_nothing() {
     let e = Env::new("init");
     let first = e.init().ok();
-    assert!(
-        first.stdout.contains("registered ACME account"),
-        "{}",
-        first.stdout
-    );
+    assert_contains(&first.stdout, "registered ACME account");
     let path = format!("{}/accounts/default", e.prefix);
     let (doc, v1) = vault_read(&path).expect("account stored");
     assert_eq!(v1, 1);
@@ -22,11 +18,7 @@ fn init_twice_changes_nothing() {
         .unwrap()
         .starts_with("https://localhost"));
     let second = e.init().ok();
-    assert!(
-        second.stdout.contains("nothing changed"),
-        "{}",
-        second.stdout
-    );
+    assert_contains(&second.stdout, "nothing changed");
     assert_eq!(
         vault_read(&path).unwrap().1,
         1,
@@ -41,7 +33,7 @@ fn issue_stores_a_chain_that_verifies_against_pebbles_root() {
     let base = format!("{}.example.com", unique("web"));
     let wild = format!("*.{base}");
     let run = e.issue("web", &[&base, &wild], &[]).ok();
-    assert!(run.stdout.contains("issued web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "issued web");
 
     let (doc, version) = vault_read(&e.cert_path("web")).expect("record stored");
     assert_eq!(version, 1);
@@ -137,11 +129,11 @@ fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
     let b = format!("{}.example.net", unique("b"));
     e.issue("site", &[&a], &[]).ok();
     let again = e.issue("site", &[&a], &[]).ok();
-    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    assert_contains(&again.stdout, "up to date");
     assert_eq!(vault_read(&e.cert_path("site")).unwrap().1, 1);
 
     let grown = e.issue("site", &[&a, &b], &[]).ok();
-    assert!(grown.stdout.contains("issued site"), "{}", grown.stdout);
+    assert_contains(&grown.stdout, "issued site");
     let (doc, v) = vault_read(&e.cert_path("site")).unwrap();
     assert_eq!(v, 2);
     let mut want = vec![a.clone(), b.clone()];
@@ -151,11 +143,7 @@ fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
     // A settings-only change (renew_before) is stored without reissuing.
     let serial = doc["serial"].clone();
     let tuned = e.issue("site", &[&a, &b], &["--renew-before", "20d"]).ok();
-    assert!(
-        tuned.stdout.contains("settings updated"),
-        "{}",
-        tuned.stdout
-    );
+    assert_contains(&tuned.stdout, "settings updated");
     let (doc, v) = vault_read(&e.cert_path("site")).unwrap();
     assert_eq!(v, 3);
     assert_eq!(doc["serial"], serial);
@@ -203,16 +191,8 @@ fn list_json_reports_schedule() {
         "renew_at {at} vs {expected}"
     );
     let table = e.run(&["list"]).ok();
-    assert!(
-        table.stdout.contains("1/3 of lifetime left"),
-        "{}",
-        table.stdout
-    );
-    assert!(
-        table.stdout.contains("renews at the next run"),
-        "{}",
-        table.stdout
-    );
+    assert_contains(&table.stdout, "1/3 of lifetime left");
+    assert_contains(&table.stdout, "renews at the next run");
 }
 
 /// External account binding (ZeroSSL, Google): a CA that requires it refuses `init`
@@ -238,17 +218,8 @@ fn init_with_external_account_binding() {
     };
     let run = init(&[], &[]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("the CA refused the account registration"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("externalAccountRequired"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "the CA refused the account registration");
+    assert_contains(&run.stderr, "externalAccountRequired");
 
     let wrong = "AAAAZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
     let run = init(
@@ -263,11 +234,7 @@ fn init_with_external_account_binding() {
         &["--eab-kid", "kid-cv"],
     )
     .ok();
-    assert!(
-        run.stdout.contains("registered ACME account"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "registered ACME account");
     assert!(!run.all().contains(hmac));
     let (doc, _) = vault_read(&format!("{}/accounts/default", e.prefix)).unwrap();
     assert_eq!(doc["eab_kid"], "kid-cv");
@@ -301,11 +268,9 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     // A new certificate: its lifetime is known once issued; it stays, with the default rule.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("--renew-before 1900d can never be satisfied: the certificate lives 182"),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        "--renew-before 1900d can never be satisfied: the certificate lives 182",
     );
     let (_, v1) = vault_read(&e.cert_path("new")).expect("the certificate is kept");
     let (spec, _) = vault_read(&format!("{}/specs/new", e.prefix)).unwrap();
@@ -313,7 +278,7 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     // An existing certificate: refused before anything is ordered or written.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_contains(&run.stderr, "nothing was changed");
     assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 
     // A spec that says so anyway (written by hand): renew uses the default rule, warns,
@@ -323,14 +288,12 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     hand["renew_before"] = json!("1900d");
     vault_write(&spec_path, &hand);
     let run = e.run(&["renew"]).ok();
-    assert!(run.stdout.contains("not due  new"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("renew_before 1900d is not shorter than the certificate's lifetime"),
-        "{}",
-        run.stdout
+    assert_contains(&run.stdout, "not due  new");
+    assert_contains(
+        &run.stdout,
+        "renew_before 1900d is not shorter than the certificate's lifetime",
     );
-    assert!(run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_contains(&run.stderr, "WARN");
     assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 }
 
@@ -352,18 +315,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
     std::fs::write(dir.join("plain.sh"), "#!/bin/sh\n").unwrap();
     e.cwd = Some(dir.clone());
     let d = format!("{}.example.com", unique("hp"));
-    let issue = |auth: &str| {
-        e.run(&[
-            "issue",
-            "web",
-            "-d",
-            &d,
-            "--auth-hook",
-            auth,
-            "--cleanup-hook",
-            &hook("challtestsrv-cleanup"),
-        ])
-    };
+    let issue = |auth: &str| e.issue_with_auth_hook("web", &[&d], auth);
     let missing = issue("./nosuch.sh --flag");
     assert_eq!(missing.code, 2, "{}", missing.all());
     assert!(
@@ -376,7 +328,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
     );
     let plain = issue("./plain.sh");
     assert_eq!(plain.code, 2, "{}", plain.all());
-    assert!(plain.stderr.contains("not executable"), "{}", plain.stderr);
+    assert_contains(&plain.stderr, "not executable");
 
     issue("./auth.sh").ok();
     let (spec, _) = vault_read(&format!("{}/specs/web", e.prefix)).unwrap();
@@ -403,7 +355,7 @@ fn edit_changes_one_setting_with_issues_rules() {
     let spec_path = format!("{}/specs/web", e.prefix);
 
     let run = e.run(&["edit", "web", "--renew-before", "30d"]).ok();
-    assert!(run.stdout.contains("settings updated"), "{}", run.stdout);
+    assert_contains(&run.stdout, "settings updated");
     let (doc, v2) = vault_read(&e.cert_path("web")).unwrap();
     assert_eq!(
         (v2, &doc["serial"]),
@@ -424,7 +376,7 @@ fn edit_changes_one_setting_with_issues_rules() {
             "--no-deploy-hook",
         ])
         .ok();
-    assert!(run.stdout.contains("issued web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "issued web");
     let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
     let mut want = vec![d.clone(), format!("www.{d}")];
     want.sort();
@@ -434,11 +386,7 @@ fn edit_changes_one_setting_with_issues_rules() {
     assert_eq!(spec["renew_before"], "30d");
 
     let again = e.run(&["edit", "web", "--default-renewal"]).ok();
-    assert!(
-        again.stdout.contains("settings updated"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "settings updated");
     assert!(vault_read(&spec_path)
         .unwrap()
         .0

@@ -39,7 +39,7 @@ fn kill_group_in(file: &Path) {
 
 /// An installation with `web`, whose auth hook sleeps `SLOW` seconds first when set (and
 /// records its pid in PIDFILE).
-fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
+fn slow_installation(tag: &str) -> (Env, TempDir) {
     let e = Env::new(tag);
     e.init().ok();
     let dir = tempdir(tag);
@@ -49,25 +49,12 @@ fn slow_installation(tag: &str) -> (Env, std::path::PathBuf) {
         dir.join("hook.pid").display(),
         hook("challtestsrv-auth")
     );
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     (e, dir)
 }
 
 fn slow(e: &Env, seconds: &str) -> Env {
-    let mut s = Env::new("x");
-    s.prefix = e.prefix.clone();
-    s.extra.push(("SLOW".into(), seconds.into()));
-    s
+    e.with_var("SLOW", seconds)
 }
 
 /// Wait until the lock of `web` exists; its holder text.
@@ -106,11 +93,8 @@ fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
     assert!(run.stdout.contains("renewed  web"), "{}", run.all());
     assert!(!run.stdout.contains("skipped"), "{}", run.stdout);
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert!(
-        run.stderr.contains("waiting") && run.stderr.contains("lock leases"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "waiting");
+    assert_contains(&run.stderr, "lock leases");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -128,17 +112,13 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
     // still finds it held and skips (exit 0: the other run does it).
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
     assert!(run.stdout.contains("skipped  web"), "{}", run.all());
-    assert!(
-        run.stdout
-            .contains("skipped because another run holds their lock: 1 (web)"),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "skipped because another run holds their lock: 1 (web)",
     );
-    assert!(
-        run.stdout
-            .contains("summary: 0 renewed, 0 not due, 0 failed, 1 skipped"),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "summary: 0 renewed, 0 not due, 0 failed, 1 skipped",
     );
 
     let out = child.0.take().unwrap().wait_with_output().unwrap();
@@ -155,4 +135,84 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
         "released"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run killed after presenting a DNS-01 value leaves it in DNS; the run that takes its
+/// lease over removes it (the lease records what was presented).
+#[test]
+fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
+    let e = Env::new("leftover");
+    e.init().ok();
+    let dir = tempdir("leftover");
+    let log = dir.join("cleanup.log");
+    let pidfile = dir.join("hook.pid");
+    let d = format!("{}.example.com", unique("lo"));
+    // The last challenge's hook hangs when SLOW is set, after the first was presented.
+    let auth = format!(
+        "{}; if [ -n \"${{SLOW:-}}\" ] && [ \"$CERTBOT_REMAINING_CHALLENGES\" = 0 ]; then echo $$ > {}; sleep 30; fi",
+        hook("challtestsrv-auth"),
+        pidfile.display()
+    );
+    let cleanup = format!(
+        "echo \"$CERTBOT_DOMAIN $CERTBOT_VALIDATION\" >> {}; {}",
+        log.display(),
+        hook("challtestsrv-cleanup")
+    );
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &format!("a.{d}"),
+        "-d",
+        &format!("b.{d}"),
+        "--auth-hook",
+        &auth,
+        "--cleanup-hook",
+        &cleanup,
+    ])
+    .ok();
+    e.fresh_account();
+    let mut cmd = slow(&e, "1").command(&["renew", "--force", "--lock-lease", "3s"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = Killed(Some(cmd.spawn().unwrap()));
+    let lock = format!("{}/locks/web", e.prefix);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        if let Some((doc, _)) = vault_read(&lock) {
+            if let Some(p) = doc["presented"].as_array().filter(|p| !p.is_empty()) {
+                break p[0].clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lease never recorded a presented value"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Wait for the hanging hook, then kill the run and what it started.
+    while !pidfile.exists() {
+        assert!(Instant::now() < deadline, "the second hook never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.get().kill().unwrap();
+    child.get().wait().unwrap();
+    kill_group_in(&pidfile);
+    std::fs::write(&log, "").unwrap();
+
+    let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
+    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(
+        &run.stderr,
+        "removed DNS-01 values a dead run left presented",
+    );
+    let cleaned = std::fs::read_to_string(&log).unwrap();
+    let want = format!(
+        "{} {}",
+        left["record"]["domain"].as_str().unwrap(),
+        left["record"]["value"].as_str().unwrap()
+    );
+    assert!(
+        cleaned.lines().any(|l| l == want),
+        "the dead run's value {want:?} was not removed:\n{cleaned}"
+    );
 }

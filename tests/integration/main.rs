@@ -3,20 +3,30 @@
 
 mod harness;
 
+mod ari_a2c;
+mod ari_rfc;
+mod ari_server;
+
 mod auth;
 mod bad_input;
+mod consumers;
 mod deploy;
 mod dns;
 mod fake_api;
 mod image;
+mod import;
 mod index;
 mod issue;
+mod lifecycle;
 mod locks;
 mod observe;
 mod privilege;
+mod provider_servers;
+mod providers;
 mod raft;
 mod renew;
 mod robust;
 mod secrets;
+mod storm;
 mod vault_env;
 mod vault_faults;

@@ -1,30 +1,12 @@
 //! Watching runs: JSON logs, `renew --output json`, metrics (file and a real Pushgateway,
 //! checked by promtool), and deploy hooks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::harness::*;
-
-/// A temporary folder removed when the test ends (also when it fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        Self(tempdir(tag))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An environment with one certificate `web` (two names) issued through the hooks.
 fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
@@ -37,29 +19,12 @@ fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
 
 /// A certificate whose auth hook fails when BREAK is set.
 fn add_breakable(e: &Env, name: &str, domain: &str) {
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        name,
-        "-d",
-        domain,
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook(name, &[domain], &breakable_auth_hook())
+        .ok();
 }
 
 fn breaking(e: &Env) -> Env {
-    let mut b = Env::new("x");
-    b.prefix = e.prefix.clone();
-    b.extra = e.extra.clone();
-    b.extra.push(("BREAK".into(), "1".into()));
-    b
+    e.with_var("BREAK", "1")
 }
 
 fn promtool_check_metrics(text: &str) {
@@ -199,8 +164,8 @@ fn renew_output_json_reports_each_certificate_and_the_totals() {
 fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
     let (e, d) = with_cert("mfile", &[]);
     add_breakable(&e, "flaky", &format!("f.{d}"));
-    let dir = TempDir::new("metrics");
-    let file = dir.path("certvault.prom");
+    let dir = tempdir("metrics");
+    let file = dir.join("certvault.prom");
     let file_arg = file.display().to_string();
 
     let run = e.run(&["renew", "--metrics-file", &file_arg]).ok();
@@ -268,7 +233,7 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
         sample(&text, "certvault_renewals_total{result=\"renewed\"}"),
         Some(1.0)
     );
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
+    let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -277,13 +242,11 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
     // A metrics file that cannot be written is an error (exit 1), and the run still ran.
     let bad = e.run(&["renew", "--metrics-file", "/nonexistent-dir/x.prom"]);
     assert_eq!(bad.code, 1, "{}", bad.all());
-    assert!(
-        bad.stderr
-            .contains("cannot write the metrics file /nonexistent-dir/x.prom"),
-        "{}",
-        bad.stderr
+    assert_contains(
+        &bad.stderr,
+        "cannot write the metrics file /nonexistent-dir/x.prom",
     );
-    assert!(bad.stdout.contains("summary:"), "{}", bad.stdout);
+    assert_contains(&bad.stdout, "summary:");
 }
 
 /// The current metrics of the group job=certvault, instance="" from the Pushgateway.
@@ -373,11 +336,9 @@ fn pushgateway_gets_the_metrics_and_a_failed_run_keeps_the_last_success() {
     // An unreachable Pushgateway is reported, exit 1.
     let bad = e.run(&["renew", "--pushgateway", "http://127.0.0.1:9"]);
     assert_eq!(bad.code, 1, "{}", bad.all());
-    assert!(
-        bad.stderr
-            .contains("cannot push metrics to the Pushgateway at http://127.0.0.1:9"),
-        "{}",
-        bad.stderr
+    assert_contains(
+        &bad.stderr,
+        "cannot push metrics to the Pushgateway at http://127.0.0.1:9",
     );
     let bad = e.run(&["renew", "--pushgateway", "localhost:9091"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
@@ -394,8 +355,8 @@ fn read_env_file(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn deploy_hook_runs_after_the_write_with_its_variables_and_no_credentials() {
-    let dir = TempDir::new("deploy");
-    let out = dir.path("env");
+    let dir = tempdir("deploy");
+    let out = dir.join("env");
     let hook = format!(
         "env | grep -E '^(CERTVAULT|RENEWED|VAULT|BAO)_' >> {}; echo --- >> {}",
         out.display(),
@@ -452,11 +413,7 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     // issue reports it, and exits 1 with the certificate stored.
     let run = e.issue("web", &[&d], &hook_fails);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("FAILED: the deploy hook failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED: the deploy hook failed");
     let (_, v1) = vault_read(&e.cert_path("web")).expect("stored despite the hook");
     e.issue("other", &[&format!("o.{d}")], &[]).ok();
 
@@ -464,12 +421,8 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     assert_eq!(run.code, 1, "{}", run.all());
     let (doc, v2) = vault_read(&e.cert_path("web")).unwrap();
     assert_eq!(v2, v1 + 1, "the renewed certificate is stored");
-    assert!(
-        run.stdout.contains("renewed  web: forced"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("renewed  other"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web: forced");
+    assert_contains(&run.stdout, "renewed  other");
     let failed = run
         .stdout
         .lines()

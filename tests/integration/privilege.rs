@@ -70,7 +70,7 @@ fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
 
     e.fresh_account();
     let run = renew.run(&["renew", "--force", "rel"]).ok();
-    assert!(run.stdout.contains("renewed  rel"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  rel");
     assert!(!marker.exists(), "the injected command ran");
     let (after, _) = vault_read(&e.cert_path("rel")).unwrap();
     assert_eq!(
@@ -115,26 +115,20 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
 
     let run = e.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("FAILED   old:")
-            && run
-                .stdout
-                .contains("run `certvault migrate` with the admin policy"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED   old:");
+    assert_contains(&run.stdout, "run `certvault migrate` with the admin policy");
     assert_eq!(vault_read(&e.cert_path("old")).unwrap().1, v1);
 
     // A renew token cannot migrate; an admin can, and sees the hooks it moves.
     let renew = as_token(&e, &apply_policy(&e, &["renew"]));
     let run = renew.run(&["migrate"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("specs/*"), "{}", run.stderr);
+    assert_contains(&run.stderr, "specs/*");
     let dry = e.run(&["migrate", "--dry-run"]).ok();
-    assert!(dry.stdout.contains("would move old"), "{}", dry.stdout);
+    assert_contains(&dry.stdout, "would move old");
     assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_none());
     let run = e.run(&["migrate"]).ok();
-    assert!(run.stdout.contains("moved    old"), "{}", run.stdout);
+    assert_contains(&run.stdout, "moved    old");
     assert!(
         run.stdout.contains(&hook("challtestsrv-auth")),
         "the admin sees the hook it trusts: {}",
@@ -145,15 +139,11 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
     assert_eq!(spec["dns"], before["spec"]["dns"]);
     assert_eq!(spec["schema"], 1);
     let again = e.run(&["migrate"]).ok();
-    assert!(
-        again.stdout.contains("summary: 0 moved, 0 failed"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "summary: 0 moved, 0 failed");
 
     e.fresh_account();
     let run = renew.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  old"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  old");
 }
 
 #[test]
@@ -162,24 +152,9 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     e.init().ok();
     let d = format!("{}.example.com", unique("mon"));
     e.issue("good", &[&format!("g.{d}")], &[]).ok();
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        "bad",
-        "-d",
-        &format!("b.{d}"),
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
-    let mut breaking = Env::new("x");
-    breaking.prefix = e.prefix.clone();
-    breaking.extra.push(("BREAK".into(), "1".into()));
+    e.issue_with_auth_hook("bad", &[&format!("b.{d}")], &breakable_auth_hook())
+        .ok();
+    let breaking = e.with_var("BREAK", "1");
     e.fresh_account();
     assert_eq!(breaking.run(&["renew", "--force", "bad"]).code, 1);
 
@@ -209,11 +184,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
         row("bad")
     );
     let text = monitor.run(&["list"]).ok();
-    assert!(
-        text.stdout.contains("LAST ATTEMPT FAILED (1 in a row)"),
-        "{}",
-        text.stdout
-    );
+    assert_contains(&text.stdout, "LAST ATTEMPT FAILED (1 in a row)");
     // No key: the record itself is forbidden, and renew is refused before any work.
     let (status, _) = vault_call(
         &monitor.token,
@@ -224,8 +195,110 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     assert_eq!(status, 403);
     let run = monitor.run(&["renew"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("Missing:"), "{}", run.stderr);
+    assert_contains(&run.stderr, "Missing:");
     assert!(!run
         .all()
         .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
+}
+
+/// `show` tells everything about one certificate but no secret; `delete` retires it (renew
+/// stops) only with --yes and keeps KV history; only the admin policy may delete.
+#[test]
+fn show_and_delete_one_certificate() {
+    let e = Env::new("showdel");
+    e.init().ok();
+    let d = format!("{}.example.com", unique("sd"));
+    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (doc, version) = vault_read(&e.cert_path("web")).unwrap();
+    let shown = e.run(&["show", "web"]).ok();
+    for want in [
+        format!("record   secret/{}", e.cert_path("web")),
+        format!(
+            "version {version}, serial {}",
+            doc["serial"].as_str().unwrap()
+        ),
+        format!("spec     secret/{}/specs/web", e.prefix),
+        format!("names [{d}]"),
+        "deploy hook \"true\"".to_string(),
+        "last attempt renewed".to_string(),
+    ] {
+        assert!(
+            shown.stdout.contains(&want),
+            "{want:?} in\n{}",
+            shown.stdout
+        );
+    }
+    let key = doc["privkey"].as_str().unwrap();
+    assert!(!shown.all().contains(key.lines().nth(1).unwrap()), "no key");
+
+    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let refused = renew.run(&["delete", "web", "--yes"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert_contains(&refused.stderr, "certvault policy admin");
+    let unconfirmed = e.run(&["delete", "web"]);
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.all());
+    assert_contains(&unconfirmed.stderr, "pass --yes");
+    assert!(vault_read(&e.cert_path("web")).is_some());
+
+    e.run(&["delete", "web", "--yes"]).ok();
+    assert!(
+        vault_read(&e.cert_path("web")).is_none(),
+        "latest version deleted"
+    );
+    let run = e.run(&["renew", "--force"]).ok();
+    assert_contains(&run.stdout, "deleted  web");
+    // History is kept: the version is still there, deleted, not destroyed.
+    let meta = vault_root(
+        Method::GET,
+        &format!("secret/metadata/{}", e.cert_path("web")),
+        None,
+    );
+    let v = &meta["data"]["versions"][version.to_string()];
+    assert!(!v["deletion_time"].as_str().unwrap().is_empty(), "{meta}");
+    assert_eq!(v["destroyed"], false);
+}
+
+/// Small input rules: more than 100 names is refused; help shows a command's own options
+/// first and lists key types; `policy reader NAME` suggests a name with NAME in it.
+#[test]
+fn help_names_and_policy_names() {
+    let e = Env::new("small");
+    let mut args = vec![
+        "issue".to_string(),
+        "many".to_string(),
+        "--auth-hook".to_string(),
+        "true".to_string(),
+    ];
+    for i in 0..101 {
+        args.extend(["-d".to_string(), format!("n{i}.example.com")]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = e.run(&refs);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("101 names given; a certificate holds at most 100"),
+        "{}",
+        run.stderr
+    );
+    let ip = e.run(&["issue", "x", "-d", "192.0.2.1", "--auth-hook", "true"]);
+    assert_eq!(ip.code, 2, "{}", ip.all());
+    assert_contains(&ip.stderr, "is an IP address");
+
+    let help = e.run(&["issue", "--help"]).ok().stdout;
+    let own = help.find("--domain").unwrap();
+    let global = help.find("Global options").unwrap();
+    assert!(
+        own < global && help.find("--vault-addr").unwrap() > global,
+        "{help}"
+    );
+    assert!(
+        help.contains("ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096"),
+        "{help}"
+    );
+    let hcl = e.run(&["policy", "reader", "web"]).ok().stdout;
+    assert!(
+        hcl.contains("vault policy write certvault-reader-web"),
+        "{hcl}"
+    );
 }

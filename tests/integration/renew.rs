@@ -11,21 +11,12 @@ fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
     let (before, v1) = vault_read(&e.cert_path("n")).unwrap();
 
     let noop = e.run(&["renew"]).ok();
-    assert!(noop.stdout.contains("not due  n"), "{}", noop.stdout);
-    assert!(
-        noop.stdout
-            .contains("summary: 0 renewed, 1 not due, 0 failed"),
-        "{}",
-        noop.stdout
-    );
+    assert_contains(&noop.stdout, "not due  n");
+    assert_contains(&noop.stdout, "summary: 0 renewed, 1 not due, 0 failed");
     assert_eq!(vault_read(&e.cert_path("n")).unwrap().1, v1);
 
     let forced = e.run(&["renew", "--force"]).ok();
-    assert!(
-        forced.stdout.contains("renewed  n: forced"),
-        "{}",
-        forced.stdout
-    );
+    assert_contains(&forced.stdout, "renewed  n: forced");
     let (after, v2) = vault_read(&e.cert_path("n")).unwrap();
     assert_eq!(v2, v1 + 1);
     assert_ne!(after["serial"], before["serial"]);
@@ -77,23 +68,14 @@ fn due_by_renew_before_is_renewed_and_only_that_one() {
     make_due(&e, "due", &[&due], 2);
     e.issue("fresh", &[&format!("b.{d}")], &[]).ok();
     let run = e.run(&["renew"]).ok();
-    assert!(
-        run.stdout.contains("renewed  due: renewal point"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("not due  fresh"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  due: renewal point");
+    assert_contains(&run.stdout, "not due  fresh");
     // Version 1 issued, 2 the renew_before setting, 3 the renewal.
     assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 3);
     assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 1);
     // Naming certificates restricts the run.
     let only = e.run(&["renew", "--force", "fresh"]).ok();
-    assert!(
-        only.stdout
-            .contains("summary: 1 renewed, 0 not due, 0 failed"),
-        "{}",
-        only.stdout
-    );
+    assert_contains(&only.stdout, "summary: 1 renewed, 0 not due, 0 failed");
     assert_eq!(vault_read(&e.cert_path("due")).unwrap().1, 3);
     assert_eq!(vault_read(&e.cert_path("fresh")).unwrap().1, 2);
 }
@@ -136,12 +118,8 @@ fn a_concurrent_write_is_detected_not_overwritten() {
     e.fresh_account();
     let run = racing.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stdout.contains("FAILED   race"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("changed by another writer"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED   race");
+    assert_contains(&run.stdout, "changed by another writer");
     let (doc, v) = vault_read(&path).unwrap();
     assert_eq!(v, 2, "only the concurrent write happened");
     assert_eq!(doc, json!({"schema": 1, "marker": "concurrent"}));
@@ -152,40 +130,20 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
     let e = Env::new("isolate");
     e.init().ok();
     let d = format!("{}.example.com", unique("i"));
-    let flaky = format!(
-        "if [ -n \"${{BREAK:-}}\" ]; then echo 'dns api said no' >&2; exit 7; fi; {}",
-        hook("challtestsrv-auth")
-    );
-    e.run(&[
-        "issue",
-        "broken",
-        "-d",
-        &format!("a.{d}"),
-        "--auth-hook",
-        &flaky,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("broken", &[&format!("a.{d}")], &breakable_auth_hook())
+        .ok();
     e.issue("healthy", &[&format!("b.{d}")], &[]).ok();
     let (old, v_old) = vault_read(&e.cert_path("broken")).unwrap();
 
-    let mut breaking = Env::new("x");
-    breaking.prefix = e.prefix.clone();
-    breaking.extra.push(("BREAK".into(), "1".into()));
+    let breaking = e.with_var("BREAK", "1");
     e.fresh_account();
     let run = breaking.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stdout.contains("FAILED   broken"), "{}", run.stdout);
-    assert!(run.stdout.contains("auth hook for a."), "{}", run.stdout);
-    assert!(run.stdout.contains("dns api said no"), "{}", run.stdout);
-    assert!(run.stdout.contains("renewed  healthy"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("summary: 1 renewed, 0 not due, 1 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "FAILED   broken");
+    assert_contains(&run.stdout, "auth hook for a.");
+    assert_contains(&run.stdout, "dns api said no");
+    assert_contains(&run.stdout, "renewed  healthy");
+    assert_contains(&run.stdout, "summary: 1 renewed, 0 not due, 1 failed");
     let (now, v_now) = vault_read(&e.cert_path("broken")).unwrap();
     assert_eq!((v_now, &now), (v_old, &old), "old material untouched");
     assert!(key_matches(
@@ -200,7 +158,8 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
     let e = Env::new("cleanup");
     e.init().ok();
     let d = format!("{}.example.com", unique("v"));
-    let marks = tempdir("marks").join("cleanup.log");
+    let marks_dir = tempdir("marks");
+    let marks = marks_dir.join("cleanup.log");
     // The auth hook publishes nothing: Pebble's validation fails.
     let cleanup = format!(
         "echo \"$CERTBOT_DOMAIN $CERTBOT_AUTH_OUTPUT\" >> {}",
@@ -219,16 +178,8 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
         &cleanup,
     ]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("DNS-01 validation failed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&format!("_acme-challenge.{d}")),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "DNS-01 validation failed");
+    assert_contains(&run.stderr, &format!("_acme-challenge.{d}"));
     let log = std::fs::read_to_string(&marks).expect("cleanup hook ran");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines, [format!("{d} token-{d}"), format!("{d} token-{d}")]);
@@ -272,12 +223,8 @@ fn a_stored_account_unknown_to_the_ca_is_explained() {
     vault_write(&path, &doc);
     let run = e.run(&["renew", "--force"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stdout.contains("not known to the CA"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("certvault init --force"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "not known to the CA");
+    assert_contains(&run.stdout, "certvault init --force");
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 1);
     // init --force registers a new account, and renewing works again.
     let again = e
@@ -289,11 +236,7 @@ fn a_stored_account_unknown_to_the_ca_is_explained() {
             "--force",
         ])
         .ok();
-    assert!(
-        again.stdout.contains("registered ACME account"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "registered ACME account");
     e.run(&["renew", "--force"]).ok();
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 2);
 }
@@ -314,12 +257,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
             .ok();
     }
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(
-        run.stdout
-            .contains("summary: 5 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "summary: 5 renewed, 0 not due, 0 failed");
 }
 
 /// `vault kv delete` of a record: `renew` says so instead of skipping it silently, and
@@ -336,16 +274,11 @@ fn a_deleted_record_is_reported_and_can_be_issued_again() {
     assert!(vault_read(&e.cert_path("gone")).is_none());
 
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("deleted  gone"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("summary: 0 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "deleted  gone");
+    assert_contains(&run.stdout, "summary: 0 renewed, 0 not due, 0 failed");
 
     let again = e.issue("gone", &[&d], &[]).ok();
-    assert!(again.stdout.contains("issued gone"), "{}", again.stdout);
+    assert_contains(&again.stdout, "issued gone");
     assert_eq!(
         vault_read(&e.cert_path("gone")).unwrap().1,
         2,
@@ -376,27 +309,16 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
         &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_five_minutes)}),
     );
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(
-        run.stdout
-            .contains("skipped  web: web is locked by another certvault run (certvault pid 4242)"),
-        "{}",
-        run.stdout
+    assert_contains(
+        &run.stdout,
+        "skipped  web: web is locked by another certvault run (certvault pid 4242)",
     );
-    assert!(
-        run.stdout
-            .contains("summary: 0 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "summary: 0 renewed, 0 not due, 0 failed");
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 1, "not ordered");
     // issue refuses too, naming the holder.
     let refused = e.issue("web", &[&d], &["--force"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("locked by another certvault run"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "locked by another certvault run");
 
     // `unlock` breaks it, naming the holder.
     let unlocked = e.run(&["unlock", "web"]).ok();
@@ -409,11 +331,7 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     );
     assert!(vault_read(&lock).is_none(), "lock removed");
     let again = e.run(&["unlock", "web"]).ok();
-    assert!(
-        again.stdout.contains("web is not locked"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "web is not locked");
 
     // A lock that claims more than the longest possible lease (a skewed or hostile
     // clock) does not bind: it is taken over.
@@ -423,7 +341,7 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
         &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(time::OffsetDateTime::now_utc()), "expires_at": fmt(in_an_hour)}),
     );
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     e.run(&["renew", "--force"]).ok();
     let skewed_renewals = 2;
 
@@ -434,7 +352,7 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
         &json!({"schema": 1, "holder": "certvault pid 4242", "acquired_at": fmt(an_hour_ago), "expires_at": fmt(an_hour_ago)}),
     );
     let run = e.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     assert_eq!(
         vault_read(&e.cert_path("web")).unwrap().1,
         2 + skewed_renewals

@@ -61,12 +61,9 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
         ("garbled", "privkey is not a readable private key"),
         ("badchain", "chain is not a list of PEM certificates"),
     ] {
-        assert!(
-            run.stdout.contains(&format!(
-                "renewed  {n}: the stored record is damaged: {why}"
-            )),
-            "{}",
-            run.stdout
+        assert_contains(
+            &run.stdout,
+            &format!("renewed  {n}: the stored record is damaged: {why}"),
         );
         let (doc, _) = vault_read(&e.cert_path(n)).unwrap();
         assert!(key_matches(
@@ -74,7 +71,7 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
             doc["cert"].as_str().unwrap()
         ));
     }
-    assert!(run.stdout.contains("not due  healthy"), "{}", run.stdout);
+    assert_contains(&run.stdout, "not due  healthy");
     assert!(!run
         .all()
         .contains(&key_line(healthy["privkey"].as_str().unwrap())));
@@ -263,7 +260,7 @@ fn no_stored_document_or_command_line_value_makes_it_panic() {
     }
     // The seed record still renews: one broken record never stops the others.
     let run = e.run(&["renew", "--force", "seed"]).ok();
-    assert!(run.stdout.contains("renewed  seed"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  seed");
 
     // Hostile command-line values: a clear error (exit 2) or a normal run, never a panic.
     let huge = "9".repeat(40);
@@ -320,9 +317,5 @@ fn no_stored_document_or_command_line_value_makes_it_panic() {
     // An account name becomes part of a Vault path: validated like a certificate name.
     let run = e.run(&["--account", "../certs/victim", "list"]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("invalid account name"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "invalid account name");
 }

@@ -92,7 +92,7 @@ fn namespace_is_used_for_token_and_approle() {
         ("VAULT_SECRET_ID".into(), secret_id),
     ];
     let run = a.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     let (_, doc) = vault_call_ns(&env("VAULT_TOKEN"), Some(&ns), Method::GET, &path, None);
     assert_eq!(doc["data"]["metadata"]["version"], 2);
 }
@@ -102,6 +102,7 @@ struct TlsBao {
     child: Child,
     addr: String,
     ca: String,
+    _dir: TempDir,
 }
 
 impl Drop for TlsBao {
@@ -127,7 +128,7 @@ fn tls_bao() -> TlsBao {
             &format!("-dev-listen-address=127.0.0.1:{port}"),
             "-dev-root-token-id=root",
         ])
-        .env("HOME", &dir)
+        .env("HOME", dir.as_os_str())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -136,6 +137,7 @@ fn tls_bao() -> TlsBao {
         child,
         addr: format!("https://127.0.0.1:{port}"),
         ca: dir.join("vault-ca.pem").display().to_string(),
+        _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -177,33 +179,20 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         }
         let run = x.run(&["list"]);
         assert_eq!(run.code, 1, "VAULT_SKIP_VERIFY={skip:?}: {}", run.all());
-        assert!(
-            run.stderr
-                .contains(&format!("cannot reach Vault at {}", bao.addr)),
-            "{}",
-            run.stderr
-        );
+        assert_contains(&run.stderr, &format!("cannot reach Vault at {}", bao.addr));
     }
 
     e.extra.push(("VAULT_CACERT".into(), bao.ca.clone()));
     // Reached over TLS: an empty prefix is reported as such, naming the paths tried.
     let run = e.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!(
-            "no ACME account at secret/{}/accounts/default",
-            e.prefix
-        )),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        &format!("no ACME account at secret/{}/accounts/default", e.prefix),
     );
     e.init().ok();
     let run = e.run(&["list"]).ok();
-    assert!(
-        run.stdout.contains("no certificates stored yet"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "no certificates stored yet");
 
     // AppRole login over the same TLS: the CA is used for the login too.
     let client = reqwest::blocking::Client::builder()
@@ -253,12 +242,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         ("VAULT_SECRET_ID".into(), secret_id),
     ];
     let run = a.run(&["renew"]).ok();
-    assert!(
-        run.stdout
-            .contains("summary: 0 renewed, 0 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "summary: 0 renewed, 0 not due, 0 failed");
 }
 
 /// certvault with exactly these variables (and PATH): nothing from the test bed.
@@ -322,12 +306,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         &["list"],
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("cannot reach Vault at http://127.0.0.1:9"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "cannot reach Vault at http://127.0.0.1:9");
     // BAO_NAMESPACE reaches Vault: a namespace that does not exist has no mount `secret`.
     let run = bare(
         &[
@@ -350,11 +329,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         &["list"],
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("/nonexistent/bao-ca.pem"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "/nonexistent/bao-ca.pem");
 }
 
 #[test]
@@ -388,11 +363,7 @@ fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
         &["list"],
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("Vault rejected the token"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "Vault rejected the token");
     let file = home.join("other-token");
     std::fs::write(&file, "bogus\n").unwrap();
     let file = file.display().to_string();
@@ -409,8 +380,8 @@ fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
         }
         let run = bare(&vars, &["list"]);
         assert_eq!(run.code, 2, "HOME={h:?}: {}", run.all());
-        assert!(run.stderr.contains("no Vault token"), "{}", run.stderr);
-        assert!(run.stderr.contains("~/.vault-token"), "{}", run.stderr);
+        assert_contains(&run.stderr, "no Vault token");
+        assert_contains(&run.stderr, "~/.vault-token");
     }
     std::fs::remove_dir_all(&home).unwrap();
 }
@@ -443,14 +414,13 @@ fn every_missing_auth_setting_exits_2() {
 struct NotVault {
     child: Child,
     addr: String,
-    dir: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl Drop for NotVault {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -477,7 +447,7 @@ fn not_vault() -> NotVault {
     let s = NotVault {
         child,
         addr: format!("http://127.0.0.1:{port}"),
-        dir,
+        _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -495,13 +465,12 @@ fn a_server_that_is_not_vault_is_named_as_such() {
     for args in [&["list"][..], &["renew"][..]] {
         let run = e.run(args);
         assert_eq!(run.code, 1, "{}", run.all());
-        assert!(
-            run.stderr.contains(&format!(
+        assert_contains(
+            &run.stderr,
+            &format!(
                 "{} is not a Vault or OpenBao server: GET /v1/sys/health answered 404",
                 server.addr
-            )),
-            "{}",
-            run.stderr
+            ),
         );
         assert!(!run.stderr.contains("capabilities"), "{}", run.stderr);
         assert!(!run.stderr.contains("KV version"), "{}", run.stderr);
@@ -516,22 +485,15 @@ fn https_against_plain_http_and_an_api_path_are_named() {
     e.extra.push(("VAULT_ADDR".into(), https.clone()));
     let run = e.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains(&format!("{https} speaks plain HTTP, not TLS")),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, &format!("{https} speaks plain HTTP, not TLS"));
     assert!(!run.stderr.contains("InvalidContentType"), "{}", run.stderr);
 
     let mut e = Env::new("apipath");
     e.extra.push(("VAULT_ADDR".into(), format!("{plain}/v1")));
     let run = e.run(&["list"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains(&format!("without /v1 (certvault adds it), like {plain}")),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        &format!("without /v1 (certvault adds it), like {plain}"),
     );
 }

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -105,11 +104,7 @@ fn a_wrong_prefix_or_mount_is_an_error_naming_the_path() {
     ];
     let run = a.run(&["renew"]);
     fails_with(&run, "no KV mount nosuchmount/ at");
-    assert!(
-        run.stderr.contains("the KV mounts it can see: secret/"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "the KV mounts it can see: secret/");
     assert!(!run.stderr.contains("Missing:"), "{}", run.stderr);
     let errors = run
         .stderr
@@ -149,7 +144,7 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
     short.token = caller_token("60s", false);
     let run = short.run(&["renew", "--force"]);
     fails_with(&run, "less than one ACME order may take (900s");
-    assert!(run.stderr.contains("cannot be renewed"), "{}", run.stderr);
+    assert_contains(&run.stderr, "cannot be renewed");
     assert_eq!(
         vault_read(&e.cert_path("web")).unwrap().1,
         1,
@@ -169,33 +164,19 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
             "30s",
         ])
         .ok();
-    assert!(
-        run.stderr.contains("the Vault token expires in"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "the Vault token expires in");
 
     // Renewable with 3 s left, and a renewal that takes 4 s: renewed up front, the
     // certificate is stored, and the token outlives the run.
     let slow = format!("sleep 4 && {}", hook("challtestsrv-auth"));
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &slow,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &slow).ok();
     e.fresh_account();
     let before = vault_read(&e.cert_path("web")).unwrap().1;
     let mut renewable = Env::new("unused");
     renewable.prefix = e.prefix.clone();
     renewable.token = caller_token("3s", true);
     let run = renewable.run(&["renew", "--force"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.stdout);
+    assert_contains(&run.stdout, "renewed  web");
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, before + 1);
     let left = token_ttl(&renewable.token).expect("the caller's token was not revoked");
     assert!(left > 60, "not renewed: {left}s left");
@@ -205,7 +186,7 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
 /// stopped on drop; its directory is removed.
 struct Bao {
     child: Option<Child>,
-    dir: PathBuf,
+    dir: TempDir,
     port: u16,
     addr: String,
     unseal_key: String,
@@ -215,7 +196,6 @@ struct Bao {
 impl Drop for Bao {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -414,17 +394,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
         marker.display(),
         hook("challtestsrv-auth")
     );
-    e.run(&[
-        "issue",
-        "web",
-        "-d",
-        &d,
-        "--auth-hook",
-        &hook_cmd,
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
-    .ok();
+    e.issue_with_auth_hook("web", &[&d], &hook_cmd).ok();
     let version = |bao: &Bao| {
         bao.call(
             &bao.root,
@@ -578,12 +548,7 @@ fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("renewed  web"), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("an earlier attempt of this write landed"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "an earlier attempt of this write landed");
     // Exactly one new version: the retried write did not land a second time.
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
 }

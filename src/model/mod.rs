@@ -7,43 +7,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::OffsetDateTime;
+use serde::{Deserialize, Serialize};
+
+mod records;
+
+pub use crate::secret::Secret;
+pub use records::*;
 
 /// Version of the documents certvault writes. A reader refuses newer ones.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// A string that never shows up in `Debug` or `Display` output (private keys).
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Self(s)
-    }
-    /// The secret text; call only where it is written to Vault or parsed.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
 
 /// Input that failed validation; the message says what is wrong and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -333,13 +305,9 @@ impl fmt::Display for HumanDuration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SolverSpec {
-    /// certbot-compatible manual hooks, run with `sh -c`.
-    Exec {
-        auth_hook: String,
-        /// Empty: nothing to clean up.
-        #[serde(default)]
-        cleanup_hook: String,
-    },
+    /// certbot-compatible manual hooks, run with `sh -c` (the same document as a stored
+    /// `exec` solver).
+    Exec(crate::dns::exec::Config),
     /// Solvers stored in Vault (`<prefix>/dns/<solver>`), chosen per record name: the
     /// longest matching zone in `zones`, else `default`.
     Solvers {
@@ -353,7 +321,7 @@ pub enum SolverSpec {
 impl SolverSpec {
     pub fn kind(&self) -> &'static str {
         match self {
-            SolverSpec::Exec { .. } => "exec",
+            SolverSpec::Exec(_) => "exec",
             SolverSpec::Solvers { .. } => "solvers",
         }
     }
@@ -361,7 +329,7 @@ impl SolverSpec {
     /// The stored solvers this spec may use.
     pub fn solver_names(&self) -> Vec<String> {
         match self {
-            SolverSpec::Exec { .. } => Vec::new(),
+            SolverSpec::Exec(_) => Vec::new(),
             SolverSpec::Solvers { default, zones } => {
                 let mut names: Vec<String> =
                     zones.values().cloned().chain(default.clone()).collect();
@@ -387,16 +355,16 @@ impl SolverSpec {
                     "needs --auth-hook <command> (and usually --cleanup-hook)",
                 )
             })?;
-            return Ok(SolverSpec::Exec {
+            return Ok(SolverSpec::Exec(crate::dns::exec::Config {
                 auth_hook,
                 cleanup_hook: cleanup_hook.unwrap_or_default(),
-            });
+            }));
         }
         if auth_hook.is_some() || cleanup_hook.is_some() {
             return Err(invalid(
                 "--auth-hook/--cleanup-hook",
                 "",
-                "hooks go with --dns exec only; for stored solvers put hooks in `certvault dns add NAME --kind exec`",
+                "hooks go with --dns exec only; for stored solvers put hooks in `certvault dns add exec NAME`",
             ));
         }
         let mut default = None;
@@ -468,226 +436,5 @@ impl fmt::Display for SolverName {
     }
 }
 
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// What a certificate should be: everything `renew` needs to reproduce it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spec {
-    /// The first name is the subject CN.
-    pub domains: Vec<DomainName>,
-    #[serde(default)]
-    pub key_type: KeyType,
-    pub dns: SolverSpec,
-    /// Renew this long before expiry; if absent, when 1/3 of the lifetime is left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renew_before: Option<HumanDuration>,
-    /// Which ACME account (`<prefix>/accounts/<account>`) issues it.
-    pub account: String,
-    /// Follow a CNAME at `_acme-challenge.<name>` and write the record at its target.
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
-    pub follow_cname: bool,
-    /// Wait until every authoritative nameserver serves the record before validation.
-    /// Default: on for stored solvers, off for `--dns exec` hooks (as certbot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub propagation_check: Option<bool>,
-    /// Run after every new certificate is stored (certbot's `--deploy-hook`), with `sh -c`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deploy_hook: Option<String>,
-}
-
-/// The issued material, with certbot's field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Issued {
-    pub cert: String,
-    pub chain: String,
-    pub fullchain: String,
-    pub privkey: Secret,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
-    /// Hex, upper case, no separators.
-    pub serial: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub issued_at: OffsetDateTime,
-}
-
-/// One KV v2 document per certificate at `<prefix>/certs/<name>`: the material, and a copy
-/// of the spec it was issued for (for people and tools reading the record). `renew` never
-/// trusts this copy: the renew policy may write this document, so what a renewal orders and
-/// runs comes from [`SpecRecord`] at `specs/<name>`, which only the admin policy may write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertRecord {
-    pub schema: u32,
-    pub spec: Spec,
-    #[serde(flatten)]
-    pub issued: Issued,
-    /// Fields a user added to the document: kept through renewals.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-/// The admin-only definition of a certificate at `<prefix>/specs/<name>`: which names are
-/// ordered, how DNS-01 is solved (hooks included) and what runs after a renewal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SpecRecord {
-    pub schema: u32,
-    #[serde(flatten)]
-    pub spec: Spec,
-}
-
-/// What the last runs did with a certificate, at `<prefix>/status/<name>`: no key
-/// material, so a monitoring token may read it. Written only when something happened
-/// (a renewal, a failure), never by a run with nothing due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusRecord {
-    pub schema: u32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
-    pub serial: String,
-    /// The KV version of `certs/<name>` these facts describe.
-    pub cert_version: u64,
-    /// The last attempt: `renewed` or `failed`.
-    pub last_result: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_attempt_at: OffsetDateTime,
-    /// Failures since the last success.
-    #[serde(default)]
-    pub failures: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_failure_at: Option<OffsetDateTime>,
-}
-
-/// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SolverRecord {
-    pub schema: u32,
-    #[serde(flatten)]
-    pub config: crate::dns::Config,
-}
-
-/// A per-certificate lock at `<prefix>/locks/<name>`, held while a run orders and writes
-/// that certificate, so overlapping runs (a CronJob that starts again before the last one
-/// ended) do not order the same certificate twice. It is a short lease that its holder
-/// renews while it works, so a killed run blocks the certificate for about a minute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockRecord {
-    pub schema: u32,
-    /// Who holds it: host (pod) name, pid and run id (for the message another run prints).
-    pub holder: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub acquired_at: OffsetDateTime,
-    /// After this the lease has lapsed (its holder died or lost Vault) and may be taken over.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// The run that holds it (also in `holder`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub run_id: String,
-}
-
-/// The ACME account at `<prefix>/accounts/<name>`.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct AccountRecord {
-    pub schema: u32,
-    pub directory: String,
-    #[serde(default)]
-    pub contact: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eab_kid: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// instant-acme's opaque credentials (account URL and private key), stored verbatim.
-    pub credentials: serde_json::Value,
-}
-
-impl fmt::Debug for AccountRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountRecord")
-            .field("directory", &self.directory)
-            .field("contact", &self.contact)
-            .field("credentials", &"<redacted>")
-            .finish()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domain_names() {
-        assert_eq!(
-            "Example.COM.".parse::<DomainName>().unwrap().as_str(),
-            "example.com"
-        );
-        let w: DomainName = "*.example.com".parse().unwrap();
-        assert!(w.is_wildcard());
-        assert_eq!(w.base(), "example.com");
-        for bad in [
-            "",
-            "com",
-            "a..b",
-            "exa mple.com",
-            "*.*.example.com",
-            "a.*.example.com",
-            "-a.example.com",
-            "a_b.example.com",
-            "192.0.2.1",
-            "*.10.0.0.1",
-            "2001:db8::1",
-            &format!("{}.com", "a".repeat(64)),
-        ] {
-            assert!(bad.parse::<DomainName>().is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn cert_names() {
-        assert!("web-1.prod_x".parse::<CertName>().is_ok());
-        for bad in ["", ".x", "-x", "a/b", "a b", &"a".repeat(129)] {
-            assert!(bad.parse::<CertName>().is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn key_types_round_trip() {
-        for k in KeyType::ALL {
-            assert_eq!(k.as_str().parse::<KeyType>().unwrap(), k);
-            assert_eq!(
-                serde_json::to_value(k).unwrap(),
-                serde_json::json!(k.as_str())
-            );
-        }
-        assert!("rsa1024".parse::<KeyType>().is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            "30d".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(30 * 86400)
-        );
-        assert!("0s".parse::<HumanDuration>().is_err());
-        assert!("soon".parse::<HumanDuration>().is_err());
-    }
-
-    #[test]
-    fn secret_debug_is_redacted() {
-        let s = Secret::new("-----BEGIN PRIVATE KEY-----abc".into());
-        assert!(!format!("{s:?}").contains("BEGIN"));
-    }
-}
+mod tests;

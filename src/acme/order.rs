@@ -1,0 +1,370 @@
+//! One order: DNS-01 challenges presented together, validation, finalization.
+
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus,
+};
+use time::OffsetDateTime;
+
+use crate::dns;
+use crate::model::{Issued, KeyType, Secret, Spec};
+use crate::x509;
+
+use super::*;
+
+/// How long to wait for the CA.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub validation: Duration,
+    pub issuance: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            validation: Duration::from_secs(300),
+            issuance: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How this one order differs from a plain new order.
+#[derive(Default)]
+pub struct OrderOptions {
+    /// The ARI identifier of the certificate this order replaces (RFC 9773 §5).
+    pub replaces: Option<String>,
+    /// The private key to keep (`reuse_key`), PEM; `None`: a new key.
+    pub key: Option<Secret>,
+}
+
+/// What an order needs besides the account and the spec.
+pub struct Env<'a> {
+    pub timeouts: Timeouts,
+    pub solvers: &'a dns::Solvers<'a>,
+    /// Becomes `true` on SIGTERM/SIGINT: stop, clean up, report.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Poll the order while its status is `busy`: short polls first (Pebble and Let's Encrypt
+/// usually answer within a second), backing off by 1.5x up to 2 s, with a last check at the
+/// deadline. An order error comes back as `Error::Api`, the deadline as `Error::Timeout`.
+pub(super) async fn wait_while(
+    order: &mut instant_acme::Order,
+    busy: OrderStatus,
+    timeout: Duration,
+) -> Result<OrderStatus, instant_acme::Error> {
+    const FIRST: Duration = Duration::from_millis(50);
+    const LONGEST: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = FIRST;
+    loop {
+        let state = nonce_retry!(order.refresh().await)?;
+        if let Some(problem) = &state.error {
+            return Err(instant_acme::Error::Api(problem.clone()));
+        }
+        if state.status != busy {
+            return Ok(state.status);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(instant_acme::Error::Timeout(None));
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = delay.mul_f32(1.5).min(LONGEST);
+    }
+}
+
+/// An instant-acme error of step `op` as ours.
+pub fn refused_public(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
+    refused(op, directory, e)
+}
+
+pub(super) fn refused(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
+    match e {
+        instant_acme::Error::Api(p) if is_account_unknown(&p) => Error::AccountUnknown {
+            directory: directory.to_string(),
+        },
+        instant_acme::Error::Api(problem) => Error::Refused { op, problem },
+        source => Error::Protocol { op, source },
+    }
+}
+
+/// Obtain a certificate for `spec`: order, present every DNS-01 challenge, validate them
+/// together, clean up (always), finalize with a new key, download the chain.
+pub async fn obtain(
+    account: &Account,
+    directory: &str,
+    spec: &Spec,
+    options: &OrderOptions,
+    env: &Env<'_>,
+    now: impl Fn() -> OffsetDateTime,
+) -> Result<Issued, Error> {
+    let timeouts = env.timeouts;
+    // After SIGTERM/SIGINT no new order is started (it would count against rate limits).
+    if *env.shutdown.borrow() {
+        return Err(Error::Interrupted {
+            cleanup_failed: None,
+        });
+    }
+    let identifiers: Vec<Identifier> = spec
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.as_str().to_string()))
+        .collect();
+    let mut new_order = NewOrder::new(&identifiers);
+    if let Some(profile) = &spec.profile {
+        new_order = new_order.profile(profile);
+    }
+    if let Some((aki, serial)) = options.replaces.as_deref().and_then(|r| r.split_once('.')) {
+        new_order = new_order.replaces(instant_acme::CertificateIdentifier {
+            authority_key_identifier: aki.into(),
+            serial: serial.into(),
+        });
+    }
+    let mut order = nonce_retry!(account.new_order(&new_order).await)
+        .map_err(|e| refused("the new order", directory, e))?;
+
+    // The pending DNS-01 challenges (authorizations the CA already holds as valid need
+    // nothing).
+    let mut pending = Vec::new();
+    for (domain, value) in nonce_retry!(pending_challenges(&mut order).await)
+        .map_err(|e| refused("fetching an authorization", directory, e))?
+    {
+        match value {
+            Some(value) => pending.push((domain, value)),
+            None => return Err(Error::NoDnsChallenge { domain }),
+        }
+    }
+
+    let mut session = dns::Session::new(env.solvers, spec, pending.len());
+    let work = async {
+        // Present every challenge first, wait until all are visible, then validate together.
+        for (domain, value) in &pending {
+            session.present(domain, value.clone()).await?;
+        }
+        session.wait().await?;
+        validate(&mut order, directory, env.timeouts).await
+    };
+    let mut shutdown = env.shutdown.clone();
+    let mut result = tokio::select! {
+        r = work => r,
+        _ = async move {
+            if shutdown.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => Err(Error::Interrupted { cleanup_failed: None }),
+    };
+    // Cleanup always runs, also after a failure or a signal; its error is reported only if
+    // the order itself succeeded.
+    let cleanup = session.cleanup().await;
+    if let (Err(Error::Interrupted { cleanup_failed }), false) = (&mut result, cleanup.is_empty()) {
+        *cleanup_failed = Some(
+            cleanup
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
+    for e in cleanup {
+        if result.is_ok() {
+            result = Err(e.into());
+        }
+    }
+    result?;
+
+    let key_type = spec.key_type;
+    let kept = options
+        .key
+        .as_ref()
+        .and_then(|pem| rcgen::KeyPair::from_pem(pem.expose()).ok());
+    let key = match kept {
+        Some(key) => key,
+        None => tokio::task::spawn_blocking(move || generate_key(key_type))
+            .await
+            .expect("key generation does not panic")?,
+    };
+    let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
+    nonce_retry!(order.finalize_csr(&csr).await)
+        .map_err(|e| refused("finalizing the order", directory, e))?;
+    let issued = async {
+        wait_while(&mut order, OrderStatus::Processing, timeouts.issuance).await?;
+        nonce_retry!(order.certificate().await)
+    };
+    let pem = issued
+        .await
+        .map_err(|e| match e {
+            instant_acme::Error::Timeout(_) => Error::Timeout {
+                wanted: "valid",
+                seconds: timeouts.issuance.as_secs(),
+                status: "processing".into(),
+            },
+            e => refused("downloading the certificate", directory, e),
+        })?
+        .ok_or(Error::Timeout {
+            wanted: "valid",
+            seconds: timeouts.issuance.as_secs(),
+            status: "not valid".into(),
+        })?;
+    let chain = x509::split_chain(&pem)?;
+    Ok(Issued {
+        cert: chain.cert,
+        chain: chain.chain,
+        fullchain: chain.fullchain,
+        privkey: Secret::new(key.serialize_pem()),
+        not_before: chain.not_before,
+        not_after: chain.not_after,
+        serial: chain.serial,
+        issued_at: now(),
+    })
+}
+
+/// Each pending authorization's identifier and DNS-01 value (`None`: no dns-01 offered).
+pub(super) async fn pending_challenges(
+    order: &mut instant_acme::Order,
+) -> Result<Vec<(String, Option<String>)>, instant_acme::Error> {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let domain = match &authz.identifier().identifier {
+            Identifier::Dns(d) => d.clone(),
+            other => format!("{other:?}"),
+        };
+        let value = authz
+            .challenge(ChallengeType::Dns01)
+            .map(|c| c.key_authorization().dns_value());
+        out.push((domain, value));
+    }
+    Ok(out)
+}
+
+/// Tell the CA every challenge is ready, then wait for the order to become ready.
+pub(super) async fn validate(
+    order: &mut instant_acme::Order,
+    directory: &str,
+    timeouts: Timeouts,
+) -> Result<(), Error> {
+    {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz =
+                authz.map_err(|e| refused("fetching an authorization", directory, e))?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            if let Some(mut ch) = authz.challenge(ChallengeType::Dns01) {
+                nonce_retry!(ch.set_ready().await)
+                    .map_err(|e| refused("starting validation", directory, e))?;
+            }
+        }
+    }
+    let status = match wait_while(order, OrderStatus::Pending, timeouts.validation).await {
+        Ok(s) => s,
+        Err(instant_acme::Error::Timeout(_)) => {
+            return Err(Error::Timeout {
+                wanted: "ready",
+                seconds: timeouts.validation.as_secs(),
+                status: "pending".into(),
+            })
+        }
+        // An invalid order comes back as the order's problem: name each failed record.
+        Err(instant_acme::Error::Api(p)) if !is_account_unknown(&p) => {
+            let mut failures = failures(order).await;
+            if failures.is_empty() {
+                failures = vec![problem_text(&p)];
+            }
+            return Err(Error::Validation { failures });
+        }
+        Err(e) => return Err(refused("validation", directory, e)),
+    };
+    match status {
+        OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Processing => Ok(()),
+        OrderStatus::Invalid => {
+            let mut failures = failures(order).await;
+            if failures.is_empty() {
+                failures.push("the order became invalid".into());
+            }
+            Err(Error::Validation { failures })
+        }
+        OrderStatus::Pending => Err(Error::Timeout {
+            wanted: "ready",
+            seconds: timeouts.validation.as_secs(),
+            status: "pending".into(),
+        }),
+    }
+}
+
+/// What the CA said about each failed challenge (empty when it said nothing).
+pub(super) async fn failures(order: &mut instant_acme::Order) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        if state.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let name = match &state.identifier().identifier {
+            Identifier::Dns(d) => format!("_acme-challenge.{d}"),
+            other => format!("{other:?}"),
+        };
+        let detail = state
+            .challenges
+            .iter()
+            .find(|c| c.r#type == ChallengeType::Dns01)
+            .and_then(|c| c.error.as_ref())
+            .map(problem_text)
+            .unwrap_or_else(|| format!("authorization {:?}", state.status));
+        let line = format!("{name}: {detail}");
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+pub(super) fn generate_key(key_type: KeyType) -> Result<rcgen::KeyPair, Error> {
+    use rcgen::{
+        KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
+    };
+    let key = match key_type {
+        KeyType::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
+        KeyType::EcdsaP384 => KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384),
+        KeyType::Rsa2048 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048),
+        KeyType::Rsa3072 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_3072),
+        KeyType::Rsa4096 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096),
+    };
+    key.map_err(|source| Error::Key { key_type, source })
+}
+
+pub(super) fn csr(spec: &Spec, key: &rcgen::KeyPair) -> Result<Vec<u8>, rcgen::Error> {
+    let names: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names.clone())?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, names[0].clone());
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(key)?.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_type_generates_and_matches_its_type() {
+        for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
+            let key = generate_key(kt).unwrap();
+            let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+            assert!(!spki.is_empty());
+            assert!(key
+                .serialize_pem()
+                .starts_with("-----BEGIN PRIVATE KEY-----"));
+        }
+    }
+}

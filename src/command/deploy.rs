@@ -1,0 +1,55 @@
+//! The deploy hook: run after each new certificate is stored, never undoing it.
+
+use super::Context;
+use crate::hook;
+use crate::model::{CertName, CertRecord};
+use crate::store::Key;
+
+/// The deploy hook of a stored certificate failed; the certificate stays stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the deploy hook failed ({failure}); the new certificate is stored at {path} (version {version}) and stays there")]
+pub struct DeployFailed {
+    pub path: String,
+    pub version: u64,
+    #[source]
+    pub failure: hook::Failure,
+}
+
+/// Run the spec's deploy hook, if any, for the version just written.
+pub(super) async fn deploy(
+    ctx: &Context,
+    name: &CertName,
+    record: &CertRecord,
+    version: u64,
+) -> Result<(), DeployFailed> {
+    let Some(command) = record.spec.deploy_hook.as_deref() else {
+        return Ok(());
+    };
+    let path = ctx.store.display(Key::Cert(name));
+    let domains = record
+        .spec
+        .domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let vars = [
+        ("CERTVAULT_NAME", name.to_string()),
+        ("CERTVAULT_DOMAINS", domains.clone()),
+        ("CERTVAULT_VAULT_PATH", path.clone()),
+        ("CERTVAULT_VERSION", version.to_string()),
+        ("RENEWED_DOMAINS", domains),
+    ];
+    tracing::info!(cert = %name, version, "running the deploy hook");
+    hook::run(command, &vars, hook::HOOK_TIMEOUT)
+        .await
+        .map(drop)
+        .map_err(|failure| {
+            tracing::error!(cert = %name, version, "deploy hook failed: {failure}");
+            DeployFailed {
+                path,
+                version,
+                failure,
+            }
+        })
+}

@@ -1,0 +1,468 @@
+//! `certvault import certbot|lego|vault-layout`: store existing certificates as they are
+//! (same serial, same key), their accounts (found again with onlyReturnExisting, never
+//! registered), their solvers (secrets from credentials files, never printed) and specs.
+//! And `init --account-key FILE`.
+//!
+//! Every write is a check-and-set: an existing record, spec, solver or account with other
+//! contents is reported and skipped unless `--force`; what is already there unchanged is
+//! skipped quietly, so an interrupted import finishes when run again.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use super::{status, Context, Outcome};
+use crate::import::{self, key, key::AccountKey, AccountItem, CertItem, Plan, SolverItem};
+use crate::model::{
+    AccountRecord, CertRecord, LayoutFields, SolverRecord, SpecRecord, SCHEMA_VERSION,
+};
+use crate::store::Key;
+use crate::vault::Expect;
+use crate::Error;
+
+/// Where to import from.
+#[derive(Debug)]
+pub enum Source {
+    Certbot {
+        dir: PathBuf,
+        only: Vec<String>,
+    },
+    Lego {
+        dir: PathBuf,
+        server: Option<String>,
+    },
+    /// `<mount>/<path>` of the certbot-in-Vault layout.
+    VaultLayout {
+        from: String,
+        server: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct ImportArgs {
+    pub source: Source,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// Counts for the summary line.
+#[derive(Default)]
+struct Tally {
+    written: usize,
+    unchanged: usize,
+    conflicts: usize,
+    errors: usize,
+}
+
+impl Tally {
+    /// Count an error about `what` and report it as one line.
+    fn error(
+        &mut self,
+        text: &mut String,
+        what: std::fmt::Arguments<'_>,
+        e: &dyn std::error::Error,
+    ) {
+        self.errors += 1;
+        let _ = writeln!(text, "ERROR    {what}: {}", crate::error::chain(e));
+    }
+}
+
+pub(super) async fn run(
+    ctx: &Context,
+    args: ImportArgs,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let account = ctx.settings.account.as_str();
+    let (source_name, plan) = match &args.source {
+        Source::Certbot { dir, only } => (
+            dir.display().to_string(),
+            import::certbot::plan(dir, &import::certbot::Options { only, account }),
+        ),
+        Source::Lego { dir, server } => (
+            dir.display().to_string(),
+            import::lego::plan(
+                dir,
+                &import::lego::Options {
+                    account,
+                    server: server.as_deref(),
+                },
+            ),
+        ),
+        Source::VaultLayout { from, server } => {
+            let (mount, path) =
+                from.trim_matches('/')
+                    .split_once('/')
+                    .ok_or_else(|| Error::ImportSource {
+                        source_name: from.clone(),
+                        reason: "write --from <mount>/<path>, like secret/lets-encrypt".into(),
+                    })?;
+            let kv = ctx
+                .store
+                .kv()
+                .on_mount(mount)
+                .await
+                .map_err(crate::store::Error::from)?;
+            let opts = import::vault_layout::Options {
+                account,
+                server: server.as_deref(),
+            };
+            (
+                from.clone(),
+                import::vault_layout::plan(&kv, path, &opts).await,
+            )
+        }
+    };
+    let plan = plan.map_err(|reason| Error::ImportSource {
+        source_name: source_name.clone(),
+        reason,
+    })?;
+    let mut text = String::new();
+    let mut tally = Tally::default();
+    for p in &plan.problems {
+        tally.errors += 1;
+        let _ = writeln!(text, "ERROR    {}: {}", p.file, p.reason);
+    }
+    for a in &plan.accounts {
+        account_item(ctx, a, &plan, &args, &mut text, &mut tally, now).await;
+    }
+    for s in &plan.solvers {
+        solver_item(ctx, s, &args, &mut text, &mut tally).await;
+    }
+    for c in &plan.certs {
+        cert_item(ctx, c, &args, &mut text, &mut tally, now).await;
+    }
+    let verb = if args.dry_run {
+        "would write"
+    } else {
+        "written"
+    };
+    let _ = writeln!(
+        text,
+        "summary: {} {verb}, {} already there, {} skipped (conflicts), {} errors{}",
+        tally.written,
+        tally.unchanged,
+        tally.conflicts,
+        tally.errors,
+        if args.dry_run {
+            "; nothing was written (dry run)"
+        } else {
+            ""
+        }
+    );
+    Ok(Outcome {
+        text,
+        failed: tally.errors + tally.conflicts > 0,
+    })
+}
+
+pub(super) fn stored_url(record: &AccountRecord) -> String {
+    record.credentials["id"].as_str().unwrap_or("?").to_string()
+}
+
+async fn account_item(
+    ctx: &Context,
+    a: &AccountItem,
+    plan: &Plan,
+    args: &ImportArgs,
+    text: &mut String,
+    tally: &mut Tally,
+    now: OffsetDateTime,
+) {
+    let path = ctx.store.display(Key::Account(&a.name));
+    let url = a.url.as_deref().unwrap_or("(no account URL recorded)");
+    let users = plan
+        .certs
+        .iter()
+        .filter(|c| c.spec.account == a.name)
+        .count();
+    let existing = match ctx.store.load_account(&a.name).await {
+        Ok(e) => e,
+        Err(e) => {
+            tally.error(text, format_args!("account {}", a.name), &e);
+            return;
+        }
+    };
+    let k = match &a.key {
+        AccountKey::Unsupported(what) => {
+            // Settled once an account is stored under that name (`init` ran).
+            if existing.is_none() {
+                tally.errors += 1;
+            }
+            let dir = a.directory.as_deref().unwrap_or("<directory URL>");
+            let forward = match &existing {
+                Some(s) => format!("its {users} certificate(s) will renew with the account already stored at {path} ({})", stored_url(&s.data)),
+                None => format!("its {users} certificate(s) are imported and name account {:?}: before they renew, register a new account with `certvault --account {} init --directory {dir} --agree-tos` (the CA will see a new account URL)", a.name, a.name),
+            };
+            let _ = writeln!(
+                text,
+                "NOT CARRIED OVER account {url} ({}): {}; {forward}",
+                a.from,
+                key::unsupported_reason(what)
+            );
+            return;
+        }
+        AccountKey::P256(k) => k,
+    };
+    if let (Some(s), Some(u)) = (&existing, &a.url) {
+        if stored_url(&s.data) == *u {
+            tally.unchanged += 1;
+            let _ = writeln!(text, "already  account {u} at {path}");
+            return;
+        }
+    }
+    let Some(directory) = a.directory.as_deref() else {
+        tally.errors += 1;
+        let host = a
+            .url
+            .as_deref()
+            .and_then(import::url_host)
+            .unwrap_or("its CA");
+        let _ = writeln!(text, "ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from);
+        return;
+    };
+    if args.dry_run {
+        tally.written += 1;
+        let _ = writeln!(text, "would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}");
+        return;
+    }
+    let found = match ctx.http() {
+        Ok(http) => key::find_account(&http, directory, k).await,
+        Err(e) => {
+            tally.error(text, format_args!("account {}", a.name), &e);
+            return;
+        }
+    };
+    let (credentials, found_url) = match found {
+        Ok(f) => f,
+        Err(e) => {
+            tally.error(text, format_args!("account {url} ({})", a.from), &e);
+            return;
+        }
+    };
+    let expect = match &existing {
+        Some(s) if stored_url(&s.data) == found_url => {
+            tally.unchanged += 1;
+            let _ = writeln!(text, "already  account {found_url} at {path}");
+            return;
+        }
+        Some(s) if !args.force => {
+            tally.conflicts += 1;
+            let _ = writeln!(text, "SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data));
+            return;
+        }
+        Some(s) => Expect::Version(s.version),
+        None => Expect::Absent,
+    };
+    let record = AccountRecord {
+        deactivated_at: None,
+        schema: SCHEMA_VERSION,
+        directory: directory.to_string(),
+        contact: a.contact.clone(),
+        eab_kid: None,
+        created_at: now,
+        credentials,
+    };
+    match ctx.store.save_account(&a.name, &record, expect).await {
+        Ok(v) => {
+            tally.written += 1;
+            let _ = writeln!(
+                text,
+                "account  {found_url} (found with onlyReturnExisting) -> {path} (version {v})"
+            );
+            if a.url.as_deref().is_some_and(|u| u != found_url) {
+                let _ = writeln!(text, "  note: the source recorded the account URL {url}");
+            }
+        }
+        Err(e) => {
+            tally.error(text, format_args!("account {}", a.name), &e);
+        }
+    }
+}
+
+/// The settings of a solver that are not secret.
+fn solver_summary(config: &crate::dns::Config) -> String {
+    config.describe()
+}
+
+async fn solver_item(
+    ctx: &Context,
+    s: &SolverItem,
+    args: &ImportArgs,
+    text: &mut String,
+    tally: &mut Tally,
+) {
+    let path = ctx.store.display(Key::Solver(&s.name));
+    let what = solver_summary(&s.config);
+    let expect = match ctx.store.load_solver(&s.name).await {
+        Ok(Some(stored)) if stored.data.config == s.config => {
+            tally.unchanged += 1;
+            let _ = writeln!(text, "already  solver {} ({what}) at {path}", s.name);
+            return;
+        }
+        Ok(Some(_)) if !args.force => {
+            tally.conflicts += 1;
+            let _ = writeln!(text, "SKIPPED  solver {}: {path} holds other settings; pass --force to replace it (certificates naming it use the stored one meanwhile)", s.name);
+            return;
+        }
+        Ok(Some(stored)) => Expect::Version(stored.version),
+        Ok(None) => Expect::Absent,
+        Err(e) => {
+            tally.error(text, format_args!("solver {}", s.name), &e);
+            return;
+        }
+    };
+    if args.dry_run {
+        tally.written += 1;
+        let _ = writeln!(
+            text,
+            "would store solver {} ({what}; secret from {}) at {path}",
+            s.name, s.from
+        );
+        return;
+    }
+    let record = SolverRecord {
+        schema: SCHEMA_VERSION,
+        config: s.config.clone(),
+    };
+    match ctx.store.save_solver(&s.name, &record, expect).await {
+        Ok(v) => {
+            tally.written += 1;
+            let _ = writeln!(
+                text,
+                "solver   {} ({what}; secret from {}) -> {path} (version {v})",
+                s.name, s.from
+            );
+        }
+        Err(e) => {
+            tally.error(text, format_args!("solver {}", s.name), &e);
+        }
+    }
+}
+
+async fn cert_item(
+    ctx: &Context,
+    c: &CertItem,
+    args: &ImportArgs,
+    text: &mut String,
+    tally: &mut Tally,
+    now: OffsetDateTime,
+) {
+    let name = &c.name;
+    let path = ctx.store.display(Key::Cert(name));
+    let spec_path = ctx.store.display(Key::Spec(name));
+    let what = format!(
+        "{}; serial {}, not after {}",
+        super::migrate::describe(&c.spec),
+        c.issued.serial,
+        import::expiry(c.issued.not_after)
+    );
+    let fail = |text: &mut String, tally: &mut Tally, e: &dyn std::error::Error| {
+        tally.errors += 1;
+        let _ = writeln!(text, "ERROR    {name}: {}", crate::error::chain(e));
+    };
+    let (read, spec_read) = match (
+        ctx.store.load_cert_for_write(name).await,
+        ctx.store.load_spec(name).await,
+    ) {
+        (Ok(r), Ok(s)) => (r, s),
+        (Err(e), _) | (_, Err(e)) => return fail(text, tally, &e),
+    };
+    // The certificate document: create, keep (same serial: resumed), or conflict.
+    let cert_expect = match &read.doc {
+        Some(d) if d.data.issued.serial == c.issued.serial => None,
+        Some(d) if !args.force => {
+            tally.conflicts += 1;
+            let _ = writeln!(text, "SKIPPED  {name}: {path} holds another certificate (serial {}); pass --force to replace it", d.data.issued.serial);
+            return;
+        }
+        _ => Some(read.expect),
+    };
+    let spec_expect = match &spec_read.doc {
+        Some(d) if d.data.spec == c.spec => None,
+        Some(_) if !args.force => {
+            tally.conflicts += 1;
+            let _ = writeln!(
+                text,
+                "SKIPPED  {name}: {spec_path} holds other settings; pass --force to replace them"
+            );
+            return;
+        }
+        _ => Some(spec_read.expect),
+    };
+    if cert_expect.is_none() && spec_expect.is_none() {
+        tally.unchanged += 1;
+        let _ = writeln!(
+            text,
+            "already  {name} at {path} (serial {})",
+            c.issued.serial
+        );
+        return;
+    }
+    if args.dry_run {
+        tally.written += 1;
+        let _ = writeln!(
+            text,
+            "would import {name} from {} -> {path} and {spec_path}: {what}",
+            c.from
+        );
+        notes(c, text);
+        return;
+    }
+    let mut version = read.doc.as_ref().map(|d| d.version).unwrap_or(0);
+    if let Some(expect) = cert_expect {
+        let record = CertRecord {
+            facts: Default::default(),
+            schema: SCHEMA_VERSION,
+            spec: c.spec.clone(),
+            issued: c.issued.clone(),
+            layout: LayoutFields::new(&c.spec.layouts, &c.issued),
+            extra: read
+                .doc
+                .as_ref()
+                .map(|d| d.data.extra.clone())
+                .unwrap_or_default(),
+        };
+        match ctx.store.save_cert(name, &record, expect).await {
+            Ok(v) => version = v,
+            Err(e) => return fail(text, tally, &e),
+        }
+    }
+    if let Some(expect) = spec_expect {
+        let record = SpecRecord {
+            schema: SCHEMA_VERSION,
+            spec: c.spec.clone(),
+        };
+        if let Err(e) = ctx.store.save_spec(name, &record, expect).await {
+            return fail(text, tally, &e);
+        }
+    }
+    let attempt = status::Attempt::Imported {
+        issued: &c.issued,
+        version,
+        needs: c.needs_solver.as_deref(),
+    };
+    status::record(ctx, name, attempt, now).await;
+    tally.written += 1;
+    let _ = writeln!(
+        text,
+        "imported {name} from {} -> {path} (version {version}): {what}",
+        c.from
+    );
+    notes(c, text);
+}
+
+fn notes(c: &CertItem, text: &mut String) {
+    for n in &c.notes {
+        let _ = writeln!(text, "  note: {n}");
+    }
+    if let Some(why) = &c.needs_solver {
+        let names: Vec<String> = c.spec.domains.iter().map(|d| format!("-d {d}")).collect();
+        let _ = writeln!(
+            text,
+            "  NEEDS A SOLVER: {why}; until one is set, renew fails on it. Set one (the certificate is kept, not reissued): `certvault issue {} {} --dns <solver>` or `--dns exec --auth-hook …`",
+            c.name,
+            names.join(" ")
+        );
+    }
+}

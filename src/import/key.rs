@@ -1,0 +1,292 @@
+//! Existing ACME account keys (certbot's `private_key.json` JWK, lego's PEM, any PEM) and
+//! finding their account again at the CA with `onlyReturnExisting` (RFC 8555 §7.3.1).
+//!
+//! instant-acme 0.8.5 signs with ECDSA P-256 keys only (`Key::from_pkcs8_der`), so only
+//! those accounts can be carried over. certbot 2.x makes RSA account keys: they are
+//! recognised and refused with that reason, never used to register a new account.
+
+use std::fmt;
+
+use base64::Engine;
+use serde_json::Value;
+
+/// An account key read from a file or document.
+pub enum AccountKey {
+    /// ECDSA P-256: usable. PKCS#8 DER (never shown).
+    P256(Pkcs8),
+    /// A key instant-acme cannot sign with; the text says which (e.g. "RSA 2048-bit").
+    Unsupported(String),
+}
+
+/// PKCS#8 DER of a private key; `Debug` shows nothing of it.
+pub struct Pkcs8(Vec<u8>);
+
+impl fmt::Debug for Pkcs8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pkcs8(<redacted>)")
+    }
+}
+
+impl fmt::Debug for AccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountKey::P256(_) => f.write_str("AccountKey::P256(<redacted>)"),
+            AccountKey::Unsupported(what) => write!(f, "AccountKey::Unsupported({what})"),
+        }
+    }
+}
+
+/// Why an account key cannot be carried over, for errors and notes.
+pub fn unsupported_reason(what: &str) -> String {
+    format!(
+        "it is an {what} key, and certvault's ACME library (instant-acme 0.8.5) signs only with \
+         ECDSA P-256 account keys, so this account cannot be carried over"
+    )
+}
+
+/// Read a key: a JWK (JSON object with `kty`) or a PEM private key (PKCS#8, SEC1, PKCS#1).
+/// The error never quotes the input.
+pub fn parse(text: &str) -> Result<AccountKey, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let jwk: Value = serde_json::from_str(trimmed)
+            .map_err(|e| format!("not valid JSON (line {}, column {})", e.line(), e.column()))?;
+        return from_jwk(&jwk);
+    }
+    if trimmed.contains("-----BEGIN") {
+        return from_pem(trimmed);
+    }
+    Err("neither a JWK (JSON) nor a PEM private key".into())
+}
+
+/// A JWK object (certbot's `private_key.json`, or the same fields in a Vault document).
+pub fn from_jwk(jwk: &Value) -> Result<AccountKey, String> {
+    let field = |name: &str| -> Result<Vec<u8>, String> {
+        let text = jwk
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("the JWK has no {name:?} field"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| format!("the JWK field {name:?} is not base64url"))
+    };
+    match jwk.get("kty").and_then(Value::as_str) {
+        Some("RSA") => {
+            let bits = field("n").map(|n| {
+                let n = n.iter().skip_while(|b| **b == 0).count();
+                n * 8
+            });
+            Ok(AccountKey::Unsupported(match bits {
+                Ok(bits) => format!("RSA {bits}-bit"),
+                Err(_) => "RSA".into(),
+            }))
+        }
+        Some("EC") => match jwk.get("crv").and_then(Value::as_str) {
+            Some("P-256") => {
+                let (d, x, y) = (field("d")?, field("x")?, field("y")?);
+                if d.len() != 32 || x.len() != 32 || y.len() != 32 {
+                    return Err("the P-256 JWK has coordinates of the wrong length".into());
+                }
+                let der = p256_pkcs8(&d, &x, &y);
+                check_p256(&der)?;
+                Ok(AccountKey::P256(Pkcs8(der)))
+            }
+            Some(crv) => Ok(AccountKey::Unsupported(format!("ECDSA {crv}"))),
+            None => Err("the EC JWK has no \"crv\" field".into()),
+        },
+        Some(kty) => Ok(AccountKey::Unsupported(format!("{kty:?} (JWK kty)"))),
+        None => Err("the JWK has no \"kty\" field".into()),
+    }
+}
+
+fn from_pem(pem: &str) -> Result<AccountKey, String> {
+    let key = rcgen::KeyPair::from_pem(pem)
+        .map_err(|_| "not a readable PEM private key (PKCS#8, SEC1 or PKCS#1)".to_string())?;
+    let alg = key.algorithm();
+    if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        // rcgen keeps the DER it was given: SEC1 (`EC PRIVATE KEY`, lego's) is rewrapped.
+        let der = if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
+            let d = sec1_scalar(&key.serialize_der())
+                .ok_or_else(|| "the EC PRIVATE KEY is not a valid SEC1 key".to_string())?;
+            let point = key.public_key_raw();
+            if point.len() != 65 || d.len() != 32 {
+                return Err("the EC PRIVATE KEY is not a P-256 key".into());
+            }
+            p256_pkcs8(&d, &point[1..33], &point[33..])
+        } else {
+            key.serialize_der()
+        };
+        check_p256(&der)?;
+        Ok(AccountKey::P256(Pkcs8(der)))
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        Ok(AccountKey::Unsupported("ECDSA P-384".into()))
+    } else if alg == &rcgen::PKCS_ED25519 {
+        Ok(AccountKey::Unsupported("Ed25519".into()))
+    } else {
+        Ok(AccountKey::Unsupported("RSA".into()))
+    }
+}
+
+/// The private scalar of a SEC1 `ECPrivateKey` (RFC 5915): its second element.
+fn sec1_scalar(der: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::der_parser::parse_der;
+    let (_, obj) = parse_der(der).ok()?;
+    let seq = obj.as_sequence().ok()?;
+    let d = seq.get(1)?.as_slice().ok()?;
+    // Left-pad a scalar that encodes shorter than 32 bytes.
+    let mut out = vec![0u8; 32usize.saturating_sub(d.len())];
+    out.extend_from_slice(d);
+    Some(out)
+}
+
+/// instant-acme's own check: the key loads (the public point matches the private scalar).
+fn check_p256(der: &[u8]) -> Result<(), String> {
+    instant_acme::Key::from_pkcs8_der(rustls::pki_types::PrivatePkcs8KeyDer::from(der))
+        .map(drop)
+        .map_err(|_| "the P-256 key is inconsistent (its public point does not match)".into())
+}
+
+/// PKCS#8 (RFC 5958) of a P-256 key with its public point (RFC 5915 ECPrivateKey inside).
+fn p256_pkcs8(d: &[u8], x: &[u8], y: &[u8]) -> Vec<u8> {
+    const HEAD: [u8; 36] = [
+        0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+        0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30,
+        0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+    ];
+    let mut out = HEAD.to_vec();
+    out.extend_from_slice(d);
+    out.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00, 0x04]);
+    out.extend_from_slice(x);
+    out.extend_from_slice(y);
+    out
+}
+
+/// The account a P-256 key belongs to at `directory`, found with `onlyReturnExisting`:
+/// (instant-acme credentials to store, account URL). Never registers an account.
+pub async fn find_account(
+    http: &reqwest::Client,
+    directory: &str,
+    key: &Pkcs8,
+) -> Result<(Value, String), crate::acme::Error> {
+    use crate::acme::Error;
+    let mut left = 8;
+    let found = loop {
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.0.clone().into());
+        let signer = match instant_acme::Key::from_pkcs8_der(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.0.clone()),
+        ) {
+            Ok(s) => s,
+            Err(source) => {
+                return Err(Error::Protocol {
+                    op: "load the account key",
+                    source,
+                })
+            }
+        };
+        match crate::acme::builder(http)
+            .from_key((signer, der), directory.to_string())
+            .await
+        {
+            Err(instant_acme::Error::Api(p))
+                if left > 0
+                    && p.r#type
+                        .as_deref()
+                        .is_some_and(|t| t.ends_with(":badNonce")) =>
+            {
+                left -= 1;
+            }
+            other => break other,
+        }
+    };
+    let (account, creds) = found.map_err(|e| match e {
+        instant_acme::Error::Api(p)
+            if p.r#type
+                .as_deref()
+                .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+        {
+            Error::AccountKeyUnknown {
+                directory: directory.to_string(),
+            }
+        }
+        instant_acme::Error::Api(problem) => Error::Refused {
+            op: "the account lookup (onlyReturnExisting)",
+            problem,
+        },
+        source => Error::Directory {
+            url: directory.to_string(),
+            source,
+        },
+    })?;
+    let value = serde_json::to_value(&creds).map_err(|e| Error::Protocol {
+        op: "serialize account",
+        source: instant_acme::Error::Json(e),
+    })?;
+    Ok((value, account.id().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p256_pem_and_jwk_agree() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let AccountKey::P256(from_pem) = parse(&key.serialize_pem()).unwrap() else {
+            panic!("P-256 PEM not usable")
+        };
+        // Build the JWK from the PKCS#8: d at 36..68, x and y after the 0x04.
+        let der = key.serialize_der();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let d = &der[36..68];
+        let pubpt = &der[der.len() - 64..];
+        let jwk = serde_json::json!({"kty":"EC","crv":"P-256","d":b64(d),"x":b64(&pubpt[..32]),"y":b64(&pubpt[32..])});
+        let AccountKey::P256(from_jwk) = parse(&jwk.to_string()).unwrap() else {
+            panic!("P-256 JWK not usable")
+        };
+        assert_eq!(from_jwk.0, from_pem.0);
+        assert!(!format!("{:?}", AccountKey::P256(from_jwk)).contains(&b64(d)));
+    }
+
+    #[test]
+    fn sec1_pem_is_rewrapped() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pkcs8 = key.serialize_der();
+        // SEC1 is the OCTET STRING inside the PKCS#8 (from byte 36 - 9 = the 0x30 0x6b).
+        let sec1 = &pkcs8[pkcs8.len() - 0x6d..];
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sec1);
+        let pem = format!("-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n");
+        let AccountKey::P256(k) = parse(&pem).unwrap() else {
+            panic!("SEC1 not usable")
+        };
+        assert_eq!(k.0, pkcs8);
+    }
+
+    #[test]
+    fn rsa_and_garbage() {
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        assert!(matches!(
+            parse(&rsa.serialize_pem()),
+            Ok(AccountKey::Unsupported(_))
+        ));
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xffu8; 256]);
+        let jwk = serde_json::json!({"kty":"RSA","n":n,"e":"AQAB","d":"c2VjcmV0"});
+        match parse(&jwk.to_string()).unwrap() {
+            AccountKey::Unsupported(what) => assert_eq!(what, "RSA 2048-bit"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "",
+            "{",
+            "{\"kty\":\"EC\",\"crv\":\"P-256\",\"d\":\"!!\"}",
+            "-----BEGIN x",
+            "\u{0}\u{1}",
+        ] {
+            let err = parse(bad).err().unwrap_or_default();
+            assert!(!err.is_empty(), "{bad:?} accepted");
+        }
+        let e = parse(r#"{"kty":"EC","crv":"P-256","d":"c2VjcmV0c2VjcmV0","x":"AA","y":"AA"}"#)
+            .unwrap_err();
+        assert!(!e.contains("c2VjcmV0"), "{e}");
+    }
+}

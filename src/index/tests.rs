@@ -1,0 +1,177 @@
+//! Unit tests of the pure index logic.
+
+use super::*;
+use time::macros::datetime;
+
+fn entry(version: u64, spec_version: u64, renew_at: i64) -> Entry {
+    Entry {
+        version,
+        spec_version,
+        deleted: false,
+        not_before: 0,
+        not_after: renew_at + 1000,
+        renew_at,
+        ari_at: None,
+        ari_check_at: None,
+        basis: "1/3 of lifetime left".into(),
+        due_now: None,
+        domains: vec!["a.example.com".into()],
+        key_type: "ecdsa-p256".into(),
+        serial: "01".into(),
+        profile: None,
+        ari: None,
+        status: None,
+    }
+}
+
+#[test]
+fn the_hash_is_the_documented_one() {
+    // SHA-256("web") = 8a06ae5c d4e9...: the first 8 bytes, big-endian.
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"web");
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hash("web"), u64::from_str_radix(&hex, 16).unwrap());
+    // Known value, so a change of algorithm cannot pass unnoticed.
+    assert_eq!(format!("{:016x}", hash("abc")), "ba7816bf8f01cfea");
+    assert_eq!(shard_of("abc"), 0xea);
+    let part: Part = "2/3".parse().unwrap();
+    assert_eq!(part.contains("abc"), 0xba7816bf8f01cfea_u64 % 3 == 2);
+}
+
+#[test]
+fn parts_parse_and_pick_their_documents() {
+    for bad in ["", "1", "a/b", "3/3", "0/0", "1/-2", "0/70000", "-1/3"] {
+        assert!(bad.parse::<Part>().is_err(), "{bad}");
+    }
+    let p: Part = "1/4".parse().unwrap();
+    assert_eq!(p, Part { index: 1, count: 4 });
+    assert!(p.touches(1) && p.touches(5) && !p.touches(2));
+    let odd: Part = "1/3".parse().unwrap();
+    assert!((0..SHARDS).all(|s| odd.touches(s)));
+    // Every name is in exactly one part, and its document is one that part reads.
+    for i in 0..500 {
+        let name = format!("c{i}");
+        let parts: Vec<u64> = (0..4)
+            .filter(|k| {
+                Part {
+                    index: *k,
+                    count: 4,
+                }
+                .contains(&name)
+            })
+            .collect();
+        assert_eq!(parts.len(), 1);
+        assert!(Part {
+            index: parts[0],
+            count: 4
+        }
+        .touches(shard_of(&name)));
+    }
+}
+
+#[test]
+fn due_looks_at_the_earliest_time() {
+    let now = datetime!(2026-01-01 0:00 UTC);
+    let t = now.unix_timestamp();
+    let mut e = entry(1, 1, t + 10);
+    assert!(!e.due(now));
+    e.ari_at = Some(t - 1);
+    assert!(e.due(now));
+    e.ari_at = None;
+    e.ari_check_at = Some(t);
+    assert!(e.due(now));
+    e.ari_check_at = None;
+    e.due_now = Some("names changed".into());
+    assert!(e.due(now));
+    e.deleted = true;
+    assert!(!e.due(now));
+}
+
+#[test]
+fn merge_keeps_the_newest_facts() {
+    let old = entry(3, 1, 100);
+    let newer = Noted {
+        entry: Some(entry(4, 1, 200)),
+        ..Default::default()
+    };
+    assert_eq!(merge(Some(&old), &newer).unwrap().version, 4);
+    // A late flush of older facts does not win over newer ones.
+    let stale = Noted {
+        entry: Some(entry(2, 1, 50)),
+        ..Default::default()
+    };
+    assert_eq!(merge(Some(&old), &stale).unwrap().version, 3);
+    // Mixed (newer record, older spec): dropped, so the next run reloads.
+    let mixed = Noted {
+        entry: Some(entry(4, 0, 50)),
+        ..Default::default()
+    };
+    assert_eq!(merge(Some(&old), &mixed), None);
+    // A status alone updates an existing entry, never makes one.
+    let status = Noted {
+        status: Some(Status {
+            last_result: "failed".into(),
+            failures: 2,
+            last_error: Some("x".into()),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        merge(Some(&old), &status).unwrap().status.unwrap().failures,
+        2
+    );
+    assert_eq!(merge(None, &status), None);
+    // A spec written at another version drops the entry; removed drops it.
+    let spec = Noted {
+        spec_written: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(merge(Some(&old), &spec), None);
+    let removed = Noted {
+        removed: true,
+        ..Default::default()
+    };
+    assert_eq!(merge(Some(&old), &removed), None);
+}
+
+#[test]
+fn verification_rotates_and_catches_up() {
+    let now = datetime!(2026-01-10 0:00 UTC);
+    let t = now.unix_timestamp();
+    let day = 86400;
+    let v = [(0, t - day), (1, t - 2 * day), (2, t - 8 * day), (3, t)];
+    assert_eq!(to_verify(&v, now), vec![2]);
+    let fresh = [(0, t - day), (1, t - 2 * day), (3, t)];
+    assert_eq!(to_verify(&fresh, now), vec![1]);
+    assert!(to_verify(&[], now).is_empty());
+    // A rebuild spreads the shards over the period: right after it only the oldest.
+    let spread: Vec<(u16, i64)> = (0..SHARDS).map(|s| (s, staggered(s, now))).collect();
+    assert_eq!(to_verify(&spread, now), vec![SHARDS - 1]);
+    // A day later (runs in between did nothing), about a seventh of them.
+    let n = to_verify(&spread, now + time::Duration::days(1)).len();
+    assert!((36..=38).contains(&n), "{n}");
+}
+
+#[test]
+fn entries_are_stored_as_one_string() {
+    let mut s = Shard::empty(0, 0);
+    s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
+    let v = serde_json::to_value(&s).unwrap();
+    assert!(v["entries"].is_string(), "{v}");
+    assert_eq!(serde_json::from_value::<Shard>(v).unwrap(), s);
+    assert!(serde_json::from_value::<Shard>(serde_json::json!({
+        "schema": 1, "shard": 0, "of": 256, "verified_at": 0, "entries": "garbage"
+    }))
+    .is_err());
+}
+
+#[test]
+fn shards_reject_foreign_documents() {
+    let mut s = Shard::empty(0xea, 0);
+    assert_eq!(s.problem(0xea), None);
+    assert!(s.problem(1).is_some());
+    s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
+    assert_eq!(shard_of("web") == 0xea, s.problem(0xea).is_none());
+}

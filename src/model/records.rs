@@ -1,0 +1,311 @@
+//! The documents certvault keeps in Vault.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::*;
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a certificate should be: everything `renew` needs to reproduce it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    /// The first name is the subject CN.
+    pub domains: Vec<DomainName>,
+    #[serde(default)]
+    pub key_type: KeyType,
+    pub dns: SolverSpec,
+    /// Renew this long before expiry; if absent, when 1/3 of the lifetime is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<HumanDuration>,
+    /// Which ACME account (`<prefix>/accounts/<account>`) issues it.
+    pub account: String,
+    /// Follow a CNAME at `_acme-challenge.<name>` and write the record at its target.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub follow_cname: bool,
+    /// Wait until every authoritative nameserver serves the record before validation.
+    /// Default: on for stored solvers, off for `--dns exec` hooks (as certbot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation_check: Option<bool>,
+    /// Run after every new certificate is stored (certbot's `--deploy-hook`), with `sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_hook: Option<String>,
+    /// Consumer fields written with the material (`issue --layout`); empty: certbot's only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layouts: Vec<RecordLayout>,
+    /// The CA profile orders ask for (`issue --profile`, checked against the directory's
+    /// `meta.profiles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Keep the private key across renewals (`issue --reuse-key`); default: a new key each time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reuse_key: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Which fields a certificate document carries besides certbot's (`issue --layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordLayout {
+    /// `cert`, `chain`, `fullchain`, `privkey` (always written).
+    Certbot,
+    /// Also `tls.crt` (fullchain), `tls.key` and `ca.crt` (the chain), as a Kubernetes TLS
+    /// Secret names them.
+    Kubernetes,
+    /// Also `combined`: the private key and the full chain in one PEM (HAProxy).
+    Combined,
+}
+
+impl FromStr for RecordLayout {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "certbot" => Ok(Self::Certbot),
+            "kubernetes" => Ok(Self::Kubernetes),
+            "combined" => Ok(Self::Combined),
+            _ => Err(invalid("layout", s, "use certbot, kubernetes or combined")),
+        }
+    }
+}
+
+/// The consumer fields of [`RecordLayout`]s, derived from the material at every write.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LayoutFields {
+    #[serde(rename = "tls.crt", default, skip_serializing_if = "Option::is_none")]
+    pub tls_crt: Option<String>,
+    #[serde(rename = "tls.key", default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<Secret>,
+    #[serde(rename = "ca.crt", default, skip_serializing_if = "Option::is_none")]
+    pub ca_crt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<Secret>,
+}
+
+impl LayoutFields {
+    /// The fields `layouts` ask for, from `issued`.
+    pub fn new(layouts: &[RecordLayout], issued: &Issued) -> Self {
+        let mut out = Self::default();
+        for layout in layouts {
+            match layout {
+                RecordLayout::Certbot => {}
+                RecordLayout::Kubernetes => {
+                    out.tls_crt = Some(issued.fullchain.clone());
+                    out.tls_key = Some(issued.privkey.clone());
+                    out.ca_crt = Some(issued.chain.clone());
+                }
+                RecordLayout::Combined => {
+                    let mut pem = issued.privkey.expose().to_string();
+                    if !pem.ends_with('\n') {
+                        pem.push('\n');
+                    }
+                    pem.push_str(&issued.fullchain);
+                    out.combined = Some(Secret::new(pem));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The issued material, with certbot's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    pub cert: String,
+    pub chain: String,
+    pub fullchain: String,
+    pub privkey: Secret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Hex, upper case, no separators.
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+}
+
+/// One KV v2 document per certificate at `<prefix>/certs/<name>`: the material, and a copy
+/// of the spec it was issued for (for people and tools reading the record). `renew` never
+/// trusts this copy: the renew policy may write this document, so what a renewal orders and
+/// runs comes from [`SpecRecord`] at `specs/<name>`, which only the admin policy may write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub schema: u32,
+    pub spec: Spec,
+    #[serde(flatten)]
+    pub issued: Issued,
+    /// The consumer fields the spec's layouts ask for (rewritten with the material).
+    #[serde(flatten)]
+    pub layout: LayoutFields,
+    /// What certvault learned from the CA about this certificate (ARI, lineage,
+    /// revocation): written by `renew` and `revoke`, never trusted as a definition.
+    #[serde(flatten)]
+    pub facts: CaFacts,
+    /// Fields a user added to the document: kept through renewals.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Runtime facts from the CA kept in the certificate document (`certs/<NAME>`), which the
+/// renew token may write. A document without them loads (all default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CaFacts {
+    /// ACME Renewal Information (RFC 9773) for this certificate; absent when the CA has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<crate::ari::AriState>,
+    /// The ACME account URL that ordered this certificate (`replaces` must come from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<String>,
+    /// The ARI identifier of the certificate this one replaced (sent as `replaces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// Why this certificate was ordered without `replaces` although it replaced one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_dropped: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+}
+
+/// A CA paused for `renew` (it rate-limited new orders) at `<prefix>/pauses/<account>`:
+/// the next run honours it too. Key-free, so the renew token may write it without being
+/// able to change the account document (and its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRecord {
+    pub schema: u32,
+    pub directory: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// The admin-only definition of a certificate at `<prefix>/specs/<name>`: which names are
+/// ordered, how DNS-01 is solved (hooks included) and what runs after a renewal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRecord {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub spec: Spec,
+}
+
+/// What the last runs did with a certificate, at `<prefix>/status/<name>`: no key
+/// material, so a monitoring token may read it. Written only when something happened
+/// (a renewal, a failure), never by a run with nothing due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub schema: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub serial: String,
+    /// The KV version of `certs/<name>` these facts describe.
+    pub cert_version: u64,
+    /// The last attempt: `renewed` or `failed`.
+    pub last_result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_attempt_at: OffsetDateTime,
+    /// Failures since the last success.
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// The certificate's ARI facts, as in `certs/<NAME>` (for monitors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<crate::ari::AriState>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolverRecord {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub config: crate::dns::Config,
+}
+
+/// A per-certificate lock at `<prefix>/locks/<name>`, held while a run orders and writes
+/// that certificate, so overlapping runs (a CronJob that starts again before the last one
+/// ended) do not order the same certificate twice. It is a short lease that its holder
+/// renews while it works, so a killed run blocks the certificate for about a minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub schema: u32,
+    /// Who holds it: host (pod) name, pid and run id (for the message another run prints).
+    pub holder: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub acquired_at: OffsetDateTime,
+    /// After this the lease has lapsed (its holder died or lost Vault) and may be taken over.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The run that holds it (also in `holder`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// DNS-01 values the holder has presented and not yet removed: a run that takes the
+    /// lease over from a dead holder removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presented: Vec<crate::dns::Leftover>,
+}
+
+/// The ACME account at `<prefix>/accounts/<name>`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub schema: u32,
+    pub directory: String,
+    #[serde(default)]
+    pub contact: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_kid: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// instant-acme's opaque credentials (account URL and private key), stored verbatim.
+    pub credentials: serde_json::Value,
+    /// Set by `certvault account deactivate`: the CA no longer accepts this account.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deactivated_at: Option<OffsetDateTime>,
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("directory", &self.directory)
+            .field("contact", &self.contact)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}

@@ -1,0 +1,229 @@
+//! End to end against acme2certifier, a real ACME CA with renewal information (RFC 9773),
+//! profiles and short lifetimes (each test starts its own, since it reads its configuration
+//! at start only).
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("{err}: {}", run.all()))
+}
+
+fn t(v: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        v.as_str().unwrap_or_else(|| panic!("not a time: {v}")),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+fn ari_requests(a2c: &Acme2certifier) -> usize {
+    a2c.requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /acme/renewal-info/"))
+        .count()
+}
+
+#[test]
+fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_after_holds() {
+    let a2c = Acme2certifier::start(&[("CAhandler", "cert_validity_days: 90")]);
+    let e = a2c.env("a2cwin");
+    // Renew 10 s after notBefore by the lifetime rule: "due" once that has passed.
+    e.issue(
+        "w",
+        &["w.a2c.example.com"],
+        &["--renew-before", "89d 23h 59m 50s"],
+    )
+    .ok();
+    let (issued, v1) = vault_read(&e.cert_path("w")).unwrap();
+    let due_by_lifetime = t(&issued["not_after"]) - time::Duration::seconds(90 * 86400 - 10);
+    let wait = due_by_lifetime + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
+    std::thread::sleep(wait.try_into().unwrap_or_default());
+    let run = e.run(&["renew", "--output", "json"]).ok();
+    let c = &json(&run)["certificates"][0];
+    assert_eq!(c["verdict"], "not_due", "{c}\n{}", run.stderr);
+    assert_eq!(ari_requests(&a2c), 1);
+    let (doc, v2) = vault_read(&e.cert_path("w")).unwrap();
+    // ARI decides, unless the time it chose (uniformly in a window that reaches notAfter)
+    // lies in the last 1/20 of the lifetime: then the safety net comes first.
+    let (nb0, na0) = (t(&doc["not_before"]), t(&doc["not_after"]));
+    let safety = na0 - (na0 - nb0) / 20;
+    let by_ari = t(&doc["ari"]["chosen_at"]) <= safety;
+    let want = if by_ari {
+        "ari"
+    } else {
+        "safety net: 1/20 of lifetime left"
+    };
+    assert_eq!(c["reason"], want, "{c}\n{}", run.stderr);
+    assert_eq!(v2, v1 + 1, "the new ARI facts are written once");
+    let ari = &doc["ari"];
+    let (nb, na) = (t(&doc["not_before"]), t(&doc["not_after"]));
+    let (start, end, chosen) = (
+        t(&ari["window_start"]),
+        t(&ari["window_end"]),
+        t(&ari["chosen_at"]),
+    );
+    assert!(
+        nb <= start && start < end && end <= na + time::Duration::days(1),
+        "{ari}"
+    );
+    assert!(start <= chosen && chosen <= end, "{ari}");
+    assert_eq!(t(&c["renew_at"]), if by_ari { chosen } else { safety });
+    assert!(t(&ari["retry_after"]) > t(&ari["fetched_at"]), "{ari}");
+    // list shows the contract object.
+    let listed = json(&e.run(&["list", "--output", "json"]).ok());
+    let row = &listed[0];
+    assert_eq!(row["reason"], want);
+    assert_eq!(row["due"], false);
+    assert_eq!(row["profile"], Value::Null);
+    let keys: Vec<&String> = row["ari"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "chosen_at",
+            "explanation_url",
+            "fetched_at",
+            "retry_after",
+            "window_end",
+            "window_start"
+        ]
+    );
+    assert_eq!(row["ari"]["chosen_at"], ari["chosen_at"]);
+    // A second run honours Retry-After: no request, no write.
+    let again = e.run(&["renew", "--output", "json"]).ok();
+    assert_eq!(json(&again)["certificates"][0]["verdict"], "not_due");
+    assert_eq!(ari_requests(&a2c), 1, "{:?}", a2c.requests());
+    assert_eq!(vault_read(&e.cert_path("w")).unwrap().1, v2);
+}
+
+#[test]
+fn a_server_restarted_with_renewal_force_makes_a_plain_renew_renew_with_reason_ari() {
+    let mut a2c = Acme2certifier::start(&[]);
+    let e = a2c.env("a2cforce");
+    e.issue("f", &["f.a2c.example.com"], &[]).ok();
+    let (old, v1) = vault_read(&e.cert_path("f")).unwrap();
+    a2c.restart(&[("Renewalinfo", "renewal_force: True")]);
+    let run = e.run(&["renew", "--output", "json"]).ok();
+    let c = &json(&run)["certificates"][0];
+    assert_eq!(c["verdict"], "renewed", "{}", run.all());
+    assert_eq!(c["reason"], "ari", "{c}");
+    let (new, v2) = vault_read(&e.cert_path("f")).unwrap();
+    assert_eq!(v2, v1 + 2, "the ARI facts, then the new certificate");
+    assert_ne!(new["serial"], old["serial"]);
+    assert!(key_matches(
+        new["privkey"].as_str().unwrap(),
+        new["cert"].as_str().unwrap()
+    ));
+    verify_chain_to(
+        &a2c.ca_pem(),
+        new["cert"].as_str().unwrap(),
+        new["chain"].as_str().unwrap(),
+        &["f.a2c.example.com"],
+    );
+}
+
+#[test]
+fn profiles_are_chosen_stored_and_an_unknown_one_fails_with_the_offered_ones() {
+    let a2c = Acme2certifier::start(&[(
+        "Order",
+        r#"profiles: {"classic": "the default", "shortlived": "a few days"}"#,
+    )]);
+    let e = a2c.env("a2cprof");
+    let bad = e.issue("p", &["p.a2c.example.com"], &["--profile", "tlsserver"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert_contains(&bad.stderr, "offers: classic, shortlived");
+    assert!(vault_read(&e.cert_path("p")).is_none(), "nothing stored");
+    assert!(
+        !a2c.requests().iter().any(|r| r.contains("neworders")),
+        "nothing ordered"
+    );
+    e.issue(
+        "p",
+        &["p.a2c.example.com"],
+        &["--profile", "shortlived", "--reuse-key"],
+    )
+    .ok();
+    let (spec, _) = vault_read(&format!("{}/specs/p", e.prefix)).unwrap();
+    assert_eq!(spec["profile"], "shortlived");
+    assert_eq!(spec["reuse_key"], true);
+    let row = &json(&e.run(&["list", "--output", "json"]).ok())[0];
+    assert_eq!(row["profile"], "shortlived");
+    // --reuse-key: a renewal keeps the key.
+    let (before, _) = vault_read(&e.cert_path("p")).unwrap();
+    e.run(&["renew", "--force"]).ok();
+    let (after, _) = vault_read(&e.cert_path("p")).unwrap();
+    assert_ne!(after["serial"], before["serial"]);
+    assert_eq!(after["privkey"], before["privkey"]);
+    assert!(key_matches(
+        after["privkey"].as_str().unwrap(),
+        after["cert"].as_str().unwrap()
+    ));
+}
+
+#[test]
+fn a_short_lived_certificate_renews_at_half_its_life() {
+    // A CA that expires in 40 s, and certificates clamped to it; no ARI, so the lifetime
+    // rule (1/2 for certificates of 10 days or less) decides.
+    let dir = tempdir("a2c-short");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "certvault short-lived test CA");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = now + time::Duration::seconds(40);
+    std::fs::write(dir.join("ca.pem"), params.self_signed(&key).unwrap().pem()).unwrap();
+    std::fs::write(dir.join("ca.key"), key.serialize_pem()).unwrap();
+    let a2c = Acme2certifier::start_in(
+        dir,
+        &[
+            ("CAhandler", "cert_validity_days: 1"),
+            ("CAhandler", "cert_validity_adjust: True"),
+            ("Renewalinfo", "renewalinfo_disable: True"),
+        ],
+    );
+    let e = a2c.env("a2cshort");
+    e.issue("s", &["s.a2c.example.com"], &[]).ok();
+    let (doc, v1) = vault_read(&e.cert_path("s")).unwrap();
+    let (nb, na) = (t(&doc["not_before"]), t(&doc["not_after"]));
+    assert!(
+        na - nb < time::Duration::minutes(2),
+        "short-lived: {nb} .. {na}"
+    );
+    let half: time::OffsetDateTime = nb + (na - nb) / 2i32;
+    let run = e.run(&["renew", "--output", "json"]).ok();
+    let c = &json(&run)["certificates"][0];
+    assert_eq!(c["verdict"], "not_due", "{c}");
+    assert_eq!(t(&c["renew_at"]), half.replace_nanosecond(0).unwrap());
+    assert_eq!(
+        json(&e.run(&["list", "--output", "json"]).ok())[0]["ari"],
+        Value::Null
+    );
+    let wait = half + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
+    std::thread::sleep(wait.try_into().unwrap_or_default());
+    let run = e.run(&["renew", "--output", "json"]).ok();
+    let c = &json(&run)["certificates"][0];
+    assert_eq!(c["verdict"], "renewed", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1/2 of lifetime left (short-lived certificate)"),
+        "{c}"
+    );
+    let (new, v2) = vault_read(&e.cert_path("s")).unwrap();
+    assert_eq!(v2, v1 + 1, "no ARI: only the renewal is written");
+    verify_chain_to(
+        &a2c.ca_pem(),
+        new["cert"].as_str().unwrap(),
+        new["chain"].as_str().unwrap(),
+        &["s.a2c.example.com"],
+    );
+}

@@ -1,0 +1,912 @@
+//! `certvault import` from folders the real certbot and lego made through the test bed's
+//! Pebbles, and from certbot's files put into Vault as the certbot-in-Vault recipe does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{
+    env, hook, key_matches, unique, vault_read, verify_chain, verify_chain_bind, Env,
+};
+
+/// A temporary folder removed on drop.
+pub struct Tmp(pub PathBuf);
+
+impl Tmp {
+    pub fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
+        std::fs::create_dir_all(&d).unwrap();
+        Tmp(d)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `certbot certonly` into `cfg` (config, work and logs folders below it).
+fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
+    let mut cmd = Command::new("certbot");
+    cmd.arg("certonly")
+        .args(how)
+        .args([
+            "--server",
+            server,
+            "-n",
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+        ])
+        .arg("--config-dir")
+        .arg(cfg.join("c"))
+        .arg("--work-dir")
+        .arg(cfg.join("w"))
+        .arg("--logs-dir")
+        .arg(cfg.join("l"))
+        .env("REQUESTS_CA_BUNDLE", env("CERTVAULT_ACME_CA_CERT"))
+        .env(
+            "CERTVAULT_TEST_CHALLTESTSRV",
+            env("CERTVAULT_TEST_CHALLTESTSRV"),
+        );
+    for d in domains {
+        cmd.args(["-d", d]);
+    }
+    let out = cmd.output().expect("run certbot");
+    assert!(
+        out.status.success(),
+        "certbot failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn manual(deploy: &str) -> Vec<String> {
+    [
+        "--manual",
+        "--preferred-challenges",
+        "dns",
+        "--manual-auth-hook",
+        &hook("challtestsrv-auth"),
+        "--manual-cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+        "--deploy-hook",
+        deploy,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// certbot's rfc2136 credentials file for the test bed's BIND (mode 600).
+fn rfc2136_ini(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let (ip, port) = env("CERTVAULT_TEST_BIND1")
+        .rsplit_once(':')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let file = dir.join("rfc2136.ini");
+    std::fs::write(
+        &file,
+        format!(
+            "dns_rfc2136_server = {ip}\ndns_rfc2136_port = {port}\ndns_rfc2136_name = {}\ndns_rfc2136_secret = {}\ndns_rfc2136_algorithm = HMAC-SHA256\n",
+            env("CERTVAULT_TEST_TSIG_NAME"),
+            env("CERTVAULT_TEST_TSIG_SECRET")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    file
+}
+
+fn pem(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The certbot account ids of a config folder, per server folder name.
+fn certbot_account_ids(cfg: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for host in std::fs::read_dir(cfg.join("c/accounts")).unwrap() {
+        let host = host.unwrap().path();
+        for id in std::fs::read_dir(host.join("dir")).unwrap() {
+            let id = id.unwrap().path();
+            out.push((
+                host.file_name().unwrap().to_string_lossy().into_owned(),
+                id.file_name().unwrap().to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn certbot_folder_imports_as_is_and_renews() {
+    let tmp = Tmp::new("cb");
+    // Into the test's own folder, never the working directory.
+    let deploy_hook = format!("touch {}", tmp.0.join("deployed").display());
+    let id = unique("cb");
+    let manual_name = format!("m.{id}.example.com");
+    let bind_a = format!("a.{id}.example.test");
+    let bind_b = format!("b.{id}.example.test");
+    certbot(
+        &tmp.0,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        &[manual_name.clone(), format!("n.{id}.example.com")],
+        &manual(&deploy_hook)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let ini = rfc2136_ini(&tmp.0);
+    for name in [&bind_a, &bind_b] {
+        certbot(
+            &tmp.0,
+            &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+            std::slice::from_ref(name),
+            &[
+                "--dns-rfc2136",
+                "--dns-rfc2136-credentials",
+                ini.to_str().unwrap(),
+                "--dns-rfc2136-propagation-seconds",
+                "1",
+                "--key-type",
+                "rsa",
+            ],
+        );
+    }
+    let cfg = tmp.0.join("c");
+    // renew_before_expiry is commented out by certbot; set it on one lineage.
+    let conf = cfg.join(format!("renewal/{manual_name}.conf"));
+    let text = pem(&conf).replace(
+        "# renew_before_expiry = 30 days",
+        "renew_before_expiry = 40 days",
+    );
+    std::fs::write(&conf, text).unwrap();
+
+    let e = Env::bind("imp-cb");
+    let cfg_s = cfg.to_str().unwrap();
+    // Dry run: says what, writes nothing, shows no secret.
+    let dry = e.run(&["import", "certbot", cfg_s, "--dry-run"]);
+    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
+    assert!(!dry.all().contains(&secret), "secret in dry run output");
+    assert!(
+        dry.stdout.contains("would store solver rfc2136-rfc2136"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        dry.stdout.contains(&format!("would import {manual_name}")),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        vault_read(&e.cert_path(&manual_name)).is_none(),
+        "dry run wrote"
+    );
+    assert!(vault_read(&format!("{}/dns/rfc2136-rfc2136", e.prefix)).is_none());
+
+    let run = e.run(&["import", "certbot", cfg_s]);
+    assert!(!run.all().contains(&secret), "secret in output");
+    // certbot's account keys are RSA: reported, not carried over, not re-registered.
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        run.stdout.matches("NOT CARRIED OVER account").count(),
+        2,
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("instant-acme 0.8.5"), "{}", run.all());
+    assert!(run.stdout.contains("summary: 4 written"), "{}", run.all());
+
+    // Stored as they are: same serial, same key, same chain.
+    for (name, root_of_bind) in [(&manual_name, false), (&bind_a, true), (&bind_b, true)] {
+        let live = cfg.join("live").join(name);
+        let (doc, version) = vault_read(&e.cert_path(name)).expect("record");
+        assert_eq!(version, 1);
+        assert_eq!(
+            doc["privkey"].as_str().unwrap(),
+            pem(&live.join("privkey.pem"))
+        );
+        assert_eq!(
+            doc["cert"].as_str().unwrap().trim(),
+            pem(&live.join("cert.pem")).trim()
+        );
+        assert_eq!(
+            doc["fullchain"].as_str().unwrap().trim(),
+            pem(&live.join("fullchain.pem")).trim()
+        );
+        let (status, _) = vault_read(&format!("{}/status/{name}", e.prefix)).unwrap();
+        assert_eq!(status["last_result"], "imported");
+        assert_eq!(status["serial"], doc["serial"]);
+        assert_eq!(status["cert_version"], 1);
+        let cert = doc["cert"].as_str().unwrap();
+        if root_of_bind {
+            verify_chain_bind(cert, doc["chain"].as_str().unwrap(), &[name]);
+        } else {
+            verify_chain(cert, doc["chain"].as_str().unwrap(), &[name]);
+        }
+    }
+    let (spec, _) = vault_read(&format!("{}/specs/{manual_name}", e.prefix)).unwrap();
+    assert_eq!(spec["dns"]["kind"], "exec");
+    assert_eq!(spec["dns"]["auth_hook"], hook("challtestsrv-auth"));
+    assert_eq!(spec["dns"]["cleanup_hook"], hook("challtestsrv-cleanup"));
+    assert_eq!(spec["deploy_hook"], deploy_hook);
+    assert_eq!(spec["renew_before"], "40days");
+    assert_eq!(spec["key_type"], "ecdsa-p256");
+    assert_eq!(spec["domains"][0], manual_name.as_str());
+    // Two lineages, one credentials file: one solver, secret read from the file.
+    for name in [&bind_a, &bind_b] {
+        let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+        assert_eq!(spec["dns"]["default"], "rfc2136-rfc2136");
+        assert_eq!(spec["key_type"], "rsa2048");
+    }
+    let (solver, _) = vault_read(&format!("{}/dns/rfc2136-rfc2136", e.prefix)).unwrap();
+    assert_eq!(solver["kind"], "rfc2136");
+    assert_eq!(solver["tsig_secret"], secret.as_str());
+    assert_eq!(solver["server"], env("CERTVAULT_TEST_BIND1").as_str());
+    assert_eq!(solver["tsig_algorithm"], "hmac-sha256");
+
+    // Resumable and idempotent: a second run writes nothing.
+    let again = e.run(&["import", "certbot", cfg_s]);
+    assert!(
+        again.stdout.contains("summary: 0 written, 4 already there"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(vault_read(&e.cert_path(&manual_name)).unwrap().1, 1);
+
+    // The way forward for the RSA accounts: register them, then everything renews.
+    let ids = certbot_account_ids(&tmp.0);
+    assert_eq!(ids.len(), 2);
+    for (host, id) in &ids {
+        let directory = format!("https://{host}/dir");
+        let account = format!("certbot-{}", &id[..8]);
+        e.run(&[
+            "--account",
+            &account,
+            "init",
+            "--directory",
+            &directory,
+            "--agree-tos",
+        ])
+        .ok();
+    }
+    let forward = e.run(&["import", "certbot", cfg_s]);
+    assert_eq!(forward.code, 0, "{}", forward.all());
+    let renewed = e.run(&["renew", "--force"]).ok();
+    assert!(renewed.stdout.contains("3 renewed"), "{}", renewed.all());
+    for name in [&manual_name, &bind_a, &bind_b] {
+        let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+        assert_eq!(version, 2);
+        assert!(key_matches(
+            doc["privkey"].as_str().unwrap(),
+            doc["cert"].as_str().unwrap()
+        ));
+    }
+}
+
+/// The bad-input cases, each next to a good lineage that still imports.
+#[test]
+fn certbot_bad_input_is_named_and_the_rest_imports() {
+    let tmp = Tmp::new("cbbad");
+    let cfg = tmp.0.join("c");
+    let outside = tmp.0.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let lineage = |name: &str, auth: &str, key_of: Option<&rcgen::KeyPair>| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap().pem();
+        let arch = cfg.join("archive").join(name);
+        let live = cfg.join("live").join(name);
+        std::fs::create_dir_all(&arch).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let privkey = key_of.unwrap_or(&key).serialize_pem();
+        for (f, body) in [
+            ("cert", &cert),
+            ("chain", &cert),
+            ("fullchain", &cert),
+            ("privkey", &privkey),
+        ] {
+            std::fs::write(arch.join(format!("{f}1.pem")), body).unwrap();
+            std::os::unix::fs::symlink(
+                format!("../../archive/{name}/{f}1.pem"),
+                live.join(format!("{f}.pem")),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(cfg.join("renewal")).unwrap();
+        std::fs::write(
+            cfg.join(format!("renewal/{name}.conf")),
+            format!("version = 2.1.0\ncert = /etc/letsencrypt/live/{name}/cert.pem\nprivkey = /etc/letsencrypt/live/{name}/privkey.pem\nchain = /etc/letsencrypt/live/{name}/chain.pem\nfullchain = /etc/letsencrypt/live/{name}/fullchain.pem\n\n[renewalparams]\nauthenticator = {auth}\nmanual_auth_hook = /bin/true\nserver = https://localhost:14000/dir\nkey_type = ecdsa\n"),
+        )
+        .unwrap();
+    };
+    lineage("good.example.com", "manual", None);
+    lineage("missing.example.com", "manual", None);
+    std::fs::remove_file(cfg.join("archive/missing.example.com/privkey1.pem")).unwrap();
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    lineage("mismatch.example.com", "manual", Some(&other));
+    lineage("webroot.example.com", "webroot", None);
+    lineage("escape.example.com", "manual", None);
+    let escaped = cfg.join("live/escape.example.com/cert.pem");
+    std::fs::remove_file(&escaped).unwrap();
+    std::fs::write(outside.join("cert.pem"), "not for certvault").unwrap();
+    std::os::unix::fs::symlink(outside.join("cert.pem"), &escaped).unwrap();
+    // A garbage conf and a huge one must not panic either.
+    std::fs::write(
+        cfg.join("renewal/garbage.conf"),
+        [0xffu8, 0, 0x5b, 0x0a, 0x3d],
+    )
+    .unwrap();
+    let huge = std::fs::File::create(cfg.join("renewal/huge.conf")).unwrap();
+    huge.set_len(5 << 20).unwrap();
+    // A broken JSON account.
+    let acct = cfg.join("accounts/localhost:14000/dir/0123456789abcdef");
+    std::fs::create_dir_all(&acct).unwrap();
+    std::fs::write(
+        acct.join("private_key.json"),
+        "{\"kty\": \"EC\", \"crv\": \"P-256\", \"d\": \"c2VjcmV0",
+    )
+    .unwrap();
+    std::fs::write(acct.join("regr.json"), "{}").unwrap();
+
+    let e = Env::new("imp-bad");
+    let run = e.run(&["import", "certbot", cfg.to_str().unwrap()]);
+    let out = run.all();
+    assert_eq!(run.code, 1, "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(!out.contains("c2VjcmV0"), "{out}");
+    let line = |needle: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("ERROR") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no ERROR line with {needle:?}:\n{out}"))
+            .to_string()
+    };
+    assert!(line("missing.example.com/privkey.pem").contains("missing (no such file)"));
+    assert!(line("mismatch.example.com.conf").contains("does not match"));
+    assert!(line("webroot.example.com.conf").contains("authenticator webroot is not supported"));
+    assert!(line("escape.example.com/cert.pem").contains("outside"));
+    assert!(line("private_key.json").contains("broken account key"));
+    assert!(line("garbage.conf").contains("UTF-8"));
+    assert!(line("huge.conf").contains("too large"));
+    // The rest imported: the good one, and the webroot one (marked as needing a solver).
+    assert!(vault_read(&e.cert_path("good.example.com")).is_some());
+    for gone in [
+        "missing.example.com",
+        "mismatch.example.com",
+        "escape.example.com",
+    ] {
+        assert!(vault_read(&e.cert_path(gone)).is_none(), "{gone} imported");
+    }
+    let (status, _) = vault_read(&format!("{}/status/webroot.example.com", e.prefix)).unwrap();
+    assert_eq!(status["last_result"], "imported");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("webroot"),
+        "{status}"
+    );
+    let (spec, _) = vault_read(&format!("{}/specs/webroot.example.com", e.prefix)).unwrap();
+    assert_eq!(spec["dns"], serde_json::json!({"kind": "solvers"}));
+    assert!(out.contains("NEEDS A SOLVER"), "{out}");
+
+    // --only, and a conflict that is reported and skipped unless --force.
+    let other_dir = Tmp::new("cbother");
+    let e2 = Env::new("imp-conflict");
+    e2.init().ok();
+    e2.issue("good.example.com", &["good.example.com"], &[])
+        .ok();
+    let skipped = Env {
+        prefix: e2.prefix.clone(),
+        token: e2.token.clone(),
+        extra: Vec::new(),
+        cwd: Some(other_dir.0.clone()),
+    }
+    .run(&[
+        "import",
+        "certbot",
+        cfg.to_str().unwrap(),
+        "--only",
+        "good.example.com",
+    ]);
+    assert!(
+        skipped.stdout.contains("SKIPPED  good.example.com"),
+        "{}",
+        skipped.all()
+    );
+    assert_eq!(skipped.code, 1);
+    let forced = e2.run(&[
+        "import",
+        "certbot",
+        cfg.to_str().unwrap(),
+        "--only",
+        "good.example.com",
+        "--force",
+    ]);
+    assert!(
+        forced.stdout.contains("imported good.example.com"),
+        "{}",
+        forced.all()
+    );
+    let (doc, _) = vault_read(&e2.cert_path("good.example.com")).unwrap();
+    assert_eq!(
+        doc["cert"].as_str().unwrap(),
+        pem(&cfg.join("live/good.example.com/cert.pem"))
+    );
+}
+
+/// `lego run` into `path` with the given DNS settings.
+fn lego(
+    path: &Path,
+    server: &str,
+    email: &str,
+    domains: &[String],
+    dns: &[&str],
+    envs: &[(String, String)],
+) {
+    let mut cmd = Command::new("lego");
+    cmd.args([
+        "--server",
+        server,
+        "--email",
+        email,
+        "--accept-tos",
+        "--path",
+    ])
+    .arg(path)
+    .args(dns)
+    .env("LEGO_CA_CERTIFICATES", env("CERTVAULT_ACME_CA_CERT"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    for d in domains {
+        cmd.args(["-d", d]);
+    }
+    let out = cmd.arg("run").output().expect("run lego");
+    assert!(
+        out.status.success(),
+        "lego failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lego_folder_imports_with_its_account_and_renews() {
+    let tmp = Tmp::new("lego");
+    let id = unique("lg");
+    let path = tmp.0.join("lego");
+    // exec: the challtestsrv, which answers no SOA, so lego's own propagation check is off.
+    let exec = tmp.0.join("exec.sh");
+    std::fs::write(
+        &exec,
+        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&exec).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec_name = format!("x.{id}.example.com");
+    lego(
+        &path,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "exec@example.com",
+        std::slice::from_ref(&exec_name),
+        &[
+            "--dns",
+            "exec",
+            "--dns.disable-cp",
+            "--dns.resolvers",
+            &env("CERTVAULT_TEST_DNS"),
+        ],
+        &[
+            ("EXEC_PATH".into(), exec.display().to_string()),
+            ("EXEC_POLLING_INTERVAL".into(), "1".into()),
+        ],
+    );
+    let bind_name = format!("l.{id}.example.test");
+    lego(
+        &path,
+        &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+        "bind@example.com",
+        std::slice::from_ref(&bind_name),
+        &[
+            "--dns",
+            "rfc2136",
+            "--dns.disable-cp",
+            "--dns.resolvers",
+            &env("CERTVAULT_TEST_BIND1"),
+        ],
+        &[
+            ("RFC2136_NAMESERVER".into(), env("CERTVAULT_TEST_BIND1")),
+            ("RFC2136_TSIG_KEY".into(), env("CERTVAULT_TEST_TSIG_NAME")),
+            (
+                "RFC2136_TSIG_SECRET".into(),
+                env("CERTVAULT_TEST_TSIG_SECRET"),
+            ),
+            ("RFC2136_TSIG_ALGORITHM".into(), "hmac-sha256.".into()),
+            ("RFC2136_POLLING_INTERVAL".into(), "1".into()),
+            ("RFC2136_PROPAGATION_TIMEOUT".into(), "30".into()),
+        ],
+    );
+    let url_of = |host: &str, email: &str| -> String {
+        let text = pem(&path.join(format!("accounts/{host}/{email}/account.json")));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["registration"]["uri"].as_str().unwrap().to_string()
+    };
+    let exec_url = url_of("localhost_14000", "exec@example.com");
+    let bind_url = url_of("localhost_14001", "bind@example.com");
+
+    // init --account-key: the lego key (SEC1 P-256 PEM) finds its account, same URL.
+    let solo = Env::new("imp-key");
+    let key = path.join("accounts/localhost_14000/exec@example.com/keys/exec@example.com.key");
+    let found = solo
+        .run(&[
+            "init",
+            "--directory",
+            &env("CERTVAULT_TEST_DIRECTORY"),
+            "--account-key",
+            key.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(found.stdout.contains(&exec_url), "{}", found.all());
+    let (acct, _) = vault_read(&format!("{}/accounts/default", solo.prefix)).unwrap();
+    assert_eq!(acct["credentials"]["id"], exec_url.as_str());
+    // A key the CA does not know: found nowhere, nothing registered.
+    let stranger = tmp.0.join("stranger.pem");
+    std::fs::write(
+        &stranger,
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem(),
+    )
+    .unwrap();
+    let none = Env::new("imp-key2");
+    let unknown = none.run(&[
+        "init",
+        "--directory",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--account-key",
+        stranger.to_str().unwrap(),
+    ]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("onlyReturnExisting"),
+        "{}",
+        unknown.all()
+    );
+    assert!(vault_read(&format!("{}/accounts/default", none.prefix)).is_none());
+
+    // The folder: both accounts (P-256) found again, both certificates as they are. lego
+    // does not record directory URLs: --server names one per run (per account host).
+    let e = Env::bind("imp-lego");
+    let first = e.run(&[
+        "import",
+        "lego",
+        path.to_str().unwrap(),
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert_eq!(first.code, 1, "{}", first.all());
+    assert!(
+        first
+            .stdout
+            .contains("localhost:14001 is not a well-known CA"),
+        "{}",
+        first.all()
+    );
+    assert!(
+        first.stdout.contains("summary: 3 written"),
+        "{}",
+        first.all()
+    );
+    let second = e.run(&[
+        "import",
+        "lego",
+        path.to_str().unwrap(),
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY_BIND"),
+    ]);
+    assert!(
+        second
+            .stdout
+            .contains("summary: 1 written, 3 already there"),
+        "{}",
+        second.all()
+    );
+    for (account, url) in [
+        ("lego-exec-example.com", &exec_url),
+        ("lego-bind-example.com", &bind_url),
+    ] {
+        let (acct, _) = vault_read(&format!("{}/accounts/{account}", e.prefix)).expect(account);
+        assert_eq!(
+            acct["credentials"]["id"],
+            url.as_str(),
+            "{account}: another account URL"
+        );
+    }
+    for name in [&exec_name, &bind_name] {
+        let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(
+            doc["privkey"].as_str().unwrap(),
+            pem(&path.join(format!("certificates/{name}.key")))
+        );
+        assert_eq!(
+            doc["fullchain"].as_str().unwrap().trim(),
+            pem(&path.join(format!("certificates/{name}.crt"))).trim()
+        );
+        let (status, _) = vault_read(&format!("{}/status/{name}", e.prefix)).unwrap();
+        assert!(
+            status["last_error"].as_str().unwrap().contains("lego"),
+            "{status}"
+        );
+    }
+    // lego keeps no solver: set one without reissuing, then renew with the imported accounts.
+    e.add_bind_solver("bind");
+    e.run(&[
+        "--account",
+        "lego-exec-example.com",
+        "issue",
+        &exec_name,
+        "-d",
+        &exec_name,
+        "--dns",
+        "exec",
+        "--auth-hook",
+        &hook("challtestsrv-auth"),
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    e.run(&[
+        "--account",
+        "lego-bind-example.com",
+        "issue",
+        &bind_name,
+        "-d",
+        &bind_name,
+        "--dns",
+        "bind",
+    ])
+    .ok();
+    for name in [&exec_name, &bind_name] {
+        assert_eq!(
+            vault_read(&e.cert_path(name)).unwrap().1,
+            2,
+            "settings only, not reissued"
+        );
+    }
+    let renewed = e.run(&["renew", "--force"]).ok();
+    assert!(renewed.stdout.contains("2 renewed"), "{}", renewed.all());
+    let (doc, _) = vault_read(&e.cert_path(&exec_name)).unwrap();
+    verify_chain(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&exec_name],
+    );
+    let (doc, _) = vault_read(&e.cert_path(&bind_name)).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&bind_name],
+    );
+    // The accounts were used as they were: still the lego accounts.
+    for (account, url) in [
+        ("lego-exec-example.com", &exec_url),
+        ("lego-bind-example.com", &bind_url),
+    ] {
+        let (acct, version) = vault_read(&format!("{}/accounts/{account}", e.prefix)).unwrap();
+        assert_eq!(
+            (acct["credentials"]["id"].as_str().unwrap(), version),
+            (url.as_str(), 1)
+        );
+    }
+}
+
+/// `bao ARGS` as root against the test bed.
+fn bao(args: &[&str]) {
+    let out = Command::new(env("BAO_BIN"))
+        .args(args)
+        .env("VAULT_ADDR", env("VAULT_ADDR"))
+        .env("VAULT_TOKEN", env("VAULT_TOKEN"))
+        .env("BAO_ADDR", env("VAULT_ADDR"))
+        .env("BAO_TOKEN", env("VAULT_TOKEN"))
+        .output()
+        .expect("run bao");
+    assert!(
+        out.status.success(),
+        "bao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A KV v2 mount of a test's own, disabled on drop.
+struct Mount(String);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        bao(&["secrets", "disable", &self.0]);
+    }
+}
+
+#[test]
+fn certbot_in_vault_layout_imports_read_only() {
+    let tmp = Tmp::new("vl");
+    let id = unique("vl");
+    let name = format!("v.{id}.example.com");
+    certbot(
+        &tmp.0,
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        std::slice::from_ref(&name),
+        &manual("true")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let (host, account_id) = certbot_account_ids(&tmp.0).remove(0);
+    let acct = tmp.0.join(format!("c/accounts/{host}/dir/{account_id}"));
+    // The recipe: certbot's JSON files and PEMs put into Vault as they are.
+    let mount = Mount(id.replace('.', "-"));
+    bao(&["secrets", "enable", &format!("-path={}", mount.0), "kv-v2"]);
+    let at = |p: &str| format!("{}/lets-encrypt/{p}", mount.0);
+    for f in ["private_key", "regr", "meta"] {
+        bao(&[
+            "kv",
+            "put",
+            &at(&format!("account/{f}")),
+            &format!("@{}", acct.join(format!("{f}.json")).display()),
+        ]);
+    }
+    bao(&[
+        "kv",
+        "put",
+        &at("account/extra_details"),
+        &format!("account_id={account_id}"),
+    ]);
+    let live = tmp.0.join(format!("c/live/{name}"));
+    let file = |f: &str| format!("{f}=@{}", live.join(format!("{f}.pem")).display());
+    bao(&[
+        "kv",
+        "put",
+        &at(&format!("certificates/{name}")),
+        &file("cert"),
+        &file("chain"),
+        &file("fullchain"),
+        &file("privkey"),
+    ]);
+    let token = "dnsimple-TOKEN-not-for-output";
+    bao(&[
+        "kv",
+        "put",
+        &format!("{}/dnsimple", mount.0),
+        &format!("token={token}"),
+    ]);
+
+    let e = Env::new("imp-vl");
+    let from = format!("{}/lets-encrypt", mount.0);
+    let dry = e.run(&[
+        "import",
+        "vault-layout",
+        "--from",
+        &from,
+        "--dry-run",
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert!(!dry.all().contains(token), "{}", dry.all());
+    assert!(
+        dry.stdout.contains("would store solver dnsimple"),
+        "{}",
+        dry.all()
+    );
+    assert!(vault_read(&e.cert_path(&name)).is_none());
+    let run = e.run(&[
+        "import",
+        "vault-layout",
+        "--from",
+        &from,
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+    ]);
+    assert!(!run.all().contains(token), "{}", run.all());
+    assert!(
+        run.stdout.contains("NOT CARRIED OVER account"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("RSA"), "{}", run.all());
+    let (doc, version) = vault_read(&e.cert_path(&name)).unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(
+        doc["privkey"].as_str().unwrap(),
+        pem(&live.join("privkey.pem"))
+    );
+    verify_chain(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        &[&name],
+    );
+    let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+    assert_eq!(spec["dns"]["default"], "dnsimple");
+    let (solver, _) = vault_read(&format!("{}/dns/dnsimple", e.prefix)).unwrap();
+    assert_eq!(
+        (solver["kind"].as_str(), solver["token"].as_str()),
+        (Some("dnsimple"), Some(token))
+    );
+    // Read only: the source documents are still at version 1.
+    let rsp = crate::harness::http()
+        .get(format!(
+            "{}/v1/{}/metadata/lets-encrypt/certificates/{name}",
+            env("VAULT_ADDR"),
+            mount.0
+        ))
+        .header("X-Vault-Token", env("VAULT_TOKEN"))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(rsp["data"]["current_version"], 1);
+
+    // init --account-key with certbot's RSA private_key.json: refused with the reason,
+    // nothing registered.
+    let refused = e.run(&[
+        "init",
+        "--directory",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--account-key",
+        acct.join("private_key.json").to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("RSA") && refused.stderr.contains("P-256"),
+        "{}",
+        refused.all()
+    );
+    assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_none());
+}
+
+#[test]
+fn layouts_add_consumer_fields_in_the_same_write() {
+    let e = Env::new("layout");
+    e.init().ok();
+    let name = format!("k.{}.example.com", unique("ly"));
+    e.issue(
+        &name,
+        &[&name],
+        &["--layout", "kubernetes", "--layout", "combined"],
+    )
+    .ok();
+    let check = |version: u64| {
+        let (doc, v) = vault_read(&e.cert_path(&name)).unwrap();
+        assert_eq!(v, version);
+        assert_eq!(doc["tls.crt"], doc["fullchain"]);
+        assert_eq!(doc["tls.key"], doc["privkey"]);
+        assert_eq!(doc["ca.crt"], doc["chain"]);
+        let combined = doc["combined"].as_str().unwrap();
+        let key = doc["privkey"].as_str().unwrap();
+        assert!(combined.starts_with(key.trim_end()), "key first");
+        assert!(combined.ends_with(doc["fullchain"].as_str().unwrap()));
+        doc["serial"].as_str().unwrap().to_string()
+    };
+    let first = check(1);
+    let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
+    assert_eq!(
+        spec["layouts"],
+        serde_json::json!(["kubernetes", "combined"])
+    );
+    e.run(&["renew", "--force", &name]).ok();
+    assert_ne!(
+        check(2),
+        first,
+        "renew rewrote the layout fields with the new material"
+    );
+    // Default: certbot's fields only.
+    let plain = format!("p.{}.example.com", unique("ly"));
+    e.issue(&plain, &[&plain], &[]).ok();
+    let (doc, _) = vault_read(&e.cert_path(&plain)).unwrap();
+    assert!(
+        doc.get("tls.crt").is_none() && doc.get("combined").is_none(),
+        "{doc}"
+    );
+}

@@ -1,0 +1,87 @@
+//! Revocation and the account lifecycle against Pebble.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+#[test]
+fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
+    let e = Env::new("revoke");
+    e.init().ok();
+    e.issue("r", &["r.revoke.example.com"], &[]).ok();
+    let (old, v1) = vault_read(&e.cert_path("r")).unwrap();
+    let bad = e.run(&["revoke", "r", "--reason", "stolen"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    let run = e.run(&["revoke", "r", "--reason", "keyCompromise"]).ok();
+    assert_contains(&run.stdout, "revoked r");
+    let (doc, v2) = vault_read(&e.cert_path("r")).unwrap();
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(doc["revoke_reason"], "keyCompromise");
+    assert!(doc["revoked_at"].is_string());
+    assert_eq!(doc["serial"], old["serial"]);
+    let again = e.run(&["revoke", "r"]);
+    assert_eq!(again.code, 1, "already revoked: {}", again.all());
+    let listed: Value =
+        serde_json::from_str(&e.run(&["list", "--output", "json"]).ok().stdout).unwrap();
+    assert_eq!(listed[0]["due"], true);
+    assert!(listed[0]["revoked_at"].is_string());
+    e.fresh_account();
+    let renewed = e.run(&["renew"]).ok();
+    assert_contains(&renewed.stdout, "revoked at");
+    let (new, _) = vault_read(&e.cert_path("r")).unwrap();
+    assert_ne!(new["serial"], old["serial"]);
+    assert!(
+        new.get("revoked_at").is_none(),
+        "a new certificate is not revoked"
+    );
+    verify_chain(
+        new["cert"].as_str().unwrap(),
+        new["chain"].as_str().unwrap(),
+        &["r.revoke.example.com"],
+    );
+}
+
+#[test]
+fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
+    let e = Env::new("acct");
+    e.init().ok();
+    let path = format!("{}/accounts/default", e.prefix);
+    let (before, v1) = vault_read(&path).unwrap();
+    e.run(&["account", "rollover"]).ok();
+    let (after, v2) = vault_read(&path).unwrap();
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(
+        after["credentials"]["id"], before["credentials"]["id"],
+        "same account"
+    );
+    assert_ne!(
+        after["credentials"]["key_pkcs8"], before["credentials"]["key_pkcs8"],
+        "new key"
+    );
+    // The new key works: an order with it.
+    e.issue("a", &["a.acct.example.com"], &[]).ok();
+    let no = e.run(&["account", "deactivate"]);
+    assert_eq!(no.code, 2, "{}", no.all());
+    assert_contains(&no.stderr, "--yes");
+    assert_eq!(vault_read(&path).unwrap().1, v2);
+    e.run(&["account", "deactivate", "--yes"]).ok();
+    let (gone, _) = vault_read(&path).unwrap();
+    assert!(gone["deactivated_at"].is_string());
+    let refused = e.run(&["renew", "--force"]);
+    assert_eq!(
+        refused.code,
+        1,
+        "the CA refuses a deactivated account: {}",
+        refused.all()
+    );
+    // The renew policy may not roll the account over.
+    let hcl = e.run(&["policy", "renew"]).ok().stdout;
+    let policy = unique("cv-renew");
+    vault_policy(&policy, &hcl);
+    let mut renew = Env::new("unused");
+    renew.prefix = e.prefix.clone();
+    renew.token = vault_token(&unique("tok"), &[&policy]);
+    let denied = renew.run(&["account", "rollover"]);
+    assert_eq!(denied.code, 1, "{}", denied.all());
+    assert_contains(&denied.stderr, "update on secret/data/");
+}
