@@ -142,6 +142,15 @@ pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Ru
             None => Vec::new(),
         },
     };
+    // KV v2 metadata (versions and times, no document data): how a run finds index entries
+    // made from an older record or spec. On KV v1 the same path would be the documents.
+    if layout.version == KvVersion::V2 && matches!(role, Role::Admin | Role::Renew | Role::Monitor)
+    {
+        for key in [Key::AnyCert, Key::AnySpec] {
+            out.push(rule(key, Api::Metadata, &["read"],
+                "check the renewal index against the current versions of records and specs (KV metadata: versions and times, no document data)"));
+        }
+    }
     if matches!(role, Role::Admin | Role::Renew | Role::Monitor) {
         out.push(Rule {
             path: "sys/capabilities-self".into(),
@@ -278,6 +287,26 @@ pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
         path: layout.path(key, api),
         role,
     };
+    let mut out = match_needs(work, layout, &need);
+    if layout.version == KvVersion::V2 && matches!(work, Work::Renew { .. } | Work::List) {
+        let role = if matches!(work, Work::List) {
+            Role::Monitor
+        } else {
+            Role::Renew
+        };
+        for key in [Key::AnyCert, Key::AnySpec] {
+            out.push(need("read", key, Api::Metadata, role));
+        }
+    }
+    out
+}
+
+fn match_needs(
+    work: Work<'_>,
+    layout: &Layout<'_>,
+    need: &dyn Fn(&'static str, Key<'_>, Api, Role) -> Need,
+) -> Vec<Need> {
+    let _ = layout;
     match work {
         Work::Init { account } => ["read", "create", "update"]
             .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
@@ -657,6 +686,6 @@ mod tests {
             .into_iter()
             .map(|p| (p, vec!["deny".to_string()]))
             .collect();
-        assert_eq!(missing(needs, &deny).len(), 4);
+        assert_eq!(missing(needs, &deny).len(), 6);
     }
 }

@@ -194,7 +194,7 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
         .scan_index(
             &buckets,
             now,
-            false,
+            true,
             // ARI and revocation shape the row: read such records themselves.
             |e| e.due_now.is_some() || e.ari.is_some(),
             |name, e| {
@@ -205,6 +205,13 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
         )
         .await?;
     drop(buckets);
+    if !scan.unsettled.is_empty() {
+        let stale: std::collections::BTreeSet<String> =
+            scan.unsettled.iter().map(|n| n.to_string()).collect();
+        rows.retain(|r| !stale.contains(&r.name));
+    }
+    // `list` writes nothing: what reading noted for the index is dropped.
+    ctx.store.journal.discard();
     let (more, broken) = rows_from_records(ctx, scan.load, now).await?;
     rows.extend(more);
     rows.sort_by(|a, b| a.name.cmp(&b.name));

@@ -230,15 +230,21 @@ async fn select(
     }
     let buckets = ctx.store.names_by_shard(part).await?;
     let mut results = Vec::new();
+    // A certificate with no renewal information yet is read while its CA offers ARI, so
+    // its first query happens now (as without the index); with a CA without ARI, not.
+    let ari = ari_capable(ctx).await;
+    let ask_ari = |e: &crate::index::Entry| {
+        e.ari.is_none()
+            && e.due_now.is_none()
+            && now.unix_timestamp() < e.not_after
+            && ari.get(&e.account).copied().unwrap_or(true)
+    };
+    let needs_record = |e: &crate::index::Entry| e.due(now) || (!e.deleted && ask_ari(e));
     let scan = ctx
         .store
-        .scan_index(
-            &buckets,
-            now,
-            true,
-            |e| e.due(now),
-            |name, e| results.push(settled(name, e)),
-        )
+        .scan_index(&buckets, now, true, needs_record, |name, e| {
+            results.push(settled(name, e))
+        })
         .await?;
     drop(buckets);
     if !scan.unsettled.is_empty() {
@@ -253,6 +259,23 @@ async fn select(
         "read the renewal index"
     );
     Ok((results, scan.load))
+}
+
+/// Whether the CA of the run's account offers ARI (its directory has `renewalInfo`), by
+/// account name. Another account is not probed (its certificates without renewal
+/// information are read). A CA that cannot be reached counts as without ARI.
+async fn ari_capable(ctx: &Context) -> std::collections::BTreeMap<String, bool> {
+    let name = ctx.settings.account.clone();
+    let probe = async {
+        let record = ctx.account_record(&name).await.ok()?;
+        let http = ctx.http().ok()?;
+        let rsp = http.get(&record.directory).send().await.ok()?;
+        let dir: serde_json::Value = rsp.json().await.ok()?;
+        Some(dir.get("renewalInfo").is_some())
+    };
+    let offers = probe.await.unwrap_or(false);
+    tracing::debug!(account = %name, ari = offers, "probed the CA's directory for ARI");
+    std::iter::once((name, offers)).collect()
 }
 
 /// The result of a certificate the index says needs nothing this run.

@@ -199,6 +199,7 @@ pub fn blank(version: u64, spec_version: u64) -> Entry {
         domains: Vec::new(),
         key_type: String::new(),
         serial: String::new(),
+        account: String::new(),
         profile: None,
         ari: None,
         status: None,
@@ -234,6 +235,7 @@ pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_versi
     e.domains = spec.domains.iter().map(|d| d.to_string()).collect();
     e.key_type = spec.key_type.to_string();
     e.profile = spec.profile.clone();
+    e.account = spec.account.clone();
     let inspection = crate::x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
     let Some(current) = inspection.current else {
         e.due_now = Some(inspection.damage.unwrap_or_else(|| "unreadable".into()));

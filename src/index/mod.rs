@@ -37,6 +37,10 @@ pub const SHARDS: u16 = 256;
 /// records' metadata (see [`to_verify`]).
 pub const VERIFY_EVERY: time::Duration = time::Duration::days(7);
 
+/// A run checks the versions of at least this many entries (whole shards, the ones checked
+/// longest ago first): a fleet this small is checked completely by every run.
+pub const VERIFY_AT_LEAST: usize = 1024;
+
 /// The stable hash of a certificate name (see the module documentation).
 pub fn hash(name: &str) -> u64 {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
@@ -140,6 +144,9 @@ pub struct Entry {
     pub key_type: String,
     #[serde(default)]
     pub serial: String,
+    /// The ACME account the spec orders with.
+    #[serde(default)]
+    pub account: String,
     /// The CA profile the spec orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
@@ -348,18 +355,19 @@ pub fn merge(stored: Option<&Entry>, noted: &Noted) -> Option<Entry> {
 }
 
 /// Which of the shards read this run get their versions checked against the records'
-/// metadata: the one verified longest ago, and every one not verified for
-/// [`VERIFY_EVERY`]. A shard never verified (new) counts as verified when it was written.
-pub fn to_verify(verified: &[(u16, i64)], now: OffsetDateTime) -> Vec<u16> {
+/// metadata: every one not verified for [`VERIFY_EVERY`], and then the ones verified
+/// longest ago until they hold at least [`VERIFY_AT_LEAST`] entries (at least one shard).
+/// `verified` is (shard, verified_at, entries). A new shard counts as verified when written.
+pub fn to_verify(verified: &[(u16, i64, usize)], now: OffsetDateTime) -> Vec<u16> {
     let limit = (now - VERIFY_EVERY).unix_timestamp();
-    let mut out: Vec<u16> = verified
-        .iter()
-        .filter(|(_, at)| *at <= limit)
-        .map(|(s, _)| *s)
-        .collect();
-    if let Some((oldest, _)) = verified.iter().min_by_key(|(s, at)| (*at, *s)) {
-        if !out.contains(oldest) {
-            out.push(*oldest);
+    let mut by_age: Vec<&(u16, i64, usize)> = verified.iter().collect();
+    by_age.sort_by_key(|(s, at, _)| (*at, *s));
+    let mut out = Vec::new();
+    let mut entries = 0;
+    for (s, at, n) in by_age {
+        if *at <= limit || out.is_empty() || entries < VERIFY_AT_LEAST {
+            out.push(*s);
+            entries += n;
         }
     }
     out.sort_unstable();

@@ -110,7 +110,7 @@ impl Store {
         mut settled: impl FnMut(&CertName, &Entry),
     ) -> Result<Scan, Error> {
         let mut scan = Scan::default();
-        let mut verified_at: Vec<(u16, i64)> = Vec::new();
+        let mut verified_at: Vec<(u16, i64, usize)> = Vec::new();
         let (mut absent, mut read) = (0usize, 0usize);
         let mut docs = futures::stream::iter(buckets.keys().copied())
             .map(|s| async move { (s, self.read_shard(s).await) })
@@ -121,7 +121,7 @@ impl Store {
             if doc.absent {
                 absent += 1;
             } else {
-                verified_at.push((s, doc.shard.verified_at));
+                verified_at.push((s, doc.shard.verified_at, buckets[&s].len()));
             }
             for name in &buckets[&s] {
                 match doc.shard.entries.get(name) {

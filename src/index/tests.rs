@@ -18,6 +18,7 @@ fn entry(version: u64, spec_version: u64, renew_at: i64) -> Entry {
         domains: vec!["a.example.com".into()],
         key_type: "ecdsa-p256".into(),
         serial: "01".into(),
+        account: "default".into(),
         profile: None,
         ari: None,
         status: None,
@@ -141,13 +142,24 @@ fn verification_rotates_and_catches_up() {
     let now = datetime!(2026-01-10 0:00 UTC);
     let t = now.unix_timestamp();
     let day = 86400;
-    let v = [(0, t - day), (1, t - 2 * day), (2, t - 8 * day), (3, t)];
+    let big = VERIFY_AT_LEAST;
+    let v = [
+        (0, t - day, big),
+        (1, t - 2 * day, big),
+        (2, t - 8 * day, big),
+        (3, t, big),
+    ];
     assert_eq!(to_verify(&v, now), vec![2]);
-    let fresh = [(0, t - day), (1, t - 2 * day), (3, t)];
+    let fresh = [(0, t - day, big), (1, t - 2 * day, big), (3, t, big)];
     assert_eq!(to_verify(&fresh, now), vec![1]);
+    // Small shards: the oldest ones until enough entries are checked (a small fleet: all).
+    let small = [(0, t - day, 10), (1, t - 2 * day, 10), (3, t, 10)];
+    assert_eq!(to_verify(&small, now), vec![0, 1, 3]);
     assert!(to_verify(&[], now).is_empty());
     // A rebuild spreads the shards over the period: right after it only the oldest.
-    let spread: Vec<(u16, i64)> = (0..SHARDS).map(|s| (s, staggered(s, now))).collect();
+    let spread: Vec<(u16, i64, usize)> = (0..SHARDS)
+        .map(|s| (s, staggered(s, now), VERIFY_AT_LEAST))
+        .collect();
     assert_eq!(to_verify(&spread, now), vec![SHARDS - 1]);
     // A day later (runs in between did nothing), about a seventh of them.
     let n = to_verify(&spread, now + time::Duration::days(1)).len();
