@@ -1,0 +1,465 @@
+//! From parsed flags to library values: checks that need no Vault.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+
+use std::net::{IpAddr, SocketAddr};
+
+use certvault::command::{
+    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges,
+};
+use certvault::dns::{self, Config as DnsConfig};
+use certvault::model::{InvalidInput, Secret, SolverSpec};
+use certvault::vault::KvVersion;
+use certvault::{acme, logging, metrics, vault, Command, Settings};
+
+use super::*;
+
+pub(crate) fn missing(what: &'static str, reason: &'static str) -> InvalidInput {
+    InvalidInput {
+        what,
+        value: String::new(),
+        reason,
+    }
+}
+
+/// `ip` or `ip:port` (port 53).
+pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
+    let s = s.trim();
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| InvalidInput {
+            what: "DNS resolver",
+            value: s.to_string(),
+            reason: "write an IP address, optionally with :port",
+        })
+}
+
+/// A hook whose command starts with a path: made absolute against the current folder (a
+/// scheduler runs `renew` elsewhere), and it must be an executable file now, not exit 127
+/// later. A command that starts with a bare name (`sh`, `true`) is found in PATH when it
+/// runs.
+pub(crate) fn resolve_hook(
+    flag: &'static str,
+    hook: Option<String>,
+) -> Result<Option<String>, InvalidInput> {
+    let Some(hook) = hook else { return Ok(None) };
+    let trimmed = hook.trim_start();
+    // The command word: up to a blank or a shell operator (`hook.sh; other`, `hook.sh&&x`).
+    let end = trimmed
+        .find(|c: char| c.is_whitespace() || ";&|<>()`".contains(c))
+        .unwrap_or(trimmed.len());
+    let first = &trimmed[..end];
+    if !first.contains('/') || first.starts_with(['"', '\'']) {
+        return Ok(Some(hook));
+    }
+    let path = std::path::absolute(first).unwrap_or_else(|_| PathBuf::from(first));
+    let bad = |reason: &'static str| InvalidInput {
+        what: flag,
+        value: path.display().to_string(),
+        reason,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(&path) {
+        Err(_) => Err(bad("does not exist (a relative path is resolved against the current folder when you run issue)")),
+        Ok(m) if !m.is_file() => Err(bad("is not a file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Err(bad("is not executable: chmod +x it"))
+        }
+        Ok(_) => Ok(Some(format!(
+            "{}{}",
+            path.display(),
+            &trimmed[first.len()..]
+        ))),
+    }
+}
+
+pub(crate) fn directory_url(d: &str) -> String {
+    match d {
+        "letsencrypt" => "https://acme-v02.api.letsencrypt.org/directory".into(),
+        "letsencrypt-staging" => "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+        other => other.into(),
+    }
+}
+
+impl Cli {
+    /// The log settings, the settings and the command.
+    pub fn into_parts(self) -> Result<(Logging, Settings, Command), InvalidInput> {
+        let mut g = self.global;
+        let auth = auth_method(&mut g);
+        let mut concurrency_flag = 8;
+        let mut lease_flag = certvault::store::LEASE;
+        // Commands that may order certificates need a token that outlives an order.
+        let orders = matches!(self.command, Cmd::Issue { .. } | Cmd::Renew { .. });
+        let command = match self.command {
+            Cmd::Init {
+                directory,
+                email,
+                agree_tos,
+                eab_kid,
+                eab_hmac_key,
+                force,
+                account_key,
+            } => Command::Init(InitArgs {
+                directory: {
+                    let url = directory_url(&directory);
+                    acme::check_url(&url).map_err(|reason| InvalidInput {
+                        what: "--directory",
+                        value: directory.clone(),
+                        reason,
+                    })?;
+                    url
+                },
+                email,
+                agree_tos,
+                eab_kid,
+                eab_hmac: eab_hmac_key.filter(|k| !k.expose().is_empty()),
+                force,
+                account_key: account_key.filter(|p| !p.as_os_str().is_empty()),
+            }),
+            Cmd::Import(cmd) => {
+                let (source, dry_run, force) = match cmd {
+                    ImportCmd::Certbot {
+                        dir,
+                        dry_run,
+                        only,
+                        force,
+                    } => (ImportSource::Certbot { dir, only }, dry_run, force),
+                    ImportCmd::Lego {
+                        dir,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::Lego {
+                            dir,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                    ImportCmd::VaultLayout {
+                        from,
+                        dry_run,
+                        server,
+                        force,
+                    } => (
+                        ImportSource::VaultLayout {
+                            from,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        dry_run,
+                        force,
+                    ),
+                };
+                Command::Import(ImportArgs {
+                    source,
+                    dry_run,
+                    force,
+                })
+            }
+            Cmd::Issue {
+                name,
+                domains,
+                dns,
+                auth_hook,
+                cleanup_hook,
+                key_type,
+                renew_before,
+                no_follow_cname,
+                propagation_check,
+                no_propagation_check,
+                deploy_hook,
+                mut layouts,
+                profile,
+                reuse_key,
+                force,
+            } => Command::Issue(IssueArgs {
+                name,
+                spec: SpecArgs {
+                    domains,
+                    key_type,
+                    dns: SolverSpec::from_args(
+                        &dns,
+                        resolve_hook("--auth-hook", auth_hook)?,
+                        resolve_hook("--cleanup-hook", cleanup_hook)?,
+                    )?,
+                    renew_before,
+                    follow_cname: !no_follow_cname,
+                    propagation_check: match (propagation_check, no_propagation_check) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
+                    deploy_hook: resolve_hook(
+                        "--deploy-hook",
+                        deploy_hook.filter(|h| !h.trim().is_empty()),
+                    )?,
+                    layouts: {
+                        layouts.sort();
+                        layouts.dedup();
+                        layouts
+                    },
+                    profile: profile.filter(|p| !p.trim().is_empty()),
+                    reuse_key,
+                },
+                force,
+            }),
+            Cmd::Revoke { name, reason } => {
+                if let Some(r) = reason
+                    .as_deref()
+                    .filter(|r| !certvault::ca::valid_reason(r))
+                {
+                    return Err(InvalidInput {
+                        what: "--reason",
+                        value: r.to_string(),
+                        reason: "use unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn or aaCompromise",
+                    });
+                }
+                Command::Revoke { name, reason }
+            }
+            Cmd::Account(AccountCmd::Rollover) => Command::AccountRollover,
+            Cmd::Account(AccountCmd::Deactivate { yes }) => Command::AccountDeactivate { yes },
+            Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
+            Cmd::Dns(DnsCmd::Test { name, zone }) => Command::Dns(DnsCommand::Test {
+                name,
+                zone: dns::Fqdn::parse("--zone", &zone).map_err(|e| InvalidInput {
+                    what: "--zone",
+                    value: e.value,
+                    reason: e.reason,
+                })?,
+            }),
+            Cmd::Dns(DnsCmd::Remove { name }) => Command::Dns(DnsCommand::Remove { name }),
+            Cmd::Dns(DnsCmd::Add(add)) => {
+                let secret_stdin = add.common().secret_stdin;
+                let read = || {
+                    let value = if secret_stdin {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|_| missing("secret", "could not read standard input"))?;
+                        Some(line)
+                    } else {
+                        std::env::var("CERTVAULT_DNS_SECRET").ok()
+                    };
+                    value
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .ok_or_else(|| {
+                            missing(
+                                "secret",
+                                "set CERTVAULT_DNS_SECRET or pass --secret-stdin and write it to standard input",
+                            )
+                        })
+                };
+                let (name, common, provider) = add.into_parts(&dns::SecretSource(&read))?;
+                let zone = match common.zone.as_deref().filter(|z| !z.trim().is_empty()) {
+                    Some(z) => Some(dns::Zone::parse("--zone", z).map_err(|e| InvalidInput {
+                        what: "--zone",
+                        value: e.value,
+                        reason: e.reason,
+                    })?),
+                    None => None,
+                };
+                let config = DnsConfig {
+                    settings: dns::SolverSettings {
+                        zone,
+                        resolver: common
+                            .resolver
+                            .iter()
+                            .filter(|r| !r.trim().is_empty())
+                            .map(|r| socket_addr(r))
+                            .collect::<Result<_, _>>()?,
+                        authoritative_port: g.authoritative_port,
+                    },
+                    provider,
+                };
+                Command::Dns(DnsCommand::Add {
+                    name,
+                    config,
+                    force: common.force,
+                })
+            }
+            Cmd::List { output, verify } => Command::List {
+                json: output == Output::Json,
+                verify,
+            },
+            Cmd::Index(IndexCmd::Rebuild) => Command::IndexRebuild,
+            Cmd::Renew {
+                force,
+                concurrency,
+                lock_lease,
+                names,
+                shard,
+                output,
+                metrics_file,
+                pushgateway,
+                dry_run,
+                max_orders,
+                jitter,
+                ca_failures,
+            } => {
+                concurrency_flag = concurrency;
+                if max_orders == Some(0) {
+                    return Err(InvalidInput {
+                        what: "--max-orders",
+                        value: "0".into(),
+                        reason: "use at least 1 (or leave it unset for no limit)",
+                    });
+                }
+                if lock_lease.0 > certvault::store::MAX_LEASE || lock_lease.0.as_secs() < 3 {
+                    return Err(InvalidInput {
+                        what: "--lock-lease",
+                        value: lock_lease.to_string(),
+                        reason: "use 3s to 10m",
+                    });
+                }
+                lease_flag = lock_lease.0;
+                Command::Renew {
+                    args: RenewArgs {
+                        force,
+                        dry_run,
+                        max_orders,
+                        jitter,
+                        ca_failures: ca_failures.max(1),
+                    },
+                    names,
+                    shard: shard.unwrap_or(certvault::index::Part::ALL),
+                    json: output == Output::Json,
+                    metrics: metrics::Sinks {
+                        file: metrics_file.filter(|p| !p.as_os_str().is_empty()),
+                        pushgateway: match pushgateway.filter(|u| !u.trim().is_empty()) {
+                            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                                return Err(InvalidInput {
+                                    what: "--pushgateway",
+                                    value: u,
+                                    reason: "write the Pushgateway's base URL, like http://pushgateway:9091",
+                                })
+                            }
+                            u => u,
+                        },
+                    },
+                }
+            }
+            Cmd::Policy { role, name } => Command::Policy { role, cert: name },
+            Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
+            Cmd::Show { name } => Command::Show { name },
+            Cmd::Edit {
+                name,
+                renew_before,
+                default_renewal,
+                key_type,
+                add_domains,
+                remove_domains,
+                dns,
+                auth_hook,
+                cleanup_hook,
+                deploy_hook,
+                no_deploy_hook,
+                force,
+            } => {
+                let auth_hook = resolve_hook("--auth-hook", auth_hook)?;
+                let cleanup_hook = resolve_hook("--cleanup-hook", cleanup_hook)?;
+                let dns = if dns.is_empty() {
+                    None
+                } else {
+                    Some(SolverSpec::from_args(
+                        &dns,
+                        auth_hook.clone(),
+                        cleanup_hook.clone(),
+                    )?)
+                };
+                let replaces_hooks = dns.is_none();
+                Command::Edit {
+                    name,
+                    changes: SpecChanges {
+                        renew_before: match (renew_before, default_renewal) {
+                            (Some(r), _) => Some(Some(r)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                        key_type,
+                        add_domains,
+                        remove_domains,
+                        dns,
+                        auth_hook: auth_hook.filter(|_| replaces_hooks),
+                        cleanup_hook: cleanup_hook.filter(|_| replaces_hooks),
+                        deploy_hook: match (
+                            resolve_hook("--deploy-hook", deploy_hook)?,
+                            no_deploy_hook,
+                        ) {
+                            (Some(h), _) => Some(Some(h)),
+                            (None, true) => Some(None),
+                            (None, false) => None,
+                        },
+                    },
+                    force,
+                }
+            }
+            Cmd::Unlock { name } => Command::Unlock { name },
+            Cmd::Delete { name, yes } => Command::Delete { name, yes },
+        };
+        let settings = Settings {
+            vault: vault::Settings {
+                addr: g.vault_addr,
+                auth,
+                kv_version: match g.kv_version.as_deref() {
+                    Some("1") => Some(KvVersion::V1),
+                    Some("2") => Some(KvVersion::V2),
+                    _ => None,
+                },
+                namespace: g.vault_namespace,
+                cacert: g.vault_cacert.filter(|p| !p.as_os_str().is_empty()),
+                mount: g.mount,
+                retry: g.vault_retry_timeout.0,
+                lifetime: orders.then(|| {
+                    vault::Lifetime::new(
+                        g.validation_timeout.0,
+                        g.propagation_timeout.0,
+                        ISSUANCE_TIMEOUT,
+                        g.vault_retry_timeout.0,
+                    )
+                }),
+            },
+            prefix: g.prefix,
+            acme_ca_cert: g.acme_ca_cert.filter(|p| !p.as_os_str().is_empty()),
+            account: g.account.to_string(),
+            quiet: g.quiet,
+            concurrency: concurrency_flag,
+            lock_lease: lease_flag,
+            timeouts: acme::Timeouts {
+                validation: g.validation_timeout.0,
+                issuance: ISSUANCE_TIMEOUT,
+            },
+            dns: dns::Settings {
+                lookup: dns::zone::Lookup {
+                    resolvers: if g.dns_resolver.is_empty() {
+                        dns::zone::Lookup::system_resolvers()
+                    } else {
+                        g.dns_resolver
+                            .iter()
+                            .map(|r| socket_addr(r))
+                            .collect::<Result<_, _>>()?
+                    },
+                    authoritative_port: g.authoritative_port.unwrap_or(53),
+                    timeout: Duration::from_secs(3),
+                },
+                polling: dns::propagation::Polling {
+                    interval: g.propagation_interval.0,
+                    timeout: g.propagation_timeout.0,
+                },
+            },
+        };
+        let logging = Logging {
+            quiet: g.quiet,
+            verbose: g.verbose,
+            format: match g.log_format {
+                LogFormat::Text => logging::Format::Text,
+                LogFormat::Json => logging::Format::Json,
+            },
+        };
+        Ok((logging, settings, command))
+    }
+}
