@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-
 use std::net::{IpAddr, SocketAddr};
 
 use certvault::command::{
