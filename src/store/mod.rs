@@ -19,104 +19,18 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::model::{
-    AccountRecord, CertName, CertRecord, LockRecord, PauseRecord, SolverRecord, SpecRecord,
-    StatusRecord, SCHEMA_VERSION,
+    AccountRecord, CertName, CertRecord, PauseRecord, SolverRecord, SpecRecord, StatusRecord,
+    SCHEMA_VERSION,
 };
-use crate::vault::{self, Expect, Kv, KvVersion, Read, Versioned};
+use crate::vault::{self, Expect, Kv, Read, Versioned};
 
-/// A document certvault keeps in Vault, the certificate folder, or (`Any*`) a policy glob
-/// over all documents of a kind.
-#[derive(Debug, Clone, Copy)]
-pub enum Key<'a> {
-    Account(&'a str),
-    Cert(&'a CertName),
-    Certs,
-    Spec(&'a CertName),
-    Status(&'a CertName),
-    Lock(&'a CertName),
-    Solver(&'a str),
-    Solvers,
-    AnyAccount,
-    AnyCert,
-    AnySpec,
-    AnyStatus,
-    AnySolver,
-    AnyLock,
-    /// One document of the renewal index, `index/000` .. `index/255`.
-    Index(u16),
-    /// The folder of the index documents (for `index rebuild`'s list).
-    Indexes,
-    AnyIndex,
-    Pause(&'a str),
-    AnyPause,
-}
+mod lock;
+mod paths;
 
-impl Key<'_> {
-    /// The path below the mount.
-    pub fn path(&self, prefix: &str) -> String {
-        match self {
-            Key::Account(name) => format!("{prefix}/accounts/{name}"),
-            Key::Cert(name) => format!("{prefix}/certs/{name}"),
-            Key::Lock(name) => format!("{prefix}/locks/{name}"),
-            Key::Spec(name) => format!("{prefix}/specs/{name}"),
-            Key::Status(name) => format!("{prefix}/status/{name}"),
-            Key::AnySpec => format!("{prefix}/specs/*"),
-            Key::AnyStatus => format!("{prefix}/status/*"),
-            Key::Certs => format!("{prefix}/certs"),
-            Key::Solver(name) => format!("{prefix}/dns/{name}"),
-            Key::Solvers => format!("{prefix}/dns"),
-            Key::AnyAccount => format!("{prefix}/accounts/*"),
-            Key::AnyCert => format!("{prefix}/certs/*"),
-            Key::AnySolver => format!("{prefix}/dns/*"),
-            Key::AnyLock => format!("{prefix}/locks/*"),
-            Key::Index(shard) => format!("{prefix}/index/{shard:03}"),
-            Key::Indexes => format!("{prefix}/index"),
-            Key::AnyIndex => format!("{prefix}/index/*"),
-            Key::Pause(account) => format!("{prefix}/pauses/{account}"),
-            Key::AnyPause => format!("{prefix}/pauses/*"),
-        }
-    }
-}
-
-/// Which KV v2 API a policy path is for: documents, or metadata (where `list` happens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    Data,
-    Metadata,
-}
-
-/// The full API path of `key` as policies and `sys/capabilities-self` see it:
-/// `<mount>/data/<path>` or `<mount>/metadata/<path>` on KV v2, `<mount>/<path>` on v1.
-/// A folder ([`Key::Certs`], [`Key::Solvers`]) ends in `/`, as Vault's list requests do.
-pub fn api_path(version: KvVersion, mount: &str, prefix: &str, key: Key<'_>, api: Api) -> String {
-    let mut rel = key.path(prefix);
-    if matches!(key, Key::Certs | Key::Solvers | Key::Indexes) {
-        rel.push('/');
-    }
-    match (version, api) {
-        (KvVersion::V1, _) => format!("{mount}/{rel}"),
-        (KvVersion::V2, Api::Data) => format!("{mount}/data/{rel}"),
-        (KvVersion::V2, Api::Metadata) => format!("{mount}/metadata/{rel}"),
-    }
-}
-
-/// A prefix as accepted in settings, without surrounding `/`; `None` if invalid.
-pub fn clean_prefix(prefix: &str) -> Option<&str> {
-    let prefix = prefix.trim_matches('/');
-    let ok = !prefix.is_empty()
-        && prefix.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-    ok.then_some(prefix)
-}
+pub use lock::*;
+pub use paths::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -154,34 +68,6 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
         }
     }
     out
-}
-
-/// Whether this run holds a certificate's lock.
-#[derive(Debug, Clone)]
-pub enum Lock {
-    /// Ours, at this KV version (the next renewal of the lease writes on top of it), with
-    /// the DNS-01 values a dead holder left presented.
-    Taken {
-        version: u64,
-        leftovers: Vec<crate::dns::Leftover>,
-    },
-    Held {
-        holder: String,
-        until: OffsetDateTime,
-    },
-}
-
-/// The default length of a lock lease (`--lock-lease`); its holder renews it every third
-/// of that while it works.
-pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The longest lease `--lock-lease` may set.
-pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Whether a stored lease still binds: not lapsed, and not further in the future than the
-/// longest possible lease reaches from now (else a skewed or hostile clock wrote it).
-pub fn lease_binds(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
-    expires_at > now && expires_at <= now + MAX_LEASE + time::Duration::seconds(5)
 }
 
 /// The outcome of reading one certificate record (`None`: not there).
@@ -322,93 +208,6 @@ impl Store {
             .await
     }
 
-    /// Take the lease of `name` (check-and-set create, or take over a lapsed one).
-    pub async fn lock_cert(
-        &self,
-        name: &CertName,
-        holder: &str,
-        run_id: &str,
-        now: OffsetDateTime,
-        lease: std::time::Duration,
-    ) -> Result<Lock, Error> {
-        let key = Key::Lock(name);
-        let read = self.load_read::<LockRecord>(key).await?;
-        let leftovers = read
-            .doc
-            .as_ref()
-            .map(|d| d.data.presented.clone())
-            .unwrap_or_default();
-        match read.doc {
-            // Our own lease (a write of this run whose answer was lost, e.g. in a Vault
-            // leader election, or a retry): ours to take again at once.
-            Some(held) if !run_id.is_empty() && held.data.run_id == run_id => {}
-            Some(held) if lease_binds(held.data.expires_at, now) => {
-                return Ok(Lock::Held {
-                    holder: held.data.holder,
-                    until: held.data.expires_at,
-                })
-            }
-            // Free (never taken, released), or lapsed: its holder died without releasing it.
-            Some(stale) => {
-                tracing::warn!(cert = %name, holder = %stale.data.holder, "taking over a lapsed lock");
-            }
-            None => {}
-        }
-        let expect = read.expect;
-        let record = LockRecord {
-            schema: SCHEMA_VERSION,
-            holder: holder.to_string(),
-            acquired_at: now,
-            expires_at: now + lease,
-            run_id: run_id.to_string(),
-            presented: Vec::new(),
-        };
-        match self.save(key, &record, expect).await {
-            Ok(version) => Ok(Lock::Taken { version, leftovers }),
-            Err(Error::Vault(
-                vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
-            )) => {
-                // Another run took it between our read and write.
-                let held = self.load::<LockRecord>(key).await?;
-                Ok(Lock::Held {
-                    holder: held
-                        .as_ref()
-                        .map(|h| h.data.holder.clone())
-                        .unwrap_or_else(|| "another run".into()),
-                    until: held.map(|h| h.data.expires_at).unwrap_or(record.expires_at),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Extend our lease of `name` (written on top of `version`, the lease we hold); the new
-    /// version. A conflict means another run took the lease over: ours is lost.
-    pub async fn renew_lease(
-        &self,
-        name: &CertName,
-        version: u64,
-        now: OffsetDateTime,
-        lease: std::time::Duration,
-        presented: &[crate::dns::Leftover],
-    ) -> Result<u64, Error> {
-        let key = Key::Lock(name);
-        let Some(mut held) = self.load::<LockRecord>(key).await? else {
-            return Err(Error::Vault(vault::Error::CasConflict {
-                path: self.display(key),
-                expected: version,
-            }));
-        };
-        held.data.expires_at = now + lease;
-        held.data.presented = presented.to_vec();
-        self.save(key, &held.data, Expect::Version(version)).await
-    }
-
-    /// The lock of `name`, if any (for `unlock` and `show`).
-    pub async fn load_lock(&self, name: &CertName) -> Result<Option<Versioned<LockRecord>>, Error> {
-        self.load(Key::Lock(name)).await
-    }
-
     /// Delete the latest version of a document (KV v2: the history stays).
     pub async fn delete(&self, key: Key<'_>) -> Result<(), Error> {
         self.kv.delete(&key.path(&self.prefix)).await?;
@@ -416,11 +215,6 @@ impl Store {
             self.journal.note_removed(name);
         }
         Ok(())
-    }
-
-    /// Release the lock of `name` (a KV v2 delete: the history stays).
-    pub async fn unlock_cert(&self, name: &CertName) -> Result<(), Error> {
-        Ok(self.kv.delete(&Key::Lock(name).path(&self.prefix)).await?)
     }
 
     /// The record of `name` and what a write replacing it must expect (its version, the
@@ -616,39 +410,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_messages_lose_quoted_values() {
-        assert_eq!(
-            redact_quoted(r#"invalid type: string "-----BEGIN PRIVATE KEY-----", expected u64"#),
-            r#"invalid type: string "…", expected u64"#
-        );
-        let err = serde_json::from_str::<u64>(r#""secret-value""#).unwrap_err();
-        assert!(!redact_quoted(&err.to_string()).contains("secret-value"));
-    }
-
-    #[test]
-    fn paths() {
-        let web: CertName = "web".parse().unwrap();
-        assert_eq!(Key::Cert(&web).path("certvault"), "certvault/certs/web");
-        assert_eq!(Key::Account("default").path("a/b"), "a/b/accounts/default");
-        assert_eq!(Key::Certs.path("certvault"), "certvault/certs");
-        let v2 = KvVersion::V2;
-        assert_eq!(
-            api_path(v2, "secret", "cv", Key::Cert(&web), Api::Data),
-            "secret/data/cv/certs/web"
-        );
-        assert_eq!(
-            api_path(v2, "secret", "cv", Key::Certs, Api::Metadata),
-            "secret/metadata/cv/certs/"
-        );
-        assert_eq!(
-            api_path(KvVersion::V1, "kv", "cv", Key::AnyLock, Api::Metadata),
-            "kv/cv/locks/*"
-        );
-        assert_eq!(clean_prefix("/a/b/"), Some("a/b"));
-        assert_eq!(clean_prefix("a/../b"), None);
-    }
-}
+mod tests;

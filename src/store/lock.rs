@@ -1,0 +1,130 @@
+//! The per-certificate lock: a short lease its holder renews while it works.
+
+use time::OffsetDateTime;
+
+use crate::model::{CertName, LockRecord, SCHEMA_VERSION};
+use crate::vault::{self, Expect, Versioned};
+
+use super::*;
+
+/// Whether this run holds a certificate's lock.
+#[derive(Debug, Clone)]
+pub enum Lock {
+    /// Ours, at this KV version (the next renewal of the lease writes on top of it), with
+    /// the DNS-01 values a dead holder left presented.
+    Taken {
+        version: u64,
+        leftovers: Vec<crate::dns::Leftover>,
+    },
+    Held {
+        holder: String,
+        until: OffsetDateTime,
+    },
+}
+
+/// The default length of a lock lease (`--lock-lease`); its holder renews it every third
+/// of that while it works.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest lease `--lock-lease` may set.
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether a stored lease still binds: not lapsed, and not further in the future than the
+/// longest possible lease reaches from now (else a skewed or hostile clock wrote it).
+pub fn lease_binds(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+    expires_at > now && expires_at <= now + MAX_LEASE + time::Duration::seconds(5)
+}
+
+impl Store {
+    /// Take the lease of `name` (check-and-set create, or take over a lapsed one).
+    pub async fn lock_cert(
+        &self,
+        name: &CertName,
+        holder: &str,
+        run_id: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<Lock, Error> {
+        let key = Key::Lock(name);
+        let read = self.load_read::<LockRecord>(key).await?;
+        let leftovers = read
+            .doc
+            .as_ref()
+            .map(|d| d.data.presented.clone())
+            .unwrap_or_default();
+        match read.doc {
+            // Our own lease (a write of this run whose answer was lost, e.g. in a Vault
+            // leader election, or a retry): ours to take again at once.
+            Some(held) if !run_id.is_empty() && held.data.run_id == run_id => {}
+            Some(held) if lease_binds(held.data.expires_at, now) => {
+                return Ok(Lock::Held {
+                    holder: held.data.holder,
+                    until: held.data.expires_at,
+                })
+            }
+            // Free (never taken, released), or lapsed: its holder died without releasing it.
+            Some(stale) => {
+                tracing::warn!(cert = %name, holder = %stale.data.holder, "taking over a lapsed lock");
+            }
+            None => {}
+        }
+        let expect = read.expect;
+        let record = LockRecord {
+            schema: SCHEMA_VERSION,
+            holder: holder.to_string(),
+            acquired_at: now,
+            expires_at: now + lease,
+            run_id: run_id.to_string(),
+            presented: Vec::new(),
+        };
+        match self.save(key, &record, expect).await {
+            Ok(version) => Ok(Lock::Taken { version, leftovers }),
+            Err(Error::Vault(
+                vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
+            )) => {
+                // Another run took it between our read and write.
+                let held = self.load::<LockRecord>(key).await?;
+                Ok(Lock::Held {
+                    holder: held
+                        .as_ref()
+                        .map(|h| h.data.holder.clone())
+                        .unwrap_or_else(|| "another run".into()),
+                    until: held.map(|h| h.data.expires_at).unwrap_or(record.expires_at),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Extend our lease of `name` (written on top of `version`, the lease we hold); the new
+    /// version. A conflict means another run took the lease over: ours is lost.
+    pub async fn renew_lease(
+        &self,
+        name: &CertName,
+        version: u64,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        presented: &[crate::dns::Leftover],
+    ) -> Result<u64, Error> {
+        let key = Key::Lock(name);
+        let Some(mut held) = self.load::<LockRecord>(key).await? else {
+            return Err(Error::Vault(vault::Error::CasConflict {
+                path: self.display(key),
+                expected: version,
+            }));
+        };
+        held.data.expires_at = now + lease;
+        held.data.presented = presented.to_vec();
+        self.save(key, &held.data, Expect::Version(version)).await
+    }
+
+    /// The lock of `name`, if any (for `unlock` and `show`).
+    pub async fn load_lock(&self, name: &CertName) -> Result<Option<Versioned<LockRecord>>, Error> {
+        self.load(Key::Lock(name)).await
+    }
+
+    /// Release the lock of `name` (a KV v2 delete: the history stays).
+    pub async fn unlock_cert(&self, name: &CertName) -> Result<(), Error> {
+        Ok(self.kv.delete(&Key::Lock(name).path(&self.prefix)).await?)
+    }
+}
