@@ -1,6 +1,7 @@
 //! Paths and redaction.
 
 use super::*;
+use crate::vault::KvVersion;
 
 #[test]
 fn serde_messages_lose_quoted_values() {
