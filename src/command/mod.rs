@@ -16,9 +16,9 @@ mod manage;
 mod migrate;
 mod order;
 mod renew;
-mod run_id;
 pub mod report;
 mod revoke;
+mod run_id;
 mod status;
 
 use std::collections::BTreeMap;
@@ -33,12 +33,12 @@ use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
 pub use dns::DnsCommand;
-pub(crate) use run_id::RunId;
 pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
 pub use renew::RenewArgs;
+pub(crate) use run_id::RunId;
 
 #[derive(Debug)]
 pub enum Command {
@@ -128,7 +128,6 @@ pub(crate) struct Context {
     pub run: RunId,
     http: std::sync::OnceLock<reqwest::Client>,
 }
-
 
 /// Stored DNS solver configurations loaded for a run, and the ones that failed to load.
 #[derive(Default)]
