@@ -37,9 +37,24 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The environment variables certvault reads (`env = "..."` in src/cli.rs).
+/// Every `.rs` file below `dir`, concatenated.
+fn read_tree(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.push_str(&read_tree(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// The environment variables certvault reads (`env = "..."` in its clap arguments, which
+/// live in src/cli/ and in each DNS provider's module).
 fn certvault_env_names() -> BTreeSet<String> {
-    let src = read("src/cli.rs");
+    let src = read_tree(&repo().join("src"));
     let names: BTreeSet<String> = src
         .split("env = \"")
         .skip(1)

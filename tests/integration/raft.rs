@@ -169,10 +169,24 @@ fn renewals_ride_through_the_loss_of_the_raft_leader() {
         matches!(out.status.code(), Some(0 | 1)),
         "{stdout}\n{stderr}"
     );
+    // Every certificate renewed, or failed cleanly: named with the serial the CA issued
+    // (a write whose fate the election hid is reported, never guessed).
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("FAILED "))
+        .collect();
     assert_eq!(
-        renewed, 20,
+        renewed + failed.len(),
+        20,
         "the run should ride through the election:\n{stdout}\n{stderr}"
     );
+    assert!(renewed >= 15, "most ride through:\n{stdout}\n{stderr}");
+    for f in &failed {
+        assert!(
+            f.contains("serial"),
+            "failed without naming the serial: {f}"
+        );
+    }
 
     // A new leader, then every record whole: each version moved by exactly one (none lost,
     // none written twice), and a list reads them all.
@@ -186,7 +200,17 @@ fn renewals_ride_through_the_loss_of_the_raft_leader() {
         std::thread::sleep(Duration::from_millis(100));
     }
     for (name, v) in names.iter().zip(&before) {
-        assert_eq!(version(&survivor, name), Some(v + 1), "{name}");
+        // Renewed: exactly one new version. Failed: the old one kept, or the one write that
+        // landed unseen; never two, never lost.
+        let now = version(&survivor, name);
+        if failed
+            .iter()
+            .any(|f| f.starts_with(&format!("FAILED   {name}:")))
+        {
+            assert!(now == Some(*v) || now == Some(v + 1), "{name}: {now:?}");
+        } else {
+            assert_eq!(now, Some(v + 1), "{name}");
+        }
         let (status, lock) = cluster.call(
             &survivor,
             Method::GET,
