@@ -54,7 +54,15 @@ pub async fn register(
             source,
         },
     })?;
-    let value = serde_json::to_value(&creds).map_err(|e| Error::Protocol {
+    stored(&account, &creds)
+}
+
+/// What is kept in Vault of an account: its credentials as JSON, and its URL.
+pub(crate) fn stored(
+    account: &Account,
+    creds: &AccountCredentials,
+) -> Result<(serde_json::Value, String), Error> {
+    let value = serde_json::to_value(creds).map_err(|e| Error::Protocol {
         op: "serialize account",
         source: instant_acme::Error::Json(e),
     })?;

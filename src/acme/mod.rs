@@ -124,7 +124,7 @@ fn problem_text(p: &Problem) -> String {
     s
 }
 
-fn is_account_unknown(p: &Problem) -> bool {
+pub(crate) fn is_account_unknown(p: &Problem) -> bool {
     p.r#type
         .as_deref()
         .is_some_and(|t| t.ends_with(":accountDoesNotExist"))

@@ -288,33 +288,22 @@ pub(super) async fn rows_from_records(
     // Reads for 16 certificates at a time, in name order.
     let loaded: Vec<_> = futures::stream::iter(names)
         .map(|name| async move {
-            let status = ctx.store.load_status(&name).await;
-            let entry = if records_readable {
-                Some(ctx.store.load_entries(vec![name.clone()]).await.remove(0).1)
-            } else {
-                None
-            };
-            let spec = if records_readable {
-                None
-            } else {
-                Some(ctx.store.load_spec(&name).await)
-            };
-            (name, status, entry, spec)
+            // A readable record comes with its status; the monitor reads spec and status.
+            if records_readable {
+                let entry = ctx.store.load_entry(&name).await;
+                return (name, None, Some(entry), None);
+            }
+            let (status, spec) =
+                futures::join!(ctx.store.load_status(&name), ctx.store.load_spec(&name));
+            (name, Some(status), None, Some(spec))
         })
         .buffered(16)
         .collect()
         .await;
     for (name, status, entry, spec) in loaded {
-        let status = match status {
-            Ok(r) => r.doc.map(|d| d.data),
-            Err(e) => {
-                broken.push(fail(&name, crate::error::chain(&e)));
-                continue;
-            }
-        };
         if let Some(entry) = entry {
             match entry {
-                Ok(Some(entry)) => match full_row(&name, &entry, status.as_ref(), now) {
+                Ok(Some(entry)) => match full_row(&name, &entry, entry.status.as_ref(), now) {
                     Ok(row) => rows.push(row),
                     Err(e) => broken.push(fail(&name, e)),
                 },
@@ -323,7 +312,16 @@ pub(super) async fn rows_from_records(
             }
             continue;
         }
-        let Some(spec) = spec else { continue };
+        let (Some(spec), Some(status)) = (spec, status) else {
+            continue;
+        };
+        let status = match status {
+            Ok(r) => r.doc.map(|d| d.data),
+            Err(e) => {
+                broken.push(fail(&name, crate::error::chain(&e)));
+                continue;
+            }
+        };
         let spec = match spec {
             Ok(r) => r.doc.map(|d| d.data.spec),
             Err(e) => {

@@ -25,7 +25,9 @@ pub(super) async fn run(
     let (mut moved, mut failed) = (0, 0);
     for (name, loaded) in ctx.store.load_entries(names).await {
         let entry = match loaded {
-            Ok(Some(Entry { spec: None, cert })) => cert,
+            Ok(Some(Entry {
+                spec: None, cert, ..
+            })) => cert,
             Ok(_) => continue, // already migrated, or deleted
             Err(e) => {
                 failed += 1;

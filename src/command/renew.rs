@@ -325,8 +325,11 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
             Ok(Some(Entry {
                 cert,
                 spec: Some(spec),
+                ..
             })) => (cert, spec.data.spec),
-            Ok(Some(Entry { spec: None, cert })) => {
+            Ok(Some(Entry {
+                spec: None, cert, ..
+            })) => {
                 // Written before specs moved to their own admin-only documents: the spec
                 // in the record may have been changed by a renew token, so it is not used.
                 let mut r = CertResult::new(name.clone(), Verdict::Failed);

@@ -199,11 +199,7 @@ pub async fn find_account(
         }
     };
     let (account, creds) = found.map_err(|e| match e {
-        instant_acme::Error::Api(p)
-            if p.r#type
-                .as_deref()
-                .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
-        {
+        instant_acme::Error::Api(p) if crate::acme::is_account_unknown(&p) => {
             Error::AccountKeyUnknown {
                 directory: directory.to_string(),
             }
@@ -217,11 +213,7 @@ pub async fn find_account(
             source,
         },
     })?;
-    let value = serde_json::to_value(&creds).map_err(|e| Error::Protocol {
-        op: "serialize account",
-        source: instant_acme::Error::Json(e),
-    })?;
-    Ok((value, account.id().to_string()))
+    crate::acme::stored(&account, &creds)
 }
 
 #[cfg(test)]

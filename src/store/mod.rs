@@ -79,6 +79,8 @@ pub type Loaded = Result<Option<Versioned<CertRecord>>, Error>;
 pub struct Entry {
     pub cert: Versioned<CertRecord>,
     pub spec: Option<Versioned<SpecRecord>>,
+    /// The key-free status document, when there is a readable one.
+    pub status: Option<StatusRecord>,
 }
 
 /// The outcome of reading one certificate (`None`: its latest version is deleted).
@@ -177,35 +179,39 @@ impl Store {
         use futures::StreamExt;
         futures::stream::iter(names)
             .map(|n| async move {
-                // The status too, for the index entry (what `list` shows of the last attempt).
-                let (cert, spec, status) = futures::join!(
-                    self.load_read::<CertRecord>(Key::Cert(&n)),
-                    self.load::<SpecRecord>(Key::Spec(&n)),
-                    self.load::<StatusRecord>(Key::Status(&n))
-                );
-                let entry = match (cert, spec) {
-                    (Ok(Read { doc: None, expect }), Ok(spec)) => {
-                        self.journal.note_deleted(&n, expect, spec.as_ref());
-                        Ok(None)
-                    }
-                    (
-                        Ok(Read {
-                            doc: Some(cert), ..
-                        }),
-                        Ok(spec),
-                    ) => {
-                        let entry = Entry { cert, spec };
-                        let status = status.ok().flatten().map(|s| s.data);
-                        self.journal.note_loaded(&n, &entry, status.as_ref());
-                        Ok(Some(entry))
-                    }
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
+                let entry = self.load_entry(&n).await;
                 (n, entry)
             })
             .buffered(16)
             .collect()
             .await
+    }
+
+    /// One certificate with its spec and status (the status also feeds the index entry).
+    pub async fn load_entry(&self, n: &CertName) -> LoadedEntry {
+        let (cert, spec, status) = futures::join!(
+            self.load_read::<CertRecord>(Key::Cert(n)),
+            self.load::<SpecRecord>(Key::Spec(n)),
+            self.load::<StatusRecord>(Key::Status(n))
+        );
+        match (cert, spec) {
+            (Ok(Read { doc: None, expect }), Ok(spec)) => {
+                self.journal.note_deleted(n, expect, spec.as_ref());
+                Ok(None)
+            }
+            (
+                Ok(Read {
+                    doc: Some(cert), ..
+                }),
+                Ok(spec),
+            ) => {
+                let status = status.ok().flatten().map(|s| s.data);
+                let entry = Entry { cert, spec, status };
+                self.journal.note_loaded(n, &entry, entry.status.as_ref());
+                Ok(Some(entry))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
     }
 
     /// Delete the latest version of a document (KV v2: the history stays).

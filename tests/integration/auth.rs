@@ -30,34 +30,6 @@ fn approle(policy: &str) -> (String, String, String) {
     approle_with_ttl(policy, "1h")
 }
 
-/// The same with tokens that live `ttl` (renewable up to an hour).
-fn approle_with_ttl(policy: &str, ttl: &str) -> (String, String, String) {
-    let mount = unique("approle");
-    vault_enable_auth(&mount, "approle");
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault"),
-        Some(&json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": "1h" })),
-    );
-    let role_id = vault_root(
-        Method::GET,
-        &format!("auth/{mount}/role/certvault/role-id"),
-        None,
-    )["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault/secret-id"),
-        None,
-    )["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (mount, role_id, secret_id)
-}
-
 fn with_approle(e: &Env, mount: &str, role_id: &str, secret_id: &str) -> Env {
     let mut a = Env::new("unused");
     a.prefix = e.prefix.clone();

@@ -974,3 +974,31 @@ impl Acme2certifier {
         e
     }
 }
+
+/// An AppRole at a unique mount with `policy`, whose tokens live `ttl` (renewable up to an hour).
+pub fn approle_with_ttl(policy: &str, ttl: &str) -> (String, String, String) {
+    let mount = unique("approle");
+    vault_enable_auth(&mount, "approle");
+    vault_root(
+        reqwest::Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": "1h" })),
+    );
+    let role_id = vault_root(
+        reqwest::Method::GET,
+        &format!("auth/{mount}/role/certvault/role-id"),
+        None,
+    )["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = vault_root(
+        reqwest::Method::POST,
+        &format!("auth/{mount}/role/certvault/secret-id"),
+        None,
+    )["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (mount, role_id, secret_id)
+}

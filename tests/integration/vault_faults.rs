@@ -69,29 +69,7 @@ fn a_wrong_prefix_or_mount_is_an_error_naming_the_path() {
     let hcl = e.run(&["policy", "renew"]).ok().stdout;
     let policy = unique("cv-renew");
     vault_policy(&policy, &hcl);
-    let mount = unique("approle");
-    vault_enable_auth(&mount, "approle");
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault"),
-        Some(&json!({ "token_policies": [policy], "token_ttl": "1h" })),
-    );
-    let role_id = vault_root(
-        Method::GET,
-        &format!("auth/{mount}/role/certvault/role-id"),
-        None,
-    )["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault/secret-id"),
-        None,
-    )["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mount, role_id, secret_id) = approle_with_ttl(&policy, "1h");
     let mut a = Env::new("unused");
     a.prefix = e.prefix.clone();
     a.token = String::new();
