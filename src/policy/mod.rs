@@ -9,7 +9,10 @@ use std::str::FromStr;
 
 use crate::model::CertName;
 use crate::store::{api_path, Api, Key};
+
+mod table;
 use crate::vault::KvVersion;
+use table::{Bind, Cmd, Slot};
 
 /// The roles `certvault policy` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,88 +79,24 @@ pub struct Rule {
     pub why: String,
 }
 
-/// The rules of `role`. `cert` names the certificate of a `reader`.
+/// The rules of `role`: its rows of the [`table::TABLE`], in order. `cert` names the
+/// certificate of a `reader`.
 pub fn rules(role: Role, layout: &Layout<'_>, cert: Option<&CertName>) -> Vec<Rule> {
-    let rule = |key: Key<'_>, api: Api, caps: &[&'static str], why: &str| Rule {
-        path: layout.path(key, api),
-        capabilities: caps.to_vec(),
-        why: why.to_string(),
-    };
-    let mut out = match role {
-        Role::Admin => vec![
-            rule(Key::AnyAccount, Api::Data, &["create", "read", "update"],
-                "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
-            rule(Key::AnySolver, Api::Data, &["create", "read", "update", "delete"],
-                "store DNS solver configurations (with their API credentials) for `renew` to use (`certvault dns add`), try them (`dns test`) and remove unused ones (`dns remove`)"),
-            rule(Key::Solvers, Api::Metadata, &["list"],
-                "list the stored DNS solvers (`certvault dns list`)"),
-            rule(Key::AnySpec, Api::Data, &["create", "read", "update", "delete"],
-                "define certificates (`certvault issue`, `certvault migrate`) and retire them (`certvault delete`): names, DNS solver, hooks and deploy hook; `renew` orders and runs only what these say"),
-            rule(Key::AnyCert, Api::Data, &["create", "read", "update", "delete"],
-                "store issued certificates and their keys (`certvault issue`); `certvault delete` deletes the latest version (KV history stays: no destroy)"),
-            rule(Key::AnyStatus, Api::Data, &["create", "read", "update", "delete"],
-                "record each certificate's last attempt and failures (no key material)"),
-            rule(Key::Certs, Api::Metadata, &["list"],
-                "list certificate records (`certvault list`, `certvault renew`)"),
-            rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
-                "take and release the per-certificate lock while issuing; break a dead run's lock (`certvault unlock`)"),
-            rule(Key::AnyIndex, Api::Data, &["create", "read", "update", "delete"],
-                "keep the renewal index current when issuing, editing or retiring; `certvault index rebuild` rewrites it and deletes documents left empty; `list --verify` compares it with the records"),
-            rule(Key::AnyPause, Api::Data, &["create", "read", "update", "delete"],
-                "record and clear a CA's pause after it rate-limited new orders (no key material)"),
-        ],
-        Role::Renew => vec![
-            rule(Key::AnyAccount, Api::Data, &["read"],
-                "use the ACME account (its key signs the orders); never change it"),
-            rule(Key::AnySolver, Api::Data, &["read"],
-                "use the stored DNS solver configurations; never change them"),
-            rule(Key::AnySpec, Api::Data, &["read"],
-                "read what each certificate is (names, solver, hooks); never change it, so this token cannot choose what renew orders or runs"),
-            rule(Key::AnyCert, Api::Data, &["read", "update"],
-                "read certificate records and write renewed ones back (check-and-set on KV v2); no new records. What this role can still do: write certificate material (a certificate and key of its choosing) into existing records, which is what renewing means; consumers trust these records, so guard this token like the keys it writes"),
-            rule(Key::AnyStatus, Api::Data, &["create", "read", "update"],
-                "record each certificate's last attempt and failures (no key material)"),
-            rule(Key::Certs, Api::Metadata, &["list"],
-                "find the certificate records to renew"),
-            rule(Key::AnyLock, Api::Data, &["create", "read", "update", "delete"],
-                "take and release the per-certificate lock while renewing"),
-            rule(Key::AnyIndex, Api::Data, &["create", "read", "update"],
-                "read the renewal index to load only what is due, and update the entries of the records this run read or wrote (check-and-set); no delete, so no rebuild"),
-            rule(Key::AnyPause, Api::Data, &["create", "read", "update"],
-                "remember that a CA rate-limited new orders, so the next run waits too (key-free: the account document and its key stay read-only)"),
-        ],
-        Role::Monitor => vec![
-            rule(Key::Certs, Api::Metadata, &["list"],
-                "find the certificates (`certvault list`)"),
-            rule(Key::AnySpec, Api::Data, &["read"],
-                "read what each certificate is (names, renewal settings)"),
-            rule(Key::AnyStatus, Api::Data, &["read"],
-                "read each certificate's expiry, last attempt and failures; no private key is in these documents"),
-            rule(Key::AnyIndex, Api::Data, &["read"],
-                "read the renewal index (expiry, renewal point, last attempt; no key material), so `list` needs no read per certificate"),
-        ],
-        Role::Reader => match cert {
-            Some(name) => vec![rule(Key::Cert(name), Api::Data, &["read"],
-                "read this one certificate and its key (Vault Agent template, External Secrets); nothing else")],
-            None => Vec::new(),
-        },
-    };
-    // KV v2 metadata (versions and times, no document data): how a run finds index entries
-    // made from an older record or spec. On KV v1 the same path would be the documents.
-    if layout.version == KvVersion::V2 && matches!(role, Role::Admin | Role::Renew | Role::Monitor)
-    {
-        for key in [Key::AnyCert, Key::AnySpec] {
-            out.push(rule(key, Api::Metadata, &["read"],
-                "check the renewal index against the current versions of records and specs (KV metadata: versions and times, no document data)"));
-        }
-    }
-    if matches!(role, Role::Admin | Role::Renew | Role::Monitor) {
-        out.push(Rule {
-            path: "sys/capabilities-self".into(),
-            capabilities: vec!["update"],
-            why: "certvault checks its own capabilities at start (also granted by Vault's `default` policy)".into(),
+    let out = table::TABLE
+        .iter()
+        .filter(|row| row.roles.contains(&role) && row.applies(layout.version))
+        .filter_map(|row| {
+            let path = match row.slot {
+                Slot::CapabilitiesSelf => "sys/capabilities-self".to_string(),
+                _ if role == Role::Reader => layout.path(row.slot.key(Bind::cert(cert?)), row.api),
+                _ => layout.path(row.slot.key(Bind::NONE), row.api),
+            };
+            Some(Rule {
+                path,
+                capabilities: row.grants.iter().map(|(cap, _)| *cap).collect(),
+                why: row.why.to_string(),
+            })
         });
-    }
     // KV v1 has one path for documents and listing: merge stanzas for the same path.
     let mut merged: Vec<Rule> = Vec::new();
     for r in out {
@@ -279,183 +218,86 @@ pub enum Work<'a> {
     },
 }
 
-/// The capabilities `work` needs. Record names not known in advance are checked as the
-/// glob (`certs/*`), which is how the policies grant them.
-pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
-    let need = |cap: &'static str, key: Key<'_>, api: Api, role: Role| Need {
-        capability: cap,
-        path: layout.path(key, api),
-        role,
-    };
-    let mut out = match_needs(work, layout, &need);
-    if layout.version == KvVersion::V2 && matches!(work, Work::Renew { .. } | Work::List) {
-        let role = if matches!(work, Work::List) {
-            Role::Monitor
-        } else {
-            Role::Renew
+impl<'a> Work<'a> {
+    /// The command's entry in the table, and the names it binds.
+    fn parts(self) -> (Cmd, Bind<'a>) {
+        let mut b = Bind::NONE;
+        let cmd = match self {
+            Work::Init { account } => {
+                b.account = Some(account);
+                Cmd::Init
+            }
+            Work::Issue { account, cert } => {
+                (b.account, b.cert) = (Some(account), Some(cert));
+                Cmd::Issue
+            }
+            Work::List => Cmd::List,
+            Work::Verify => Cmd::Verify,
+            Work::Rebuild => Cmd::Rebuild,
+            Work::Renew { account } => {
+                b.account = Some(account);
+                Cmd::Renew
+            }
+            Work::DnsAdd { solver } => {
+                b.solver = Some(solver);
+                Cmd::DnsAdd
+            }
+            Work::DnsList => Cmd::DnsList,
+            Work::DnsTest { solver } => {
+                b.solver = Some(solver);
+                Cmd::DnsTest
+            }
+            Work::DnsRemove { solver } => {
+                b.solver = Some(solver);
+                Cmd::DnsRemove
+            }
+            Work::Migrate => Cmd::Migrate,
+            Work::Import => Cmd::Import,
+            Work::Show { cert } => {
+                b.cert = Some(cert);
+                Cmd::Show
+            }
+            Work::Unlock { cert } => {
+                b.cert = Some(cert);
+                Cmd::Unlock
+            }
+            Work::Delete { cert } => {
+                b.cert = Some(cert);
+                Cmd::Delete
+            }
+            Work::Revoke { account, cert } => {
+                (b.account, b.cert) = (Some(account), Some(cert));
+                Cmd::Revoke
+            }
+            Work::Account { account } => {
+                b.account = Some(account);
+                Cmd::Account
+            }
         };
-        for key in [Key::AnyCert, Key::AnySpec] {
-            out.push(need("read", key, Api::Metadata, role));
-        }
+        (cmd, b)
     }
-    out
 }
 
-fn match_needs(
-    work: Work<'_>,
-    layout: &Layout<'_>,
-    need: &dyn Fn(&'static str, Key<'_>, Api, Role) -> Need,
-) -> Vec<Need> {
-    let _ = layout;
-    match work {
-        Work::Init { account } => ["read", "create", "update"]
-            .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
-            .to_vec(),
-        Work::Issue { account, cert } => {
-            let mut v = vec![
-                need("read", Key::Account(account), Api::Data, Role::Admin),
-                need("read", Key::AnySolver, Api::Data, Role::Admin),
-            ];
-            v.extend(
-                ["read", "create", "update", "delete"]
-                    .map(|c| need(c, Key::AnyLock, Api::Data, Role::Admin)),
-            );
-            for key in [
-                Key::Cert(cert),
-                Key::Spec(cert),
-                Key::Status(cert),
-                Key::AnyIndex,
-            ] {
-                v.extend(
-                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
-                );
-            }
-            v
-        }
-        Work::List => vec![
-            need("list", Key::Certs, Api::Metadata, Role::Monitor),
-            need("read", Key::AnySpec, Api::Data, Role::Monitor),
-            need("read", Key::AnyStatus, Api::Data, Role::Monitor),
-            need("read", Key::AnyIndex, Api::Data, Role::Monitor),
-        ],
-        Work::Verify => vec![
-            need("list", Key::Certs, Api::Metadata, Role::Admin),
-            need("read", Key::AnyCert, Api::Data, Role::Admin),
-            need("read", Key::AnySpec, Api::Data, Role::Admin),
-            need("read", Key::AnyStatus, Api::Data, Role::Admin),
-            need("read", Key::AnyIndex, Api::Data, Role::Admin),
-        ],
-        Work::Rebuild => {
-            let mut v = vec![
-                need("list", Key::Certs, Api::Metadata, Role::Admin),
-                need("read", Key::AnyCert, Api::Data, Role::Admin),
-                need("read", Key::AnySpec, Api::Data, Role::Admin),
-                need("read", Key::AnyStatus, Api::Data, Role::Admin),
-            ];
-            v.extend(
-                ["read", "create", "update", "delete"]
-                    .map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)),
-            );
-            v
-        }
-        Work::Show { cert } => [
-            Key::Cert(cert),
-            Key::Spec(cert),
-            Key::Status(cert),
-            Key::Lock(cert),
-        ]
-        .map(|k| need("read", k, Api::Data, Role::Renew))
-        .to_vec(),
-        Work::Unlock { cert } => ["read", "delete"]
-            .map(|c| need(c, Key::Lock(cert), Api::Data, Role::Admin))
-            .to_vec(),
-        Work::Delete { cert } => [Key::Cert(cert), Key::Spec(cert), Key::Status(cert)]
-            .into_iter()
-            .flat_map(|k| ["read", "delete"].map(|c| need(c, k, Api::Data, Role::Admin)))
-            .chain(["read", "update"].map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)))
-            .collect(),
-        Work::Migrate => {
-            let mut v = vec![
-                need("list", Key::Certs, Api::Metadata, Role::Admin),
-                need("read", Key::AnyCert, Api::Data, Role::Admin),
-            ];
-            for key in [Key::AnySpec, Key::AnyStatus, Key::AnyIndex] {
-                v.extend(
-                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
-                );
-            }
-            v
-        }
-        Work::Import => {
-            let mut v = Vec::new();
-            for key in [
-                Key::AnyAccount,
-                Key::AnySolver,
-                Key::AnyCert,
-                Key::AnySpec,
-                Key::AnyStatus,
-                Key::AnyIndex,
-            ] {
-                v.extend(
-                    ["read", "create", "update"].map(|c| need(c, key, Api::Data, Role::Admin)),
-                );
-            }
-            v
-        }
-        Work::Renew { account } => vec![
-            need("list", Key::Certs, Api::Metadata, Role::Renew),
-            need("read", Key::AnyCert, Api::Data, Role::Renew),
-            need("update", Key::AnyCert, Api::Data, Role::Renew),
-            need("read", Key::AnySpec, Api::Data, Role::Renew),
-            need("read", Key::AnyStatus, Api::Data, Role::Renew),
-            need("create", Key::AnyStatus, Api::Data, Role::Renew),
-            need("update", Key::AnyStatus, Api::Data, Role::Renew),
-            need("read", Key::Account(account), Api::Data, Role::Renew),
-            need("read", Key::AnySolver, Api::Data, Role::Renew),
-            need("read", Key::AnyLock, Api::Data, Role::Renew),
-            need("create", Key::AnyLock, Api::Data, Role::Renew),
-            need("update", Key::AnyLock, Api::Data, Role::Renew),
-            need("delete", Key::AnyLock, Api::Data, Role::Renew),
-            need("read", Key::AnyIndex, Api::Data, Role::Renew),
-            need("create", Key::AnyIndex, Api::Data, Role::Renew),
-            need("update", Key::AnyIndex, Api::Data, Role::Renew),
-            need("read", Key::AnyPause, Api::Data, Role::Renew),
-            need("create", Key::AnyPause, Api::Data, Role::Renew),
-            need("update", Key::AnyPause, Api::Data, Role::Renew),
-        ],
-        Work::Revoke { account, cert } => {
-            let mut v = vec![
-                need("read", Key::Account(account), Api::Data, Role::Admin),
-                need("read", Key::Spec(cert), Api::Data, Role::Admin),
-            ];
-            for key in [Key::Cert(cert), Key::Status(cert)] {
-                v.extend(["read", "update"].map(|c| need(c, key, Api::Data, Role::Admin)));
-            }
-            v.extend(
-                ["read", "create", "update"]
-                    .map(|c| need(c, Key::AnyIndex, Api::Data, Role::Admin)),
-            );
-            v
-        }
-        Work::Account { account } => ["read", "update"]
-            .map(|c| need(c, Key::Account(account), Api::Data, Role::Admin))
-            .to_vec(),
-        Work::DnsAdd { solver } => ["read", "create", "update"]
-            .map(|c| need(c, Key::Solver(solver), Api::Data, Role::Admin))
-            .to_vec(),
-        Work::DnsList => vec![
-            need("list", Key::Solvers, Api::Metadata, Role::Admin),
-            need("read", Key::AnySolver, Api::Data, Role::Admin),
-        ],
-        Work::DnsTest { solver } => vec![need("read", Key::Solver(solver), Api::Data, Role::Admin)],
-        Work::DnsRemove { solver } => vec![
-            need("read", Key::Solver(solver), Api::Data, Role::Admin),
-            need("delete", Key::Solver(solver), Api::Data, Role::Admin),
-            need("list", Key::Certs, Api::Metadata, Role::Admin),
-            need("read", Key::AnyCert, Api::Data, Role::Admin),
-            need("read", Key::AnySpec, Api::Data, Role::Admin),
-        ],
-    }
+/// The capabilities `work` needs: every capability that a row of its role's table checks
+/// for the command. Names the command knows (its account, certificate, solver) are checked
+/// on their own paths; the rest as the glob (`certs/*`), which is how the policies grant them.
+pub fn needs(work: Work<'_>, layout: &Layout<'_>) -> Vec<Need> {
+    let (cmd, bind) = work.parts();
+    let role = cmd.role();
+    table::TABLE
+        .iter()
+        .filter(|row| row.roles.contains(&role) && row.applies(layout.version))
+        .flat_map(|row| {
+            row.grants
+                .iter()
+                .filter(move |(_, by)| by.contains(&cmd))
+                .map(move |(cap, _)| Need {
+                    capability: cap,
+                    path: layout.path(row.slot.key(bind), row.api),
+                    role,
+                })
+        })
+        .collect()
 }
 
 /// The needs that `have` (path → capabilities, from `sys/capabilities-self`) lacks.

@@ -207,3 +207,51 @@ fn root_grants_all_and_deny_wins() {
         .collect();
     assert_eq!(missing(needs, &deny).len(), 6);
 }
+
+/// Printed policies and start-up checks come from one table: for every command, a token
+/// holding exactly the policy of the command's role passes its check, on KV v1 and v2, and
+/// every missing capability would name that role.
+#[test]
+fn every_command_passes_with_its_own_roles_policy() {
+    let web: CertName = "web".parse().unwrap();
+    let account = "default";
+    for layout in [
+        V2,
+        Layout {
+            version: KvVersion::V1,
+            ..V2
+        },
+    ] {
+        for work in [
+            Work::Init { account },
+            Work::Issue {
+                account,
+                cert: &web,
+            },
+            Work::List,
+            Work::Renew { account },
+            Work::DnsAdd { solver: "cf" },
+            Work::DnsList,
+            Work::DnsTest { solver: "cf" },
+            Work::DnsRemove { solver: "cf" },
+            Work::Migrate,
+            Work::Import,
+            Work::Show { cert: &web },
+            Work::Unlock { cert: &web },
+            Work::Delete { cert: &web },
+            Work::Revoke {
+                account,
+                cert: &web,
+            },
+            Work::Account { account },
+            Work::Verify,
+            Work::Rebuild,
+        ] {
+            let needs = needs(work, &layout);
+            assert!(!needs.is_empty(), "{work:?} checks nothing");
+            let role = needs[0].role;
+            assert!(needs.iter().all(|n| n.role == role), "{work:?}");
+            assert_eq!(check(role, &layout, work), vec![], "{work:?} as {role}");
+        }
+    }
+}
