@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-/// How long a hook may run before it is killed.
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::defaults::HOOK_TIMEOUT;
 
 /// Environment variables never passed to a hook.
 pub fn is_credential(name: &str) -> bool {

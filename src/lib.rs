@@ -6,6 +6,7 @@ pub mod ari;
 pub mod auth;
 pub mod ca;
 pub mod command;
+pub mod defaults;
 pub mod dns;
 pub mod error;
 pub mod hook;

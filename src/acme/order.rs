@@ -20,15 +20,6 @@ pub struct Timeouts {
     pub issuance: Duration,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            validation: Duration::from_secs(300),
-            issuance: Duration::from_secs(300),
-        }
-    }
-}
-
 /// How this one order differs from a plain new order.
 #[derive(Default)]
 pub struct OrderOptions {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
+use certvault::defaults;
 use certvault::dns::{self};
 use certvault::model::{
     CertName, DomainName, HumanDuration, KeyType, RecordLayout, Secret, SolverName,
@@ -130,10 +131,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         force: bool,
         /// How many orders run at once.
-        #[arg(long, env = "CERTVAULT_CONCURRENCY", default_value_t = 8)]
+        #[arg(long, env = "CERTVAULT_CONCURRENCY", default_value_t = defaults::CONCURRENCY)]
         concurrency: usize,
         /// Length of a certificate's lock lease, renewed while a run works on it (at most 10m).
-        #[arg(long, env = "CERTVAULT_LOCK_LEASE", default_value = "60s")]
+        #[arg(long, env = "CERTVAULT_LOCK_LEASE", default_value_t = defaults::LOCK_LEASE.into())]
         lock_lease: HumanDuration,
         /// Only these certificates.
         names: Vec<CertName>,
@@ -166,7 +167,7 @@ pub(crate) enum Cmd {
         jitter: Duration,
         /// After this many timeouts or 5xx answers in a row from one CA, start no new
         /// orders to it in this run (the rest are deferred).
-        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = 3)]
+        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = defaults::CA_FAILURES)]
         ca_failures: u32,
     },
     /// Change settings of one certificate (same rules as issue for when it reissues).

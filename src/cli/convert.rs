@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use certvault::command::{
     DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges,
 };
+use certvault::defaults::{self, ISSUANCE_TIMEOUT};
 use certvault::dns::{self, Config as DnsConfig};
 use certvault::model::{InvalidInput, Secret, SolverSpec};
 use certvault::vault::KvVersion;
@@ -87,8 +88,8 @@ impl Cli {
     pub fn into_parts(self) -> Result<(Logging, Settings, Command), InvalidInput> {
         let mut g = self.global;
         let auth = auth_method(&mut g);
-        let mut concurrency_flag = 8;
-        let mut lease_flag = certvault::store::LEASE;
+        let mut concurrency_flag = defaults::CONCURRENCY;
+        let mut lease_flag = defaults::LOCK_LEASE;
         // Commands that may order certificates need a token that outlives an order.
         let orders = matches!(self.command, Cmd::Issue { .. } | Cmd::Renew { .. });
         let command = match self.command {
@@ -308,7 +309,9 @@ impl Cli {
                         reason: "use at least 1 (or leave it unset for no limit)",
                     });
                 }
-                if lock_lease.0 > certvault::store::MAX_LEASE || lock_lease.0.as_secs() < 3 {
+                if lock_lease.0 > defaults::MAX_LOCK_LEASE
+                    || lock_lease.0 < defaults::MIN_LOCK_LEASE
+                {
                     return Err(InvalidInput {
                         what: "--lock-lease",
                         value: lock_lease.to_string(),

@@ -1,11 +1,11 @@
 //! The settings every command shares (Vault, ACME, DNS, logging) and the Vault login.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
+use certvault::defaults;
 use certvault::model::{AccountName, HumanDuration, Secret};
 
 /// Settings every command shares: shown after each command's own options.
@@ -88,7 +88,7 @@ pub(crate) struct Global {
     #[arg(
         long,
         env = "CERTVAULT_VAULT_RETRY_TIMEOUT",
-        default_value = "60s",
+        default_value_t = defaults::VAULT_RETRY_TIMEOUT.into(),
         global = true
     )]
     pub(crate) vault_retry_timeout: HumanDuration,
@@ -118,7 +118,7 @@ pub(crate) struct Global {
     #[arg(
         long,
         env = "CERTVAULT_VALIDATION_TIMEOUT",
-        default_value = "5m",
+        default_value_t = defaults::VALIDATION_TIMEOUT.into(),
         global = true
     )]
     pub(crate) validation_timeout: HumanDuration,
@@ -139,7 +139,7 @@ pub(crate) struct Global {
     #[arg(
         long,
         env = "CERTVAULT_PROPAGATION_TIMEOUT",
-        default_value = "5m",
+        default_value_t = defaults::PROPAGATION_TIMEOUT.into(),
         global = true
     )]
     pub(crate) propagation_timeout: HumanDuration,
@@ -147,7 +147,7 @@ pub(crate) struct Global {
     #[arg(
         long,
         env = "CERTVAULT_PROPAGATION_INTERVAL",
-        default_value = "1s",
+        default_value_t = defaults::PROPAGATION_INTERVAL.into(),
         global = true
     )]
     pub(crate) propagation_interval: HumanDuration,
@@ -173,9 +173,6 @@ pub(crate) enum LogFormat {
     Text,
     Json,
 }
-
-/// How long the CA may take to issue once an order is finalized.
-pub(crate) const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A secret from the environment (non-empty) or else a file.
 /// Secrets are wrapped as soon as they are parsed, so no `Debug` of the parsed command line

@@ -30,7 +30,7 @@ fn default_base_url() -> String {
 }
 
 fn default_ttl() -> u32 {
-    120
+    crate::defaults::CLOUDFLARE_RECORD_TTL
 }
 
 /// `certvault dns add cloudflare NAME` (the API token from CERTVAULT_DNS_SECRET or stdin).

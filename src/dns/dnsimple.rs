@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 fn default_ttl() -> u32 {
-    60
+    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add dnsimple NAME` (the token from CERTVAULT_DNS_SECRET or stdin).

@@ -31,7 +31,7 @@ fn default_server_id() -> String {
 }
 
 fn default_ttl() -> u32 {
-    60
+    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add powerdns NAME --api-url URL` (the API key from CERTVAULT_DNS_SECRET

@@ -42,7 +42,7 @@ fn default_algorithm() -> String {
 }
 
 fn default_ttl() -> u32 {
-    60
+    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add rfc2136 NAME --server HOST[:PORT] --tsig-key KEY` (the TSIG secret

@@ -282,6 +282,13 @@ impl FromStr for HumanDuration {
     }
 }
 
+impl From<Duration> for HumanDuration {
+    /// A default setting, written as humantime writes it (`300s` → `5m`).
+    fn from(d: Duration) -> Self {
+        Self(d, humantime::format_duration(d).to_string())
+    }
+}
+
 impl TryFrom<String> for HumanDuration {
     type Error = InvalidInput;
     fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -22,17 +22,11 @@ pub enum Lock {
     },
 }
 
-/// The default length of a lock lease (`--lock-lease`); its holder renews it every third
-/// of that while it works.
-pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The longest lease `--lock-lease` may set.
-pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// Whether a stored lease still binds: not lapsed, and not further in the future than the
 /// longest possible lease reaches from now (else a skewed or hostile clock wrote it).
 pub fn lease_binds(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
-    expires_at > now && expires_at <= now + MAX_LEASE + time::Duration::seconds(5)
+    expires_at > now
+        && expires_at <= now + crate::defaults::MAX_LOCK_LEASE + time::Duration::seconds(5)
 }
 
 impl Store {

@@ -27,7 +27,6 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 use crate::auth::{self, Method};
 pub use http::Cause;
-pub use retry::DEFAULT_BUDGET as DEFAULT_RETRY_TIMEOUT;
 pub use token::Lifetime;
 
 /// The KV secrets engine version of the mount.

@@ -1,14 +1,11 @@
 //! Bounded retries for idempotent requests: exponential backoff with jitter, within a total
-//! time budget (`--vault-retry-timeout`, default [`DEFAULT_BUDGET`], longer than a Raft
+//! time budget (`--vault-retry-timeout`, default [`crate::defaults::VAULT_RETRY_TIMEOUT`], longer than a Raft
 //! election: OpenBao elects a new leader about 11 s after the old one dies).
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::http::Failure;
-
-/// The default total time spent retrying one request.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(4);

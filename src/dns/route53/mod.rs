@@ -63,7 +63,7 @@ fn default_endpoint() -> String {
 }
 
 fn default_ttl() -> u32 {
-    60
+    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add route53 NAME [--access-key-id ID]` (with an access key id, the secret
