@@ -57,6 +57,48 @@ pub async fn register(
     stored(&account, &creds)
 }
 
+/// The account a P-256 key (PKCS#8 DER) belongs to at `directory`, found with
+/// `onlyReturnExisting`: (instant-acme credentials to store, account URL). Never registers
+/// an account.
+pub async fn find_account(
+    http: &reqwest::Client,
+    directory: &str,
+    pkcs8: &[u8],
+) -> Result<(serde_json::Value, String), Error> {
+    let signer = || {
+        instant_acme::Key::from_pkcs8_der(rustls::pki_types::PrivatePkcs8KeyDer::from(
+            pkcs8.to_vec(),
+        ))
+    };
+    signer().map_err(|source| Error::Protocol {
+        op: "load the account key",
+        source,
+    })?;
+    let (account, creds) = nonce_retry!(
+        async {
+            let der = rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8.to_vec().into());
+            builder(http)
+                .from_key((signer()?, der), directory.to_string())
+                .await
+        }
+        .await
+    )
+    .map_err(|e| match e {
+        instant_acme::Error::Api(p) if is_account_unknown(&p) => Error::AccountKeyUnknown {
+            directory: directory.to_string(),
+        },
+        instant_acme::Error::Api(problem) => Error::Refused {
+            op: "the account lookup (onlyReturnExisting)",
+            problem,
+        },
+        source => Error::Directory {
+            url: directory.to_string(),
+            source,
+        },
+    })?;
+    stored(&account, &creds)
+}
+
 /// What is kept in Vault of an account: its credentials as JSON, and its URL.
 pub(crate) fn stored(
     account: &Account,

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus,
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::dns;
 use crate::model::{Issued, KeyType, Secret, Spec};
@@ -37,33 +38,62 @@ pub struct Env<'a> {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Poll the order while its status is `busy`: short polls first (Pebble and Let's Encrypt
-/// usually answer within a second), backing off by 1.5x up to 2 s, with a last check at the
-/// deadline. An order error comes back as `Error::Api`, the deadline as `Error::Timeout`.
-pub(super) async fn wait_while(
-    order: &mut instant_acme::Order,
-    busy: OrderStatus,
-    timeout: Duration,
-) -> Result<OrderStatus, instant_acme::Error> {
-    const FIRST: Duration = Duration::from_millis(50);
-    const LONGEST: Duration = Duration::from_secs(2);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut delay = FIRST;
-    loop {
-        let state = nonce_retry!(order.refresh().await)?;
-        if let Some(problem) = &state.error {
-            return Err(instant_acme::Error::Api(problem.clone()));
-        }
-        if state.status != busy {
-            return Ok(state.status);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Err(instant_acme::Error::Timeout(None));
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = delay.mul_f32(1.5).min(LONGEST);
+/// Polling an order: quick polls first (Pebble and Let's Encrypt usually answer within a
+/// second), from 50 ms growing by 1.5x for a few seconds, then every 2 s until the deadline.
+/// Each stretch is an instant-acme [`RetryPolicy`], so a `Retry-After` from the CA is
+/// honoured (one that lies beyond the deadline ends the wait as a timeout).
+const FIRST_POLL: Duration = Duration::from_millis(50);
+const QUICK_POLLS: Duration = Duration::from_secs(5);
+const STEADY_POLL: Duration = Duration::from_secs(2);
+
+/// The policy for the next stretch of polling that started at `started`; `None` once too
+/// little time is left before `deadline` for another poll.
+fn next_policy(started: Instant, deadline: Instant) -> Option<RetryPolicy> {
+    let now = Instant::now();
+    let left = deadline.checked_duration_since(now)?;
+    let quick_end = started + QUICK_POLLS;
+    if now < quick_end {
+        let stretch = (quick_end - now).min(left);
+        Some(
+            RetryPolicy::new()
+                .initial_delay(FIRST_POLL)
+                .backoff(1.5)
+                .timeout(stretch),
+        )
+    } else if left > STEADY_POLL {
+        Some(
+            RetryPolicy::new()
+                .initial_delay(STEADY_POLL)
+                .backoff(1.0)
+                .timeout(left),
+        )
+    } else {
+        None
     }
+}
+
+/// Poll with `$step` (given the `RetryPolicy` of each stretch) until it answers or `$timeout`
+/// passes: the end of a stretch starts the next one, and a `badNonce` (after instant-acme's
+/// own attempts) polls again, at most [`NONCE_RETRIES`] times, within the same deadline.
+macro_rules! poll_until {
+    ($timeout:expr, |$policy:ident| $step:expr) => {{
+        let started = Instant::now();
+        let deadline = started + $timeout;
+        let mut nonces = NONCE_RETRIES;
+        loop {
+            let Some($policy) = next_policy(started, deadline) else {
+                break Err(instant_acme::Error::Timeout(None));
+            };
+            match $step {
+                Err(instant_acme::Error::Timeout(None)) => continue,
+                Err(e) if nonces > 0 && is_bad_nonce(&e) => {
+                    nonces -= 1;
+                    tracing::debug!("badNonce from the CA while polling; polling again");
+                }
+                other => break other,
+            }
+        }
+    }};
 }
 
 /// An instant-acme error of step `op` as ours.
@@ -179,25 +209,23 @@ pub async fn obtain(
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
     nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;
-    let issued = async {
-        wait_while(&mut order, OrderStatus::Processing, timeouts.issuance).await?;
-        nonce_retry!(order.certificate().await)
-    };
-    let pem = issued
-        .await
-        .map_err(|e| match e {
-            instant_acme::Error::Timeout(_) => Error::Timeout {
-                wanted: "valid",
-                seconds: timeouts.issuance.as_secs(),
-                status: "processing".into(),
-            },
-            e => refused("downloading the certificate", directory, e),
-        })?
-        .ok_or(Error::Timeout {
+    let pem = poll_until!(timeouts.issuance, |policy| order
+        .poll_certificate(&policy)
+        .await)
+    .map_err(|e| match e {
+        instant_acme::Error::Timeout(_) => Error::Timeout {
+            wanted: "valid",
+            seconds: timeouts.issuance.as_secs(),
+            status: "processing".into(),
+        },
+        // The order ended without a certificate (invalid after finalizing).
+        instant_acme::Error::Str(_) => Error::Timeout {
             wanted: "valid",
             seconds: timeouts.issuance.as_secs(),
             status: "not valid".into(),
-        })?;
+        },
+        e => refused("downloading the certificate", directory, e),
+    })?;
     let chain = x509::split_chain(&pem)?;
     Ok(Issued {
         cert: chain.cert,
@@ -254,7 +282,10 @@ pub(super) async fn validate(
             }
         }
     }
-    let status = match wait_while(order, OrderStatus::Pending, timeouts.validation).await {
+    let polled = poll_until!(timeouts.validation, |policy| order
+        .poll_ready(&policy)
+        .await);
+    let status = match polled {
         Ok(s) => s,
         Err(instant_acme::Error::Timeout(_)) => {
             return Err(Error::Timeout {

@@ -161,59 +161,13 @@ fn p256_pkcs8(d: &[u8], x: &[u8], y: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The account a P-256 key belongs to at `directory`, found with `onlyReturnExisting`:
-/// (instant-acme credentials to store, account URL). Never registers an account.
+/// The account a P-256 key belongs to at `directory` (see [`crate::acme::find_account`]).
 pub async fn find_account(
     http: &reqwest::Client,
     directory: &str,
     key: &Pkcs8,
 ) -> Result<(Value, String), crate::acme::Error> {
-    use crate::acme::Error;
-    let mut left = 8;
-    let found = loop {
-        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.0.clone().into());
-        let signer = match instant_acme::Key::from_pkcs8_der(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(key.0.clone()),
-        ) {
-            Ok(s) => s,
-            Err(source) => {
-                return Err(Error::Protocol {
-                    op: "load the account key",
-                    source,
-                })
-            }
-        };
-        match crate::acme::builder(http)
-            .from_key((signer, der), directory.to_string())
-            .await
-        {
-            Err(instant_acme::Error::Api(p))
-                if left > 0
-                    && p.r#type
-                        .as_deref()
-                        .is_some_and(|t| t.ends_with(":badNonce")) =>
-            {
-                left -= 1;
-            }
-            other => break other,
-        }
-    };
-    let (account, creds) = found.map_err(|e| match e {
-        instant_acme::Error::Api(p) if crate::acme::is_account_unknown(&p) => {
-            Error::AccountKeyUnknown {
-                directory: directory.to_string(),
-            }
-        }
-        instant_acme::Error::Api(problem) => Error::Refused {
-            op: "the account lookup (onlyReturnExisting)",
-            problem,
-        },
-        source => Error::Directory {
-            url: directory.to_string(),
-            source,
-        },
-    })?;
-    crate::acme::stored(&account, &creds)
+    crate::acme::find_account(http, directory, &key.0).await
 }
 
 #[cfg(test)]
