@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use certvault::dns::{self, AnyProvider, TxtRecord};
 use certvault::model::Secret;
 
-use crate::fake_api::{FakeApi, Flavor};
+use crate::fake_api::{served_txt, FakeApi, Flavor};
 use crate::harness::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -40,12 +40,13 @@ pub fn provider(solver: &str, config: &dns::Config, http: &reqwest::Client) -> A
 }
 
 /// Poll the TXT values at `name` on every server (`ip:port`) until `check` holds (10 s).
+/// Each answer must come from the server as the name's authority (see [`served_txt`]).
 #[track_caller]
 pub fn wait_txt(servers: &[String], name: &str, what: &str, check: impl Fn(&[String]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for server in servers {
         loop {
-            let values = dig_txt(server, name);
+            let values = served_txt(server, name);
             if check(&values) {
                 break;
             }
@@ -168,7 +169,10 @@ fn conformance_cloudflare() {
         Target::bind("cf.test"),
     );
     // Every request carried the token as a Bearer credential.
-    assert!(api.requests().iter().all(|r| r.2 == "Bearer cf-token-conf"));
+    assert!(api
+        .requests()
+        .iter()
+        .all(|r| r.authorization == "Bearer cf-token-conf"));
 }
 
 #[test]
@@ -188,15 +192,16 @@ fn conformance_dnsimple() {
     );
     let reqs = api.requests();
     assert!(
-        reqs.iter().any(|r| r.0 == "GET" && r.1 == "/v2/whoami"),
+        reqs.iter()
+            .any(|r| r.method == "GET" && r.path == "/v2/whoami"),
         "{reqs:?}"
     );
-    let create = reqs.iter().find(|r| r.0 == "POST").unwrap();
+    let create = reqs.iter().find(|r| r.method == "POST").unwrap();
     assert_eq!(
-        create.1,
+        create.path,
         format!("/v2/{}/zones/dnsimple.test/records", api.account_id())
     );
-    let body: serde_json::Value = serde_json::from_str(&create.3).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&create.body).unwrap();
     assert!(
         body["name"]
             .as_str()
@@ -296,11 +301,11 @@ fn one_certificate_with_a_solver_per_zone() {
     let posts: Vec<_> = cf
         .requests()
         .into_iter()
-        .filter(|r| r.0 == "POST")
+        .filter(|r| r.method == "POST")
         .collect();
     assert_eq!(posts.len(), 1);
     assert!(
-        posts[0].3.contains(&format!("_acme-challenge.{b}")),
+        posts[0].body.contains(&format!("_acme-challenge.{b}")),
         "{:?}",
         posts[0]
     );
@@ -382,7 +387,7 @@ fn waits_for_a_lagging_nameserver_before_validation() {
         std::thread::spawn(move || {
             // Once the primary has the value, hold the secondary back for 1.5 s.
             let deadline = Instant::now() + Duration::from_secs(15);
-            while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+            while served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
                 assert!(
                     Instant::now() < deadline,
                     "record never reached the primary"
@@ -466,7 +471,7 @@ fn propagation_timeout_names_the_lagging_nameserver() {
     assert_contains(&run.stderr, &msg);
     assert_contains(&run.stderr, "solver bind, zone lag.test");
     assert!(
-        dig_txt(
+        served_txt(
             &env("CERTVAULT_TEST_BIND1"),
             &format!("_acme-challenge.{host}")
         )
@@ -499,7 +504,7 @@ fn sigterm_cleans_up_presented_records() {
     }
     let child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+    while served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
         assert!(Instant::now() < deadline, "record never presented");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -516,7 +521,7 @@ fn sigterm_cleans_up_presented_records() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("interrupted by a signal"), "{stderr}");
     assert!(
-        dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty(),
+        served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty(),
         "record left behind"
     );
     assert!(vault_read(&e.cert_path("sig")).is_none());

@@ -1,0 +1,449 @@
+//! Emulators of the Cloudflare API v4 ([`cloudflare`]) and the DNSimple API v2 ([`dnsimple`])
+//! on `tiny_http`, for testing certvault's DNS-01 clients without the real services. They
+//! follow the PUBLISHED APIs, not certvault's client; each module lists the facts it relies on.
+//! Every TXT record created through an emulator is applied to the test bed's primary BIND with
+//! `nsupdate` (TSIG, [`dns`]), so the ACME test CA sees it, and is removed there again on
+//! delete. An emulator needs the test bed's BIND: without it, it fails to start.
+//!
+//! Emulator choices common to both (not from the docs): only TXT records can be created; a
+//! failed `nsupdate` is HTTP 500 in the provider's error shape, and nothing is stored.
+
+mod cloudflare;
+mod dns;
+mod dnsimple;
+mod tests;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub use dns::served_txt;
+
+/// Which provider API a [`FakeApi`] speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Cloudflare,
+    Dnsimple,
+}
+
+/// One request as an emulator received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The request target as sent: path and query.
+    pub path: String,
+    /// The `Authorization` header's value, "" without one.
+    pub authorization: String,
+    pub body: String,
+}
+
+/// A running emulator; dropping it stops it (see [`shut_sockets_at`]).
+pub struct FakeApi {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    serving: Option<(Arc<tiny_http::Server>, JoinHandle<()>)>,
+}
+
+impl FakeApi {
+    /// Start a server that hosts `zones` (e.g. ["cf.test"]) for one valid `token`.
+    pub fn start(flavor: Flavor, zones: &[&str], token: &str) -> FakeApi {
+        let bind = dns::Bind::from_bed();
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake API server"));
+        let addr = server.server_addr().to_ip().expect("fake API address");
+        let seed = {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64;
+            nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(addr.port())
+        };
+        let mut names: Vec<String> = zones.iter().map(|z| normalize_name(z)).collect();
+        if flavor == Flavor::Cloudflare {
+            names.extend(cloudflare::padding_zones());
+        }
+        let created = now_rfc3339();
+        let zones = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| Zone {
+                cf_id: hex_id(seed, &name, 0),
+                dnsimple_id: 7000 + i as u64,
+                name,
+                created: created.clone(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            flavor,
+            token: token.to_string(),
+            account_id: 100_000 + u64::from(addr.port()),
+            seed,
+            bind,
+            state: Mutex::new(State {
+                zones,
+                records: Vec::new(),
+                requests: Vec::new(),
+                rate_limit: 0,
+                next_id: 1,
+                served: 0,
+            }),
+        });
+        let worker = {
+            let (shared, server) = (Arc::clone(&shared), Arc::clone(&server));
+            std::thread::Builder::new()
+                .name(format!("fake-api-{}", addr.port()))
+                .spawn(move || {
+                    for mut req in server.incoming_requests() {
+                        let reply = shared.handle(&mut req);
+                        let _ = req.respond(reply);
+                    }
+                })
+                .expect("spawn the fake API worker")
+        };
+        FakeApi {
+            shared,
+            addr,
+            serving: Some((server, worker)),
+        }
+    }
+
+    /// Base URL to configure in certvault: Cloudflare: "http://127.0.0.1:PORT/client/v4";
+    /// DNSimple: "http://127.0.0.1:PORT" (paths start with /v2).
+    pub fn base_url(&self) -> String {
+        match self.shared.flavor {
+            Flavor::Cloudflare => format!("http://{}{}", self.addr, cloudflare::PREFIX),
+            Flavor::Dnsimple => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The DNSimple account id (whoami answers it); Cloudflare: ignored.
+    pub fn account_id(&self) -> u64 {
+        self.shared.account_id
+    }
+
+    /// The next `n` requests get 429 with `Retry-After: 1` in the provider's error shape
+    /// (DNSimple adds its X-RateLimit-* headers).
+    pub fn rate_limit_next(&self, n: usize) {
+        self.shared.lock().rate_limit = n;
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Live TXT records the API currently holds: (fqdn without trailing dot, value), in
+    /// creation order. The value is the TXT data as published in DNS (for Cloudflare content
+    /// sent in quotes, without the quotes); `requests()` has the raw bodies.
+    pub fn records(&self) -> Vec<(String, String)> {
+        self.shared
+            .lock()
+            .records
+            .iter()
+            .map(|r| (r.fqdn.clone(), r.txt.clone()))
+            .collect()
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        if let Some((server, worker)) = self.serving.take() {
+            server.unblock();
+            let _ = worker.join();
+        }
+        shut_sockets_at(self.addr);
+    }
+}
+
+/// Shut every socket of this process bound to `addr`: the listener, so new connections are
+/// refused at once, and the connections tiny_http accepted. tiny_http serves each connection
+/// in a thread of its own, also after its `Server` is gone, and a request on a kept-alive
+/// connection would then wait for an answer forever: the service going away closes them.
+fn shut_sockets_at(addr: SocketAddr) {
+    let SocketAddr::V4(addr) = addr else {
+        return;
+    };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds = fds.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::c_int>().ok());
+    for fd in fds {
+        // SAFETY: all-zero is a valid sockaddr_in; getsockname writes at most `len` bytes to
+        // it and fails on a descriptor that is not a socket or no longer open.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if unsafe { libc::getsockname(fd, (&raw mut sa).cast(), &mut len) } != 0 {
+            continue;
+        }
+        if libc::c_int::from(sa.sin_family) == libc::AF_INET
+            && u16::from_be(sa.sin_port) == addr.port()
+            && sa.sin_addr.s_addr == u32::from_ne_bytes(addr.ip().octets())
+        {
+            // SAFETY: shutdown only changes the state of the socket, never memory.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+struct Shared {
+    flavor: Flavor,
+    token: String,
+    account_id: u64,
+    seed: u64,
+    bind: dns::Bind,
+    state: Mutex<State>,
+}
+
+struct State {
+    zones: Vec<Zone>,
+    records: Vec<Rec>,
+    requests: Vec<LoggedRequest>,
+    rate_limit: usize,
+    next_id: u64,
+    /// Requests answered (DNSimple's X-RateLimit-Remaining counts down with it).
+    served: u64,
+}
+
+struct Zone {
+    name: String,
+    cf_id: String,
+    dnsimple_id: u64,
+    created: String,
+}
+
+#[derive(Clone)]
+struct Rec {
+    cf_id: String,
+    dnsimple_id: u64,
+    zone: String,
+    fqdn: String,
+    /// DNSimple's zone-relative name ("" for the apex).
+    rel: String,
+    /// `content` exactly as the API received it.
+    content: String,
+    /// The TXT data applied to DNS.
+    txt: String,
+    ttl: u64,
+    created: String,
+}
+
+/// One parsed request, as the provider modules route it.
+struct Call<'a> {
+    method: &'a str,
+    path: &'a str,
+    segments: &'a [&'a str],
+    query: &'a [(String, String)],
+    auth: &'a str,
+    body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn num(&self, key: &str) -> Option<i64> {
+        self.q(key)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as i64)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self, req: &mut tiny_http::Request) -> Reply {
+        let mut body = Vec::new();
+        let _ = req.as_reader().read_to_end(&mut body);
+        let method = req.method().as_str().to_string();
+        let target = req.url().to_string();
+        let auth = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.to_string())
+            .unwrap_or_default();
+        let mut st = self.lock();
+        st.requests.push(LoggedRequest {
+            method: method.clone(),
+            path: target.clone(),
+            authorization: auth.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        st.served += 1;
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, parse_query(q)),
+            None => (target.as_str(), Vec::new()),
+        };
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| pct_decode(s).into_owned())
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let call = Call {
+            method: &method,
+            path,
+            segments: &segments,
+            query: &query,
+            auth: &auth,
+            body: &body,
+        };
+        let limited = st.rate_limit > 0;
+        st.rate_limit = st.rate_limit.saturating_sub(1);
+        match (self.flavor, limited) {
+            (Flavor::Cloudflare, true) => cloudflare::rate_limited(),
+            (Flavor::Dnsimple, true) => dnsimple::rate_limited(),
+            (Flavor::Cloudflare, false) => self.cloudflare(&mut st, &call),
+            (Flavor::Dnsimple, false) => self.dnsimple(&mut st, &call),
+        }
+    }
+
+    /// Publish a TXT record at `fqdn` in zone `st.zones[zi]` in BIND, then hold it. `Err`, with
+    /// nothing stored, when `nsupdate` fails.
+    fn add_record(
+        &self,
+        st: &mut State,
+        zi: usize,
+        fqdn: String,
+        content: &str,
+        ttl: u64,
+    ) -> Result<Rec, String> {
+        let zone = st.zones[zi].name.clone();
+        let txt = dns::txt_value(content);
+        self.bind
+            .nsupdate(&zone, true, &fqdn, &txt)
+            .map_err(nsupdate_failed)?;
+        let n = st.next_id;
+        st.next_id += 1;
+        let rel = fqdn.strip_suffix(zone.as_str()).unwrap_or("");
+        let rec = Rec {
+            cf_id: hex_id(self.seed, "record", n),
+            dnsimple_id: 5_000_000 + n,
+            rel: rel.trim_end_matches('.').to_string(),
+            zone,
+            fqdn,
+            content: content.to_string(),
+            txt,
+            ttl,
+            created: now_rfc3339(),
+        };
+        st.records.push(rec.clone());
+        Ok(rec)
+    }
+
+    /// Remove `st.records[pos]`, deleting its RR from BIND unless another live record still
+    /// publishes the same name and value.
+    fn remove_record(&self, st: &mut State, pos: usize) -> Result<(), String> {
+        let rec = &st.records[pos];
+        let shared_rr = st
+            .records
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != pos && r.fqdn == rec.fqdn && r.txt == rec.txt);
+        if !shared_rr {
+            self.bind
+                .nsupdate(&rec.zone, false, &rec.fqdn, &rec.txt)
+                .map_err(nsupdate_failed)?;
+        }
+        st.records.remove(pos);
+        Ok(())
+    }
+}
+
+fn nsupdate_failed(e: String) -> String {
+    format!("Internal Server Error (fake_api nsupdate: {e})")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+type Reply = tiny_http::Response<Cursor<Vec<u8>>>;
+
+fn json_reply(status: u16, body: &Value) -> Reply {
+    tiny_http::Response::from_string(body.to_string())
+        .with_status_code(status)
+        .header("Content-Type", "application/json; charset=utf-8")
+}
+
+fn no_content() -> Reply {
+    tiny_http::Response::from_data(Vec::new()).with_status_code(204)
+}
+
+trait WithHeader {
+    fn header(self, name: &str, value: impl AsRef<str>) -> Self;
+}
+
+impl WithHeader for Reply {
+    fn header(self, name: &str, value: impl AsRef<str>) -> Self {
+        let value = value.as_ref().as_bytes();
+        self.with_header(tiny_http::Header::from_bytes(name.as_bytes(), value).expect("header"))
+    }
+}
+
+/// The `page`-th (from 1) run of `per_page` items.
+fn page_of(items: Vec<Value>, page: usize, per_page: usize) -> Vec<Value> {
+    items
+        .into_iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+fn normalize_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn hex_id(seed: u64, kind: &str, n: u64) -> String {
+    let mut a = DefaultHasher::new();
+    (seed, kind, n, 'a').hash(&mut a);
+    let mut b = DefaultHasher::new();
+    (seed, kind, n, 'b').hash(&mut b);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// Now, to the second, as "2025-01-31T12:00:00Z".
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("format the time")
+}
+
+fn pct_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy()
+}
+
+/// `application/x-www-form-urlencoded` pairs: `+` is a space, then %XX escapes.
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let decode = |s: &str| pct_decode(&s.replace('+', " ")).into_owned();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
