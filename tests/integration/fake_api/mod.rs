@@ -120,6 +120,10 @@ impl FakeApi {
         }
     }
 
+    pub fn flavor(&self) -> Flavor {
+        self.shared.flavor
+    }
+
     /// The DNSimple account id (whoami answers it); Cloudflare: ignored.
     pub fn account_id(&self) -> u64 {
         self.shared.account_id
