@@ -50,8 +50,8 @@
 
 use serde_json::{json, Value};
 
-use super::{hex_id, json_reply, normalize_name, page_of, Call, Rec, Reply, Shared, State};
-use super::{WithHeader, Zone};
+use super::http::{json_reply, page_of, Call, Reply, WithHeader};
+use super::{hex_id, normalize_name, Rec, Shared, State, Zone};
 
 /// Where the API lives below the server's root.
 pub(super) const PREFIX: &str = "/client/v4";
@@ -63,18 +63,23 @@ pub(super) fn padding_zones() -> impl Iterator<Item = String> {
 
 pub(super) fn rate_limited() -> Reply {
     let slow_down = "Please wait and consider throttling your request speed";
-    error(429, vec![err(971, slow_down)]).header("Retry-After", "1")
+    fail(429, 971, slow_down).header("Retry-After", "1")
 }
 
 fn err(code: u32, message: &str) -> Value {
     json!({"code": code, "message": message})
 }
 
-fn error(status: u16, errors: Vec<Value>) -> Reply {
+fn error_list(status: u16, errors: Vec<Value>) -> Reply {
     json_reply(
         status,
         &json!({"success": false, "errors": errors, "messages": [], "result": null}),
     )
+}
+
+/// An error answer with one error.
+fn fail(status: u16, code: u32, message: &str) -> Reply {
+    error_list(status, vec![err(code, message)])
 }
 
 fn ok(result: Value) -> Reply {
@@ -105,39 +110,30 @@ fn list(items: Vec<Value>, page: usize, per_page: usize) -> Reply {
     )
 }
 
+/// HTTP 400 with one error `code`/`message` whose `error_chain` holds `cause`.
+fn chained(code: u32, message: &str, cause: Value) -> Reply {
+    let error = json!({"code": code, "message": message, "error_chain": [cause]});
+    error_list(400, vec![error])
+}
+
 fn validation(code: u32, message: &str) -> Reply {
-    error(
-        400,
-        vec![json!({
-            "code": 1004,
-            "message": "DNS Validation Error",
-            "error_chain": [err(code, message)],
-        })],
-    )
+    chained(1004, "DNS Validation Error", err(code, message))
 }
 
 fn failed(e: String) -> Reply {
-    error(500, vec![err(500, &e)])
+    fail(500, 500, &e)
 }
 
 fn no_record() -> Reply {
-    error(404, vec![err(81044, "Record does not exist.")])
+    fail(404, 81044, "Record does not exist.")
 }
 
 /// The `name` filter of List Zones, with its optional operator prefix (`contains:foo`).
 fn name_matches(filter: &str, name: &str) -> bool {
-    const OPS: [&str; 8] = [
-        "equal",
-        "not_equal",
-        "starts_with",
-        "ends_with",
-        "contains",
-        "starts_with_case_sensitive",
-        "ends_with_case_sensitive",
-        "contains_case_sensitive",
-    ];
+    const OPS: &str = "equal not_equal starts_with ends_with contains \
+                       starts_with_case_sensitive ends_with_case_sensitive contains_case_sensitive";
     let (op, arg) = match filter.split_once(':') {
-        Some((op, arg)) if OPS.contains(&op) => (op, arg),
+        Some((op, arg)) if OPS.split_whitespace().any(|o| o == op) => (op, arg),
         _ => ("equal", filter),
     };
     let (n, a) = if op.ends_with("_case_sensitive") {
@@ -211,14 +207,12 @@ impl Shared {
 
     /// `None` when the Authorization header carries this server's token.
     fn cf_auth(&self, call: &Call) -> Option<Reply> {
-        let verify = call.segments == ["client", "v4", "user", "tokens", "verify"];
+        let verify = call.segments() == ["client", "v4", "user", "tokens", "verify"];
         if call.auth.is_empty() {
-            return Some(error(
+            return Some(fail(
                 400,
-                vec![err(
-                    9106,
-                    "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
-                )],
+                9106,
+                "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
             ));
         }
         let token = call.auth.strip_prefix("Bearer ").map(str::trim);
@@ -228,34 +222,29 @@ impl Shared {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
         if !well_formed {
-            return Some(error(
-                400,
-                vec![json!({
-                    "code": 6003,
-                    "message": "Invalid request headers",
-                    "error_chain": [err(6111, "Invalid format for Authorization header")],
-                })],
-            ));
+            let cause = err(6111, "Invalid format for Authorization header");
+            return Some(chained(6003, "Invalid request headers", cause));
         }
         if token != Some(self.token.as_str()) {
             return Some(if verify {
-                error(401, vec![err(1000, "Invalid API Token")])
+                fail(401, 1000, "Invalid API Token")
             } else {
-                error(403, vec![err(9109, "Invalid access token")])
+                fail(403, 9109, "Invalid access token")
             });
         }
         None
     }
 
     pub(super) fn cloudflare(&self, st: &mut State, call: &Call) -> Reply {
-        let no_route = || error(404, vec![err(7000, "No route for that URI")]);
-        let ["client", "v4", rest @ ..] = call.segments else {
+        let no_route = || fail(404, 7000, "No route for that URI");
+        let segments = call.segments();
+        let ["client", "v4", rest @ ..] = segments.as_slice() else {
             return no_route();
         };
         if let Some(denied) = self.cf_auth(call) {
             return denied;
         }
-        let (zid, tail) = match (call.method, rest) {
+        let (zid, tail) = match (call.method.as_str(), rest) {
             ("GET", ["user", "tokens", "verify"]) => {
                 return json_reply(
                     200,
@@ -274,17 +263,17 @@ impl Shared {
             _ => return no_route(),
         };
         if !is_id(zid) {
-            let path = call.path;
+            let path = &call.path;
             let message =
                 format!("Could not route to {path}, perhaps your object identifier is invalid?");
-            return error(
+            return error_list(
                 400,
                 vec![err(7003, &message), err(7000, "No route for that URI")],
             );
         }
         let Some(zi) = st.zones.iter().position(|z| z.cf_id == zid) else {
             let message = "Unauthorized to access requested resource";
-            return error(403, vec![err(9109, message)]);
+            return fail(403, 9109, message);
         };
         let zone = st.zones[zi].name.clone();
         let find = |rid: &str| {
@@ -292,7 +281,7 @@ impl Shared {
                 .iter()
                 .position(|r| r.zone == zone && r.cf_id == rid)
         };
-        match (call.method, tail) {
+        match (call.method.as_str(), tail) {
             ("GET", []) => ok(self.cf_zone_json(&st.zones[zi])),
             ("GET", ["dns_records"]) => self.cf_list_records(st, &zone, call),
             ("POST", ["dns_records"]) => self.cf_create_record(st, zi, call),
@@ -342,24 +331,18 @@ impl Shared {
         let text = |field: &str, value: &str| -> Option<bool> {
             let v = value.to_ascii_lowercase();
             let mut result: Option<bool> = None;
-            for (suffix, op) in [
-                ("", "exact"),
-                (".exact", "exact"),
-                (".contains", "contains"),
-                (".startswith", "startswith"),
-                (".endswith", "endswith"),
-            ] {
+            for suffix in ["", ".exact", ".contains", ".startswith", ".endswith"] {
                 if let Some(f) = call.q(&format!("{field}{suffix}")) {
                     let f = f.to_ascii_lowercase();
                     let f = if field == "name" {
-                        f.trim_end_matches('.').to_string()
+                        f.trim_end_matches('.')
                     } else {
-                        f
+                        &f
                     };
-                    let ok = match op {
-                        "contains" => v.contains(&f),
-                        "startswith" => v.starts_with(&f),
-                        "endswith" => v.ends_with(&f),
+                    let ok = match suffix {
+                        ".contains" => v.contains(f),
+                        ".startswith" => v.starts_with(f),
+                        ".endswith" => v.ends_with(f),
                         _ => v == f,
                     };
                     result = Some(result.unwrap_or(true) && ok);
@@ -393,8 +376,8 @@ impl Shared {
     }
 
     fn cf_create_record(&self, st: &mut State, zi: usize, call: &Call) -> Reply {
-        let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
-            return error(400, vec![err(9207, "Request body is invalid.")]);
+        let Ok(body) = serde_json::from_slice::<Value>(&call.body) else {
+            return fail(400, 9207, "Request body is invalid.");
         };
         let Some(kind) = body.get("type").and_then(Value::as_str) else {
             return validation(9000, "DNS record type is invalid.");
@@ -410,7 +393,7 @@ impl Shared {
             return validation(9005, "Content for TXT record is invalid.");
         }
         if body.get("proxied").and_then(Value::as_bool) == Some(true) {
-            return error(400, vec![err(9004, "This record type cannot be proxied.")]);
+            return fail(400, 9004, "This record type cannot be proxied.");
         }
         let ttl = match body.get("ttl") {
             None | Some(Value::Null) => 1,
@@ -438,7 +421,7 @@ impl Shared {
             .iter()
             .any(|r| r.fqdn == fqdn && r.content == content)
         {
-            return error(400, vec![err(81058, "An identical record already exists.")]);
+            return fail(400, 81058, "An identical record already exists.");
         }
         match self.add_record(st, zi, fqdn, content, ttl) {
             Ok(rec) => ok(record_json(&rec)),

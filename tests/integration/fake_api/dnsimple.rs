@@ -26,8 +26,8 @@
 
 use serde_json::{json, Value};
 
-use super::{json_reply, no_content, normalize_name, page_of, unix_now};
-use super::{Call, Rec, Reply, Shared, State, WithHeader, Zone};
+use super::http::{json_reply, no_content, page_of, Call, Reply, WithHeader};
+use super::{normalize_name, unix_now, Rec, Shared, State, Zone};
 
 const RATE_LIMIT: u64 = 2400;
 
@@ -152,14 +152,15 @@ impl Shared {
 
     fn ds_route(&self, st: &mut State, call: &Call) -> Reply {
         let not_found = || message(404, "Not Found");
-        let ["v2", rest @ ..] = call.segments else {
+        let segments = call.segments();
+        let ["v2", rest @ ..] = segments.as_slice() else {
             return not_found();
         };
         let token = call.auth.strip_prefix("Bearer ").map(str::trim);
         if token != Some(self.token.as_str()) {
             return message(401, "Authentication failed");
         }
-        let (account, tail) = match (call.method, rest) {
+        let (account, tail) = match (call.method.as_str(), rest) {
             ("GET", ["whoami"]) => {
                 return json_reply(
                     200,
@@ -178,7 +179,7 @@ impl Shared {
         if account != self.account_id.to_string() {
             return message(404, &format!("Account `{account}` not found"));
         }
-        let (zone, tail) = match (call.method, tail) {
+        let (zone, tail) = match (call.method.as_str(), tail) {
             ("GET", ["zones"]) => {
                 let like = call.q("name_like").map(str::to_ascii_lowercase);
                 let items = st
@@ -202,7 +203,7 @@ impl Shared {
                 .position(|r| r.zone == zone_name && rid.parse::<u64>() == Ok(r.dnsimple_id))
         };
         let no_record = |rid: &str| message(404, &format!("Record `{rid}` not found"));
-        match (call.method, tail) {
+        match (call.method.as_str(), tail) {
             ("GET", []) => json_reply(200, &json!({"data": self.ds_zone_json(&st.zones[zi])})),
             ("GET", ["records"]) => list_records(st, zi, call),
             ("POST", ["records"]) => self.ds_create_record(st, zi, call),
@@ -222,7 +223,7 @@ impl Shared {
     }
 
     fn ds_create_record(&self, st: &mut State, zi: usize, call: &Call) -> Reply {
-        let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
+        let Ok(body) = serde_json::from_slice::<Value>(&call.body) else {
             return message(400, "Invalid JSON body");
         };
         let Some(name) = body.get("name").and_then(Value::as_str) else {

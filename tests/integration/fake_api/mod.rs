@@ -11,18 +11,17 @@
 mod cloudflare;
 mod dns;
 mod dnsimple;
+mod http;
 mod tests;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
 pub use dns::served_txt;
+use http::{Call, Reply};
 
 /// Which provider API a [`FakeApi`] speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,73 +237,16 @@ struct Rec {
     created: String,
 }
 
-/// One parsed request, as the provider modules route it.
-struct Call<'a> {
-    method: &'a str,
-    path: &'a str,
-    segments: &'a [&'a str],
-    query: &'a [(String, String)],
-    auth: &'a str,
-    body: &'a [u8],
-}
-
-impl Call<'_> {
-    fn q(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn num(&self, key: &str) -> Option<i64> {
-        self.q(key)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as i64)
-    }
-}
-
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn handle(&self, req: &mut tiny_http::Request) -> Reply {
-        let mut body = Vec::new();
-        let _ = req.as_reader().read_to_end(&mut body);
-        let method = req.method().as_str().to_string();
-        let target = req.url().to_string();
-        let auth = req
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.to_string())
-            .unwrap_or_default();
+        let call = Call::read(req);
         let mut st = self.lock();
-        st.requests.push(LoggedRequest {
-            method: method.clone(),
-            path: target.clone(),
-            authorization: auth.clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        });
+        st.requests.push(call.logged());
         st.served += 1;
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, parse_query(q)),
-            None => (target.as_str(), Vec::new()),
-        };
-        let segments: Vec<String> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| pct_decode(s).into_owned())
-            .collect();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let call = Call {
-            method: &method,
-            path,
-            segments: &segments,
-            query: &query,
-            auth: &auth,
-            body: &body,
-        };
         let limited = st.rate_limit > 0;
         st.rate_limit = st.rate_limit.saturating_sub(1);
         match (self.flavor, limited) {
@@ -372,41 +314,6 @@ fn nsupdate_failed(e: String) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Replies
-
-type Reply = tiny_http::Response<Cursor<Vec<u8>>>;
-
-fn json_reply(status: u16, body: &Value) -> Reply {
-    tiny_http::Response::from_string(body.to_string())
-        .with_status_code(status)
-        .header("Content-Type", "application/json; charset=utf-8")
-}
-
-fn no_content() -> Reply {
-    tiny_http::Response::from_data(Vec::new()).with_status_code(204)
-}
-
-trait WithHeader {
-    fn header(self, name: &str, value: impl AsRef<str>) -> Self;
-}
-
-impl WithHeader for Reply {
-    fn header(self, name: &str, value: impl AsRef<str>) -> Self {
-        let value = value.as_ref().as_bytes();
-        self.with_header(tiny_http::Header::from_bytes(name.as_bytes(), value).expect("header"))
-    }
-}
-
-/// The `page`-th (from 1) run of `per_page` items.
-fn page_of(items: Vec<Value>, page: usize, per_page: usize) -> Vec<Value> {
-    items
-        .into_iter()
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Small helpers
 
 fn normalize_name(name: &str) -> String {
@@ -434,20 +341,4 @@ fn now_rfc3339() -> String {
     let now = now.replace_nanosecond(0).unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .expect("format the time")
-}
-
-fn pct_decode(s: &str) -> std::borrow::Cow<'_, str> {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy()
-}
-
-/// `application/x-www-form-urlencoded` pairs: `+` is a space, then %XX escapes.
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let decode = |s: &str| pct_decode(&s.replace('+', " ")).into_owned();
-            (decode(k), decode(v))
-        })
-        .collect()
 }

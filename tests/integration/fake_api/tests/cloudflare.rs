@@ -30,13 +30,13 @@ fn cloudflare_txt_records_coexist_and_reach_dns() {
     let name = format!("_acme-challenge.{}.cf.test", unique("fa"));
     let records_url = format!("{base}/zones/{zid}/dns_records");
 
+    let create = |value: &str| {
+        let record = json!({"type": "TXT", "name": name, "content": value, "ttl": 60});
+        post(&records_url, &auth, record)
+    };
     let mut ids = Vec::new();
     for value in ["value-one", "value-two"] {
-        let (status, _, body) = post(
-            &records_url,
-            &auth,
-            json!({"type": "TXT", "name": name, "content": value, "ttl": 60}),
-        );
+        let (status, _, body) = create(value);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["success"], true);
         assert_eq!(body["result"]["name"], name.as_str());
@@ -50,11 +50,7 @@ fn cloudflare_txt_records_coexist_and_reach_dns() {
         ids.push(id);
     }
     // The same name and content again is refused.
-    let (status, _, body) = post(
-        &records_url,
-        &auth,
-        json!({"type": "TXT", "name": name, "content": "value-one", "ttl": 60}),
-    );
+    let (status, _, body) = create("value-one");
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["code"], 81058);
 
