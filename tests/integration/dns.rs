@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use certvault::dns::{self, AnyProvider, TxtRecord};
 use certvault::model::Secret;
 
-use crate::fake_api::{FakeApi, Flavor};
+use crate::fake_api::{served_txt, FakeApi, Flavor};
 use crate::harness::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -39,13 +39,77 @@ pub fn provider(solver: &str, config: &dns::Config, http: &reqwest::Client) -> A
     .unwrap()
 }
 
+/// An RFC 2136 solver's settings: `server` with the test bed's TSIG key.
+fn rfc2136_config(server: String) -> dns::Config {
+    serde_json::from_value(serde_json::json!({
+        "kind": "rfc2136",
+        "server": server,
+        "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
+        "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
+    }))
+    .unwrap()
+}
+
+/// A Cloudflare solver's settings for the emulator `api`.
+fn cloudflare_config(api: &FakeApi, token: &str) -> dns::Config {
+    dns::ProviderConfig::Cloudflare(dns::cloudflare::Config {
+        api_token: Secret::new(token.into()),
+        base_url: api.base_url(),
+        zone_id: None,
+        ttl: 120,
+    })
+    .into()
+}
+
+/// `dns add NAME` of the emulator `api` with `token`; `extra`: more flags.
+fn add_api_solver(e: &Env, name: &str, token: &str, api: &FakeApi, extra: &[&str]) {
+    let kind = match api.flavor() {
+        Flavor::Cloudflare => "cloudflare",
+        Flavor::Dnsimple => "dnsimple",
+    };
+    let base = api.base_url();
+    let mut args = vec!["--kind", kind, "--base-url", &base];
+    args.extend(extra);
+    e.dns_add(name, token, &args).ok();
+}
+
+/// `dns add NAME` of an RFC 2136 solver at `server` with TSIG `key` and `secret`; `extra`:
+/// more flags.
+fn add_rfc2136_solver(e: &Env, name: &str, server: &str, key: &str, secret: &str, extra: &[&str]) {
+    let mut args = vec!["--kind", "rfc2136", "--server", server, "--tsig-key", key];
+    args.extend(extra);
+    e.dns_add(name, secret, &args).ok();
+}
+
+/// An installation issuing through the BIND test bed, with the RFC 2136 solver `bind`.
+fn bind_env(tag: &str) -> Env {
+    let e = Env::bind(tag);
+    e.init_bind().ok();
+    e.add_bind_solver("bind");
+    e
+}
+
+/// The stored certificate `name` of `e` (document, version), its chain verified up to the
+/// BIND-backed Pebble's root for `domains`.
+#[track_caller]
+fn issued(e: &Env, name: &str, domains: &[&str]) -> (serde_json::Value, u64) {
+    let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+    verify_chain_bind(
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        domains,
+    );
+    (doc, version)
+}
+
 /// Poll the TXT values at `name` on every server (`ip:port`) until `check` holds (10 s).
+/// Each answer must come from the server as the name's authority (see [`served_txt`]).
 #[track_caller]
 pub fn wait_txt(servers: &[String], name: &str, what: &str, check: impl Fn(&[String]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for server in servers {
         loop {
-            let values = dig_txt(server, name);
+            let values = served_txt(server, name);
             if check(&values) {
                 break;
             }
@@ -142,13 +206,7 @@ pub fn conformance(config: dns::Config, t: Target) {
 fn conformance_rfc2136() {
     bed();
     conformance(
-        serde_json::from_value(serde_json::json!({
-            "kind": "rfc2136",
-            "server": env("CERTVAULT_TEST_BIND1"),
-            "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
-            "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
-        }))
-        .unwrap(),
+        rfc2136_config(env("CERTVAULT_TEST_BIND1")),
         Target::bind("example.test"),
     );
 }
@@ -158,17 +216,14 @@ fn conformance_cloudflare() {
     bed();
     let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-conf");
     conformance(
-        dns::ProviderConfig::Cloudflare(dns::cloudflare::Config {
-            api_token: Secret::new("cf-token-conf".into()),
-            base_url: api.base_url(),
-            zone_id: None,
-            ttl: 120,
-        })
-        .into(),
+        cloudflare_config(&api, "cf-token-conf"),
         Target::bind("cf.test"),
     );
     // Every request carried the token as a Bearer credential.
-    assert!(api.requests().iter().all(|r| r.2 == "Bearer cf-token-conf"));
+    assert!(api
+        .requests()
+        .iter()
+        .all(|r| r.authorization == "Bearer cf-token-conf"));
 }
 
 #[test]
@@ -188,15 +243,16 @@ fn conformance_dnsimple() {
     );
     let reqs = api.requests();
     assert!(
-        reqs.iter().any(|r| r.0 == "GET" && r.1 == "/v2/whoami"),
+        reqs.iter()
+            .any(|r| r.method == "GET" && r.path == "/v2/whoami"),
         "{reqs:?}"
     );
-    let create = reqs.iter().find(|r| r.0 == "POST").unwrap();
+    let create = reqs.iter().find(|r| r.method == "POST").unwrap();
     assert_eq!(
-        create.1,
+        create.path,
         format!("/v2/{}/zones/dnsimple.test/records", api.account_id())
     );
-    let body: serde_json::Value = serde_json::from_str(&create.3).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&create.body).unwrap();
     assert!(
         body["name"]
             .as_str()
@@ -210,23 +266,11 @@ fn conformance_dnsimple() {
 /// A full issue through each provider, validated by Pebble through the BIND secondary.
 #[test]
 fn issue_through_each_provider() {
-    let e = Env::bind("providers");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("providers");
     let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-e2e");
-    e.dns_add(
-        "cf",
-        "cf-token-e2e",
-        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "cf", "cf-token-e2e", &cf, &[]);
     let ds = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-e2e");
-    e.dns_add(
-        "ds",
-        "ds-token-e2e",
-        &["--kind", "dnsimple", "--base-url", &ds.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "ds", "ds-token-e2e", &ds, &[]);
 
     for (name, solver, zone) in [
         ("viabind", "bind", "example.test"),
@@ -237,16 +281,11 @@ fn issue_through_each_provider() {
         let wild = format!("*.{base}");
         e.run(&["issue", name, "-d", &base, "-d", &wild, "--dns", solver])
             .ok();
-        let (doc, v) = vault_read(&e.cert_path(name)).unwrap();
+        let (doc, v) = issued(&e, name, &[&base, &wild]);
         assert_eq!(v, 1);
         assert_eq!(
             doc["spec"]["dns"],
             serde_json::json!({"kind": "solvers", "default": solver})
-        );
-        verify_chain_bind(
-            doc["cert"].as_str().unwrap(),
-            doc["chain"].as_str().unwrap(),
-            &[&base, &wild],
         );
         // Cleanup left nothing behind.
         wait_dns(&format!("_acme-challenge.{base}"), "cleaned up", |v| {
@@ -261,16 +300,9 @@ fn issue_through_each_provider() {
 
 #[test]
 fn one_certificate_with_a_solver_per_zone() {
-    let e = Env::bind("perzone");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("perzone");
     let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-pz");
-    e.dns_add(
-        "cf",
-        "cf-token-pz",
-        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "cf", "cf-token-pz", &cf, &[]);
     let a = format!("{}.example.test", unique("pz"));
     let b = format!("{}.cf.test", unique("pz"));
     e.run(&[
@@ -286,21 +318,16 @@ fn one_certificate_with_a_solver_per_zone() {
         "cf.test=cf",
     ])
     .ok();
-    let (doc, _) = vault_read(&e.cert_path("mixed")).unwrap();
-    verify_chain_bind(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&a, &b],
-    );
+    issued(&e, "mixed", &[&a, &b]);
     // Exactly the cf.test name went through the Cloudflare API.
     let posts: Vec<_> = cf
         .requests()
         .into_iter()
-        .filter(|r| r.0 == "POST")
+        .filter(|r| r.method == "POST")
         .collect();
     assert_eq!(posts.len(), 1);
     assert!(
-        posts[0].3.contains(&format!("_acme-challenge.{b}")),
+        posts[0].body.contains(&format!("_acme-challenge.{b}")),
         "{:?}",
         posts[0]
     );
@@ -308,22 +335,15 @@ fn one_certificate_with_a_solver_per_zone() {
 
 #[test]
 fn cname_delegation_is_solved_in_the_target_zone() {
-    let e = Env::bind("cname");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
-    e.dns_add(
+    let e = bind_env("cname");
+    add_rfc2136_solver(
+        &e,
         "deleg",
+        &env("CERTVAULT_TEST_BIND1"),
+        &env("CERTVAULT_TEST_TSIG2_NAME"),
         &env("CERTVAULT_TEST_TSIG2_SECRET"),
-        &[
-            "--kind",
-            "rfc2136",
-            "--server",
-            &env("CERTVAULT_TEST_BIND1"),
-            "--tsig-key",
-            &env("CERTVAULT_TEST_TSIG2_NAME"),
-        ],
-    )
-    .ok();
+        &[],
+    );
     // _acme-challenge.cname.example.test is a CNAME to x.delegated.test; the `bind` key
     // cannot update delegated.test, so success proves the record went to the target zone
     // through the solver chosen for that zone.
@@ -344,37 +364,22 @@ fn cname_delegation_is_solved_in_the_target_zone() {
         &run.stderr,
         "name=x.delegated.test zone=delegated.test solver=deleg",
     );
-    let (doc, _) = vault_read(&e.cert_path("cn")).unwrap();
-    verify_chain_bind(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &["cname.example.test"],
-    );
+    issued(&e, "cn", &["cname.example.test"]);
 }
 
 /// lag.test's secondary (Pebble's resolver) only gets updates on `rndc retransfer`.
 fn retransfer_lag_zone() {
-    let out = std::process::Command::new("rndc")
-        .args([
-            "-c",
-            &env("CERTVAULT_TEST_RNDC2_CONF"),
-            "retransfer",
-            "lag.test",
-        ])
-        .output()
+    let rndc = std::process::Command::new("rndc")
+        .args(["-c", &env("CERTVAULT_TEST_RNDC2_CONF")])
+        .args(["retransfer", "lag.test"])
+        .status()
         .expect("rndc");
-    assert!(
-        out.status.success(),
-        "rndc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(rndc.success(), "rndc retransfer lag.test: {rndc}");
 }
 
 #[test]
 fn waits_for_a_lagging_nameserver_before_validation() {
-    let e = Env::bind("lag");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("lag");
     let host = format!("{}.lag.test", unique("lag"));
     let name = format!("_acme-challenge.{host}");
     let watcher = {
@@ -382,7 +387,7 @@ fn waits_for_a_lagging_nameserver_before_validation() {
         std::thread::spawn(move || {
             // Once the primary has the value, hold the secondary back for 1.5 s.
             let deadline = Instant::now() + Duration::from_secs(15);
-            while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+            while served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
                 assert!(
                     Instant::now() < deadline,
                     "record never reached the primary"
@@ -416,20 +421,13 @@ fn waits_for_a_lagging_nameserver_before_validation() {
         ))
         .unwrap();
     assert!(primary < secondary, "{}", run.stderr);
-    let (doc, _) = vault_read(&e.cert_path("lag")).unwrap();
-    verify_chain_bind(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&host],
-    );
+    issued(&e, "lag", &[&host]);
 }
 
 #[test]
 fn without_the_check_the_lagging_server_fails_validation() {
     // The control for the test above: validating early fails at Pebble.
-    let e = Env::bind("nolag");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("nolag");
     let host = format!("{}.lag.test", unique("early"));
     let run = e.run(&[
         "issue",
@@ -451,11 +449,7 @@ fn without_the_check_the_lagging_server_fails_validation() {
 
 #[test]
 fn propagation_timeout_names_the_lagging_nameserver() {
-    let mut e = Env::bind("timeout");
-    e.extra
-        .push(("CERTVAULT_PROPAGATION_TIMEOUT".into(), "1s".into()));
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("timeout").with_var("CERTVAULT_PROPAGATION_TIMEOUT", "1s");
     let host = format!("{}.lag.test", unique("to"));
     let run = e.run(&["issue", "to", "-d", &host, "--dns", "bind"]);
     assert_eq!(run.code, 1, "{}", run.all());
@@ -466,7 +460,7 @@ fn propagation_timeout_names_the_lagging_nameserver() {
     assert_contains(&run.stderr, &msg);
     assert_contains(&run.stderr, "solver bind, zone lag.test");
     assert!(
-        dig_txt(
+        served_txt(
             &env("CERTVAULT_TEST_BIND1"),
             &format!("_acme-challenge.{host}")
         )
@@ -478,28 +472,17 @@ fn propagation_timeout_names_the_lagging_nameserver() {
 
 #[test]
 fn sigterm_cleans_up_presented_records() {
-    let mut e = Env::bind("sigterm");
-    e.extra
-        .push(("CERTVAULT_PROPAGATION_TIMEOUT".into(), "60s".into()));
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("sigterm").with_var("CERTVAULT_PROPAGATION_TIMEOUT", "60s");
     let host = format!("{}.lag.test", unique("sig"));
     let name = format!("_acme-challenge.{host}");
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["issue", "sig", "-d", &host, "--dns", "bind"])
-        .env_clear()
-        .env("VAULT_ADDR", env("VAULT_ADDR"))
-        .env("VAULT_TOKEN", &e.token)
-        .env("CERTVAULT_PREFIX", &e.prefix)
-        .env("CERTVAULT_ACME_CA_CERT", env("CERTVAULT_ACME_CA_CERT"))
+    let child = e
+        .command(&["issue", "sig", "-d", &host, "--dns", "bind"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in &e.extra {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap();
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
+    while served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty() {
         assert!(Instant::now() < deadline, "record never presented");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -516,7 +499,7 @@ fn sigterm_cleans_up_presented_records() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("interrupted by a signal"), "{stderr}");
     assert!(
-        dig_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty(),
+        served_txt(&env("CERTVAULT_TEST_BIND1"), &name).is_empty(),
         "record left behind"
     );
     assert!(vault_read(&e.cert_path("sig")).is_none());
@@ -528,12 +511,7 @@ fn rate_limited_api_is_retried_after_retry_after() {
     let e = Env::bind("ratelimit");
     e.init_bind().ok();
     let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-rl");
-    e.dns_add(
-        "cf",
-        "cf-token-rl",
-        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "cf", "cf-token-rl", &cf, &[]);
     cf.rate_limit_next(1);
     let host = format!("{}.cf.test", unique("rl"));
     let run = e.run(&["issue", "rl", "-d", &host, "--dns", "cf"]).ok();
@@ -543,9 +521,7 @@ fn rate_limited_api_is_retried_after_retry_after() {
 
 #[test]
 fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
-    let e = Env::bind("dnserr");
-    e.init_bind().ok();
-    e.add_bind_solver("bind");
+    let e = bind_env("dnserr");
     let cf = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-right-token");
     let ds = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-right-token");
     // Unknown solver: refused before anything is ordered.
@@ -554,18 +530,8 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
     assert_contains(&run.stderr, "no DNS solver named nosuch");
 
     // Issue five good certificates, then break four of the solvers in Vault.
-    e.dns_add(
-        "cf",
-        "cf-right-token",
-        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
-    )
-    .ok();
-    e.dns_add(
-        "ds",
-        "ds-right-token",
-        &["--kind", "dnsimple", "--base-url", &ds.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "cf", "cf-right-token", &cf, &[]);
+    add_api_solver(&e, "ds", "ds-right-token", &ds, &[]);
     e.add_bind_solver("tsig");
     e.add_bind_solver("far");
     let names = [
@@ -582,69 +548,18 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
         e.run(&["issue", name, "-d", &host, "--dns", solver]).ok();
         hosts.push(host);
     }
-    e.dns_add(
-        "cf",
-        "cf-wrong-token",
-        &[
-            "--kind",
-            "cloudflare",
-            "--base-url",
-            &cf.base_url(),
-            "--force",
-        ],
-    )
-    .ok();
-    e.dns_add(
-        "ds",
-        "ds-right-token",
-        &[
-            "--kind",
-            "dnsimple",
-            "--base-url",
-            &ds.base_url(),
-            "--account-id",
-            "999999",
-            "--force",
-        ],
-    )
-    .ok();
-    e.dns_add(
-        "tsig",
-        "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
-        &[
-            "--kind",
-            "rfc2136",
-            "--server",
-            &env("CERTVAULT_TEST_BIND1"),
-            "--tsig-key",
-            &env("CERTVAULT_TEST_TSIG_NAME"),
-            "--force",
-        ],
-    )
-    .ok();
-    e.dns_add(
-        "far",
-        &env("CERTVAULT_TEST_TSIG_SECRET"),
-        &[
-            "--kind",
-            "rfc2136",
-            "--server",
-            "127.0.0.1:9",
-            "--tsig-key",
-            &env("CERTVAULT_TEST_TSIG_NAME"),
-            "--force",
-        ],
-    )
-    .ok();
+    add_api_solver(&e, "cf", "cf-wrong-token", &cf, &["--force"]);
+    let bad_account = ["--account-id", "999999", "--force"];
+    add_api_solver(&e, "ds", "ds-right-token", &ds, &bad_account);
+    let (bind, key) = (env("CERTVAULT_TEST_BIND1"), env("CERTVAULT_TEST_TSIG_NAME"));
+    let bad_secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";
+    add_rfc2136_solver(&e, "tsig", &bind, &key, bad_secret, &["--force"]);
+    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
+    add_rfc2136_solver(&e, "far", "127.0.0.1:9", &key, &secret, &["--force"]);
 
     // `nozone` now goes through a Cloudflare account (good token) that does not hold
     // example.test: a settings-only change, stored without reissuing.
-    e.dns_add(
-        "cf2",
-        "cf-right-token",
-        &["--kind", "cloudflare", "--base-url", &cf.base_url()],
-    )
-    .ok();
+    add_api_solver(&e, "cf2", "cf-right-token", &cf, &[]);
     let moved = e
         .run(&["issue", "nozone", "-d", &hosts[3], "--dns", "cf2"])
         .ok();
@@ -659,41 +574,33 @@ fn dns_errors_name_the_solver_and_zone_and_others_still_renew() {
         out.contains("summary: 1 renewed, 0 not due, 5 failed"),
         "{out}"
     );
-    let line = |n: &str| {
-        out.lines()
+    // Each failure's line names what failed.
+    let failed = |n: &str, needles: &[&str]| {
+        let line = out
+            .lines()
             .find(|l| l.starts_with(&format!("FAILED   {n}:")))
-            .unwrap_or_else(|| panic!("{n} in {out}"))
-            .to_string()
+            .unwrap_or_else(|| panic!("{n} in {out}"));
+        for needle in needles {
+            assert_contains(line, needle);
+        }
+        line.to_string()
     };
-    let l = line("badtoken");
-    assert!(
-        l.contains("DNS solver cf (zone cf.test)") && l.contains("HTTP 403"),
-        "{l}"
+    failed("badtoken", &["DNS solver cf (zone cf.test)", "HTTP 403"]);
+    let not_held = "DNS solver cf2: zone example.test is not in this account";
+    failed("nozone", &[not_held]);
+    failed("badaccount", &["solver ds", "dnsimple.test"]);
+    let l = failed(
+        "badtsig",
+        &[
+            "DNS solver tsig (zone example.test",
+            "the server rejected the TSIG signature of key ",
+            "(BADSIG/BADKEY",
+            "check the secret of solver tsig",
+        ],
     );
-    let l = line("nozone");
-    assert!(
-        l.contains("DNS solver cf2: zone example.test is not in this account"),
-        "{l}"
-    );
-    let l = line("badaccount");
-    assert!(
-        l.contains("solver ds") && l.contains("dnsimple.test"),
-        "{l}"
-    );
-    let l = line("badtsig");
-    assert!(
-        l.contains("DNS solver tsig (zone example.test")
-            && l.contains("the server rejected the TSIG signature of key ")
-            && l.contains("(BADSIG/BADKEY")
-            && l.contains("check the secret of solver tsig")
-            && !l.contains("file an issue"),
-        "{l}"
-    );
-    let l = line("down");
-    assert!(
-        l.contains("DNS solver far (zone example.test, server 127.0.0.1:9)"),
-        "{l}"
-    );
+    assert!(!l.contains("file an issue"), "{l}");
+    let unreachable = "DNS solver far (zone example.test, server 127.0.0.1:9)";
+    failed("down", &[unreachable]);
     // Nothing was overwritten (nozone's version 2 is its settings change).
     for (name, version) in [
         ("badtoken", 1),
@@ -748,13 +655,7 @@ fn a_nameserver_counts_when_any_of_its_addresses_serves_the_value() {
     bed();
     let rt = runtime();
     let http = reqwest::Client::new();
-    let config: dns::Config = serde_json::from_value(serde_json::json!({
-        "kind": "rfc2136",
-        "server": env("CERTVAULT_TEST_BIND1"),
-        "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
-        "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
-    }))
-    .unwrap();
+    let config = rfc2136_config(env("CERTVAULT_TEST_BIND1"));
     let p = provider("dual", &config, &http);
     let name = format!("_acme-challenge.{}.example.test", unique("dual"));
     let presented = rt
@@ -801,13 +702,7 @@ fn a_nameserver_counts_when_any_of_its_addresses_serves_the_value() {
 fn cloudflare_adopts_an_identical_leftover_record() {
     bed();
     let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-adopt");
-    let config: dns::Config = dns::ProviderConfig::Cloudflare(dns::cloudflare::Config {
-        api_token: Secret::new("cf-token-adopt".into()),
-        base_url: api.base_url(),
-        zone_id: None,
-        ttl: 120,
-    })
-    .into();
+    let config = cloudflare_config(&api, "cf-token-adopt");
     let rt = runtime();
     let http = reqwest::Client::new();
     let p = provider("cf", &config, &http);
@@ -830,13 +725,7 @@ fn cloudflare_adopts_an_identical_leftover_record() {
 fn conformance_rfc2136_server_by_name() {
     bed();
     conformance(
-        serde_json::from_value(serde_json::json!({
-            "kind": "rfc2136",
-            "server": format!("localhost:{}", env("CERTVAULT_TEST_BIND_PORT")),
-            "tsig_key": env("CERTVAULT_TEST_TSIG_NAME"),
-            "tsig_secret": env("CERTVAULT_TEST_TSIG_SECRET"),
-        }))
-        .unwrap(),
+        rfc2136_config(format!("localhost:{}", env("CERTVAULT_TEST_BIND_PORT"))),
         Target::bind("example.test"),
     );
 }
@@ -847,19 +736,15 @@ fn conformance_rfc2136_server_by_name() {
 fn a_solver_zone_skips_the_soa_lookup() {
     let mut e = Env::bind("zonearg");
     e.init_bind().ok();
-    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
-    let common = [
-        "--kind",
-        "rfc2136",
-        "--server",
+    add_rfc2136_solver(
+        &e,
+        "zoned",
         &env("CERTVAULT_TEST_BIND1"),
-        "--tsig-key",
         &env("CERTVAULT_TEST_TSIG_NAME"),
-    ];
-    let mut with_zone = common.to_vec();
-    with_zone.extend(["--zone", "example.test"]);
-    e.dns_add("zoned", &secret, &with_zone).ok();
-    e.dns_add("looked", &secret, &common).ok();
+        &env("CERTVAULT_TEST_TSIG_SECRET"),
+        &["--zone", "example.test"],
+    );
+    e.add_bind_solver("looked");
     // Nothing answers DNS on 127.0.0.1:9.
     e.extra.retain(|(k, _)| k != "CERTVAULT_DNS_RESOLVER");
     e.extra
@@ -880,12 +765,7 @@ fn a_solver_zone_skips_the_soa_lookup() {
     );
     assert!(!run.stderr.contains("127.0.0.1:9"), "{}", run.stderr);
     if run.code == 0 {
-        let (doc, _) = vault_read(&e.cert_path("viazone")).unwrap();
-        verify_chain_bind(
-            doc["cert"].as_str().unwrap(),
-            doc["chain"].as_str().unwrap(),
-            &[&d],
-        );
+        issued(&e, "viazone", &[&d]);
     }
     let d2 = format!("{}.example.test", unique("z"));
     let mut args = vec!["issue", "vialookup", "-d", &d2, "--dns", "looked"];
