@@ -44,16 +44,7 @@ pub async fn register(
             .create(&new_account, directory.to_string(), eab_key.as_ref())
             .await
     )
-    .map_err(|e| match e {
-        instant_acme::Error::Api(problem) => Error::Refused {
-            op: "the account registration",
-            problem,
-        },
-        source => Error::Directory {
-            url: directory.to_string(),
-            source,
-        },
-    })?;
+    .map_err(|e| account_refused("the account registration", directory, e))?;
     stored(&account, &creds)
 }
 
@@ -87,16 +78,20 @@ pub async fn find_account(
         instant_acme::Error::Api(p) if is_account_unknown(&p) => Error::AccountKeyUnknown {
             directory: directory.to_string(),
         },
-        instant_acme::Error::Api(problem) => Error::Refused {
-            op: "the account lookup (onlyReturnExisting)",
-            problem,
-        },
+        e => account_refused("the account lookup (onlyReturnExisting)", directory, e),
+    })?;
+    stored(&account, &creds)
+}
+
+/// An account request's error: what the CA refused, or that the directory failed.
+fn account_refused(op: &'static str, directory: &str, e: instant_acme::Error) -> Error {
+    match e {
+        instant_acme::Error::Api(problem) => Error::Refused { op, problem },
         source => Error::Directory {
             url: directory.to_string(),
             source,
         },
-    })?;
-    stored(&account, &creds)
+    }
 }
 
 /// What is kept in Vault of an account: its credentials as JSON, and its URL.

@@ -221,60 +221,31 @@ pub enum Work<'a> {
 impl<'a> Work<'a> {
     /// The command's entry in the table, and the names it binds.
     fn parts(self) -> (Cmd, Bind<'a>) {
-        let mut b = Bind::NONE;
-        let cmd = match self {
-            Work::Init { account } => {
-                b.account = Some(account);
-                Cmd::Init
-            }
-            Work::Issue { account, cert } => {
-                (b.account, b.cert) = (Some(account), Some(cert));
-                Cmd::Issue
-            }
-            Work::List => Cmd::List,
-            Work::Verify => Cmd::Verify,
-            Work::Rebuild => Cmd::Rebuild,
-            Work::Renew { account } => {
-                b.account = Some(account);
-                Cmd::Renew
-            }
-            Work::DnsAdd { solver } => {
-                b.solver = Some(solver);
-                Cmd::DnsAdd
-            }
-            Work::DnsList => Cmd::DnsList,
-            Work::DnsTest { solver } => {
-                b.solver = Some(solver);
-                Cmd::DnsTest
-            }
-            Work::DnsRemove { solver } => {
-                b.solver = Some(solver);
-                Cmd::DnsRemove
-            }
-            Work::Migrate => Cmd::Migrate,
-            Work::Import => Cmd::Import,
-            Work::Show { cert } => {
-                b.cert = Some(cert);
-                Cmd::Show
-            }
-            Work::Unlock { cert } => {
-                b.cert = Some(cert);
-                Cmd::Unlock
-            }
-            Work::Delete { cert } => {
-                b.cert = Some(cert);
-                Cmd::Delete
-            }
-            Work::Revoke { account, cert } => {
-                (b.account, b.cert) = (Some(account), Some(cert));
-                Cmd::Revoke
-            }
-            Work::Account { account } => {
-                b.account = Some(account);
-                Cmd::Account
-            }
+        let (cmd, account, cert, solver) = match self {
+            Work::Init { account } => (Cmd::Init, Some(account), None, None),
+            Work::Issue { account, cert } => (Cmd::Issue, Some(account), Some(cert), None),
+            Work::List => (Cmd::List, None, None, None),
+            Work::Verify => (Cmd::Verify, None, None, None),
+            Work::Rebuild => (Cmd::Rebuild, None, None, None),
+            Work::Renew { account } => (Cmd::Renew, Some(account), None, None),
+            Work::DnsAdd { solver } => (Cmd::DnsAdd, None, None, Some(solver)),
+            Work::DnsList => (Cmd::DnsList, None, None, None),
+            Work::DnsTest { solver } => (Cmd::DnsTest, None, None, Some(solver)),
+            Work::DnsRemove { solver } => (Cmd::DnsRemove, None, None, Some(solver)),
+            Work::Migrate => (Cmd::Migrate, None, None, None),
+            Work::Import => (Cmd::Import, None, None, None),
+            Work::Show { cert } => (Cmd::Show, None, Some(cert), None),
+            Work::Unlock { cert } => (Cmd::Unlock, None, Some(cert), None),
+            Work::Delete { cert } => (Cmd::Delete, None, Some(cert), None),
+            Work::Revoke { account, cert } => (Cmd::Revoke, Some(account), Some(cert), None),
+            Work::Account { account } => (Cmd::Account, Some(account), None, None),
         };
-        (cmd, b)
+        let bind = Bind {
+            account,
+            cert,
+            solver,
+        };
+        (cmd, bind)
     }
 }
 

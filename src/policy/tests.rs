@@ -20,6 +20,31 @@ fn granted(rules: &[Rule], path: &str) -> Vec<String> {
         .collect()
 }
 
+/// One of every command's work, on certificate `web`, account `default` and solver `cf`.
+fn every_work(web: &CertName) -> Vec<Work<'_>> {
+    let account = "default";
+    let solver = "cf";
+    vec![
+        Work::Init { account },
+        Work::Issue { account, cert: web },
+        Work::List,
+        Work::Renew { account },
+        Work::DnsAdd { solver },
+        Work::DnsList,
+        Work::DnsTest { solver },
+        Work::DnsRemove { solver },
+        Work::Migrate,
+        Work::Import,
+        Work::Show { cert: web },
+        Work::Unlock { cert: web },
+        Work::Delete { cert: web },
+        Work::Revoke { account, cert: web },
+        Work::Account { account },
+        Work::Verify,
+        Work::Rebuild,
+    ]
+}
+
 fn check(role: Role, layout: &Layout<'_>, work: Work<'_>) -> Vec<Need> {
     let rules = rules(role, layout, None);
     let needs = needs(work, layout);
@@ -44,30 +69,7 @@ fn each_role_covers_its_commands_and_no_more() {
         },
     ] {
         let account = "default";
-        for work in [
-            Work::Init { account },
-            Work::Issue {
-                account,
-                cert: &web,
-            },
-            Work::List,
-            Work::Renew { account },
-            Work::DnsAdd { solver: "cf" },
-            Work::DnsList,
-            Work::DnsTest { solver: "cf" },
-            Work::DnsRemove { solver: "cf" },
-            Work::Migrate,
-            Work::Show { cert: &web },
-            Work::Unlock { cert: &web },
-            Work::Delete { cert: &web },
-            Work::Revoke {
-                account,
-                cert: &web,
-            },
-            Work::Account { account },
-            Work::Verify,
-            Work::Rebuild,
-        ] {
+        for work in every_work(&web) {
             assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
         }
         // renew may read a solver (dns test) but never remove one.
@@ -214,7 +216,6 @@ fn root_grants_all_and_deny_wins() {
 #[test]
 fn every_command_passes_with_its_own_roles_policy() {
     let web: CertName = "web".parse().unwrap();
-    let account = "default";
     for layout in [
         V2,
         Layout {
@@ -222,31 +223,7 @@ fn every_command_passes_with_its_own_roles_policy() {
             ..V2
         },
     ] {
-        for work in [
-            Work::Init { account },
-            Work::Issue {
-                account,
-                cert: &web,
-            },
-            Work::List,
-            Work::Renew { account },
-            Work::DnsAdd { solver: "cf" },
-            Work::DnsList,
-            Work::DnsTest { solver: "cf" },
-            Work::DnsRemove { solver: "cf" },
-            Work::Migrate,
-            Work::Import,
-            Work::Show { cert: &web },
-            Work::Unlock { cert: &web },
-            Work::Delete { cert: &web },
-            Work::Revoke {
-                account,
-                cert: &web,
-            },
-            Work::Account { account },
-            Work::Verify,
-            Work::Rebuild,
-        ] {
+        for work in every_work(&web) {
             let needs = needs(work, &layout);
             assert!(!needs.is_empty(), "{work:?} checks nothing");
             let role = needs[0].role;
