@@ -12,6 +12,7 @@ use crate::model::{InvalidInput, Secret};
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 
 /// Stored at `<prefix>/dns/<solver>` with `"kind": "cloudflare"`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// An API token with Zone:DNS:Edit on the zones it serves.
@@ -19,7 +20,7 @@ pub struct Config {
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// Skip the zone lookup (and the Zone:Read permission it needs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub zone_id: Option<String>,
     #[serde(default = "default_ttl")]
     pub ttl: u32,

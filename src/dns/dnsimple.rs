@@ -13,17 +13,18 @@ pub const PRODUCTION_URL: &str = "https://api.dnsimple.com";
 pub const SANDBOX_URL: &str = "https://api.sandbox.dnsimple.com";
 
 /// Stored at `<prefix>/dns/<solver>` with `"kind": "dnsimple"`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub token: Secret,
     /// Found with `whoami` when absent (needed for user tokens).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub account_id: Option<u64>,
     /// Use the sandbox API.
     #[serde(default)]
     pub sandbox: bool,
     /// Overrides the API base URL (tests, proxies).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub base_url: Option<String>,
     #[serde(default = "default_ttl")]
     pub ttl: u32,

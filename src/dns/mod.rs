@@ -98,16 +98,17 @@ pub trait Provider {
 
 /// Settings every solver may carry besides its provider's options (all optional; the run's
 /// flags are the defaults).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SolverSettings {
     /// The zone the solver writes to: no SOA lookup.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub zone: Option<Zone>,
     /// Resolvers for CNAME, SOA and NS lookups of this solver's records.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolver: Vec<SocketAddr>,
     /// Port of the zone's authoritative servers (53 in real DNS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub authoritative_port: Option<u16>,
 }
 

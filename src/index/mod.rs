@@ -109,6 +109,7 @@ impl FromStr for Part {
 }
 
 /// One certificate in the index. Times are Unix seconds.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The KV version of `certs/<NAME>` these facts were computed from.
@@ -127,16 +128,16 @@ pub struct Entry {
     pub renew_at: i64,
     /// The ARI chosen time (`ari.chosen_at` of the record), when there is one for this
     /// certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ari_at: Option<i64>,
     /// When the CA may be asked about ARI again (`ari.retry_after` of the record).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ari_check_at: Option<i64>,
     /// Why `renew_at` is where it is (the rule), as `list` prints it.
     #[serde(default)]
     pub basis: String,
     /// Due whatever the time, and why (damaged, names or key type changed, not migrated).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub due_now: Option<String>,
     #[serde(default)]
     pub domains: Vec<String>,
@@ -148,13 +149,13 @@ pub struct Entry {
     #[serde(default)]
     pub account: String,
     /// The CA profile the spec orders.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub profile: Option<String>,
     /// The record's ARI state for this certificate (`list` reads such records itself).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ari: Option<crate::ari::AriState>,
     /// From `status/<NAME>` when known: the last attempt, failures in a row, last error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub status: Option<Status>,
 }
 
@@ -163,12 +164,13 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// The key-free facts of `status/<NAME>` that `list` shows.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub last_result: String,
     #[serde(default)]
     pub failures: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_error: Option<String>,
 }
 

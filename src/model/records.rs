@@ -18,6 +18,7 @@ fn yes() -> bool {
 }
 
 /// What a certificate should be: everything `renew` needs to reproduce it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
     /// The first name is the subject CN.
@@ -26,7 +27,7 @@ pub struct Spec {
     pub key_type: KeyType,
     pub dns: SolverSpec,
     /// Renew this long before expiry; if absent, when 1/3 of the lifetime is left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub renew_before: Option<HumanDuration>,
     /// Which ACME account (`<prefix>/accounts/<account>`) issues it.
     pub account: String,
@@ -35,17 +36,17 @@ pub struct Spec {
     pub follow_cname: bool,
     /// Wait until every authoritative nameserver serves the record before validation.
     /// Default: on for stored solvers, off for `--dns exec` hooks (as certbot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub propagation_check: Option<bool>,
     /// Run after every new certificate is stored (certbot's `--deploy-hook`), with `sh -c`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub deploy_hook: Option<String>,
     /// Consumer fields written with the material (`issue --layout`); empty: certbot's only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layouts: Vec<RecordLayout>,
     /// The CA profile orders ask for (`issue --profile`, checked against the directory's
     /// `meta.profiles`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub profile: Option<String>,
     /// Keep the private key across renewals (`issue --reuse-key`); default: a new key each time.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -82,6 +83,7 @@ impl FromStr for RecordLayout {
 }
 
 /// The consumer fields of [`RecordLayout`]s, derived from the material at every write.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LayoutFields {
     #[serde(rename = "tls.crt", default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +92,7 @@ pub struct LayoutFields {
     pub tls_key: Option<Secret>,
     #[serde(rename = "ca.crt", default, skip_serializing_if = "Option::is_none")]
     pub ca_crt: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub combined: Option<Secret>,
 }
 
@@ -161,19 +163,20 @@ pub struct CertRecord {
 
 /// Runtime facts from the CA kept in the certificate document (`certs/<NAME>`), which the
 /// renew token may write. A document without them loads (all default).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CaFacts {
     /// ACME Renewal Information (RFC 9773) for this certificate; absent when the CA has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ari: Option<crate::ari::AriState>,
     /// The ACME account URL that ordered this certificate (`replaces` must come from it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ordered_by: Option<String>,
     /// The ARI identifier of the certificate this one replaced (sent as `replaces`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub replaced: Option<String>,
     /// Why this certificate was ordered without `replaces` although it replaced one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub replaces_dropped: Option<String>,
     #[serde(
         default,
@@ -181,7 +184,7 @@ pub struct CaFacts {
         skip_serializing_if = "Option::is_none"
     )]
     pub revoked_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub revoke_reason: Option<String>,
 }
 
@@ -211,6 +214,7 @@ pub struct SpecRecord {
 /// What the last runs did with a certificate, at `<prefix>/status/<name>`: no key
 /// material, so a monitoring token may read it. Written only when something happened
 /// (a renewal, a failure), never by a run with nothing due.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRecord {
     pub schema: u32,
@@ -228,7 +232,7 @@ pub struct StatusRecord {
     /// Failures since the last success.
     #[serde(default)]
     pub failures: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_error: Option<String>,
     #[serde(
         default,
@@ -237,7 +241,7 @@ pub struct StatusRecord {
     )]
     pub last_failure_at: Option<OffsetDateTime>,
     /// The certificate's ARI facts, as in `certs/<NAME>` (for monitors).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ari: Option<crate::ari::AriState>,
     #[serde(
         default,
@@ -279,13 +283,14 @@ pub struct LockRecord {
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AccountRecord {
     pub schema: u32,
     pub directory: String,
     #[serde(default)]
     pub contact: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub eab_kid: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -30,25 +30,26 @@ use wire::*;
 const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
 /// Stored at `<prefix>/dns/<solver>` with `"kind": "route53"`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Absent: credentials come from the environment or the web identity token file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub access_key_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub secret_access_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub session_token: Option<Secret>,
     #[serde(default = "default_region")]
     pub region: String,
     /// Skip ListHostedZonesByName.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub hosted_zone_id: Option<String>,
     /// The API endpoint (tests, FIPS or China endpoints).
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
     /// The STS endpoint for web identity credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub sts_endpoint: Option<String>,
     #[serde(default = "default_ttl")]
     pub ttl: u32,
