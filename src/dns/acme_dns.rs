@@ -109,13 +109,7 @@ impl Kind for Config {
     }
 
     fn validate(&self, solver: &str) -> Result<(), Error> {
-        if !(self.server_url.starts_with("http://") || self.server_url.starts_with("https://")) {
-            return Err(Error::Config {
-                solver: solver.into(),
-                reason: format!("server_url {:?} is not an http(s) URL", self.server_url),
-            });
-        }
-        Ok(())
+        super::api::check_http_url(solver, "server_url", &self.server_url)
     }
 
     fn describe(&self) -> String {

@@ -24,6 +24,17 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// One path segment or query value, percent-encoded.
+/// A solver's URL setting `field` must be http(s).
+pub fn check_http_url(solver: &str, field: &str, url: &str) -> Result<(), Error> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(Error::Config {
+        solver: solver.into(),
+        reason: format!("{field} {url:?} is not an http(s) URL"),
+    })
+}
+
 pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }

@@ -26,12 +26,8 @@ pub struct Config {
     /// Overrides the API base URL (tests, proxies).
     #[serde(default)]
     pub base_url: Option<String>,
-    #[serde(default = "default_ttl")]
+    #[serde(default = "super::record_ttl")]
     pub ttl: u32,
-}
-
-fn default_ttl() -> u32 {
-    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add dnsimple NAME` (the token from CERTVAULT_DNS_SECRET or stdin).
@@ -47,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     sandbox: bool,
     /// TTL of the TXT record.
-    #[arg(long, default_value_t = default_ttl())]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     ttl: u32,
 }
 

@@ -35,6 +35,11 @@ pub use name::{BadName, Fqdn, Zone};
 use propagation::{Check, Polling};
 pub use registry::{Build, CommonArgs, Kind, SecretSource};
 
+/// The TTL of an API provider's challenge records when its solver sets none.
+pub(crate) fn record_ttl() -> u32 {
+    crate::defaults::RECORD_TTL
+}
+
 /// One DNS-01 value to publish, with the zone that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxtRecord {

@@ -22,16 +22,12 @@ pub struct Config {
     pub api_key: Secret,
     #[serde(default = "default_server_id")]
     pub server_id: String,
-    #[serde(default = "default_ttl")]
+    #[serde(default = "super::record_ttl")]
     pub ttl: u32,
 }
 
 fn default_server_id() -> String {
     "localhost".into()
-}
-
-fn default_ttl() -> u32 {
-    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add powerdns NAME --api-url URL` (the API key from CERTVAULT_DNS_SECRET
@@ -45,7 +41,7 @@ pub struct Args {
     #[arg(long, default_value = "localhost")]
     server_id: String,
     /// TTL of the TXT record.
-    #[arg(long, default_value_t = default_ttl())]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     ttl: u32,
 }
 
@@ -64,13 +60,7 @@ impl Kind for Config {
     }
 
     fn validate(&self, solver: &str) -> Result<(), Error> {
-        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
-            return Err(Error::Config {
-                solver: solver.into(),
-                reason: format!("api_url {:?} is not an http(s) URL", self.api_url),
-            });
-        }
-        Ok(())
+        api::check_http_url(solver, "api_url", &self.api_url)
     }
 
     fn describe(&self) -> String {

@@ -33,16 +33,12 @@ pub struct Config {
     pub tsig_algorithm: String,
     /// The TSIG secret, base64 as in BIND's `key` statement.
     pub tsig_secret: Secret,
-    #[serde(default = "default_ttl")]
+    #[serde(default = "super::record_ttl")]
     pub ttl: u32,
 }
 
 fn default_algorithm() -> String {
     "hmac-sha256".into()
-}
-
-fn default_ttl() -> u32 {
-    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add rfc2136 NAME --server HOST[:PORT] --tsig-key KEY` (the TSIG secret
@@ -59,7 +55,7 @@ pub struct Args {
     #[arg(long, default_value = "hmac-sha256")]
     tsig_algorithm: String,
     /// TTL of the TXT record.
-    #[arg(long, default_value_t = default_ttl())]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     ttl: u32,
 }
 

@@ -51,7 +51,7 @@ pub struct Config {
     /// The STS endpoint for web identity credentials.
     #[serde(default)]
     pub sts_endpoint: Option<String>,
-    #[serde(default = "default_ttl")]
+    #[serde(default = "crate::dns::record_ttl")]
     pub ttl: u32,
 }
 
@@ -61,10 +61,6 @@ fn default_region() -> String {
 
 fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.into()
-}
-
-fn default_ttl() -> u32 {
-    crate::defaults::RECORD_TTL
 }
 
 /// `certvault dns add route53 NAME [--access-key-id ID]` (with an access key id, the secret
@@ -89,7 +85,7 @@ pub struct Args {
     #[arg(long)]
     sts_endpoint: Option<String>,
     /// TTL of the TXT record.
-    #[arg(long, default_value_t = default_ttl())]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     ttl: u32,
 }
 
