@@ -232,98 +232,70 @@ mod tests {
 
     const T0: OffsetDateTime = datetime!(2026-06-01 0:00 UTC);
 
+    /// [`fetched`] with the window `(start, end)`, no explanation URL, and dice that give `dice`.
+    fn at(
+        now: OffsetDateTime,
+        previous: Option<&AriState>,
+        serial: &str,
+        (start, end): (OffsetDateTime, OffsetDateTime),
+        retry_after: Duration,
+        dice: u64,
+    ) -> AriState {
+        fetched(
+            now,
+            previous,
+            serial,
+            start,
+            end,
+            None,
+            retry_after,
+            &mut Fixed(dice),
+        )
+    }
+
     #[test]
     fn the_choice_is_inside_the_window_and_kept_while_it_is_unchanged() {
         let (start, end) = (T0, T0 + Duration::days(2));
-        let s = fetched(
-            T0,
-            None,
-            "01",
-            start,
-            end,
-            None,
-            Duration::hours(6),
-            &mut Fixed(3600),
-        );
+        let s = at(T0, None, "01", (start, end), Duration::hours(6), 3600);
         assert_eq!(s.chosen_at, Some(start + Duration::hours(1)));
         assert_eq!(s.retry_after, Some(T0 + Duration::hours(6)));
         // Same window, other dice: kept.
-        let again = fetched(
+        let again = at(
             T0 + Duration::hours(7),
             Some(&s),
             "01",
-            start,
-            end,
-            None,
+            (start, end),
             Duration::hours(6),
-            &mut Fixed(7),
+            7,
         );
         assert_eq!(again.chosen_at, s.chosen_at);
         // Moved window: chosen afresh inside it.
-        let moved = fetched(
+        let moved = at(
             T0,
             Some(&s),
             "01",
-            start - Duration::days(1),
-            start,
-            None,
+            (start - Duration::days(1), start),
             Duration::ZERO,
-            &mut Fixed(7),
+            7,
         );
         assert_eq!(
             moved.chosen_at,
             Some(start - Duration::days(1) + Duration::seconds(7))
         );
         // Another certificate: chosen afresh.
-        let other = fetched(
-            T0,
-            Some(&s),
-            "02",
-            start,
-            end,
-            None,
-            Duration::ZERO,
-            &mut Fixed(0),
-        );
+        let other = at(T0, Some(&s), "02", (start, end), Duration::ZERO, 0);
         assert_eq!(other.chosen_at, Some(start));
         // The largest value the dice give stays inside.
-        let last = fetched(
-            T0,
-            None,
-            "01",
-            start,
-            end,
-            None,
-            Duration::ZERO,
-            &mut Fixed(u64::MAX),
-        );
+        let last = at(T0, None, "01", (start, end), Duration::ZERO, u64::MAX);
         assert!(last.chosen_at.unwrap() < end);
     }
 
     #[test]
     fn retry_after_is_clamped_and_honoured() {
         let end = T0 + Duration::days(30);
-        let s = fetched(
-            T0,
-            None,
-            "01",
-            T0,
-            end,
-            None,
-            Duration::seconds(5),
-            &mut Fixed(0),
-        );
+        let s = at(T0, None, "01", (T0, end), Duration::seconds(5), 0);
         assert_eq!(s.retry_after, Some(T0 + Duration::minutes(1)));
-        let s = fetched(
-            T0,
-            None,
-            "01",
-            T0,
-            end,
-            None,
-            Duration::days(9),
-            &mut Fixed(0),
-        );
+        let s = at(T0, None, "01", (T0, end), Duration::days(9), 0);
         assert_eq!(s.retry_after, Some(T0 + Duration::days(1)));
         // (now, expected)
         for (now, due) in [
@@ -340,15 +312,13 @@ mod tests {
 
     #[test]
     fn failures_back_off_and_keep_the_window() {
-        let ok = fetched(
+        let ok = at(
             T0,
             None,
             "01",
-            T0,
-            T0 + Duration::days(1),
-            None,
+            (T0, T0 + Duration::days(1)),
             Duration::hours(1),
-            &mut Fixed(0),
+            0,
         );
         let f1 = failed(T0 + Duration::hours(2), Some(&ok), "01", "timeout", false);
         assert_eq!(f1.failures, 1);
@@ -367,30 +337,26 @@ mod tests {
         assert_eq!(long.retry_after, Some(T0 + Duration::hours(6)));
         assert_eq!(backoff(40, false), Duration::hours(6));
         // A success resets the count.
-        let back = fetched(
+        let back = at(
             T0,
             Some(&long),
             "01",
-            T0,
-            T0 + Duration::days(1),
-            None,
+            (T0, T0 + Duration::days(1)),
             Duration::hours(1),
-            &mut Fixed(0),
+            0,
         );
         assert_eq!((back.failures, back.last_error), (0, None));
     }
 
     #[test]
     fn windows_before_not_before_or_inverted_are_not_used() {
-        let s = fetched(
+        let s = at(
             T0,
             None,
             "01",
-            T0,
-            T0 + Duration::days(1),
-            None,
+            (T0, T0 + Duration::days(1)),
             Duration::hours(1),
-            &mut Fixed(0),
+            0,
         );
         assert!(s.window(T0).is_some());
         assert!(

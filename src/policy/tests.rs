@@ -8,6 +8,11 @@ const V2: Layout<'static> = Layout {
     prefix: "cv",
 };
 
+const V1: Layout<'static> = Layout {
+    version: KvVersion::V1,
+    ..V2
+};
+
 /// Capabilities a set of rules grants on an exact path (glob `*` at the end only).
 fn granted(rules: &[Rule], path: &str) -> Vec<String> {
     rules
@@ -61,13 +66,7 @@ fn check(role: Role, layout: &Layout<'_>, work: Work<'_>) -> Vec<Need> {
 #[test]
 fn each_role_covers_its_commands_and_no_more() {
     let web: CertName = "web".parse().unwrap();
-    for layout in [
-        V2,
-        Layout {
-            version: KvVersion::V1,
-            ..V2
-        },
-    ] {
+    for layout in [V2, V1] {
         let account = "default";
         for work in every_work(&web) {
             assert_eq!(check(Role::Admin, &layout, work), vec![], "{work:?}");
@@ -216,13 +215,7 @@ fn root_grants_all_and_deny_wins() {
 #[test]
 fn every_command_passes_with_its_own_roles_policy() {
     let web: CertName = "web".parse().unwrap();
-    for layout in [
-        V2,
-        Layout {
-            version: KvVersion::V1,
-            ..V2
-        },
-    ] {
+    for layout in [V2, V1] {
         for work in every_work(&web) {
             let needs = needs(work, &layout);
             assert!(!needs.is_empty(), "{work:?} checks nothing");
