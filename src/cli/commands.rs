@@ -300,6 +300,17 @@ pub(crate) fn jitter(s: &str) -> Result<Duration, String> {
         .map_err(|_| "write a duration like 10m or 30s (0 for none)".to_string())
 }
 
+/// What every import source takes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportCommon {
+    /// Print what would be written (no secret); write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Replace existing records, specs, solvers and accounts of the same name.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ImportCmd {
     /// A certbot config folder (like /etc/letsencrypt): its account, every lineage of
@@ -307,29 +318,21 @@ pub(crate) enum ImportCmd {
     Certbot {
         /// The certbot config folder.
         dir: PathBuf,
-        /// Print what would be written (no secret); write nothing.
-        #[arg(long)]
-        dry_run: bool,
         /// Only these lineages.
         #[arg(long, num_args = 1.., value_name = "NAME")]
         only: Vec<String>,
-        /// Replace existing records, specs, solvers and accounts of the same name.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        common: ImportCommon,
     },
     /// A lego --path folder (accounts/ and certificates/).
     Lego {
         /// The lego folder (its --path, default ./.lego).
         dir: PathBuf,
-        /// Print what would be written (no secret); write nothing.
-        #[arg(long)]
-        dry_run: bool,
         /// The ACME directory URL (lego does not record it; well-known CAs are recognised).
         #[arg(long)]
         server: Option<String>,
-        /// Replace existing records, specs, solvers and accounts of the same name.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        common: ImportCommon,
     },
     /// certbot's files kept in Vault: <mount>/<path>/account/*, <path>/certificates/*
     /// and <mount>/dnsimple (read only).
@@ -337,16 +340,12 @@ pub(crate) enum ImportCmd {
         /// Where the layout is: <mount>/<path>, like secret/lets-encrypt.
         #[arg(long)]
         from: String,
-        /// Print what would be written (no secret); write nothing.
-        #[arg(long)]
-        dry_run: bool,
         /// The ACME directory URL (the layout does not record it; well-known CAs are
         /// recognised from the account URL).
         #[arg(long)]
         server: Option<String>,
-        /// Replace existing records, specs, solvers and accounts of the same name.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        common: ImportCommon,
     },
 }
 

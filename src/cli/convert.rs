@@ -119,44 +119,37 @@ impl Cli {
                 account_key: account_key.filter(|p| !p.as_os_str().is_empty()),
             }),
             Cmd::Import(cmd) => {
-                let (source, dry_run, force) = match cmd {
-                    ImportCmd::Certbot {
-                        dir,
-                        dry_run,
-                        only,
-                        force,
-                    } => (ImportSource::Certbot { dir, only }, dry_run, force),
+                let (source, common) = match cmd {
+                    ImportCmd::Certbot { dir, only, common } => {
+                        (ImportSource::Certbot { dir, only }, common)
+                    }
                     ImportCmd::Lego {
                         dir,
-                        dry_run,
                         server,
-                        force,
+                        common,
                     } => (
                         ImportSource::Lego {
                             dir,
                             server: server.map(|s| directory_url(&s)),
                         },
-                        dry_run,
-                        force,
+                        common,
                     ),
                     ImportCmd::VaultLayout {
                         from,
-                        dry_run,
                         server,
-                        force,
+                        common,
                     } => (
                         ImportSource::VaultLayout {
                             from,
                             server: server.map(|s| directory_url(&s)),
                         },
-                        dry_run,
-                        force,
+                        common,
                     ),
                 };
                 Command::Import(ImportArgs {
                     source,
-                    dry_run,
-                    force,
+                    dry_run: common.dry_run,
+                    force: common.force,
                 })
             }
             Cmd::Issue {
