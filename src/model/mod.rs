@@ -26,6 +26,39 @@ pub struct InvalidInput {
     pub reason: &'static str,
 }
 
+/// A validated name kept as its text: `as_str`, `Display`, and (for names stored in
+/// documents) the `String` conversions serde's `try_from`/`into` use.
+macro_rules! name_type {
+    ($($t:ident),*) => {$(
+        impl $t {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = InvalidInput;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(n: $t) -> String {
+                n.0
+            }
+        }
+    )*};
+}
+
+name_type!(CertName, AccountName, DomainName, SolverName);
+
 fn invalid(what: &'static str, value: &str, reason: &'static str) -> InvalidInput {
     InvalidInput {
         what,
@@ -38,12 +71,6 @@ fn invalid(what: &'static str, value: &str, reason: &'static str) -> InvalidInpu
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CertName(String);
-
-impl CertName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 impl FromStr for CertName {
     type Err = InvalidInput;
@@ -60,25 +87,6 @@ impl FromStr for CertName {
         } else {
             Err(invalid("certificate name", s, REASON))
         }
-    }
-}
-
-impl TryFrom<String> for CertName {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<CertName> for String {
-    fn from(n: CertName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for CertName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -101,27 +109,12 @@ impl FromStr for AccountName {
     }
 }
 
-impl AccountName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AccountName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A DNS identifier for a certificate: a lower-case host name, optionally `*.` + a host name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DomainName(String);
 
 impl DomainName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
@@ -178,25 +171,6 @@ impl FromStr for DomainName {
             }
         }
         Ok(Self(lower))
-    }
-}
-
-impl TryFrom<String> for DomainName {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<DomainName> for String {
-    fn from(n: DomainName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for DomainName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -428,18 +402,6 @@ impl FromStr for SolverName {
                     "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
                 )
             })
-    }
-}
-
-impl SolverName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SolverName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
