@@ -167,15 +167,7 @@ fn a_short_lived_certificate_renews_at_half_its_life() {
     // rule (1/2 for certificates of 10 days or less) decides.
     let dir = tempdir("a2c-short");
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "certvault short-lived test CA");
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
+    let mut params = ca_params("certvault short-lived test CA");
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(1);
     params.not_after = now + time::Duration::seconds(40);

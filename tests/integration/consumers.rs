@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -52,15 +52,8 @@ fn subst(text: &str, from: &str, to: &str, times: usize) -> String {
 /// A running `bao agent` with its own folder (config, token file, rendered files, log);
 /// killed and its folder removed on drop, also when the test fails.
 struct Agent {
-    child: Child,
+    child: KillOnDrop,
     dir: TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Agent {
@@ -108,7 +101,10 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("start bao agent");
-        Agent { child, dir }
+        Agent {
+            child: KillOnDrop(child),
+            dir,
+        }
     }
 
     fn file(&self, name: &str) -> String {
@@ -120,7 +116,7 @@ impl Agent {
     fn wait_for(&mut self, fullchain: &str, privkey: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.file("fullchain.pem") != fullchain || self.file("privkey.pem") != privkey {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 panic!("bao agent exited ({status}):\n{}", self.file("agent.log"));
             }
             assert!(
@@ -135,11 +131,8 @@ impl Agent {
 
 #[test]
 fn agent_template_renders_the_record_and_follows_a_renewal() {
-    let e = Env::new("agent");
-    e.init().ok();
-    let domain = format!("{}.example.com", unique("agent"));
-    e.issue("web", &[&domain], &[]).ok();
-    let other = format!("{}.example.com", unique("other"));
+    let (e, _) = Env::with_cert("agent", "web");
+    let other = domain("other");
     e.issue("other", &[&other], &[]).ok();
     let policy = reader_policy(&e, "web");
     let token = vault_token(&unique("reader"), &[&policy]);
@@ -549,9 +542,8 @@ fn consumer_manifests_map_the_record_and_log_in_as_the_reader() {
 
     // The record they read, issued with --layout kubernetes; the production defaults'
     // reader policy names the manifests' path.
-    let e = Env::new("consumers");
-    e.init().ok();
-    let domain = format!("{}.example.com", unique("k8s"));
+    let e = Env::ready("consumers");
+    let domain = domain("k8s");
     e.issue("web", &[&domain], &["--layout", "kubernetes"]).ok();
     let default_policy = Command::new(BIN)
         .args(["policy", "reader", "web"])
@@ -677,8 +669,7 @@ fn consumer_manifests_map_the_record_and_log_in_as_the_reader() {
 
 #[test]
 fn renew_jitter_logs_a_delay_within_its_bound_and_rejects_a_bad_duration() {
-    let e = Env::new("jitter");
-    e.init().ok();
+    let e = Env::ready("jitter");
     let started = Instant::now();
     let run = e.run(&["renew", "--jitter", "2s"]).ok();
     let elapsed = started.elapsed();

@@ -153,7 +153,7 @@ fn compose_file_is_valid_and_agrees_with_the_test_bed() {
         &bad.display().to_string(),
     ]));
     assert_ne!(rejected.code, 0, "{}", rejected.all());
-    assert!(rejected.all().contains("read_onyl"), "{}", rejected.all());
+    assert_contains(&rejected.all(), "read_onyl");
 
     let doc = yaml_docs(&compose).remove(0);
     let services = doc["services"].as_object().unwrap();
@@ -301,7 +301,7 @@ fn compose_file_is_valid_and_agrees_with_the_test_bed() {
     let issue = strs(&certvault[&"issue".to_string()]["command"]);
     let auth = flag_value(&issue, "--auth-hook");
     let cleanup = flag_value(&issue, "--cleanup-hook");
-    let domain = format!("{}.example.com", unique("compose"));
+    let domain = domain("compose");
     let txt = format!("_acme-challenge.{domain}.");
     let value = unique("token-value");
     let vars = [
@@ -638,18 +638,14 @@ fn prometheus_rules_pass_promtool_and_name_certvault_metrics() {
             .current_dir(&dir),
     )
     .ok();
-    assert!(
-        check.all().contains("SUCCESS: 3 rules found"),
-        "{}",
-        check.all()
-    );
+    assert_contains(&check.all(), "SUCCESS: 3 rules found");
     let test = run_cmd(
         Command::new(&promtool)
             .args(["test", "rules", "certvault-alerts.test.yml"])
             .current_dir(&dir),
     )
     .ok();
-    assert!(test.all().contains("SUCCESS"), "{}", test.all());
+    assert_contains(&test.all(), "SUCCESS");
 
     // Every rule has a firing and a quiet case in the unit tests.
     let rules = yaml_docs(&dir.join("certvault-alerts.yml")).remove(0);

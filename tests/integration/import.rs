@@ -868,8 +868,7 @@ fn certbot_in_vault_layout_imports_read_only() {
 
 #[test]
 fn layouts_add_consumer_fields_in_the_same_write() {
-    let e = Env::new("layout");
-    e.init().ok();
+    let e = Env::ready("layout");
     let name = format!("k.{}.example.com", unique("ly"));
     e.issue(
         &name,

@@ -10,9 +10,8 @@ use crate::harness::*;
 
 /// An environment with one certificate `web` (two names) issued through the hooks.
 fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
-    let e = Env::new(tag);
-    e.init().ok();
-    let d = format!("{}.example.com", unique("o"));
+    let e = Env::ready(tag);
+    let d = domain("o");
     e.issue("web", &[&d, &format!("*.{d}")], extra).ok();
     (e, d)
 }
@@ -406,9 +405,8 @@ fn deploy_hook_runs_after_the_write_with_its_variables_and_no_credentials() {
 
 #[test]
 fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
-    let e = Env::new("deployfail");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("o"));
+    let e = Env::ready("deployfail");
+    let d = domain("o");
     let hook_fails = ["--deploy-hook", "echo reload refused >&2; exit 4"];
     // issue reports it, and exits 1 with the certificate stored.
     let run = e.issue("web", &[&d], &hook_fails);

@@ -4,9 +4,8 @@ use crate::harness::*;
 
 #[test]
 fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
-    let e = Env::new("noop");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("n"));
+    let e = Env::ready("noop");
+    let d = domain("n");
     e.issue("n", &[&d, &format!("*.{d}")], &[]).ok();
     let (before, v1) = vault_read(&e.cert_path("n")).unwrap();
 
@@ -60,9 +59,8 @@ pub fn make_due(e: &Env, name: &str, domains: &[&str], secs: i64) {
 
 #[test]
 fn due_by_renew_before_is_renewed_and_only_that_one() {
-    let e = Env::new("due");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("d"));
+    let e = Env::ready("due");
+    let d = domain("d");
     let due = format!("a.{d}");
     e.issue("due", &[&due], &[]).ok();
     make_due(&e, "due", &[&due], 2);
@@ -82,9 +80,8 @@ fn due_by_renew_before_is_renewed_and_only_that_one() {
 
 #[test]
 fn a_concurrent_write_is_detected_not_overwritten() {
-    let e = Env::new("cas");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("c"));
+    let e = Env::ready("cas");
+    let d = domain("c");
     let path = e.cert_path("race");
     // The auth hook writes the record itself when RACE is set: between certvault's read
     // and its write.
@@ -127,9 +124,8 @@ fn a_concurrent_write_is_detected_not_overwritten() {
 
 #[test]
 fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
-    let e = Env::new("isolate");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("i"));
+    let e = Env::ready("isolate");
+    let d = domain("i");
     e.issue_with_auth_hook("broken", &[&format!("a.{d}")], &breakable_auth_hook())
         .ok();
     e.issue("healthy", &[&format!("b.{d}")], &[]).ok();
@@ -155,9 +151,8 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
 
 #[test]
 fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
-    let e = Env::new("cleanup");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("v"));
+    let e = Env::ready("cleanup");
+    let d = domain("v");
     let marks_dir = tempdir("marks");
     let marks = marks_dir.join("cleanup.log");
     // The auth hook publishes nothing: Pebble's validation fails.
@@ -198,7 +193,7 @@ fn works_without_local_disk() {
     };
     e2.prefix = e.prefix.clone();
     e2.init().ok();
-    let d = format!("{}.example.com", unique("nd"));
+    let d = domain("nd");
     e2.issue("nd", &[&d], &[]).ok();
     e2.run(&["renew", "--force"]).ok();
     e2.run(&["list"]).ok();
@@ -211,10 +206,7 @@ fn works_without_local_disk() {
 
 #[test]
 fn a_stored_account_unknown_to_the_ca_is_explained() {
-    let e = Env::new("ghost");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("g"));
-    e.issue("g", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert("ghost", "g");
     // Point the stored credentials at an account the CA never created (as after a CA reset).
     let path = format!("{}/accounts/default", e.prefix);
     let (mut doc, _) = vault_read(&path).unwrap();
@@ -250,7 +242,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
     let e = Env::new("nonce50");
     e.run(&["init", "--directory", &directory, "--agree-tos"])
         .ok();
-    let d = format!("{}.example.com", unique("n50"));
+    let d = domain("n50");
     for i in 0..5 {
         let host = format!("c{i}.{d}");
         e.issue(&format!("c{i}"), &[&host, &format!("*.{host}")], &[])
@@ -264,10 +256,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
 /// `issue` recreates it on top of the deleted version (check-and-set on that version).
 #[test]
 fn a_deleted_record_is_reported_and_can_be_issued_again() {
-    let e = Env::new("deleted");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("del"));
-    e.issue("gone", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("deleted", "gone");
     let path = format!("secret/data/{}", e.cert_path("gone"));
     let (status, _) = vault_call(&env("VAULT_TOKEN"), reqwest::Method::DELETE, &path, None);
     assert_eq!(status, 204);
@@ -290,10 +279,7 @@ fn a_deleted_record_is_reported_and_can_be_issued_again() {
 /// ordered); a stale lock (its holder died) is taken over; the lock is released after use.
 #[test]
 fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
-    let e = Env::new("lock");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("lock"));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("lock", "web");
     let lock = format!("{}/locks/web", e.prefix);
     // A normal issue took and released the lock: its latest version is deleted.
     assert!(vault_read(&lock).is_none(), "lock left behind after issue");

@@ -24,9 +24,8 @@ fn key_line(pem: &str) -> String {
 
 #[test]
 fn damaged_records_are_reissued_and_extra_fields_kept() {
-    let e = Env::new("damaged");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("dmg"));
+    let e = Env::ready("damaged");
+    let d = domain("dmg");
     for n in ["swapped", "garbled", "badchain", "healthy"] {
         e.issue(n, &[&format!("{n}.{d}")], &[]).ok();
     }
@@ -89,9 +88,8 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
 
 #[test]
 fn a_broken_account_fails_only_its_certificates_and_quotes_no_key() {
-    let e = Env::new("badacct");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("ba"));
+    let e = Env::ready("badacct");
+    let d = domain("ba");
     e.issue("good", &[&format!("g.{d}")], &[]).ok();
     // A second account, then broken in two ways a person with `kv put` easily makes.
     let mut other = Env::new("x");
@@ -218,9 +216,8 @@ fn mutate(doc: &mut Value, rng: &mut Lcg) {
 
 #[test]
 fn no_stored_document_or_command_line_value_makes_it_panic() {
-    let e = Env::new("fuzz");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("fz"));
+    let e = Env::ready("fuzz");
+    let d = domain("fz");
     e.issue("seed", &[&format!("s.{d}")], &[]).ok();
     let (cert, _) = vault_read(&e.cert_path("seed")).unwrap();
     let (spec, _) = vault_read(&format!("{}/specs/seed", e.prefix)).unwrap();

@@ -1,7 +1,7 @@
 //! Vault's own settings honoured for every auth method: VAULT_NAMESPACE against a real
 //! OpenBao namespace, VAULT_CACERT against an OpenBao dev server with TLS.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -68,7 +68,7 @@ fn namespace_is_used_for_token_and_approle() {
     let mut e = Env::new("inns");
     e.extra.push(("VAULT_NAMESPACE".into(), ns.clone()));
     e.init().ok();
-    let d = format!("{}.example.com", unique("ns"));
+    let d = domain("ns");
     e.issue("web", &[&d], &[]).ok();
     let path = format!("secret/data/{}", e.cert_path("web"));
     let (status, doc) = vault_call_ns(&env("VAULT_TOKEN"), Some(&ns), Method::GET, &path, None);
@@ -82,15 +82,12 @@ fn namespace_is_used_for_token_and_approle() {
     // AppRole: login, capability check and writes all go to the namespace.
     let hcl = e.run(&["policy", "renew"]).ok().stdout;
     let (role_id, secret_id) = approle_in(&ns, &hcl);
-    let mut a = Env::new("unused");
-    a.prefix = e.prefix.clone();
-    a.token = String::new();
-    a.extra = vec![
-        ("VAULT_NAMESPACE".into(), ns.clone()),
-        ("CERTVAULT_AUTH".into(), "approle".into()),
-        ("VAULT_ROLE_ID".into(), role_id),
-        ("VAULT_SECRET_ID".into(), secret_id),
-    ];
+    let a = e.logging_in(&[
+        ("VAULT_NAMESPACE", &ns),
+        ("CERTVAULT_AUTH", "approle"),
+        ("VAULT_ROLE_ID", &role_id),
+        ("VAULT_SECRET_ID", &secret_id),
+    ]);
     let run = a.run(&["renew", "--force"]).ok();
     assert_contains(&run.stdout, "renewed  web");
     let (_, doc) = vault_call_ns(&env("VAULT_TOKEN"), Some(&ns), Method::GET, &path, None);
@@ -99,26 +96,15 @@ fn namespace_is_used_for_token_and_approle() {
 
 /// An OpenBao dev server with TLS on a free port, stopped on drop.
 struct TlsBao {
-    child: Child,
+    _child: KillOnDrop,
     addr: String,
     ca: String,
     _dir: TempDir,
 }
 
-impl Drop for TlsBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn tls_bao() -> TlsBao {
     let dir = tempdir("baotls");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(env("BAO_BIN"))
         .args([
             "server",
@@ -134,7 +120,7 @@ fn tls_bao() -> TlsBao {
         .spawn()
         .expect("start bao -dev-tls");
     let bao = TlsBao {
-        child,
+        _child: KillOnDrop(child),
         addr: format!("https://127.0.0.1:{port}"),
         ca: dir.join("vault-ca.pem").display().to_string(),
         _dir: dir,
@@ -264,8 +250,7 @@ fn bare(vars: &[(&str, &str)], args: &[&str]) -> Run {
 
 #[test]
 fn bao_variables_are_aliases_and_vault_ones_win() {
-    let e = Env::new("bao");
-    e.init().ok();
+    let e = Env::ready("bao");
     let prefix = e.prefix.as_str();
     let (addr, token) = (env("VAULT_ADDR"), env("VAULT_TOKEN"));
     let dead = "http://127.0.0.1:9";
@@ -334,8 +319,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
 
 #[test]
 fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
-    let e = Env::new("home");
-    e.init().ok();
+    let e = Env::ready("home");
     let addr = env("VAULT_ADDR");
     let home = tempdir("home");
     std::fs::write(
@@ -412,25 +396,14 @@ fn every_missing_auth_setting_exits_2() {
 
 /// A plain HTTP server that is not Vault (Python's http.server), stopped on drop.
 struct NotVault {
-    child: Child,
+    _child: KillOnDrop,
     addr: String,
     _dir: TempDir,
 }
 
-impl Drop for NotVault {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn not_vault() -> NotVault {
     let dir = tempdir("notvault");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("python3")
         .args([
             "-m",
@@ -445,7 +418,7 @@ fn not_vault() -> NotVault {
         .spawn()
         .expect("python3 -m http.server");
     let s = NotVault {
-        child,
+        _child: KillOnDrop(child),
         addr: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
