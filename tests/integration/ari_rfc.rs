@@ -54,12 +54,7 @@ fn a_fresh_process_renews_with_replaces_from_the_account_that_ordered_it() {
         "a new certificate starts without ARI facts"
     );
     assert_ne!(new["serial"], old["serial"]);
-    verify_chain_to(
-        server.ca_pem(),
-        new["cert"].as_str().unwrap(),
-        new["chain"].as_str().unwrap(),
-        &["c0.lineage.example.com"],
-    );
+    verify_record_to(server.ca_pem(), &new, &["c0.lineage.example.com"]);
     assert!(is_empty_dir(&fresh));
     let _ = std::fs::remove_dir_all(fresh);
 }

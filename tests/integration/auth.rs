@@ -107,9 +107,9 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
         &env("CERTVAULT_TEST_DIRECTORY"),
         "--agree-tos",
     ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!(
             "create on secret/data/{}/accounts/default (granted by `certvault policy admin`)",
             e.prefix
@@ -122,18 +122,18 @@ fn approle_bound_to_renew_renews_and_can_do_nothing_else() {
         account_before
     );
     let run = a.issue("new", &["new.example.com"], &[]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("create on secret/data/{}/certs/new", e.prefix),
     );
     assert!(vault_read(&format!("{}/certs/new", e.prefix)).is_none());
     let mut other = e.approle_login(&mount, &role_id, &secret_id);
     other.prefix = format!("{}-other", e.prefix);
     let run = other.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!(
             "list on secret/metadata/{}/certs/ (granted by `certvault policy monitor`)",
             other.prefix
@@ -158,9 +158,9 @@ fn approle_wrong_secret_id_is_a_clear_error_and_writes_nothing() {
     let a = e.approle_login(&mount, &role_id, wrong);
     let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
     let run = a.run(&["-vv", "renew", "--force"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("Vault refused the approle login at auth/{mount}/login"),
     );
     assert!(!run.all().contains(wrong), "{}", run.all());
@@ -174,8 +174,7 @@ fn approle_wrong_secret_id_is_a_clear_error_and_writes_nothing() {
         dir.join("nope").display().to_string(),
     ));
     let run = a.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "cannot read the AppRole secret id file");
+    fails_with(&run, 1, "cannot read the AppRole secret id file");
 }
 
 #[test]
@@ -224,8 +223,7 @@ fn expired_token_is_a_clear_error() {
         vault_call(&e.token, Method::GET, "auth/token/lookup-self", None).0 == 403
     });
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "Vault rejected the token");
+    fails_with(&run, 1, "Vault rejected the token");
     assert!(!run.all().contains(&e.token));
 }
 
@@ -240,6 +238,49 @@ fn token_from_a_file_like_a_vault_agent_sink() {
     assert_contains(&run.stdout, "web");
 }
 
+/// An installation with "web" issued (as root), and an auth method of `kind` at a unique
+/// mount, configured with `config`, whose role `certvault` is `role` with the policy
+/// `certvault policy renew` prints: (the installation logging in with that role, with
+/// CERTVAULT_AUTH, _MOUNT, _ROLE and then `login` set; the mount).
+fn with_auth_method(
+    kind: &str,
+    config: Value,
+    mut role: Value,
+    login: &[(&str, &str)],
+) -> (Env, String) {
+    let (e, _) = Env::with_cert(kind, "web");
+    role["token_policies"] = json!([e.apply_policy(&["renew"])]);
+    role["token_ttl"] = json!("1h");
+    let mount = unique(kind);
+    vault_enable_auth(&mount, kind);
+    vault_root(Method::POST, &format!("auth/{mount}/config"), Some(&config));
+    vault_root(
+        Method::POST,
+        &format!("auth/{mount}/role/certvault"),
+        Some(&role),
+    );
+    let mut settings = vec![
+        ("CERTVAULT_AUTH", kind),
+        ("CERTVAULT_AUTH_MOUNT", &mount),
+        ("CERTVAULT_AUTH_ROLE", "certvault"),
+    ];
+    settings.extend_from_slice(login);
+    (e.logging_in(&settings), mount)
+}
+
+/// `login` renews "web" (forced, -vv), shows `secret` nowhere, and no token of its login
+/// at `mount` outlives the run.
+fn renews_without_leaking(login: &Env, mount: &str, secret: &str) {
+    let run = login.run(&["-vv", "renew", "--force"]).ok();
+    assert_contains(&run.stdout, "renewed  web: forced");
+    assert!(!run.all().contains(secret), "JWT leaked:\n{}", run.all());
+    assert_eq!(
+        live_tokens_from(mount),
+        0,
+        "the login token outlived its run"
+    );
+}
+
 fn jwt_claims(sub: &str, aud: &str) -> Value {
     let now = now_secs();
     json!({ "sub": sub, "aud": aud, "iat": now, "nbf": now - 5, "exp": now + 600 })
@@ -247,61 +288,34 @@ fn jwt_claims(sub: &str, aud: &str) -> Value {
 
 #[test]
 fn jwt_login_with_a_key_made_here_renews() {
-    let (e, _) = Env::with_cert("jwt", "web");
-    let policy = e.apply_policy(&["renew"]);
     let key = rsa_key();
-    let mount = unique("jwt");
-    vault_enable_auth(&mount, "jwt");
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/config"),
-        Some(&json!({ "jwt_validation_pubkeys": [key.public_key_pem()] })),
-    );
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault"),
-        Some(&json!({
-            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["certvault"],
-            "token_policies": [policy], "token_ttl": "1h"
-        })),
-    );
     let jwt = sign_jwt(&key, &jwt_claims("renewer", "certvault"));
-    let mut j = e.logging_in(&[
-        ("CERTVAULT_AUTH", "jwt"),
-        ("CERTVAULT_AUTH_MOUNT", &mount),
-        ("CERTVAULT_AUTH_ROLE", "certvault"),
-        ("CERTVAULT_JWT", &jwt),
-    ]);
-    let run = j.run(&["-vv", "renew", "--force"]).ok();
-    assert_contains(&run.stdout, "renewed  web: forced");
-    assert!(!run.all().contains(&jwt), "JWT leaked:\n{}", run.all());
-    assert_eq!(
-        live_tokens_from(&mount),
-        0,
-        "the JWT login token outlived its run"
+    let (mut j, mount) = with_auth_method(
+        "jwt",
+        json!({ "jwt_validation_pubkeys": [key.public_key_pem()] }),
+        json!({ "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["certvault"] }),
+        &[("CERTVAULT_JWT", &jwt)],
     );
+    renews_without_leaking(&j, &mount, &jwt);
 
     // A JWT for another audience is refused by Vault; a missing JWT file is named.
     let bad = sign_jwt(&key, &jwt_claims("renewer", "someone-else"));
     j.extra[3].1 = bad;
     let run = j.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("Vault refused the jwt login at auth/{mount}/login"),
     );
     j.extra.pop();
     j.extra
         .push(("CERTVAULT_JWT_FILE".into(), "/nonexistent/jwt".into()));
     let run = j.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "cannot read the JWT file \"/nonexistent/jwt\"");
+    fails_with(&run, 1, "cannot read the JWT file \"/nonexistent/jwt\"");
 }
 
 #[test]
 fn kubernetes_login_against_a_token_review_server_renews() {
-    let (e, _) = Env::with_cert("k8s", "web");
-    let policy = e.apply_policy(&["renew"]);
     let now = now_secs();
     let sa_jwt = sign_jwt(
         &rsa_key(),
@@ -315,50 +329,29 @@ fn kubernetes_login_against_a_token_review_server_renews() {
         }),
     );
     let api = token_review_server(sa_jwt.clone(), "certs", "certvault");
-    let mount = unique("k8s");
-    vault_enable_auth(&mount, "kubernetes");
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/config"),
-        Some(&json!({
+    let dir = tempdir("sa");
+    let file = dir.join("token");
+    std::fs::write(&file, &sa_jwt).unwrap();
+    let (mut k, mount) = with_auth_method(
+        "kubernetes",
+        json!({
             "kubernetes_host": api,
             "disable_local_ca_jwt": true,
             // Required by the config, unused over http://.
             "kubernetes_ca_cert": self_signed_pem(),
-        })),
-    );
-    vault_root(
-        Method::POST,
-        &format!("auth/{mount}/role/certvault"),
-        Some(&json!({
+        }),
+        json!({
             "bound_service_account_names": ["certvault"],
-            "bound_service_account_namespaces": ["certs"],
-            "token_policies": [policy], "token_ttl": "1h"
-        })),
+            "bound_service_account_namespaces": ["certs"]
+        }),
+        &[("CERTVAULT_JWT_FILE", &file.display().to_string())],
     );
-    let dir = tempdir("sa");
-    let file = dir.join("token");
-    std::fs::write(&file, &sa_jwt).unwrap();
-    let mut k = e.logging_in(&[
-        ("CERTVAULT_AUTH", "kubernetes"),
-        ("CERTVAULT_AUTH_MOUNT", &mount),
-        ("CERTVAULT_AUTH_ROLE", "certvault"),
-        ("CERTVAULT_JWT_FILE", &file.display().to_string()),
-    ]);
-    let run = k.run(&["-vv", "renew", "--force"]).ok();
-    assert_contains(&run.stdout, "renewed  web: forced");
-    assert!(!run.all().contains(&sa_jwt), "JWT leaked:\n{}", run.all());
-    assert_eq!(
-        live_tokens_from(&mount),
-        0,
-        "the login token outlived its run"
-    );
+    renews_without_leaking(&k, &mount, &sa_jwt);
 
     // Without a role the setting is named.
     k.extra.retain(|(n, _)| n != "CERTVAULT_AUTH_ROLE");
     let run = k.run(&["list"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(&run.stderr, "CERTVAULT_AUTH_ROLE");
+    fails_with(&run, 2, "CERTVAULT_AUTH_ROLE");
 }
 
 #[test]

@@ -71,13 +71,7 @@ fn unknown_certificate_name() {
 #[test]
 fn init_requires_agreeing_to_the_terms() {
     let e = Env::new("tos");
-    let run = e.run(&[
-        "init",
-        "--directory",
-        &env("CERTVAULT_TEST_DIRECTORY"),
-        "--email",
-        "a@example.com",
-    ]);
+    let run = e.init_with(&["--email", "a@example.com"]);
     fails_with(&run, 2, "--agree-tos");
     // The terms the user is asked to agree to, from the CA's directory.
     fails_with(&run, 2, "(data:text/plain,Do%20what%20thou%20wilt)");

@@ -212,22 +212,29 @@ for d in docs:
         p['objects'] = yaml.safe_load(p['objects'])
 print(json.dumps(docs))
 "#;
-    let out = Command::new(env("CERTVAULT_TEST_PYTHON"))
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(env("CERTVAULT_TEST_PYTHON"))
+            .args(["-c", script])
+            .arg(path),
+        &format!("yaml of {}", path.display()),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The one document of `kind`, of API version `api`.
+fn the_one<'a>(docs: &'a [Value], kind: &str, api: &str) -> Result<&'a Value, String> {
+    let all = of_kind(docs, kind);
+    need(all.len() == 1, format!("exactly one {kind}"))?;
+    let doc = all[0];
+    need(
+        doc["apiVersion"] == api,
+        format!("{kind} apiVersion {}", doc["apiVersion"]),
+    )?;
+    Ok(doc)
 }
 
 fn need(ok: bool, what: impl std::fmt::Display) -> Result<(), String> {
@@ -270,13 +277,7 @@ fn service_account_exists(docs: &[Value], namespace: &str, name: &str) -> Result
 
 /// The External Secrets manifests: one SecretStore, ExternalSecrets making TLS Secrets.
 fn eso_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
-    let stores = of_kind(docs, "SecretStore");
-    need(stores.len() == 1, "exactly one SecretStore")?;
-    let store = stores[0];
-    need(
-        store["apiVersion"] == ESO_API,
-        format!("SecretStore apiVersion {}", store["apiVersion"]),
-    )?;
+    let store = the_one(docs, "SecretStore", ESO_API)?;
     let namespace = text(&store["metadata"]["namespace"], "SecretStore namespace")?;
     let vault = &store["spec"]["provider"]["vault"];
     need(vault["version"] == "v2", "SecretStore: KV version v2")?;
@@ -357,13 +358,7 @@ fn eso_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
 
 /// The CSI manifests: one vault SecretProviderClass syncing a TLS Secret, a Pod mounting it.
 fn csi_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
-    let classes = of_kind(docs, "SecretProviderClass");
-    need(classes.len() == 1, "exactly one SecretProviderClass")?;
-    let spc = classes[0];
-    need(
-        spc["apiVersion"] == CSI_API,
-        format!("SecretProviderClass apiVersion {}", spc["apiVersion"]),
-    )?;
+    let spc = the_one(docs, "SecretProviderClass", CSI_API)?;
     let name = text(&spc["metadata"]["name"], "SecretProviderClass name")?;
     let namespace = text(&spc["metadata"]["namespace"], "namespace")?;
     need(spc["spec"]["provider"] == "vault", "provider vault")?;
@@ -697,7 +692,6 @@ fn renew_jitter_logs_a_delay_within_its_bound_and_rejects_a_bad_duration() {
         e.run(&["renew", "--jitter", "soon"]),
         e.with_var("CERTVAULT_JITTER", "soon").run(&["renew"]),
     ] {
-        assert_eq!(bad.code, 2, "{}", bad.all());
-        assert_contains(&bad.stderr, "write a duration");
+        fails_with(&bad, 2, "write a duration");
     }
 }

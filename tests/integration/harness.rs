@@ -108,6 +108,37 @@ pub fn fails_with(run: &Run, code: i32, needle: &str) {
     );
 }
 
+/// Run `cmd` to its end; it must succeed, or the test fails naming `what` with its output.
+#[track_caller]
+pub fn output_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The `dns add NAME` options of the RFC 2136 solver for the BIND test bed (primary, TSIG
+/// key name); its secret goes in CERTVAULT_DNS_SECRET = CERTVAULT_TEST_TSIG_SECRET.
+pub fn bind_solver_args() -> Vec<String> {
+    [
+        "--kind",
+        "rfc2136",
+        "--server",
+        &env("CERTVAULT_TEST_BIND1"),
+        "--tsig-key",
+        &env("CERTVAULT_TEST_TSIG_NAME"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// A child process of the test's own (a server), killed and reaped on drop.
 pub struct KillOnDrop(pub std::process::Child);
 
@@ -208,9 +239,14 @@ impl Env {
     /// A new installation with an account and certificate `name` issued for a unique name
     /// (returned) through the challtestsrv hooks.
     pub fn with_cert(tag: &str, name: &str) -> (Self, String) {
+        Self::with_cert_args(tag, name, &[])
+    }
+
+    /// The same, issued with `extra` options.
+    pub fn with_cert_args(tag: &str, name: &str, extra: &[&str]) -> (Self, String) {
         let e = Self::ready(tag);
         let d = domain(tag);
-        e.issue(name, &[&d], &[]).ok();
+        e.issue(name, &[&d], extra).ok();
         (e, d)
     }
 
@@ -310,30 +346,23 @@ impl Env {
 
     /// Store the RFC 2136 solver `bind` for example.test / lag.test.
     pub fn add_bind_solver(&self, name: &str) {
-        self.dns_add(
-            name,
-            &env("CERTVAULT_TEST_TSIG_SECRET"),
-            &[
-                "--kind",
-                "rfc2136",
-                "--server",
-                &env("CERTVAULT_TEST_BIND1"),
-                "--tsig-key",
-                &env("CERTVAULT_TEST_TSIG_NAME"),
-            ],
-        )
-        .ok();
+        let args = bind_solver_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.dns_add(name, &env("CERTVAULT_TEST_TSIG_SECRET"), &args)
+            .ok();
     }
 
     pub fn init(&self) -> Run {
-        self.run(&[
-            "init",
-            "--directory",
-            &env("CERTVAULT_TEST_DIRECTORY"),
-            "--email",
-            "ops@example.com",
-            "--agree-tos",
-        ])
+        self.init_with(&["--email", "ops@example.com", "--agree-tos"])
+    }
+
+    /// `init --directory <the test bed's Pebble> ARGS...`.
+    pub fn init_with(&self, args: &[&str]) -> Run {
+        let mut all = vec!["init", "--directory"];
+        let directory = env("CERTVAULT_TEST_DIRECTORY");
+        all.push(&directory);
+        all.extend_from_slice(args);
+        self.run(&all)
     }
 
     /// Register a new ACME account in place of the stored one (same CA), so the next order
@@ -523,6 +552,30 @@ pub fn verify_chain_bind(cert: &str, chain: &str, names: &[&str]) {
     )
 }
 
+/// Verify a stored record's `cert` + `chain` up to Pebble's root, as `verify_chain`.
+pub fn verify_record(doc: &Value, names: &[&str]) {
+    verify_record_to(&pebble_root(), doc, names)
+}
+
+/// The same up to the BIND-backed Pebble's root.
+pub fn verify_record_bind(doc: &Value, names: &[&str]) {
+    verify_record_to(
+        &pebble_root_of("CERTVAULT_TEST_PEBBLE_BIND_MGMT"),
+        doc,
+        names,
+    )
+}
+
+/// The same up to `root_pem`.
+pub fn verify_record_to(root_pem: &str, doc: &Value, names: &[&str]) {
+    verify_chain_to(
+        root_pem,
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        names,
+    )
+}
+
 pub fn verify_chain_to(root_pem: &str, cert: &str, chain: &str, names: &[&str]) {
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
     let root = pem_ders(root_pem).remove(0);
@@ -569,6 +622,14 @@ pub fn sans(cert: &str) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether a stored record's `privkey` belongs to its `cert`.
+pub fn record_key_matches(doc: &Value) -> bool {
+    key_matches(
+        doc["privkey"].as_str().unwrap(),
+        doc["cert"].as_str().unwrap(),
+    )
 }
 
 /// Whether the PEM private key belongs to the PEM certificate.

@@ -343,6 +343,6 @@ fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
     let monitor = e.as_policy(&["monitor"]);
     // (The hand-made copies have no status document, which a monitor token needs.)
     let listed = monitor.run(&["list"]);
-    assert!(listed.stdout.contains("web  ["), "{}", listed.all());
+    assert_contains(&listed.stdout, "web  [");
     assert!(!listed.all().contains("denied"), "{}", listed.all());
 }

@@ -211,8 +211,7 @@ fn init_with_external_account_binding() {
         x.run(&all)
     };
     let run = init(&[], &[]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "the CA refused the account registration");
+    fails_with(&run, 1, "the CA refused the account registration");
     assert_contains(&run.stderr, "externalAccountRequired");
 
     let wrong = "AAAAZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
@@ -244,12 +243,7 @@ fn init_with_external_account_binding() {
         .unwrap()
         .text()
         .unwrap();
-    verify_chain_to(
-        &root,
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&d],
-    );
+    verify_record_to(&root, &doc, &[&d]);
 }
 
 /// A renew_before the certificate's lifetime cannot satisfy: refused at issue (exit 2, the
@@ -260,9 +254,9 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     let d = domain("rb");
     // A new certificate: its lifetime is known once issued; it stays, with the default rule.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        2,
         "--renew-before 1900d can never be satisfied: the certificate lives 182",
     );
     let (_, v1) = vault_read(&e.cert_path("new")).expect("the certificate is kept");
@@ -270,8 +264,7 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     assert!(spec.get("renew_before").is_none(), "{spec}");
     // An existing certificate: refused before anything is ordered or written.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(&run.stderr, "nothing was changed");
+    fails_with(&run, 2, "nothing was changed");
     assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 
     // A spec that says so anyway (written by hand): renew uses the default rule, warns,
@@ -320,8 +313,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
         missing.stderr
     );
     let plain = issue("./plain.sh");
-    assert_eq!(plain.code, 2, "{}", plain.all());
-    assert_contains(&plain.stderr, "not executable");
+    fails_with(&plain, 2, "not executable");
 
     issue("./auth.sh").ok();
     let (spec, _) = vault_read(&format!("{}/specs/web", e.prefix)).unwrap();
@@ -340,9 +332,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
 /// reissues, as with `issue`; the account stays the certificate's own.
 #[test]
 fn edit_changes_one_setting_with_issues_rules() {
-    let e = Env::ready("edit");
-    let d = domain("ed");
-    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (e, d) = Env::with_cert_args("edit", "web", &["--deploy-hook", "true"]);
     let (first, v1) = vault_read(&e.cert_path("web")).unwrap();
     let spec_path = format!("{}/specs/web", e.prefix);
 

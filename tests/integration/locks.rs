@@ -89,7 +89,7 @@ fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
     let started = Instant::now();
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
     let took = started.elapsed();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
     assert!(!run.stdout.contains("skipped"), "{}", run.stdout);
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_contains(&run.stderr, "waiting");
@@ -110,7 +110,7 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
     // Meanwhile: the lease is renewed every second, so after waiting for it this run
     // still finds it held and skips (exit 0: the other run does it).
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
-    assert!(run.stdout.contains("skipped  web"), "{}", run.all());
+    assert_contains(&run.stdout, "skipped  web");
     assert_contains(
         &run.stdout,
         "skipped because another run holds their lock: 1 (web)",
@@ -198,7 +198,7 @@ fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
     std::fs::write(&log, "").unwrap();
 
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
     assert_contains(
         &run.stderr,
         "removed DNS-01 values a dead run left presented",

@@ -98,8 +98,7 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
     // A renew token cannot migrate; an admin can, and sees the hooks it moves.
     let renew = e.as_policy(&["renew"]);
     let run = renew.run(&["migrate"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "specs/*");
+    fails_with(&run, 1, "specs/*");
     let dry = e.run(&["migrate", "--dry-run"]).ok();
     assert_contains(&dry.stdout, "would move old");
     assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_none());
@@ -169,8 +168,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     );
     assert_eq!(status, 403);
     let run = monitor.run(&["renew"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "Missing:");
+    fails_with(&run, 1, "Missing:");
     assert!(!run
         .all()
         .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
@@ -180,9 +178,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
 /// stops) only with --yes and keeps KV history; only the admin policy may delete.
 #[test]
 fn show_and_delete_one_certificate() {
-    let e = Env::ready("showdel");
-    let d = domain("sd");
-    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (e, d) = Env::with_cert_args("showdel", "web", &["--deploy-hook", "true"]);
     let (doc, version) = vault_read(&e.cert_path("web")).unwrap();
     let shown = e.run(&["show", "web"]).ok();
     for want in [
@@ -207,11 +203,9 @@ fn show_and_delete_one_certificate() {
 
     let renew = e.as_policy(&["renew"]);
     let refused = renew.run(&["delete", "web", "--yes"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert_contains(&refused.stderr, "certvault policy admin");
+    fails_with(&refused, 1, "certvault policy admin");
     let unconfirmed = e.run(&["delete", "web"]);
-    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.all());
-    assert_contains(&unconfirmed.stderr, "pass --yes");
+    fails_with(&unconfirmed, 2, "pass --yes");
     assert!(vault_read(&e.cert_path("web")).is_some());
 
     e.run(&["delete", "web", "--yes"]).ok();
@@ -254,8 +248,7 @@ fn help_names_and_policy_names() {
         "101 names given; a certificate holds at most 100",
     );
     let ip = e.run(&["issue", "x", "-d", "192.0.2.1", "--auth-hook", "true"]);
-    assert_eq!(ip.code, 2, "{}", ip.all());
-    assert_contains(&ip.stderr, "is an IP address");
+    fails_with(&ip, 2, "is an IP address");
 
     let help = e.run(&["issue", "--help"]).ok().stdout;
     let own = help.find("--domain").unwrap();

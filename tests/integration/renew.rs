@@ -24,15 +24,8 @@ fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
         "a new key at every issuance"
     );
     assert_eq!(after["spec"], before["spec"]);
-    verify_chain(
-        after["cert"].as_str().unwrap(),
-        after["chain"].as_str().unwrap(),
-        &[&d],
-    );
-    assert!(key_matches(
-        after["privkey"].as_str().unwrap(),
-        after["cert"].as_str().unwrap()
-    ));
+    verify_record(&after, &[&d]);
+    assert!(record_key_matches(&after));
 }
 
 /// Make `name` (issued through the challtestsrv hooks for `domains`) due `secs` seconds
@@ -142,10 +135,7 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
     assert_contains(&run.stdout, "summary: 1 renewed, 0 not due, 1 failed");
     let (now, v_now) = vault_read(&e.cert_path("broken")).unwrap();
     assert_eq!((v_now, &now), (v_old, &old), "old material untouched");
-    assert!(key_matches(
-        now["privkey"].as_str().unwrap(),
-        now["cert"].as_str().unwrap()
-    ));
+    assert!(record_key_matches(&now));
     assert_eq!(vault_read(&e.cert_path("healthy")).unwrap().1, 2);
 }
 
@@ -172,8 +162,7 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
         "--cleanup-hook",
         &cleanup,
     ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "DNS-01 validation failed");
+    fails_with(&run, 1, "DNS-01 validation failed");
     assert_contains(&run.stderr, &format!("_acme-challenge.{d}"));
     let log = std::fs::read_to_string(&marks).expect("cleanup hook ran");
     let lines: Vec<&str> = log.lines().collect();
@@ -219,15 +208,7 @@ fn a_stored_account_unknown_to_the_ca_is_explained() {
     assert_contains(&run.stdout, "certvault init --force");
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 1);
     // init --force registers a new account, and renewing works again.
-    let again = e
-        .run(&[
-            "init",
-            "--directory",
-            &env("CERTVAULT_TEST_DIRECTORY"),
-            "--agree-tos",
-            "--force",
-        ])
-        .ok();
+    let again = e.init_with(&["--agree-tos", "--force"]).ok();
     assert_contains(&again.stdout, "registered ACME account");
     e.run(&["renew", "--force"]).ok();
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 2);
@@ -303,8 +284,7 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 1, "not ordered");
     // issue refuses too, naming the holder.
     let refused = e.issue("web", &[&d], &["--force"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert_contains(&refused.stderr, "locked by another certvault run");
+    fails_with(&refused, 1, "locked by another certvault run");
 
     // `unlock` breaks it, naming the holder.
     let unlocked = e.run(&["unlock", "web"]).ok();

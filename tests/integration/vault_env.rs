@@ -2,7 +2,6 @@
 //! OpenBao namespace, VAULT_CACERT against an OpenBao dev server with TLS.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -125,27 +124,23 @@ fn tls_bao() -> TlsBao {
         ca: dir.join("vault-ca.pem").display().to_string(),
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(pem) = std::fs::read(&bao.ca) {
-            if let Ok(c) = reqwest::Certificate::from_pem(&pem) {
-                let client = reqwest::blocking::Client::builder()
-                    .no_proxy()
-                    .tls_certs_only([c])
-                    .build()
-                    .unwrap();
-                if client
-                    .get(format!("{}/v1/sys/health", bao.addr))
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    return bao;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "bao -dev-tls did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("bao -dev-tls comes up", 20, || {
+        let Some(c) = std::fs::read(&bao.ca)
+            .ok()
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+        else {
+            return false;
+        };
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .tls_certs_only([c])
+            .build()
+            .unwrap()
+            .get(format!("{}/v1/sys/health", bao.addr))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    });
+    bao
 }
 
 #[test]
@@ -171,9 +166,9 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     e.extra.push(("VAULT_CACERT".into(), bao.ca.clone()));
     // Reached over TLS: an empty prefix is reported as such, naming the paths tried.
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("no ACME account at secret/{}/accounts/default", e.prefix),
     );
     e.init().ok();
@@ -264,11 +259,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         &["list"],
     )
     .ok();
-    assert!(
-        run.stdout.contains("no certificates stored yet"),
-        "{}",
-        run.all()
-    );
+    assert_contains(&run.stdout, "no certificates stored yet");
     // Both set: VAULT_* wins (a dead BAO_ADDR and a wrong BAO_TOKEN are not used).
     bare(
         &[
@@ -290,8 +281,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         ],
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "cannot reach Vault at http://127.0.0.1:9");
+    fails_with(&run, 1, "cannot reach Vault at http://127.0.0.1:9");
     // BAO_NAMESPACE reaches Vault: a namespace that does not exist has no mount `secret`.
     let run = bare(
         &[
@@ -313,8 +303,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         ],
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "/nonexistent/bao-ca.pem");
+    fails_with(&run, 1, "/nonexistent/bao-ca.pem");
 }
 
 #[test]
@@ -346,8 +335,7 @@ fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
         &with(&base, &[("HOME", &home_s), ("VAULT_TOKEN", "bogus")]),
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "Vault rejected the token");
+    fails_with(&run, 1, "Vault rejected the token");
     let file = home.join("other-token");
     std::fs::write(&file, "bogus\n").unwrap();
     let file = file.display().to_string();
@@ -422,11 +410,9 @@ fn not_vault() -> NotVault {
         addr: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("http.server starts", 20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     s
 }
 
@@ -437,9 +423,9 @@ fn a_server_that_is_not_vault_is_named_as_such() {
     e.extra.push(("VAULT_ADDR".into(), server.addr.clone()));
     for args in [&["list"][..], &["renew"][..]] {
         let run = e.run(args);
-        assert_eq!(run.code, 1, "{}", run.all());
-        assert_contains(
-            &run.stderr,
+        fails_with(
+            &run,
+            1,
             &format!(
                 "{} is not a Vault or OpenBao server: GET /v1/sys/health answered 404",
                 server.addr
@@ -457,16 +443,15 @@ fn https_against_plain_http_and_an_api_path_are_named() {
     let mut e = Env::new("plainhttp");
     e.extra.push(("VAULT_ADDR".into(), https.clone()));
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, &format!("{https} speaks plain HTTP, not TLS"));
+    fails_with(&run, 1, &format!("{https} speaks plain HTTP, not TLS"));
     assert!(!run.stderr.contains("InvalidContentType"), "{}", run.stderr);
 
     let mut e = Env::new("apipath");
     e.extra.push(("VAULT_ADDR".into(), format!("{plain}/v1")));
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("without /v1 (certvault adds it), like {plain}"),
     );
 }

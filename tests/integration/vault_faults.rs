@@ -357,7 +357,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     bao.unseal();
     let out = run.finish();
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_contains(&out.stdout, "renewed  web");
     assert_eq!(version(&bao), v0 + 1);
 
     // Stopped (connection refused) while the hook runs, restarted and unsealed.
@@ -369,7 +369,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     bao.unseal();
     let out = run.finish();
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_contains(&out.stdout, "renewed  web");
     assert_eq!(version(&bao), v0 + 2);
     // The lock was released once Vault was back.
     let lock = bao.call(
