@@ -562,13 +562,15 @@ fn vault_setup_script_lets_the_manifests_log_in() {
         k.run(args)
     };
 
-    let admin_account = init_pod["serviceAccountName"].as_str().unwrap();
-    let admin_token = sa_token(admin_account);
-    setup(&token_review_server(
-        admin_token.clone(),
-        &namespace,
-        admin_account,
-    ));
+    // The token of `pod`'s service account, after the setup pointed at an API that knows
+    // that account (and no other).
+    let setup_for = |pod: &Value| {
+        let account = pod["serviceAccountName"].as_str().unwrap();
+        let token = sa_token(account);
+        setup(&token_review_server(token.clone(), &namespace, account));
+        token
+    };
+    let admin_token = setup_for(&init_pod);
     let policy = vault_root(
         reqwest::Method::GET,
         &format!("sys/policies/acl/{tag}-renew"),
@@ -598,13 +600,7 @@ fn vault_setup_script_lets_the_manifests_log_in() {
     assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_some());
 
     // Run again (idempotent), now with an API that knows the CronJob's account.
-    let renew_account = renew_pod["serviceAccountName"].as_str().unwrap();
-    let renew_token = sa_token(renew_account);
-    setup(&token_review_server(
-        renew_token.clone(),
-        &namespace,
-        renew_account,
-    ));
+    let renew_token = setup_for(&renew_pod);
     let renew = as_pod(&renew_pod, &renew_token, &["renew"]).ok();
     assert_contains(&renew.stdout, "summary: 0 renewed");
     let denied = as_pod(

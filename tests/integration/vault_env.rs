@@ -93,54 +93,84 @@ fn namespace_is_used_for_token_and_approle() {
     assert_eq!(doc["data"]["metadata"]["version"], 2);
 }
 
-/// An OpenBao dev server with TLS on a free port, stopped on drop.
-struct TlsBao {
+/// A server of the test's own on a free port of 127.0.0.1, in its own folder (`dir`);
+/// stopped and the folder removed on drop.
+struct Server {
     _child: KillOnDrop,
+    /// `scheme://127.0.0.1:port`.
     addr: String,
-    ca: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
-fn tls_bao() -> TlsBao {
-    let dir = tempdir("baotls");
+/// Start the command `make(dir, port)` gives (output discarded) as a `Server`, once `up`
+/// holds for it (at most 20 s).
+fn server(
+    tag: &str,
+    scheme: &str,
+    make: impl FnOnce(&TempDir, u16) -> Command,
+    up: impl Fn(&Server) -> bool,
+) -> Server {
+    let dir = tempdir(tag);
     let port = free_port();
-    let child = Command::new(env("BAO_BIN"))
-        .args([
-            "server",
-            "-dev",
-            "-dev-tls",
-            &format!("-dev-tls-cert-dir={}", dir.display()),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-            "-dev-root-token-id=root",
-        ])
-        .env("HOME", dir.as_os_str())
+    let child = make(&dir, port)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("start bao -dev-tls");
-    let bao = TlsBao {
+        .unwrap_or_else(|e| panic!("start {tag}: {e}"));
+    let s = Server {
         _child: KillOnDrop(child),
-        addr: format!("https://127.0.0.1:{port}"),
-        ca: dir.join("vault-ca.pem").display().to_string(),
-        _dir: dir,
+        addr: format!("{scheme}://127.0.0.1:{port}"),
+        dir,
     };
-    wait_until("bao -dev-tls comes up", 20, || {
-        let Some(c) = std::fs::read(&bao.ca)
-            .ok()
-            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-        else {
-            return false;
-        };
-        reqwest::blocking::Client::builder()
-            .no_proxy()
-            .tls_certs_only([c])
-            .build()
-            .unwrap()
-            .get(format!("{}/v1/sys/health", bao.addr))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-    });
-    bao
+    wait_until(&format!("{tag} comes up"), 20, || up(&s));
+    s
+}
+
+/// An OpenBao dev server with TLS, and the CA its certificate is signed by (a PEM file).
+struct TlsBao {
+    server: Server,
+    ca: String,
+}
+
+fn tls_bao() -> TlsBao {
+    let ca = |dir: &std::path::Path| dir.join("vault-ca.pem").display().to_string();
+    let server = server(
+        "baotls",
+        "https",
+        |dir, port| {
+            let mut cmd = Command::new(env("BAO_BIN"));
+            cmd.args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                &format!("-dev-tls-cert-dir={}", dir.display()),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                "-dev-root-token-id=root",
+            ])
+            .env("HOME", dir.as_os_str());
+            cmd
+        },
+        |s| {
+            let Some(c) = std::fs::read(ca(&s.dir))
+                .ok()
+                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+            else {
+                return false;
+            };
+            reqwest::blocking::Client::builder()
+                .no_proxy()
+                .tls_certs_only([c])
+                .build()
+                .unwrap()
+                .get(format!("{}/v1/sys/health", s.addr))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        },
+    );
+    TlsBao {
+        ca: ca(&server.dir),
+        server,
+    }
 }
 
 #[test]
@@ -148,7 +178,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     let bao = tls_bao();
     let mut e = Env::new("tls");
     e.token = "root".into();
-    e.extra.push(("VAULT_ADDR".into(), bao.addr.clone()));
+    e.extra.push(("VAULT_ADDR".into(), bao.server.addr.clone()));
 
     // Without the CA the server is not trusted, whatever VAULT_SKIP_VERIFY says.
     for skip in [None, Some(""), Some("true")] {
@@ -160,7 +190,10 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         }
         let run = x.run(&["list"]);
         assert_eq!(run.code, 1, "VAULT_SKIP_VERIFY={skip:?}: {}", run.all());
-        assert_contains(&run.stderr, &format!("cannot reach Vault at {}", bao.addr));
+        assert_contains(
+            &run.stderr,
+            &format!("cannot reach Vault at {}", bao.server.addr),
+        );
     }
 
     e.extra.push(("VAULT_CACERT".into(), bao.ca.clone()));
@@ -183,7 +216,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         .unwrap();
     let call = |method: Method, path: &str, body: Value| -> Value {
         let rsp = client
-            .request(method, format!("{}/v1/{path}", bao.addr))
+            .request(method, format!("{}/v1/{path}", bao.server.addr))
             .header("X-Vault-Token", "root")
             .json(&body)
             .send()
@@ -216,7 +249,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     a.prefix = e.prefix.clone();
     a.token = String::new();
     a.extra = vec![
-        ("VAULT_ADDR".into(), bao.addr.clone()),
+        ("VAULT_ADDR".into(), bao.server.addr.clone()),
         ("VAULT_CACERT".into(), bao.ca.clone()),
         ("CERTVAULT_AUTH".into(), "approle".into()),
         ("VAULT_ROLE_ID".into(), role_id),
@@ -382,38 +415,28 @@ fn every_missing_auth_setting_exits_2() {
     }
 }
 
-/// A plain HTTP server that is not Vault (Python's http.server), stopped on drop.
-struct NotVault {
-    _child: KillOnDrop,
-    addr: String,
-    _dir: TempDir,
-}
-
-fn not_vault() -> NotVault {
-    let dir = tempdir("notvault");
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 -m http.server");
-    let s = NotVault {
-        _child: KillOnDrop(child),
-        addr: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    wait_until("http.server starts", 20, || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    s
+/// A plain HTTP server that is not Vault (Python's http.server).
+fn not_vault() -> Server {
+    server(
+        "notvault",
+        "http",
+        |dir, port| {
+            let mut cmd = Command::new("python3");
+            cmd.args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir);
+            cmd
+        },
+        |s| {
+            let port = s.addr.rsplit(':').next().unwrap();
+            std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
+        },
+    )
 }
 
 #[test]
