@@ -23,24 +23,6 @@ fn record(e: &Env, name: &str) -> (Value, u64) {
     vault_read(&e.cert_path(name)).expect("record")
 }
 
-fn json_run(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("{err}: {}", run.all()))
-}
-
-fn verdicts(report: &Value) -> Vec<(String, String)> {
-    report["certificates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_fresh_process_renews_with_replaces_from_the_account_that_ordered_it() {
     let server = AriServer::start();
@@ -53,7 +35,7 @@ fn a_fresh_process_renews_with_replaces_from_the_account_that_ordered_it() {
     e.cwd = Some(fresh.clone());
     e.extra.push(("HOME".into(), fresh.display().to_string()));
     let run = e.run(&["renew", "--force", "--output", "json"]).ok();
-    assert_eq!(verdicts(&json_run(&run)), [("c0".into(), "renewed".into())]);
+    assert_eq!(verdicts(&run.json()), [("c0".into(), "renewed".into())]);
     let orders = server.new_orders();
     assert_eq!(orders.len(), 2, "{orders:?}");
     assert_eq!(
@@ -72,12 +54,7 @@ fn a_fresh_process_renews_with_replaces_from_the_account_that_ordered_it() {
         "a new certificate starts without ARI facts"
     );
     assert_ne!(new["serial"], old["serial"]);
-    verify_chain_to(
-        server.ca_pem(),
-        new["cert"].as_str().unwrap(),
-        new["chain"].as_str().unwrap(),
-        &["c0.lineage.example.com"],
-    );
+    verify_record_to(server.ca_pem(), &new, &["c0.lineage.example.com"]);
     assert!(is_empty_dir(&fresh));
     let _ = std::fs::remove_dir_all(fresh);
 }
@@ -90,7 +67,7 @@ fn already_replaced_gets_one_retry_without_replaces_and_the_record_says_why() {
     let old_id = ari_id(old["cert"].as_str().unwrap()).unwrap();
     server.mark_replaced(&old_id);
     let run = e.run(&["renew", "--force", "--output", "json"]).ok();
-    let report = json_run(&run);
+    let report = run.json();
     assert_eq!(verdicts(&report), [("c0".into(), "renewed".into())]);
     assert_eq!(report["certificates"][0]["reason"], "forced");
     assert_contains(&run.stderr, "alreadyReplaced");
@@ -109,12 +86,7 @@ fn a_rate_limited_ca_is_paused_and_the_next_run_honours_it_with_the_renew_policy
     let server = AriServer::start();
     let e = setup(&server, "ratelimit", 3);
     // From here on, the renew token: it may store the pause, not touch the account.
-    let hcl = e.run(&["policy", "renew"]).ok().stdout;
-    let policy = unique("cv-renew");
-    vault_policy(&policy, &hcl);
-    let mut renew = Env::new("unused");
-    renew.prefix = e.prefix.clone();
-    renew.token = vault_token(&unique("tok"), &[&policy]);
+    let renew = e.as_policy(&["renew"]);
     let (account_before, account_version) =
         vault_read(&format!("{}/accounts/default", e.prefix)).unwrap();
     server.knobs.lock().unwrap().rate_limit = Some(900);
@@ -126,7 +98,7 @@ fn a_rate_limited_ca_is_paused_and_the_next_run_honours_it_with_the_renew_policy
         "a run that only deferred exits 0: {}",
         run.all()
     );
-    let report = json_run(&run);
+    let report = run.json();
     assert!(
         verdicts(&report).iter().all(|(_, v)| v == "deferred"),
         "{report}"
@@ -158,7 +130,7 @@ fn a_rate_limited_ca_is_paused_and_the_next_run_honours_it_with_the_renew_policy
     // The next run honours the stored pause: no order at all.
     server.knobs.lock().unwrap().rate_limit = None;
     let again = renew.run(&["renew", "--force", "--output", "json"]).ok();
-    assert_eq!(json_run(&again)["totals"]["deferred"], 3);
+    assert_eq!(again.json()["totals"]["deferred"], 3);
     assert_eq!(server.new_orders().len(), 4);
     let text = renew.run(&["renew", "--force"]).ok().stdout;
     assert!(text.contains("3 deferred"), "{text}");
@@ -180,7 +152,7 @@ fn a_failing_ca_is_paused_for_the_run_and_the_run_exits_non_zero() {
         "json",
     ]);
     assert_eq!(run.code, 1, "{}", run.all());
-    let report = json_run(&run);
+    let report = run.json();
     assert_eq!(report["totals"]["failed"], 2, "{report}");
     assert_eq!(report["totals"]["deferred"], 2, "{report}");
     assert_eq!(server.new_orders().len(), 4 + 2);
@@ -218,7 +190,7 @@ fn dry_run_fetches_ari_plans_everything_and_orders_or_writes_nothing() {
             "json",
         ])
         .ok();
-    let report = json_run(&run);
+    let report = run.json();
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["totals"]["due"], 2, "{report}");
     assert_eq!(report["totals"]["deferred"], 1, "{report}");

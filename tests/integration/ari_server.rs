@@ -10,12 +10,14 @@
 //! an authority key identifier. Every request is logged with its JWS payload.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
+
+use crate::harness::{ca_params, read_request};
 
 /// One request the server received: method, path and the decoded JWS payload (if any) and
 /// the account (`kid`) that signed it.
@@ -63,15 +65,7 @@ impl AriServer {
         let state = Arc::new(Mutex::new(State::default()));
         let knobs = Arc::new(Mutex::new(Knobs::default()));
         let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "certvault ARI test CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
+        let ca_params = ca_params("certvault ARI test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let ca_pem = ca_cert.pem();
         let issuer = Arc::new(rcgen::Issuer::new(ca_params, ca_key));
@@ -156,25 +150,10 @@ fn serve(
     issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
     ca_pem: &str,
 ) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut first = String::new();
-    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+    let (first, body) = read_request(&stream);
+    if first.is_empty() {
         return;
     }
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body);
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();

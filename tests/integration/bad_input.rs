@@ -1,15 +1,5 @@
 use crate::harness::*;
 
-#[track_caller]
-fn fails_with(run: &Run, code: i32, needle: &str) {
-    assert_eq!(run.code, code, "{}", run.all());
-    assert!(
-        run.stderr.contains(needle),
-        "missing {needle:?} in:\n{}",
-        run.stderr
-    );
-}
-
 #[test]
 fn unreachable_vault() {
     let mut e = Env::new("unreach");
@@ -73,8 +63,7 @@ fn invalid_certificate_name_and_key_type() {
 
 #[test]
 fn unknown_certificate_name() {
-    let e = Env::new("unknown");
-    e.init().ok();
+    let e = Env::ready("unknown");
     let run = e.run(&["renew", "nosuch"]);
     fails_with(&run, 2, "no certificate named nosuch");
 }
@@ -82,13 +71,7 @@ fn unknown_certificate_name() {
 #[test]
 fn init_requires_agreeing_to_the_terms() {
     let e = Env::new("tos");
-    let run = e.run(&[
-        "init",
-        "--directory",
-        &env("CERTVAULT_TEST_DIRECTORY"),
-        "--email",
-        "a@example.com",
-    ]);
+    let run = e.init_with(&["--email", "a@example.com"]);
     fails_with(&run, 2, "--agree-tos");
     // The terms the user is asked to agree to, from the CA's directory.
     fails_with(&run, 2, "(data:text/plain,Do%20what%20thou%20wilt)");
@@ -97,8 +80,7 @@ fn init_requires_agreeing_to_the_terms() {
 
 #[test]
 fn init_with_another_directory_refuses_to_replace() {
-    let e = Env::new("otherdir");
-    e.init().ok();
+    let e = Env::ready("otherdir");
     let run = e.run(&[
         "init",
         "--directory",

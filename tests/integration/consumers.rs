@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -52,15 +52,8 @@ fn subst(text: &str, from: &str, to: &str, times: usize) -> String {
 /// A running `bao agent` with its own folder (config, token file, rendered files, log);
 /// killed and its folder removed on drop, also when the test fails.
 struct Agent {
-    child: Child,
+    child: KillOnDrop,
     dir: TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Agent {
@@ -108,7 +101,10 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("start bao agent");
-        Agent { child, dir }
+        Agent {
+            child: KillOnDrop(child),
+            dir,
+        }
     }
 
     fn file(&self, name: &str) -> String {
@@ -120,7 +116,7 @@ impl Agent {
     fn wait_for(&mut self, fullchain: &str, privkey: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.file("fullchain.pem") != fullchain || self.file("privkey.pem") != privkey {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 panic!("bao agent exited ({status}):\n{}", self.file("agent.log"));
             }
             assert!(
@@ -135,11 +131,8 @@ impl Agent {
 
 #[test]
 fn agent_template_renders_the_record_and_follows_a_renewal() {
-    let e = Env::new("agent");
-    e.init().ok();
-    let domain = format!("{}.example.com", unique("agent"));
-    e.issue("web", &[&domain], &[]).ok();
-    let other = format!("{}.example.com", unique("other"));
+    let (e, _) = Env::with_cert("agent", "web");
+    let other = domain("other");
     e.issue("other", &[&other], &[]).ok();
     let policy = reader_policy(&e, "web");
     let token = vault_token(&unique("reader"), &[&policy]);
@@ -219,22 +212,29 @@ for d in docs:
         p['objects'] = yaml.safe_load(p['objects'])
 print(json.dumps(docs))
 "#;
-    let out = Command::new(env("CERTVAULT_TEST_PYTHON"))
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(env("CERTVAULT_TEST_PYTHON"))
+            .args(["-c", script])
+            .arg(path),
+        &format!("yaml of {}", path.display()),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The one document of `kind`, of API version `api`.
+fn the_one<'a>(docs: &'a [Value], kind: &str, api: &str) -> Result<&'a Value, String> {
+    let all = of_kind(docs, kind);
+    need(all.len() == 1, format!("exactly one {kind}"))?;
+    let doc = all[0];
+    need(
+        doc["apiVersion"] == api,
+        format!("{kind} apiVersion {}", doc["apiVersion"]),
+    )?;
+    Ok(doc)
 }
 
 fn need(ok: bool, what: impl std::fmt::Display) -> Result<(), String> {
@@ -277,13 +277,7 @@ fn service_account_exists(docs: &[Value], namespace: &str, name: &str) -> Result
 
 /// The External Secrets manifests: one SecretStore, ExternalSecrets making TLS Secrets.
 fn eso_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
-    let stores = of_kind(docs, "SecretStore");
-    need(stores.len() == 1, "exactly one SecretStore")?;
-    let store = stores[0];
-    need(
-        store["apiVersion"] == ESO_API,
-        format!("SecretStore apiVersion {}", store["apiVersion"]),
-    )?;
+    let store = the_one(docs, "SecretStore", ESO_API)?;
     let namespace = text(&store["metadata"]["namespace"], "SecretStore namespace")?;
     let vault = &store["spec"]["provider"]["vault"];
     need(vault["version"] == "v2", "SecretStore: KV version v2")?;
@@ -364,13 +358,7 @@ fn eso_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
 
 /// The CSI manifests: one vault SecretProviderClass syncing a TLS Secret, a Pod mounting it.
 fn csi_reads(docs: &[Value]) -> Result<Vec<Reads>, String> {
-    let classes = of_kind(docs, "SecretProviderClass");
-    need(classes.len() == 1, "exactly one SecretProviderClass")?;
-    let spc = classes[0];
-    need(
-        spc["apiVersion"] == CSI_API,
-        format!("SecretProviderClass apiVersion {}", spc["apiVersion"]),
-    )?;
+    let spc = the_one(docs, "SecretProviderClass", CSI_API)?;
     let name = text(&spc["metadata"]["name"], "SecretProviderClass name")?;
     let namespace = text(&spc["metadata"]["namespace"], "namespace")?;
     need(spc["spec"]["provider"] == "vault", "provider vault")?;
@@ -549,9 +537,8 @@ fn consumer_manifests_map_the_record_and_log_in_as_the_reader() {
 
     // The record they read, issued with --layout kubernetes; the production defaults'
     // reader policy names the manifests' path.
-    let e = Env::new("consumers");
-    e.init().ok();
-    let domain = format!("{}.example.com", unique("k8s"));
+    let e = Env::ready("consumers");
+    let domain = domain("k8s");
     e.issue("web", &[&domain], &["--layout", "kubernetes"]).ok();
     let default_policy = Command::new(BIN)
         .args(["policy", "reader", "web"])
@@ -677,8 +664,7 @@ fn consumer_manifests_map_the_record_and_log_in_as_the_reader() {
 
 #[test]
 fn renew_jitter_logs_a_delay_within_its_bound_and_rejects_a_bad_duration() {
-    let e = Env::new("jitter");
-    e.init().ok();
+    let e = Env::ready("jitter");
     let started = Instant::now();
     let run = e.run(&["renew", "--jitter", "2s"]).ok();
     let elapsed = started.elapsed();
@@ -706,7 +692,6 @@ fn renew_jitter_logs_a_delay_within_its_bound_and_rejects_a_bad_duration() {
         e.run(&["renew", "--jitter", "soon"]),
         e.with_var("CERTVAULT_JITTER", "soon").run(&["renew"]),
     ] {
-        assert_eq!(bad.code, 2, "{}", bad.all());
-        assert_contains(&bad.stderr, "write a duration");
+        fails_with(&bad, 2, "write a duration");
     }
 }

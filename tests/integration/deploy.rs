@@ -37,6 +37,16 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A copy of the repository file `rel` in `dir`, under its own name, with `from` (which
+/// must occur) replaced by `to`: a file a validator must reject.
+fn broken_copy(dir: &std::path::Path, rel: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let text = read(rel);
+    assert!(text.contains(from), "{rel}: no {from:?} to break");
+    let path = dir.join(std::path::Path::new(rel).file_name().unwrap());
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
 /// Every `.rs` file below `dir`, concatenated.
 fn read_tree(dir: &std::path::Path) -> String {
     let mut out = String::new();
@@ -141,19 +151,19 @@ fn compose_file_is_valid_and_agrees_with_the_test_bed() {
     .ok();
     // The validator rejects what the specification does not allow.
     let dir = tempdir("compose");
-    let bad = dir.join("compose.yaml");
-    std::fs::write(
-        &bad,
-        read("compose.yaml").replace("\n  read_only: true\n", "\n  read_onyl: true\n"),
-    )
-    .unwrap();
+    let bad = broken_copy(
+        &dir,
+        "compose.yaml",
+        "\n  read_only: true\n",
+        "\n  read_onyl: true\n",
+    );
     let rejected = run_cmd(Command::new(env("CHECK_JSONSCHEMA")).args([
         "--builtin-schema",
         "vendor.compose-spec",
         &bad.display().to_string(),
     ]));
     assert_ne!(rejected.code, 0, "{}", rejected.all());
-    assert!(rejected.all().contains("read_onyl"), "{}", rejected.all());
+    assert_contains(&rejected.all(), "read_onyl");
 
     let doc = yaml_docs(&compose).remove(0);
     let services = doc["services"].as_object().unwrap();
@@ -301,7 +311,7 @@ fn compose_file_is_valid_and_agrees_with_the_test_bed() {
     let issue = strs(&certvault[&"issue".to_string()]["command"]);
     let auth = flag_value(&issue, "--auth-hook");
     let cleanup = flag_value(&issue, "--cleanup-hook");
-    let domain = format!("{}.example.com", unique("compose"));
+    let domain = domain("compose");
     let txt = format!("_acme-challenge.{domain}.");
     let value = unique("token-value");
     let vars = [
@@ -406,12 +416,12 @@ fn kubernetes_manifests_validate_and_are_locked_down() {
     );
     // --strict rejects a field the API does not have.
     let tmp = tempdir("k8s");
-    let bad = tmp.join("cronjob.yaml");
-    std::fs::write(
-        &bad,
-        read("deploy/kubernetes/cronjob.yaml").replace("concurrencyPolicy:", "concurrencyPolcy:"),
-    )
-    .unwrap();
+    let bad = broken_copy(
+        &tmp,
+        "deploy/kubernetes/cronjob.yaml",
+        "concurrencyPolicy:",
+        "concurrencyPolcy:",
+    );
     let rejected = run_cmd(
         Command::new(env("KUBERNETES_VALIDATE"))
             .arg("--strict")
@@ -552,13 +562,15 @@ fn vault_setup_script_lets_the_manifests_log_in() {
         k.run(args)
     };
 
-    let admin_account = init_pod["serviceAccountName"].as_str().unwrap();
-    let admin_token = sa_token(admin_account);
-    setup(&token_review_server(
-        admin_token.clone(),
-        &namespace,
-        admin_account,
-    ));
+    // The token of `pod`'s service account, after the setup pointed at an API that knows
+    // that account (and no other).
+    let setup_for = |pod: &Value| {
+        let account = pod["serviceAccountName"].as_str().unwrap();
+        let token = sa_token(account);
+        setup(&token_review_server(token.clone(), &namespace, account));
+        token
+    };
+    let admin_token = setup_for(&init_pod);
     let policy = vault_root(
         reqwest::Method::GET,
         &format!("sys/policies/acl/{tag}-renew"),
@@ -588,19 +600,9 @@ fn vault_setup_script_lets_the_manifests_log_in() {
     assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_some());
 
     // Run again (idempotent), now with an API that knows the CronJob's account.
-    let renew_account = renew_pod["serviceAccountName"].as_str().unwrap();
-    let renew_token = sa_token(renew_account);
-    setup(&token_review_server(
-        renew_token.clone(),
-        &namespace,
-        renew_account,
-    ));
+    let renew_token = setup_for(&renew_pod);
     let renew = as_pod(&renew_pod, &renew_token, &["renew"]).ok();
-    assert!(
-        renew.stdout.contains("summary: 0 renewed"),
-        "{}",
-        renew.all()
-    );
+    assert_contains(&renew.stdout, "summary: 0 renewed");
     let denied = as_pod(
         &renew_pod,
         &renew_token,
@@ -631,25 +633,18 @@ fn vault_setup_script_lets_the_manifests_log_in() {
 #[test]
 fn prometheus_rules_pass_promtool_and_name_certvault_metrics() {
     let dir = repo().join("deploy/prometheus");
-    let promtool = env("PROMTOOL");
-    let check = run_cmd(
-        Command::new(&promtool)
-            .args(["check", "rules", "certvault-alerts.yml"])
-            .current_dir(&dir),
-    )
-    .ok();
-    assert!(
-        check.all().contains("SUCCESS: 3 rules found"),
-        "{}",
-        check.all()
-    );
-    let test = run_cmd(
-        Command::new(&promtool)
-            .args(["test", "rules", "certvault-alerts.test.yml"])
-            .current_dir(&dir),
-    )
-    .ok();
-    assert!(test.all().contains("SUCCESS"), "{}", test.all());
+    // `promtool check|test rules FILE` in `dir`.
+    let promtool = |what: &str, file: &str, dir: &std::path::Path| {
+        run_cmd(
+            Command::new(env("PROMTOOL"))
+                .args([what, "rules", file])
+                .current_dir(dir),
+        )
+    };
+    let check = promtool("check", "certvault-alerts.yml", &dir).ok();
+    assert_contains(&check.all(), "SUCCESS: 3 rules found");
+    let test = promtool("test", "certvault-alerts.test.yml", &dir).ok();
+    assert_contains(&test.all(), "SUCCESS");
 
     // Every rule has a firing and a quiet case in the unit tests.
     let rules = yaml_docs(&dir.join("certvault-alerts.yml")).remove(0);
@@ -690,16 +685,13 @@ fn prometheus_rules_pass_promtool_and_name_certvault_metrics() {
 
     // promtool does reject a broken rule.
     let tmp = tempdir("rules");
-    std::fs::write(
-        tmp.join("bad.yml"),
-        read("deploy/prometheus/certvault-alerts.yml").replace("time() < 7", "time() <<< 7"),
-    )
-    .unwrap();
-    let bad = run_cmd(
-        Command::new(&promtool)
-            .args(["check", "rules", "bad.yml"])
-            .current_dir(&tmp),
+    broken_copy(
+        &tmp,
+        "deploy/prometheus/certvault-alerts.yml",
+        "time() < 7",
+        "time() <<< 7",
     );
+    let bad = promtool("check", "certvault-alerts.yml", &tmp);
     assert_ne!(bad.code, 0, "{}", bad.all());
     std::fs::remove_dir_all(&tmp).unwrap();
 }

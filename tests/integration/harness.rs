@@ -70,6 +70,85 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// A unique name below example.com (`<tag>-…-….example.com`).
+pub fn domain(tag: &str) -> String {
+    format!("{}.example.com", unique(tag))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a server of the test's own binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `cond` every 100 ms until it holds; fail naming `what` after `secs` seconds.
+#[track_caller]
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs}s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The run exited with `code` and its stderr holds `needle`.
+#[track_caller]
+pub fn fails_with(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, code, "{}", run.all());
+    assert!(
+        run.stderr.contains(needle),
+        "missing {needle:?} in:\n{}",
+        run.stderr
+    );
+}
+
+/// Run `cmd` to its end; it must succeed, or the test fails naming `what` with its output.
+#[track_caller]
+pub fn output_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The `dns add NAME` options of the RFC 2136 solver for the BIND test bed (primary, TSIG
+/// key name); its secret goes in CERTVAULT_DNS_SECRET = CERTVAULT_TEST_TSIG_SECRET.
+pub fn bind_solver_args() -> Vec<String> {
+    [
+        "--kind",
+        "rfc2136",
+        "--server",
+        &env("CERTVAULT_TEST_BIND1"),
+        "--tsig-key",
+        &env("CERTVAULT_TEST_TSIG_NAME"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A child process of the test's own (a server), killed and reaped on drop.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn hook(name: &str) -> String {
     repo()
         .join("scripts/hooks")
@@ -95,6 +174,11 @@ pub struct Run {
 impl Run {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
+    }
+    /// Stdout parsed as JSON (`--output json`), or the test fails showing the run.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("{err}: {}", self.all()))
     }
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -145,6 +229,79 @@ impl Env {
         cmd
     }
 
+    /// A new installation with an ACME account at the test bed's Pebble.
+    pub fn ready(tag: &str) -> Self {
+        let e = Self::new(tag);
+        e.init().ok();
+        e
+    }
+
+    /// A new installation with an account and certificate `name` issued for a unique name
+    /// (returned) through the challtestsrv hooks.
+    pub fn with_cert(tag: &str, name: &str) -> (Self, String) {
+        Self::with_cert_args(tag, name, &[])
+    }
+
+    /// The same, issued with `extra` options.
+    pub fn with_cert_args(tag: &str, name: &str, extra: &[&str]) -> (Self, String) {
+        let e = Self::ready(tag);
+        let d = domain(tag);
+        e.issue(name, &[&d], extra).ok();
+        (e, d)
+    }
+
+    /// The same installation (prefix) with `token` and none of the other settings.
+    pub fn with_token(&self, token: String) -> Env {
+        Env {
+            prefix: self.prefix.clone(),
+            token,
+            extra: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// The same installation (prefix) without a token: it logs in with `settings` only.
+    pub fn logging_in(&self, settings: &[(&str, &str)]) -> Env {
+        let mut e = self.with_token(String::new());
+        e.extra = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        e
+    }
+
+    /// The same installation logging in with AppRole at `mount`.
+    pub fn approle_login(&self, mount: &str, role_id: &str, secret_id: &str) -> Env {
+        self.logging_in(&[
+            ("CERTVAULT_AUTH", "approle"),
+            ("CERTVAULT_AUTH_MOUNT", mount),
+            ("VAULT_ROLE_ID", role_id),
+            ("VAULT_SECRET_ID", secret_id),
+        ])
+    }
+
+    /// The policy `certvault policy ARGS` prints for this installation, applied under a
+    /// unique name (returned).
+    pub fn apply_policy(&self, args: &[&str]) -> String {
+        let mut all = vec!["policy"];
+        all.extend_from_slice(args);
+        let hcl = self.run(&all).ok().stdout;
+        let name = unique(&format!("cv-{}", args[0]));
+        vault_policy(&name, &hcl);
+        name
+    }
+
+    /// The same installation used with a token holding only `policy`.
+    pub fn as_token(&self, policy: &str) -> Env {
+        self.with_token(vault_token(&unique("tok"), &[policy]))
+    }
+
+    /// The same installation used with a token holding only what `certvault policy ARGS`
+    /// grants.
+    pub fn as_policy(&self, args: &[&str]) -> Env {
+        self.as_token(&self.apply_policy(args))
+    }
+
     /// An installation that issues through the BIND test bed: Pebble #2 resolves through the
     /// secondary, zone discovery asks the primary, nameservers answer on the BIND port.
     pub fn bind(tag: &str) -> Self {
@@ -189,30 +346,23 @@ impl Env {
 
     /// Store the RFC 2136 solver `bind` for example.test / lag.test.
     pub fn add_bind_solver(&self, name: &str) {
-        self.dns_add(
-            name,
-            &env("CERTVAULT_TEST_TSIG_SECRET"),
-            &[
-                "--kind",
-                "rfc2136",
-                "--server",
-                &env("CERTVAULT_TEST_BIND1"),
-                "--tsig-key",
-                &env("CERTVAULT_TEST_TSIG_NAME"),
-            ],
-        )
-        .ok();
+        let args = bind_solver_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.dns_add(name, &env("CERTVAULT_TEST_TSIG_SECRET"), &args)
+            .ok();
     }
 
     pub fn init(&self) -> Run {
-        self.run(&[
-            "init",
-            "--directory",
-            &env("CERTVAULT_TEST_DIRECTORY"),
-            "--email",
-            "ops@example.com",
-            "--agree-tos",
-        ])
+        self.init_with(&["--email", "ops@example.com", "--agree-tos"])
+    }
+
+    /// `init --directory <the test bed's Pebble> ARGS...`.
+    pub fn init_with(&self, args: &[&str]) -> Run {
+        let mut all = vec!["init", "--directory"];
+        let directory = env("CERTVAULT_TEST_DIRECTORY");
+        all.push(&directory);
+        all.extend_from_slice(args);
+        self.run(&all)
     }
 
     /// Register a new ACME account in place of the stored one (same CA), so the next order
@@ -402,6 +552,30 @@ pub fn verify_chain_bind(cert: &str, chain: &str, names: &[&str]) {
     )
 }
 
+/// Verify a stored record's `cert` + `chain` up to Pebble's root, as `verify_chain`.
+pub fn verify_record(doc: &Value, names: &[&str]) {
+    verify_record_to(&pebble_root(), doc, names)
+}
+
+/// The same up to the BIND-backed Pebble's root.
+pub fn verify_record_bind(doc: &Value, names: &[&str]) {
+    verify_record_to(
+        &pebble_root_of("CERTVAULT_TEST_PEBBLE_BIND_MGMT"),
+        doc,
+        names,
+    )
+}
+
+/// The same up to `root_pem`.
+pub fn verify_record_to(root_pem: &str, doc: &Value, names: &[&str]) {
+    verify_chain_to(
+        root_pem,
+        doc["cert"].as_str().unwrap(),
+        doc["chain"].as_str().unwrap(),
+        names,
+    )
+}
+
 pub fn verify_chain_to(root_pem: &str, cert: &str, chain: &str, names: &[&str]) {
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
     let root = pem_ders(root_pem).remove(0);
@@ -448,6 +622,14 @@ pub fn sans(cert: &str) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether a stored record's `privkey` belongs to its `cert`.
+pub fn record_key_matches(doc: &Value) -> bool {
+    key_matches(
+        doc["privkey"].as_str().unwrap(),
+        doc["cert"].as_str().unwrap(),
+    )
 }
 
 /// Whether the PEM private key belongs to the PEM certificate.
@@ -607,6 +789,22 @@ pub fn vault_enable_auth(mount: &str, kind: &str) {
 
 /// How many live tokens were created by a login at `auth/<mount>/`.
 pub fn live_tokens_from(mount: &str) -> usize {
+    live_accessors_from(mount).len()
+}
+
+/// Whether the token with `accessor` is live (Vault looks it up: not expired, not revoked).
+pub fn token_is_live(accessor: &str) -> bool {
+    vault_call(
+        &env("VAULT_TOKEN"),
+        reqwest::Method::POST,
+        "auth/token/lookup-accessor",
+        Some(&json!({ "accessor": accessor })),
+    )
+    .0 == 200
+}
+
+/// The accessors of the live tokens created by a login at `auth/<mount>/`.
+pub fn live_accessors_from(mount: &str) -> Vec<String> {
     let list = vault_root(
         reqwest::Method::from_bytes(b"LIST").unwrap(),
         "auth/token/accessors",
@@ -617,6 +815,7 @@ pub fn live_tokens_from(mount: &str) -> usize {
         .as_array()
         .unwrap()
         .iter()
+        .filter_map(|a| a.as_str())
         .filter(|a| {
             let (status, rsp) = vault_call(
                 &env("VAULT_TOKEN"),
@@ -630,7 +829,8 @@ pub fn live_tokens_from(mount: &str) -> usize {
                     .unwrap_or("")
                     .starts_with(&prefix)
         })
-        .count()
+        .map(String::from)
+        .collect()
 }
 
 /// A compact JWS (RS256) over `claims`, signed with `key` (an RSA rcgen key pair).
@@ -656,34 +856,73 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// One HTTP/1.1 request read from `stream`: its request line ("" when the peer sent
+/// nothing) and its body (Content-Length bytes).
+pub fn read_request(stream: &std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap_or(0);
+    let mut len = 0usize;
+    if !first.is_empty() {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    (first, body)
+}
+
+/// The parameters of a self-signed CA (may sign certificates and CRLs) named `cn`.
+pub fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+}
+
+/// The (name, verdict) pairs of a `renew --output json` report.
+pub fn verdicts(report: &Value) -> Vec<(String, String)> {
+    report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A minimal Kubernetes API answering TokenReviews on 127.0.0.1: `token` is authenticated as
 /// `system:serviceaccount:<namespace>:<name>`, anything else is not. Returns the base URL.
 pub fn token_review_server(token: String, namespace: &str, name: &str) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let user = format!("system:serviceaccount:{namespace}:{name}");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let mut len = 0usize;
-            let mut first = String::new();
-            reader.read_line(&mut first).unwrap_or(0);
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
+            let (first, body) = read_request(&stream);
             let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let ok = first.starts_with("POST /apis/authentication.k8s.io/v1/tokenreviews")
                 && review["spec"]["token"].as_str() == Some(token.as_str());
@@ -720,31 +959,16 @@ pub fn self_signed_pem() -> String {
 /// A Pebble of a test's own (own ports, same listener certificate, challtestsrv as its DNS),
 /// stopped on drop. `env` adds PEBBLE_* settings; `config` is merged into its JSON config.
 pub struct Pebble {
-    child: std::process::Child,
+    _child: KillOnDrop,
     pub directory: String,
     pub mgmt: String,
 }
 
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Pebble {
     pub fn start(extra_env: &[(&str, &str)], config: Value) -> Pebble {
-        use std::time::{Duration, Instant};
         let dir = tempdir("pebble");
         let state = PathBuf::from(env("CERTVAULT_TESTBED_DIR")).join("pebble");
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (port, mgmt) = (free(), free());
+        let (port, mgmt) = (free_port(), free_port());
         let mut cfg = json!({
             "listenAddress": format!("127.0.0.1:{port}"),
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
@@ -774,20 +998,17 @@ impl Pebble {
             cmd.env(k, v);
         }
         let pebble = Pebble {
-            child: cmd.spawn().expect("start pebble"),
+            _child: KillOnDrop(cmd.spawn().expect("start pebble")),
             directory: format!("https://localhost:{port}/dir"),
             mgmt: format!("https://localhost:{mgmt}"),
         };
         let client = http();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !client
-            .get(&pebble.directory)
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(Instant::now() < deadline, "pebble did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("pebble answers its directory", 20, || {
+            client
+                .get(&pebble.directory)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
         pebble
     }
 }
@@ -850,11 +1071,7 @@ impl Acme2certifier {
     /// The same, with the CA already in `dir/ca.key` and `dir/ca.pem`.
     pub fn start_in(dir: TempDir, sections: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir.join("certs")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut a = Acme2certifier {
             child: None,
             directory: format!("http://127.0.0.1:{port}/directory"),
@@ -984,21 +1201,13 @@ pub fn approle_with_ttl(policy: &str, ttl: &str) -> (String, String, String) {
         &format!("auth/{mount}/role/certvault"),
         Some(&json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": "1h" })),
     );
-    let role_id = vault_root(
-        reqwest::Method::GET,
-        &format!("auth/{mount}/role/certvault/role-id"),
-        None,
-    )["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = vault_root(
-        reqwest::Method::POST,
-        &format!("auth/{mount}/role/certvault/secret-id"),
-        None,
-    )["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let field = |method, path: &str, name: &str| {
+        vault_root(method, &format!("auth/{mount}/role/certvault/{path}"), None)["data"][name]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let role_id = field(reqwest::Method::GET, "role-id", "role_id");
+    let secret_id = field(reqwest::Method::POST, "secret-id", "secret_id");
     (mount, role_id, secret_id)
 }

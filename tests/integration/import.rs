@@ -5,25 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::{
-    env, hook, key_matches, unique, vault_read, verify_chain, verify_chain_bind, Env,
+    assert_contains, env, hook, output_ok, record_key_matches, tempdir, unique, vault_read,
+    verify_chain, verify_chain_bind, verify_record, verify_record_bind, Env,
 };
-
-/// A temporary folder removed on drop.
-pub struct Tmp(pub PathBuf);
-
-impl Tmp {
-    pub fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("certvault-{}", unique(tag)));
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `certbot certonly` into `cfg` (config, work and logs folders below it).
 fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
@@ -52,13 +36,7 @@ fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
     for d in domains {
         cmd.args(["-d", d]);
     }
-    let out = cmd.output().expect("run certbot");
-    assert!(
-        out.status.success(),
-        "certbot failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&mut cmd, "certbot");
 }
 
 fn manual(deploy: &str) -> Vec<String> {
@@ -121,15 +99,15 @@ fn certbot_account_ids(cfg: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn certbot_folder_imports_as_is_and_renews() {
-    let tmp = Tmp::new("cb");
+    let tmp = tempdir("cb");
     // Into the test's own folder, never the working directory.
-    let deploy_hook = format!("touch {}", tmp.0.join("deployed").display());
+    let deploy_hook = format!("touch {}", tmp.join("deployed").display());
     let id = unique("cb");
     let manual_name = format!("m.{id}.example.com");
     let bind_a = format!("a.{id}.example.test");
     let bind_b = format!("b.{id}.example.test");
     certbot(
-        &tmp.0,
+        &tmp,
         &env("CERTVAULT_TEST_DIRECTORY"),
         &[manual_name.clone(), format!("n.{id}.example.com")],
         &manual(&deploy_hook)
@@ -137,10 +115,10 @@ fn certbot_folder_imports_as_is_and_renews() {
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
-    let ini = rfc2136_ini(&tmp.0);
+    let ini = rfc2136_ini(&tmp);
     for name in [&bind_a, &bind_b] {
         certbot(
-            &tmp.0,
+            &tmp,
             &env("CERTVAULT_TEST_DIRECTORY_BIND"),
             std::slice::from_ref(name),
             &[
@@ -154,7 +132,7 @@ fn certbot_folder_imports_as_is_and_renews() {
             ],
         );
     }
-    let cfg = tmp.0.join("c");
+    let cfg = tmp.join("c");
     // renew_before_expiry is commented out by certbot; set it on one lineage.
     let conf = cfg.join(format!("renewal/{manual_name}.conf"));
     let text = pem(&conf).replace(
@@ -169,16 +147,8 @@ fn certbot_folder_imports_as_is_and_renews() {
     let dry = e.run(&["import", "certbot", cfg_s, "--dry-run"]);
     let secret = env("CERTVAULT_TEST_TSIG_SECRET");
     assert!(!dry.all().contains(&secret), "secret in dry run output");
-    assert!(
-        dry.stdout.contains("would store solver rfc2136-rfc2136"),
-        "{}",
-        dry.all()
-    );
-    assert!(
-        dry.stdout.contains(&format!("would import {manual_name}")),
-        "{}",
-        dry.all()
-    );
+    assert_contains(&dry.stdout, "would store solver rfc2136-rfc2136");
+    assert_contains(&dry.stdout, &format!("would import {manual_name}"));
     assert!(
         vault_read(&e.cert_path(&manual_name)).is_none(),
         "dry run wrote"
@@ -195,8 +165,8 @@ fn certbot_folder_imports_as_is_and_renews() {
         "{}",
         run.all()
     );
-    assert!(run.stdout.contains("instant-acme 0.8.5"), "{}", run.all());
-    assert!(run.stdout.contains("summary: 4 written"), "{}", run.all());
+    assert_contains(&run.stdout, "instant-acme 0.8.5");
+    assert_contains(&run.stdout, "summary: 4 written");
 
     // Stored as they are: same serial, same key, same chain.
     for (name, root_of_bind) in [(&manual_name, false), (&bind_a, true), (&bind_b, true)] {
@@ -248,15 +218,11 @@ fn certbot_folder_imports_as_is_and_renews() {
 
     // Resumable and idempotent: a second run writes nothing.
     let again = e.run(&["import", "certbot", cfg_s]);
-    assert!(
-        again.stdout.contains("summary: 0 written, 4 already there"),
-        "{}",
-        again.all()
-    );
+    assert_contains(&again.stdout, "summary: 0 written, 4 already there");
     assert_eq!(vault_read(&e.cert_path(&manual_name)).unwrap().1, 1);
 
     // The way forward for the RSA accounts: register them, then everything renews.
-    let ids = certbot_account_ids(&tmp.0);
+    let ids = certbot_account_ids(&tmp);
     assert_eq!(ids.len(), 2);
     for (host, id) in &ids {
         let directory = format!("https://{host}/dir");
@@ -274,23 +240,20 @@ fn certbot_folder_imports_as_is_and_renews() {
     let forward = e.run(&["import", "certbot", cfg_s]);
     assert_eq!(forward.code, 0, "{}", forward.all());
     let renewed = e.run(&["renew", "--force"]).ok();
-    assert!(renewed.stdout.contains("3 renewed"), "{}", renewed.all());
+    assert_contains(&renewed.stdout, "3 renewed");
     for name in [&manual_name, &bind_a, &bind_b] {
         let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
         assert_eq!(version, 2);
-        assert!(key_matches(
-            doc["privkey"].as_str().unwrap(),
-            doc["cert"].as_str().unwrap()
-        ));
+        assert!(record_key_matches(&doc));
     }
 }
 
 /// The bad-input cases, each next to a good lineage that still imports.
 #[test]
 fn certbot_bad_input_is_named_and_the_rest_imports() {
-    let tmp = Tmp::new("cbbad");
-    let cfg = tmp.0.join("c");
-    let outside = tmp.0.join("outside");
+    let tmp = tempdir("cbbad");
+    let cfg = tmp.join("c");
+    let outside = tmp.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let lineage = |name: &str, auth: &str, key_of: Option<&rcgen::KeyPair>| {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -389,7 +352,7 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
     assert!(out.contains("NEEDS A SOLVER"), "{out}");
 
     // --only, and a conflict that is reported and skipped unless --force.
-    let other_dir = Tmp::new("cbother");
+    let other_dir = tempdir("cbother");
     let e2 = Env::new("imp-conflict");
     e2.init().ok();
     e2.issue("good.example.com", &["good.example.com"], &[])
@@ -398,7 +361,7 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
         prefix: e2.prefix.clone(),
         token: e2.token.clone(),
         extra: Vec::new(),
-        cwd: Some(other_dir.0.clone()),
+        cwd: Some(other_dir.to_path_buf()),
     }
     .run(&[
         "import",
@@ -407,11 +370,7 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
         "--only",
         "good.example.com",
     ]);
-    assert!(
-        skipped.stdout.contains("SKIPPED  good.example.com"),
-        "{}",
-        skipped.all()
-    );
+    assert_contains(&skipped.stdout, "SKIPPED  good.example.com");
     assert_eq!(skipped.code, 1);
     let forced = e2.run(&[
         "import",
@@ -421,11 +380,7 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
         "good.example.com",
         "--force",
     ]);
-    assert!(
-        forced.stdout.contains("imported good.example.com"),
-        "{}",
-        forced.all()
-    );
+    assert_contains(&forced.stdout, "imported good.example.com");
     let (doc, _) = vault_read(&e2.cert_path("good.example.com")).unwrap();
     assert_eq!(
         doc["cert"].as_str().unwrap(),
@@ -460,22 +415,16 @@ fn lego(
     for d in domains {
         cmd.args(["-d", d]);
     }
-    let out = cmd.arg("run").output().expect("run lego");
-    assert!(
-        out.status.success(),
-        "lego failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(cmd.arg("run"), "lego");
 }
 
 #[test]
 fn lego_folder_imports_with_its_account_and_renews() {
-    let tmp = Tmp::new("lego");
+    let tmp = tempdir("lego");
     let id = unique("lg");
-    let path = tmp.0.join("lego");
+    let path = tmp.join("lego");
     // exec: the challtestsrv, which answers no SOA, so lego's own propagation check is off.
-    let exec = tmp.0.join("exec.sh");
+    let exec = tmp.join("exec.sh");
     std::fs::write(
         &exec,
         format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
@@ -541,19 +490,13 @@ fn lego_folder_imports_with_its_account_and_renews() {
     let solo = Env::new("imp-key");
     let key = path.join("accounts/localhost_14000/exec@example.com/keys/exec@example.com.key");
     let found = solo
-        .run(&[
-            "init",
-            "--directory",
-            &env("CERTVAULT_TEST_DIRECTORY"),
-            "--account-key",
-            key.to_str().unwrap(),
-        ])
+        .init_with(&["--account-key", key.to_str().unwrap()])
         .ok();
-    assert!(found.stdout.contains(&exec_url), "{}", found.all());
+    assert_contains(&found.stdout, &exec_url);
     let (acct, _) = vault_read(&format!("{}/accounts/default", solo.prefix)).unwrap();
     assert_eq!(acct["credentials"]["id"], exec_url.as_str());
     // A key the CA does not know: found nowhere, nothing registered.
-    let stranger = tmp.0.join("stranger.pem");
+    let stranger = tmp.join("stranger.pem");
     std::fs::write(
         &stranger,
         rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -562,19 +505,9 @@ fn lego_folder_imports_with_its_account_and_renews() {
     )
     .unwrap();
     let none = Env::new("imp-key2");
-    let unknown = none.run(&[
-        "init",
-        "--directory",
-        &env("CERTVAULT_TEST_DIRECTORY"),
-        "--account-key",
-        stranger.to_str().unwrap(),
-    ]);
+    let unknown = none.init_with(&["--account-key", stranger.to_str().unwrap()]);
     assert_ne!(unknown.code, 0);
-    assert!(
-        unknown.stderr.contains("onlyReturnExisting"),
-        "{}",
-        unknown.all()
-    );
+    assert_contains(&unknown.stderr, "onlyReturnExisting");
     assert!(vault_read(&format!("{}/accounts/default", none.prefix)).is_none());
 
     // The folder: both accounts (P-256) found again, both certificates as they are. lego
@@ -588,18 +521,8 @@ fn lego_folder_imports_with_its_account_and_renews() {
         &env("CERTVAULT_TEST_DIRECTORY"),
     ]);
     assert_eq!(first.code, 1, "{}", first.all());
-    assert!(
-        first
-            .stdout
-            .contains("localhost:14001 is not a well-known CA"),
-        "{}",
-        first.all()
-    );
-    assert!(
-        first.stdout.contains("summary: 3 written"),
-        "{}",
-        first.all()
-    );
+    assert_contains(&first.stdout, "localhost:14001 is not a well-known CA");
+    assert_contains(&first.stdout, "summary: 3 written");
     let second = e.run(&[
         "import",
         "lego",
@@ -607,13 +530,7 @@ fn lego_folder_imports_with_its_account_and_renews() {
         "--server",
         &env("CERTVAULT_TEST_DIRECTORY_BIND"),
     ]);
-    assert!(
-        second
-            .stdout
-            .contains("summary: 1 written, 3 already there"),
-        "{}",
-        second.all()
-    );
+    assert_contains(&second.stdout, "summary: 1 written, 3 already there");
     for (account, url) in [
         ("lego-exec-example.com", &exec_url),
         ("lego-bind-example.com", &bind_url),
@@ -678,19 +595,11 @@ fn lego_folder_imports_with_its_account_and_renews() {
         );
     }
     let renewed = e.run(&["renew", "--force"]).ok();
-    assert!(renewed.stdout.contains("2 renewed"), "{}", renewed.all());
+    assert_contains(&renewed.stdout, "2 renewed");
     let (doc, _) = vault_read(&e.cert_path(&exec_name)).unwrap();
-    verify_chain(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&exec_name],
-    );
+    verify_record(&doc, &[&exec_name]);
     let (doc, _) = vault_read(&e.cert_path(&bind_name)).unwrap();
-    verify_chain_bind(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&bind_name],
-    );
+    verify_record_bind(&doc, &[&bind_name]);
     // The accounts were used as they were: still the lego accounts.
     for (account, url) in [
         ("lego-exec-example.com", &exec_url),
@@ -706,18 +615,14 @@ fn lego_folder_imports_with_its_account_and_renews() {
 
 /// `bao ARGS` as root against the test bed.
 fn bao(args: &[&str]) {
-    let out = Command::new(env("BAO_BIN"))
-        .args(args)
-        .env("VAULT_ADDR", env("VAULT_ADDR"))
-        .env("VAULT_TOKEN", env("VAULT_TOKEN"))
-        .env("BAO_ADDR", env("VAULT_ADDR"))
-        .env("BAO_TOKEN", env("VAULT_TOKEN"))
-        .output()
-        .expect("run bao");
-    assert!(
-        out.status.success(),
-        "bao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(env("BAO_BIN"))
+            .args(args)
+            .env("VAULT_ADDR", env("VAULT_ADDR"))
+            .env("VAULT_TOKEN", env("VAULT_TOKEN"))
+            .env("BAO_ADDR", env("VAULT_ADDR"))
+            .env("BAO_TOKEN", env("VAULT_TOKEN")),
+        &format!("bao {args:?}"),
     );
 }
 
@@ -732,11 +637,11 @@ impl Drop for Mount {
 
 #[test]
 fn certbot_in_vault_layout_imports_read_only() {
-    let tmp = Tmp::new("vl");
+    let tmp = tempdir("vl");
     let id = unique("vl");
     let name = format!("v.{id}.example.com");
     certbot(
-        &tmp.0,
+        &tmp,
         &env("CERTVAULT_TEST_DIRECTORY"),
         std::slice::from_ref(&name),
         &manual("true")
@@ -744,8 +649,8 @@ fn certbot_in_vault_layout_imports_read_only() {
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
-    let (host, account_id) = certbot_account_ids(&tmp.0).remove(0);
-    let acct = tmp.0.join(format!("c/accounts/{host}/dir/{account_id}"));
+    let (host, account_id) = certbot_account_ids(&tmp).remove(0);
+    let acct = tmp.join(format!("c/accounts/{host}/dir/{account_id}"));
     // The recipe: certbot's JSON files and PEMs put into Vault as they are.
     let mount = Mount(id.replace('.', "-"));
     bao(&["secrets", "enable", &format!("-path={}", mount.0), "kv-v2"]);
@@ -764,7 +669,7 @@ fn certbot_in_vault_layout_imports_read_only() {
         &at("account/extra_details"),
         &format!("account_id={account_id}"),
     ]);
-    let live = tmp.0.join(format!("c/live/{name}"));
+    let live = tmp.join(format!("c/live/{name}"));
     let file = |f: &str| format!("{f}=@{}", live.join(format!("{f}.pem")).display());
     bao(&[
         "kv",
@@ -795,11 +700,7 @@ fn certbot_in_vault_layout_imports_read_only() {
         &env("CERTVAULT_TEST_DIRECTORY"),
     ]);
     assert!(!dry.all().contains(token), "{}", dry.all());
-    assert!(
-        dry.stdout.contains("would store solver dnsimple"),
-        "{}",
-        dry.all()
-    );
+    assert_contains(&dry.stdout, "would store solver dnsimple");
     assert!(vault_read(&e.cert_path(&name)).is_none());
     let run = e.run(&[
         "import",
@@ -810,23 +711,15 @@ fn certbot_in_vault_layout_imports_read_only() {
         &env("CERTVAULT_TEST_DIRECTORY"),
     ]);
     assert!(!run.all().contains(token), "{}", run.all());
-    assert!(
-        run.stdout.contains("NOT CARRIED OVER account"),
-        "{}",
-        run.all()
-    );
-    assert!(run.stdout.contains("RSA"), "{}", run.all());
+    assert_contains(&run.stdout, "NOT CARRIED OVER account");
+    assert_contains(&run.stdout, "RSA");
     let (doc, version) = vault_read(&e.cert_path(&name)).unwrap();
     assert_eq!(version, 1);
     assert_eq!(
         doc["privkey"].as_str().unwrap(),
         pem(&live.join("privkey.pem"))
     );
-    verify_chain(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&name],
-    );
+    verify_record(&doc, &[&name]);
     let (spec, _) = vault_read(&format!("{}/specs/{name}", e.prefix)).unwrap();
     assert_eq!(spec["dns"]["default"], "dnsimple");
     let (solver, _) = vault_read(&format!("{}/dns/dnsimple", e.prefix)).unwrap();
@@ -850,10 +743,7 @@ fn certbot_in_vault_layout_imports_read_only() {
 
     // init --account-key with certbot's RSA private_key.json: refused with the reason,
     // nothing registered.
-    let refused = e.run(&[
-        "init",
-        "--directory",
-        &env("CERTVAULT_TEST_DIRECTORY"),
+    let refused = e.init_with(&[
         "--account-key",
         acct.join("private_key.json").to_str().unwrap(),
     ]);
@@ -868,8 +758,7 @@ fn certbot_in_vault_layout_imports_read_only() {
 
 #[test]
 fn layouts_add_consumer_fields_in_the_same_write() {
-    let e = Env::new("layout");
-    e.init().ok();
+    let e = Env::ready("layout");
     let name = format!("k.{}.example.com", unique("ly"));
     e.issue(
         &name,

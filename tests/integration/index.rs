@@ -60,13 +60,7 @@ fn copy_by_hand(e: &Env, from: &str, to: &str) -> u64 {
 
 /// `renew` logging every document it reads; (run, the record paths it read).
 fn renew_logged(e: &Env, args: &[&str]) -> (Run, Vec<String>) {
-    let mut logged = Env::new("unused");
-    logged.prefix = e.prefix.clone();
-    logged.token = e.token.clone();
-    logged.extra = e.extra.clone();
-    logged
-        .extra
-        .push(("CERTVAULT_LOG".into(), "info,certvault::reads=debug".into()));
+    let logged = e.with_var("CERTVAULT_LOG", "info,certvault::reads=debug");
     let mut all = vec!["renew"];
     all.extend_from_slice(args);
     let run = logged.run(&all);
@@ -86,10 +80,7 @@ fn delete_all(path: &str) {
 
 /// An installation with one issued certificate `web` and `n` hand-made copies `c0..`.
 fn fleet(tag: &str, n: usize) -> Env {
-    let e = Env::new(tag);
-    e.init().ok();
-    let d = format!("{}.example.com", unique(tag));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert(tag, "web");
     for i in 0..n {
         copy_by_hand(&e, "web", &format!("c{i}"));
     }
@@ -104,11 +95,7 @@ fn a_noop_renew_reads_no_record_and_hand_written_records_are_repaired() {
     assert!(entry(&e, "c0").is_none());
     let (run, reads) = renew_logged(&e, &[]);
     let run = run.ok();
-    assert!(
-        run.stdout.contains("0 renewed, 4 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "0 renewed, 4 not due, 0 failed");
     for c in ["c0", "c1", "c2"] {
         assert!(
             reads.iter().any(|r| r.ends_with(&format!("/certs/{c}"))),
@@ -124,19 +111,11 @@ fn a_noop_renew_reads_no_record_and_hand_written_records_are_repaired() {
     // Now nothing is due and every entry is there: not one record is read.
     let (run, reads) = renew_logged(&e, &[]);
     let run = run.ok();
-    assert!(
-        run.stdout.contains("0 renewed, 4 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("not due  c1: renews "),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "0 renewed, 4 not due, 0 failed");
+    assert_contains(&run.stdout, "not due  c1: renews ");
     assert!(reads.is_empty(), "{reads:?}");
     // The log does show reads (of the index), so the assertion above can fail.
-    assert!(run.stderr.contains("/index/"), "{}", run.stderr);
+    assert_contains(&run.stderr, "/index/");
     // A due entry (renew_before longer than... planted: renews now) makes its record read.
     let mut shard = read_shard(&e, "c2").unwrap();
     shard["entries"]["c2"]["renew_at"] = json!(0);
@@ -164,11 +143,7 @@ fn a_stale_version_is_found_by_the_metadata_check_and_repaired() {
     write_shard(&e, "c0", &shard);
     let (run, reads) = renew_logged(&e, &[]);
     let run = run.ok();
-    assert!(
-        run.stderr.contains("index entry is stale"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "index entry is stale");
     assert!(reads.iter().any(|r| r.ends_with("/certs/c0")), "{reads:?}");
     assert_eq!(entry(&e, "c0").unwrap()["version"], version);
     let (shard, _) = vault_read(&doc).unwrap();
@@ -188,7 +163,7 @@ fn a_lost_or_corrupt_index_rebuilds_itself_with_a_warning() {
     }
     let (run, reads) = renew_logged(&e, &[]);
     let run = run.ok();
-    assert!(run.stderr.contains("no renewal index"), "{}", run.stderr);
+    assert_contains(&run.stderr, "no renewal index");
     assert_eq!(reads.len(), 3, "{reads:?}");
     for n in ["web", "c0", "c1"] {
         assert!(entry(&e, n).is_some(), "{n}");
@@ -197,14 +172,10 @@ fn a_lost_or_corrupt_index_rebuilds_itself_with_a_warning() {
     vault_write(&docs[1], &json!({"schema": 1, "entries": "garbage"}));
     let (run, reads) = renew_logged(&e, &[]);
     let run = run.ok();
-    assert!(run.stderr.contains("is not usable"), "{}", run.stderr);
+    assert_contains(&run.stderr, "is not usable");
     assert!(reads.iter().any(|r| r.ends_with("/certs/c0")), "{reads:?}");
     assert!(entry(&e, "c0").is_some());
-    assert!(
-        run.stdout.contains("0 renewed, 3 not due, 0 failed"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "0 renewed, 3 not due, 0 failed");
 }
 
 #[test]
@@ -231,18 +202,10 @@ fn shard_selects_by_the_documented_hash() {
         assert_eq!(got, want, "shard {i}/3\n{}", run.stdout);
     }
     // The environment variable does the same; a bad value exits 2.
-    let mut env_shard = Env::new("unused");
-    env_shard.prefix = e.prefix.clone();
-    env_shard
-        .extra
-        .push(("CERTVAULT_SHARD".into(), "1/2".into()));
+    let env_shard = e.with_var("CERTVAULT_SHARD", "1/2");
     let run = env_shard.run(&["renew"]).ok();
     let count = names.iter().filter(|n| documented_hash(n) % 2 == 1).count();
-    assert!(
-        run.stdout.contains(&format!("{count} not due")),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, &format!("{count} not due"));
     for bad in ["2/2", "x", "0/0"] {
         assert_eq!(e.run(&["renew", "--shard", bad]).code, 2, "{bad}");
     }
@@ -258,8 +221,7 @@ fn two_overlapping_shards_renew_each_certificate_once() {
             .unwrap()
     };
     let (both, only_b) = (pick(0), pick(1));
-    let e = Env::new("idx-overlap");
-    e.init().ok();
+    let e = Env::ready("idx-overlap");
     // Each order's hook sleeps, so the two jobs really overlap.
     let slow = format!("sleep 2; {}", hook("challtestsrv-auth"));
     for name in [&both, &only_b] {
@@ -335,11 +297,7 @@ fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
     let e = fleet("idx-verify", 2);
     renew_logged(&e, &[]).0.ok();
     let clean = e.run(&["list", "--verify"]).ok();
-    assert!(
-        clean.stdout.contains("index: agrees with every record"),
-        "{}",
-        clean.stdout
-    );
+    assert_contains(&clean.stdout, "index: agrees with every record");
     // Plant: web's entry says it expires in 2099.
     let doc = shard_doc(&e, "web");
     let mut shard = read_shard(&e, "web").unwrap();
@@ -354,12 +312,8 @@ fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
     // ... `list --verify` reads the records and reports it (exit 1).
     let run = e.run(&["list", "--verify"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("web  INDEX DISAGREES"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("2099-01-01"), "{}", run.stdout);
+    assert_contains(&run.stdout, "web  INDEX DISAGREES");
+    assert_contains(&run.stdout, "2099-01-01");
     assert!(
         !run.stdout.contains("c0  INDEX DISAGREES"),
         "{}",
@@ -372,43 +326,23 @@ fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
         .any(|i| i["name"] == "web" && i["index"].is_string()));
 
     // A renew token may not rebuild (least privilege: no delete on index/*).
-    let renew_policy = unique("cv-renew");
-    vault_policy(&renew_policy, &e.run(&["policy", "renew"]).ok().stdout);
-    let mut renew = Env::new("unused");
-    renew.prefix = e.prefix.clone();
-    renew.token = vault_token(&unique("tok"), &[&renew_policy]);
+    let renew = e.as_policy(&["renew"]);
     let refused = renew.run(&["index", "rebuild"]);
     assert_ne!(refused.code, 0, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("delete on secret/data/"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("certvault policy admin"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "delete on secret/data/");
+    assert_contains(&refused.stderr, "certvault policy admin");
     assert_eq!(vault_read(&doc).unwrap().0, planted, "unchanged");
     // The admin policy is enough for both.
-    let admin_policy = unique("cv-admin");
-    vault_policy(&admin_policy, &e.run(&["policy", "admin"]).ok().stdout);
-    let mut admin = Env::new("unused");
-    admin.prefix = e.prefix.clone();
-    admin.token = vault_token(&unique("tok"), &[&admin_policy]);
+    let admin = e.as_policy(&["admin"]);
     let rebuilt = admin.run(&["index", "rebuild"]).ok();
-    assert!(rebuilt.stdout.contains("3 entries"), "{}", rebuilt.stdout);
+    assert_contains(&rebuilt.stdout, "3 entries");
     admin.run(&["list", "--verify"]).ok();
     assert_ne!(entry(&e, "web").unwrap()["not_after"], 4_070_908_800i64);
     // The renew and monitor tokens pass their start-up checks with the index paths.
     renew.run(&["renew"]).ok();
-    let monitor_policy = unique("cv-monitor");
-    vault_policy(&monitor_policy, &e.run(&["policy", "monitor"]).ok().stdout);
-    let mut monitor = Env::new("unused");
-    monitor.prefix = e.prefix.clone();
-    monitor.token = vault_token(&unique("tok"), &[&monitor_policy]);
+    let monitor = e.as_policy(&["monitor"]);
     // (The hand-made copies have no status document, which a monitor token needs.)
     let listed = monitor.run(&["list"]);
-    assert!(listed.stdout.contains("web  ["), "{}", listed.all());
+    assert_contains(&listed.stdout, "web  [");
     assert!(!listed.all().contains("denied"), "{}", listed.all());
 }

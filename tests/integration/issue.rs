@@ -28,9 +28,8 @@ fn init_twice_changes_nothing() {
 
 #[test]
 fn issue_stores_a_chain_that_verifies_against_pebbles_root() {
-    let e = Env::new("issue");
-    e.init().ok();
-    let base = format!("{}.example.com", unique("web"));
+    let e = Env::ready("issue");
+    let base = domain("web");
     let wild = format!("*.{base}");
     let run = e.issue("web", &[&base, &wild], &[]).ok();
     assert_contains(&run.stdout, "issued web");
@@ -95,8 +94,7 @@ fn issue_stores_a_chain_that_verifies_against_pebbles_root() {
 
 #[test]
 fn every_key_type_is_issued_with_a_matching_key() {
-    let e = Env::new("keys");
-    e.init().ok();
+    let e = Env::ready("keys");
     for (kt, oid_hint) in [
         ("ecdsa-p384", "P-384"),
         ("rsa2048", "2048"),
@@ -123,8 +121,7 @@ fn every_key_type_is_issued_with_a_matching_key() {
 
 #[test]
 fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
-    let e = Env::new("reissue");
-    e.init().ok();
+    let e = Env::ready("reissue");
     let a = format!("{}.example.net", unique("a"));
     let b = format!("{}.example.net", unique("b"));
     e.issue("site", &[&a], &[]).ok();
@@ -152,10 +149,7 @@ fn issue_again_keeps_an_up_to_date_certificate_and_reissues_on_new_names() {
 
 #[test]
 fn list_json_reports_schedule() {
-    let e = Env::new("list");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("l"));
-    e.issue("one", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("list", "one");
     let two = format!("x.{d}");
     e.issue("two", &[&two], &[]).ok();
     crate::renew::make_due(&e, "two", &[&two], 2);
@@ -217,8 +211,7 @@ fn init_with_external_account_binding() {
         x.run(&all)
     };
     let run = init(&[], &[]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "the CA refused the account registration");
+    fails_with(&run, 1, "the CA refused the account registration");
     assert_contains(&run.stderr, "externalAccountRequired");
 
     let wrong = "AAAAZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
@@ -241,7 +234,7 @@ fn init_with_external_account_binding() {
     assert!(!doc.to_string().contains(hmac), "the HMAC key was stored");
 
     // The account issues, and the chain leads to this Pebble's root.
-    let d = format!("{}.example.com", unique("eab"));
+    let d = domain("eab");
     e.issue("web", &[&d], &[]).ok();
     let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
     let root = http()
@@ -250,26 +243,20 @@ fn init_with_external_account_binding() {
         .unwrap()
         .text()
         .unwrap();
-    verify_chain_to(
-        &root,
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&d],
-    );
+    verify_record_to(&root, &doc, &[&d]);
 }
 
 /// A renew_before the certificate's lifetime cannot satisfy: refused at issue (exit 2, the
 /// certificate kept), and the default rule at renew (with a warning), echoed as typed.
 #[test]
 fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
-    let e = Env::new("rb");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("rb"));
+    let e = Env::ready("rb");
+    let d = domain("rb");
     // A new certificate: its lifetime is known once issued; it stays, with the default rule.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        2,
         "--renew-before 1900d can never be satisfied: the certificate lives 182",
     );
     let (_, v1) = vault_read(&e.cert_path("new")).expect("the certificate is kept");
@@ -277,8 +264,7 @@ fn an_unsatisfiable_renew_before_is_refused_and_falls_back() {
     assert!(spec.get("renew_before").is_none(), "{spec}");
     // An existing certificate: refused before anything is ordered or written.
     let run = e.issue("new", &[&d], &["--renew-before", "1900d"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(&run.stderr, "nothing was changed");
+    fails_with(&run, 2, "nothing was changed");
     assert_eq!(vault_read(&e.cert_path("new")).unwrap().1, v1);
 
     // A spec that says so anyway (written by hand): renew uses the default rule, warns,
@@ -314,7 +300,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.join("plain.sh"), "#!/bin/sh\n").unwrap();
     e.cwd = Some(dir.clone());
-    let d = format!("{}.example.com", unique("hp"));
+    let d = domain("hp");
     let issue = |auth: &str| e.issue_with_auth_hook("web", &[&d], auth);
     let missing = issue("./nosuch.sh --flag");
     assert_eq!(missing.code, 2, "{}", missing.all());
@@ -327,8 +313,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
         missing.stderr
     );
     let plain = issue("./plain.sh");
-    assert_eq!(plain.code, 2, "{}", plain.all());
-    assert_contains(&plain.stderr, "not executable");
+    fails_with(&plain, 2, "not executable");
 
     issue("./auth.sh").ok();
     let (spec, _) = vault_read(&format!("{}/specs/web", e.prefix)).unwrap();
@@ -347,10 +332,7 @@ fn hook_paths_are_resolved_and_checked_at_issue() {
 /// reissues, as with `issue`; the account stays the certificate's own.
 #[test]
 fn edit_changes_one_setting_with_issues_rules() {
-    let e = Env::new("edit");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("ed"));
-    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (e, d) = Env::with_cert_args("edit", "web", &["--deploy-hook", "true"]);
     let (first, v1) = vault_read(&e.cert_path("web")).unwrap();
     let spec_path = format!("{}/specs/web", e.prefix);
 

@@ -6,8 +6,7 @@ use crate::harness::*;
 
 #[test]
 fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
-    let e = Env::new("revoke");
-    e.init().ok();
+    let e = Env::ready("revoke");
     e.issue("r", &["r.revoke.example.com"], &[]).ok();
     let (old, v1) = vault_read(&e.cert_path("r")).unwrap();
     let bad = e.run(&["revoke", "r", "--reason", "stolen"]);
@@ -34,17 +33,12 @@ fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
         new.get("revoked_at").is_none(),
         "a new certificate is not revoked"
     );
-    verify_chain(
-        new["cert"].as_str().unwrap(),
-        new["chain"].as_str().unwrap(),
-        &["r.revoke.example.com"],
-    );
+    verify_record(&new, &["r.revoke.example.com"]);
 }
 
 #[test]
 fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
-    let e = Env::new("acct");
-    e.init().ok();
+    let e = Env::ready("acct");
     let path = format!("{}/accounts/default", e.prefix);
     let (before, v1) = vault_read(&path).unwrap();
     e.run(&["account", "rollover"]).ok();
@@ -61,8 +55,7 @@ fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
     // The new key works: an order with it.
     e.issue("a", &["a.acct.example.com"], &[]).ok();
     let no = e.run(&["account", "deactivate"]);
-    assert_eq!(no.code, 2, "{}", no.all());
-    assert_contains(&no.stderr, "--yes");
+    fails_with(&no, 2, "--yes");
     assert_eq!(vault_read(&path).unwrap().1, v2);
     e.run(&["account", "deactivate", "--yes"]).ok();
     let (gone, _) = vault_read(&path).unwrap();
@@ -75,13 +68,7 @@ fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
         refused.all()
     );
     // The renew policy may not roll the account over.
-    let hcl = e.run(&["policy", "renew"]).ok().stdout;
-    let policy = unique("cv-renew");
-    vault_policy(&policy, &hcl);
-    let mut renew = Env::new("unused");
-    renew.prefix = e.prefix.clone();
-    renew.token = vault_token(&unique("tok"), &[&policy]);
+    let renew = e.as_policy(&["renew"]);
     let denied = renew.run(&["account", "rollover"]);
-    assert_eq!(denied.code, 1, "{}", denied.all());
-    assert_contains(&denied.stderr, "update on secret/data/");
+    fails_with(&denied, 1, "update on secret/data/");
 }

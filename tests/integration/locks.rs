@@ -40,10 +40,9 @@ fn kill_group_in(file: &Path) {
 /// An installation with `web`, whose auth hook sleeps `SLOW` seconds first when set (and
 /// records its pid in PIDFILE).
 fn slow_installation(tag: &str) -> (Env, TempDir) {
-    let e = Env::new(tag);
-    e.init().ok();
+    let e = Env::ready(tag);
     let dir = tempdir(tag);
-    let d = format!("{}.example.com", unique(tag));
+    let d = domain(tag);
     let slow = format!(
         "if [ -n \"${{SLOW:-}}\" ]; then echo $$ > {}; sleep \"$SLOW\"; fi; {}",
         dir.join("hook.pid").display(),
@@ -90,7 +89,7 @@ fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
     let started = Instant::now();
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
     let took = started.elapsed();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
     assert!(!run.stdout.contains("skipped"), "{}", run.stdout);
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_contains(&run.stderr, "waiting");
@@ -111,7 +110,7 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
     // Meanwhile: the lease is renewed every second, so after waiting for it this run
     // still finds it held and skips (exit 0: the other run does it).
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
-    assert!(run.stdout.contains("skipped  web"), "{}", run.all());
+    assert_contains(&run.stdout, "skipped  web");
     assert_contains(
         &run.stdout,
         "skipped because another run holds their lock: 1 (web)",
@@ -141,12 +140,11 @@ fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
 /// lease over removes it (the lease records what was presented).
 #[test]
 fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
-    let e = Env::new("leftover");
-    e.init().ok();
+    let e = Env::ready("leftover");
     let dir = tempdir("leftover");
     let log = dir.join("cleanup.log");
     let pidfile = dir.join("hook.pid");
-    let d = format!("{}.example.com", unique("lo"));
+    let d = domain("lo");
     // The last challenge's hook hangs when SLOW is set, after the first was presented.
     let auth = format!(
         "{}; if [ -n \"${{SLOW:-}}\" ] && [ \"$CERTBOT_REMAINING_CHALLENGES\" = 0 ]; then echo $$ > {}; sleep 30; fi",
@@ -200,7 +198,7 @@ fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
     std::fs::write(&log, "").unwrap();
 
     let run = e.run(&["renew", "--force", "--lock-lease", "3s"]).ok();
-    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
     assert_contains(
         &run.stderr,
         "removed DNS-01 values a dead run left presented",

@@ -10,9 +10,8 @@ use crate::harness::*;
 
 /// An environment with one certificate `web` (two names) issued through the hooks.
 fn with_cert(tag: &str, extra: &[&str]) -> (Env, String) {
-    let e = Env::new(tag);
-    e.init().ok();
-    let d = format!("{}.example.com", unique("o"));
+    let e = Env::ready(tag);
+    let d = domain("o");
     e.issue("web", &[&d, &format!("*.{d}")], extra).ok();
     (e, d)
 }
@@ -241,9 +240,9 @@ fn metrics_file_passes_promtool_and_a_failed_run_keeps_the_last_success() {
 
     // A metrics file that cannot be written is an error (exit 1), and the run still ran.
     let bad = e.run(&["renew", "--metrics-file", "/nonexistent-dir/x.prom"]);
-    assert_eq!(bad.code, 1, "{}", bad.all());
-    assert_contains(
-        &bad.stderr,
+    fails_with(
+        &bad,
+        1,
         "cannot write the metrics file /nonexistent-dir/x.prom",
     );
     assert_contains(&bad.stdout, "summary:");
@@ -335,9 +334,9 @@ fn pushgateway_gets_the_metrics_and_a_failed_run_keeps_the_last_success() {
 
     // An unreachable Pushgateway is reported, exit 1.
     let bad = e.run(&["renew", "--pushgateway", "http://127.0.0.1:9"]);
-    assert_eq!(bad.code, 1, "{}", bad.all());
-    assert_contains(
-        &bad.stderr,
+    fails_with(
+        &bad,
+        1,
         "cannot push metrics to the Pushgateway at http://127.0.0.1:9",
     );
     let bad = e.run(&["renew", "--pushgateway", "localhost:9091"]);
@@ -406,9 +405,8 @@ fn deploy_hook_runs_after_the_write_with_its_variables_and_no_credentials() {
 
 #[test]
 fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
-    let e = Env::new("deployfail");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("o"));
+    let e = Env::ready("deployfail");
+    let d = domain("o");
     let hook_fails = ["--deploy-hook", "echo reload refused >&2; exit 4"];
     // issue reports it, and exits 1 with the certificate stored.
     let run = e.issue("web", &[&d], &hook_fails);
@@ -431,11 +429,7 @@ fn a_failing_deploy_hook_fails_the_run_and_keeps_the_new_certificate() {
     assert!(failed.contains("deploy hook failed"), "{failed}");
     assert!(failed.contains("reload refused"), "{failed}");
     assert!(failed.contains(&format!("(version {v2})")), "{failed}");
-    verify_chain(
-        doc["cert"].as_str().unwrap(),
-        doc["chain"].as_str().unwrap(),
-        &[&d],
-    );
+    verify_record(&doc, &[&d]);
 
     // In JSON: renewed, with the error.
     let run = e.run(&["renew", "--force", "--output", "json", "web"]);

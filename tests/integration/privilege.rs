@@ -7,24 +7,6 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-/// The policy `certvault policy ARGS` prints for `e`, applied under a unique name.
-fn apply_policy(e: &Env, args: &[&str]) -> String {
-    let mut all = vec!["policy"];
-    all.extend_from_slice(args);
-    let hcl = e.run(&all).ok().stdout;
-    let name = unique(&format!("cv-{}", args[0]));
-    vault_policy(&name, &hcl);
-    name
-}
-
-/// The same installation used with a token holding only `policy`.
-fn as_token(e: &Env, policy: &str) -> Env {
-    let mut t = Env::new("unused");
-    t.prefix = e.prefix.clone();
-    t.token = vault_token(&unique("tok"), &[policy]);
-    t
-}
-
 /// Write `data` to `secret/data/<path>` with check-and-set `cas`, as `token`.
 fn kv_put_cas(token: &str, path: &str, data: &Value, cas: u64) -> u16 {
     vault_call(
@@ -38,11 +20,8 @@ fn kv_put_cas(token: &str, path: &str, data: &Value, cas: u64) -> u16 {
 
 #[test]
 fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
-    let e = Env::new("rce");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("rce"));
-    e.issue("rel", &[&d], &[]).ok();
-    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let (e, d) = Env::with_cert("rce", "rel");
+    let renew = e.as_policy(&["renew"]);
     let dir = tempdir("rce");
     let marker = dir.join("pwned");
 
@@ -96,10 +75,7 @@ fn a_renew_token_cannot_change_what_renew_runs_or_orders() {
 
 #[test]
 fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
-    let e = Env::new("legacy");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("lg"));
-    e.issue("old", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert("legacy", "old");
     // As an older certvault left it: the spec only inside the record.
     vault_root(
         Method::DELETE,
@@ -120,10 +96,9 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
     assert_eq!(vault_read(&e.cert_path("old")).unwrap().1, v1);
 
     // A renew token cannot migrate; an admin can, and sees the hooks it moves.
-    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let renew = e.as_policy(&["renew"]);
     let run = renew.run(&["migrate"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "specs/*");
+    fails_with(&run, 1, "specs/*");
     let dry = e.run(&["migrate", "--dry-run"]).ok();
     assert_contains(&dry.stdout, "would move old");
     assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_none());
@@ -148,9 +123,8 @@ fn a_record_from_an_older_version_is_not_renewed_until_migrated() {
 
 #[test]
 fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
-    let e = Env::new("monitor");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("mon"));
+    let e = Env::ready("monitor");
+    let d = domain("mon");
     e.issue("good", &[&format!("g.{d}")], &[]).ok();
     e.issue_with_auth_hook("bad", &[&format!("b.{d}")], &breakable_auth_hook())
         .ok();
@@ -158,7 +132,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     e.fresh_account();
     assert_eq!(breaking.run(&["renew", "--force", "bad"]).code, 1);
 
-    let monitor = as_token(&e, &apply_policy(&e, &["monitor"]));
+    let monitor = e.as_policy(&["monitor"]);
     let run = monitor.run(&["list", "--output", "json"]).ok();
     let rows: Value = serde_json::from_str(&run.stdout).unwrap();
     let row = |n: &str| {
@@ -194,8 +168,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
     );
     assert_eq!(status, 403);
     let run = monitor.run(&["renew"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "Missing:");
+    fails_with(&run, 1, "Missing:");
     assert!(!run
         .all()
         .contains(good["privkey"].as_str().unwrap().lines().nth(1).unwrap()));
@@ -205,10 +178,7 @@ fn a_monitor_token_lists_expiry_and_failures_but_reads_no_key() {
 /// stops) only with --yes and keeps KV history; only the admin policy may delete.
 #[test]
 fn show_and_delete_one_certificate() {
-    let e = Env::new("showdel");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("sd"));
-    e.issue("web", &[&d], &["--deploy-hook", "true"]).ok();
+    let (e, d) = Env::with_cert_args("showdel", "web", &["--deploy-hook", "true"]);
     let (doc, version) = vault_read(&e.cert_path("web")).unwrap();
     let shown = e.run(&["show", "web"]).ok();
     for want in [
@@ -231,13 +201,11 @@ fn show_and_delete_one_certificate() {
     let key = doc["privkey"].as_str().unwrap();
     assert!(!shown.all().contains(key.lines().nth(1).unwrap()), "no key");
 
-    let renew = as_token(&e, &apply_policy(&e, &["renew"]));
+    let renew = e.as_policy(&["renew"]);
     let refused = renew.run(&["delete", "web", "--yes"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert_contains(&refused.stderr, "certvault policy admin");
+    fails_with(&refused, 1, "certvault policy admin");
     let unconfirmed = e.run(&["delete", "web"]);
-    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.all());
-    assert_contains(&unconfirmed.stderr, "pass --yes");
+    fails_with(&unconfirmed, 2, "pass --yes");
     assert!(vault_read(&e.cert_path("web")).is_some());
 
     e.run(&["delete", "web", "--yes"]).ok();
@@ -275,15 +243,12 @@ fn help_names_and_policy_names() {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = e.run(&refs);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("101 names given; a certificate holds at most 100"),
-        "{}",
-        run.stderr
+    assert_contains(
+        &run.stderr,
+        "101 names given; a certificate holds at most 100",
     );
     let ip = e.run(&["issue", "x", "-d", "192.0.2.1", "--auth-hook", "true"]);
-    assert_eq!(ip.code, 2, "{}", ip.all());
-    assert_contains(&ip.stderr, "is an IP address");
+    fails_with(&ip, 2, "is an IP address");
 
     let help = e.run(&["issue", "--help"]).ok().stdout;
     let own = help.find("--domain").unwrap();

@@ -19,15 +19,11 @@ struct Cluster {
 
 impl Cluster {
     fn up() -> Cluster {
-        let out = Command::new(repo().join("scripts/testbed"))
-            .args(["raft", "up"])
-            .env("CERTVAULT_TESTBED_DIR", env("CERTVAULT_TESTBED_DIR"))
-            .output()
-            .expect("scripts/testbed raft up");
-        assert!(
-            out.status.success(),
-            "raft up: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = output_ok(
+            Command::new(repo().join("scripts/testbed"))
+                .args(["raft", "up"])
+                .env("CERTVAULT_TESTBED_DIR", env("CERTVAULT_TESTBED_DIR")),
+            "scripts/testbed raft up",
         );
         let vars = String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -4,9 +4,8 @@ use crate::harness::*;
 
 #[test]
 fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
-    let e = Env::new("noop");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("n"));
+    let e = Env::ready("noop");
+    let d = domain("n");
     e.issue("n", &[&d, &format!("*.{d}")], &[]).ok();
     let (before, v1) = vault_read(&e.cert_path("n")).unwrap();
 
@@ -25,15 +24,8 @@ fn noop_renew_writes_nothing_and_force_adds_exactly_one_version() {
         "a new key at every issuance"
     );
     assert_eq!(after["spec"], before["spec"]);
-    verify_chain(
-        after["cert"].as_str().unwrap(),
-        after["chain"].as_str().unwrap(),
-        &[&d],
-    );
-    assert!(key_matches(
-        after["privkey"].as_str().unwrap(),
-        after["cert"].as_str().unwrap()
-    ));
+    verify_record(&after, &[&d]);
+    assert!(record_key_matches(&after));
 }
 
 /// Make `name` (issued through the challtestsrv hooks for `domains`) due `secs` seconds
@@ -60,9 +52,8 @@ pub fn make_due(e: &Env, name: &str, domains: &[&str], secs: i64) {
 
 #[test]
 fn due_by_renew_before_is_renewed_and_only_that_one() {
-    let e = Env::new("due");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("d"));
+    let e = Env::ready("due");
+    let d = domain("d");
     let due = format!("a.{d}");
     e.issue("due", &[&due], &[]).ok();
     make_due(&e, "due", &[&due], 2);
@@ -82,9 +73,8 @@ fn due_by_renew_before_is_renewed_and_only_that_one() {
 
 #[test]
 fn a_concurrent_write_is_detected_not_overwritten() {
-    let e = Env::new("cas");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("c"));
+    let e = Env::ready("cas");
+    let d = domain("c");
     let path = e.cert_path("race");
     // The auth hook writes the record itself when RACE is set: between certvault's read
     // and its write.
@@ -127,9 +117,8 @@ fn a_concurrent_write_is_detected_not_overwritten() {
 
 #[test]
 fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
-    let e = Env::new("isolate");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("i"));
+    let e = Env::ready("isolate");
+    let d = domain("i");
     e.issue_with_auth_hook("broken", &[&format!("a.{d}")], &breakable_auth_hook())
         .ok();
     e.issue("healthy", &[&format!("b.{d}")], &[]).ok();
@@ -146,18 +135,14 @@ fn a_failing_certificate_keeps_its_old_material_and_others_still_renew() {
     assert_contains(&run.stdout, "summary: 1 renewed, 0 not due, 1 failed");
     let (now, v_now) = vault_read(&e.cert_path("broken")).unwrap();
     assert_eq!((v_now, &now), (v_old, &old), "old material untouched");
-    assert!(key_matches(
-        now["privkey"].as_str().unwrap(),
-        now["cert"].as_str().unwrap()
-    ));
+    assert!(record_key_matches(&now));
     assert_eq!(vault_read(&e.cert_path("healthy")).unwrap().1, 2);
 }
 
 #[test]
 fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
-    let e = Env::new("cleanup");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("v"));
+    let e = Env::ready("cleanup");
+    let d = domain("v");
     let marks_dir = tempdir("marks");
     let marks = marks_dir.join("cleanup.log");
     // The auth hook publishes nothing: Pebble's validation fails.
@@ -177,8 +162,7 @@ fn cleanup_runs_after_a_failed_validation_with_the_auth_output() {
         "--cleanup-hook",
         &cleanup,
     ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "DNS-01 validation failed");
+    fails_with(&run, 1, "DNS-01 validation failed");
     assert_contains(&run.stderr, &format!("_acme-challenge.{d}"));
     let log = std::fs::read_to_string(&marks).expect("cleanup hook ran");
     let lines: Vec<&str> = log.lines().collect();
@@ -198,7 +182,7 @@ fn works_without_local_disk() {
     };
     e2.prefix = e.prefix.clone();
     e2.init().ok();
-    let d = format!("{}.example.com", unique("nd"));
+    let d = domain("nd");
     e2.issue("nd", &[&d], &[]).ok();
     e2.run(&["renew", "--force"]).ok();
     e2.run(&["list"]).ok();
@@ -211,10 +195,7 @@ fn works_without_local_disk() {
 
 #[test]
 fn a_stored_account_unknown_to_the_ca_is_explained() {
-    let e = Env::new("ghost");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("g"));
-    e.issue("g", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert("ghost", "g");
     // Point the stored credentials at an account the CA never created (as after a CA reset).
     let path = format!("{}/accounts/default", e.prefix);
     let (mut doc, _) = vault_read(&path).unwrap();
@@ -227,15 +208,7 @@ fn a_stored_account_unknown_to_the_ca_is_explained() {
     assert_contains(&run.stdout, "certvault init --force");
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 1);
     // init --force registers a new account, and renewing works again.
-    let again = e
-        .run(&[
-            "init",
-            "--directory",
-            &env("CERTVAULT_TEST_DIRECTORY"),
-            "--agree-tos",
-            "--force",
-        ])
-        .ok();
+    let again = e.init_with(&["--agree-tos", "--force"]).ok();
     assert_contains(&again.stdout, "registered ACME account");
     e.run(&["renew", "--force"]).ok();
     assert_eq!(vault_read(&e.cert_path("g")).unwrap().1, 2);
@@ -250,7 +223,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
     let e = Env::new("nonce50");
     e.run(&["init", "--directory", &directory, "--agree-tos"])
         .ok();
-    let d = format!("{}.example.com", unique("n50"));
+    let d = domain("n50");
     for i in 0..5 {
         let host = format!("c{i}.{d}");
         e.issue(&format!("c{i}"), &[&host, &format!("*.{host}")], &[])
@@ -264,10 +237,7 @@ fn survives_a_ca_that_rejects_half_the_nonces() {
 /// `issue` recreates it on top of the deleted version (check-and-set on that version).
 #[test]
 fn a_deleted_record_is_reported_and_can_be_issued_again() {
-    let e = Env::new("deleted");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("del"));
-    e.issue("gone", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("deleted", "gone");
     let path = format!("secret/data/{}", e.cert_path("gone"));
     let (status, _) = vault_call(&env("VAULT_TOKEN"), reqwest::Method::DELETE, &path, None);
     assert_eq!(status, 204);
@@ -290,10 +260,7 @@ fn a_deleted_record_is_reported_and_can_be_issued_again() {
 /// ordered); a stale lock (its holder died) is taken over; the lock is released after use.
 #[test]
 fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
-    let e = Env::new("lock");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("lock"));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("lock", "web");
     let lock = format!("{}/locks/web", e.prefix);
     // A normal issue took and released the lock: its latest version is deleted.
     assert!(vault_read(&lock).is_none(), "lock left behind after issue");
@@ -317,8 +284,7 @@ fn the_per_certificate_lock_keeps_overlapping_runs_apart() {
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 1, "not ordered");
     // issue refuses too, naming the holder.
     let refused = e.issue("web", &[&d], &["--force"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert_contains(&refused.stderr, "locked by another certvault run");
+    fails_with(&refused, 1, "locked by another certvault run");
 
     // `unlock` breaks it, naming the holder.
     let unlocked = e.run(&["unlock", "web"]).ok();

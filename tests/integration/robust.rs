@@ -18,15 +18,22 @@ fn no_panic(run: &Run, what: &str) {
     assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
 }
 
+/// No panic, exit `code`, and `out` (the run's stdout or stderr) holds `needle`.
+#[track_caller]
+fn exits_saying(run: &Run, what: &str, code: i32, out: &str, needle: &str) {
+    no_panic(run, what);
+    assert_eq!(run.code, code, "{what}: {}", run.all());
+    assert!(out.contains(needle), "{what}: {needle:?} not in:\n{out}");
+}
+
 fn key_line(pem: &str) -> String {
     pem.lines().nth(1).unwrap().to_string()
 }
 
 #[test]
 fn damaged_records_are_reissued_and_extra_fields_kept() {
-    let e = Env::new("damaged");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("dmg"));
+    let e = Env::ready("damaged");
+    let d = domain("dmg");
     for n in ["swapped", "garbled", "badchain", "healthy"] {
         e.issue(n, &[&format!("{n}.{d}")], &[]).ok();
     }
@@ -66,10 +73,7 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
             &format!("renewed  {n}: the stored record is damaged: {why}"),
         );
         let (doc, _) = vault_read(&e.cert_path(n)).unwrap();
-        assert!(key_matches(
-            doc["privkey"].as_str().unwrap(),
-            doc["cert"].as_str().unwrap()
-        ));
+        assert!(record_key_matches(&doc));
     }
     assert_contains(&run.stdout, "not due  healthy");
     assert!(!run
@@ -89,9 +93,8 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
 
 #[test]
 fn a_broken_account_fails_only_its_certificates_and_quotes_no_key() {
-    let e = Env::new("badacct");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("ba"));
+    let e = Env::ready("badacct");
+    let d = domain("ba");
     e.issue("good", &[&format!("g.{d}")], &[]).ok();
     // A second account, then broken in two ways a person with `kv put` easily makes.
     let mut other = Env::new("x");
@@ -121,13 +124,7 @@ fn a_broken_account_fails_only_its_certificates_and_quotes_no_key() {
         broken["credentials"] = credentials;
         vault_write(&path, &broken);
         let run = e.run(&["renew", "--force"]);
-        no_panic(&run, case);
-        assert_eq!(run.code, 1, "{case}: {}", run.all());
-        assert!(
-            run.stdout.contains("renewed  good"),
-            "{case}: {}",
-            run.stdout
-        );
+        exits_saying(&run, case, 1, &run.stdout, "renewed  good");
         let failed = run
             .stdout
             .lines()
@@ -151,13 +148,7 @@ fn init_refuses_a_directory_that_is_not_a_url() {
         "http://[::1",
     ] {
         let run = e.run(&["init", "--directory", bad, "--agree-tos"]);
-        no_panic(&run, bad);
-        assert_eq!(run.code, 2, "{bad}: {}", run.all());
-        assert!(
-            run.stderr.contains("invalid --directory"),
-            "{bad}: {}",
-            run.stderr
-        );
+        exits_saying(&run, bad, 2, &run.stderr, "invalid --directory");
     }
 }
 
@@ -218,9 +209,8 @@ fn mutate(doc: &mut Value, rng: &mut Lcg) {
 
 #[test]
 fn no_stored_document_or_command_line_value_makes_it_panic() {
-    let e = Env::new("fuzz");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("fz"));
+    let e = Env::ready("fuzz");
+    let d = domain("fz");
     e.issue("seed", &[&format!("s.{d}")], &[]).ok();
     let (cert, _) = vault_read(&e.cert_path("seed")).unwrap();
     let (spec, _) = vault_read(&format!("{}/specs/seed", e.prefix)).unwrap();
@@ -316,6 +306,5 @@ fn no_stored_document_or_command_line_value_makes_it_panic() {
     }
     // An account name becomes part of a Vault path: validated like a certificate name.
     let run = e.run(&["--account", "../certs/victim", "list"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert_contains(&run.stderr, "invalid account name");
+    fails_with(&run, 2, "invalid account name");
 }

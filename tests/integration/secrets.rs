@@ -20,7 +20,7 @@ fn no_secret_in_any_output() {
         ])
         .ok()
         .all();
-    let d = format!("{}.example.com", unique("s"));
+    let d = domain("s");
     out += &e
         .run(&[
             "-vv",
@@ -70,9 +70,8 @@ fn no_secret_in_any_output() {
 /// Hooks do not inherit certvault's Vault token.
 #[test]
 fn hooks_do_not_see_the_vault_token() {
-    let e = Env::new("hookenv");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("h"));
+    let e = Env::ready("hookenv");
+    let d = domain("h");
     let auth = format!(
         "test -z \"${{VAULT_TOKEN:-}}\" || {{ echo 'token visible' >&2; exit 9; }}; {}",
         hook("challtestsrv-auth")

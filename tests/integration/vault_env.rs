@@ -1,8 +1,7 @@
 //! Vault's own settings honoured for every auth method: VAULT_NAMESPACE against a real
 //! OpenBao namespace, VAULT_CACERT against an OpenBao dev server with TLS.
 
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -68,7 +67,7 @@ fn namespace_is_used_for_token_and_approle() {
     let mut e = Env::new("inns");
     e.extra.push(("VAULT_NAMESPACE".into(), ns.clone()));
     e.init().ok();
-    let d = format!("{}.example.com", unique("ns"));
+    let d = domain("ns");
     e.issue("web", &[&d], &[]).ok();
     let path = format!("secret/data/{}", e.cert_path("web"));
     let (status, doc) = vault_call_ns(&env("VAULT_TOKEN"), Some(&ns), Method::GET, &path, None);
@@ -82,83 +81,95 @@ fn namespace_is_used_for_token_and_approle() {
     // AppRole: login, capability check and writes all go to the namespace.
     let hcl = e.run(&["policy", "renew"]).ok().stdout;
     let (role_id, secret_id) = approle_in(&ns, &hcl);
-    let mut a = Env::new("unused");
-    a.prefix = e.prefix.clone();
-    a.token = String::new();
-    a.extra = vec![
-        ("VAULT_NAMESPACE".into(), ns.clone()),
-        ("CERTVAULT_AUTH".into(), "approle".into()),
-        ("VAULT_ROLE_ID".into(), role_id),
-        ("VAULT_SECRET_ID".into(), secret_id),
-    ];
+    let a = e.logging_in(&[
+        ("VAULT_NAMESPACE", &ns),
+        ("CERTVAULT_AUTH", "approle"),
+        ("VAULT_ROLE_ID", &role_id),
+        ("VAULT_SECRET_ID", &secret_id),
+    ]);
     let run = a.run(&["renew", "--force"]).ok();
     assert_contains(&run.stdout, "renewed  web");
     let (_, doc) = vault_call_ns(&env("VAULT_TOKEN"), Some(&ns), Method::GET, &path, None);
     assert_eq!(doc["data"]["metadata"]["version"], 2);
 }
 
-/// An OpenBao dev server with TLS on a free port, stopped on drop.
-struct TlsBao {
-    child: Child,
+/// A server of the test's own on a free port of 127.0.0.1, in its own folder (`dir`);
+/// stopped and the folder removed on drop.
+struct Server {
+    _child: KillOnDrop,
+    /// `scheme://127.0.0.1:port`.
     addr: String,
-    ca: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
-impl Drop for TlsBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tls_bao() -> TlsBao {
-    let dir = tempdir("baotls");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env("BAO_BIN"))
-        .args([
-            "server",
-            "-dev",
-            "-dev-tls",
-            &format!("-dev-tls-cert-dir={}", dir.display()),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-            "-dev-root-token-id=root",
-        ])
-        .env("HOME", dir.as_os_str())
+/// Start the command `make(dir, port)` gives (output discarded) as a `Server`, once `up`
+/// holds for it (at most 20 s).
+fn server(
+    tag: &str,
+    scheme: &str,
+    make: impl FnOnce(&TempDir, u16) -> Command,
+    up: impl Fn(&Server) -> bool,
+) -> Server {
+    let dir = tempdir(tag);
+    let port = free_port();
+    let child = make(&dir, port)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("start bao -dev-tls");
-    let bao = TlsBao {
-        child,
-        addr: format!("https://127.0.0.1:{port}"),
-        ca: dir.join("vault-ca.pem").display().to_string(),
-        _dir: dir,
+        .unwrap_or_else(|e| panic!("start {tag}: {e}"));
+    let s = Server {
+        _child: KillOnDrop(child),
+        addr: format!("{scheme}://127.0.0.1:{port}"),
+        dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(pem) = std::fs::read(&bao.ca) {
-            if let Ok(c) = reqwest::Certificate::from_pem(&pem) {
-                let client = reqwest::blocking::Client::builder()
-                    .no_proxy()
-                    .tls_certs_only([c])
-                    .build()
-                    .unwrap();
-                if client
-                    .get(format!("{}/v1/sys/health", bao.addr))
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    return bao;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "bao -dev-tls did not come up");
-        std::thread::sleep(Duration::from_millis(100));
+    wait_until(&format!("{tag} comes up"), 20, || up(&s));
+    s
+}
+
+/// An OpenBao dev server with TLS, and the CA its certificate is signed by (a PEM file).
+struct TlsBao {
+    server: Server,
+    ca: String,
+}
+
+fn tls_bao() -> TlsBao {
+    let ca = |dir: &std::path::Path| dir.join("vault-ca.pem").display().to_string();
+    let server = server(
+        "baotls",
+        "https",
+        |dir, port| {
+            let mut cmd = Command::new(env("BAO_BIN"));
+            cmd.args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                &format!("-dev-tls-cert-dir={}", dir.display()),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                "-dev-root-token-id=root",
+            ])
+            .env("HOME", dir.as_os_str());
+            cmd
+        },
+        |s| {
+            let Some(c) = std::fs::read(ca(&s.dir))
+                .ok()
+                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+            else {
+                return false;
+            };
+            reqwest::blocking::Client::builder()
+                .no_proxy()
+                .tls_certs_only([c])
+                .build()
+                .unwrap()
+                .get(format!("{}/v1/sys/health", s.addr))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        },
+    );
+    TlsBao {
+        ca: ca(&server.dir),
+        server,
     }
 }
 
@@ -167,7 +178,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     let bao = tls_bao();
     let mut e = Env::new("tls");
     e.token = "root".into();
-    e.extra.push(("VAULT_ADDR".into(), bao.addr.clone()));
+    e.extra.push(("VAULT_ADDR".into(), bao.server.addr.clone()));
 
     // Without the CA the server is not trusted, whatever VAULT_SKIP_VERIFY says.
     for skip in [None, Some(""), Some("true")] {
@@ -179,15 +190,18 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         }
         let run = x.run(&["list"]);
         assert_eq!(run.code, 1, "VAULT_SKIP_VERIFY={skip:?}: {}", run.all());
-        assert_contains(&run.stderr, &format!("cannot reach Vault at {}", bao.addr));
+        assert_contains(
+            &run.stderr,
+            &format!("cannot reach Vault at {}", bao.server.addr),
+        );
     }
 
     e.extra.push(("VAULT_CACERT".into(), bao.ca.clone()));
     // Reached over TLS: an empty prefix is reported as such, naming the paths tried.
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("no ACME account at secret/{}/accounts/default", e.prefix),
     );
     e.init().ok();
@@ -202,7 +216,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
         .unwrap();
     let call = |method: Method, path: &str, body: Value| -> Value {
         let rsp = client
-            .request(method, format!("{}/v1/{path}", bao.addr))
+            .request(method, format!("{}/v1/{path}", bao.server.addr))
             .header("X-Vault-Token", "root")
             .json(&body)
             .send()
@@ -235,7 +249,7 @@ fn vault_cacert_is_trusted_for_token_and_approle_and_verification_is_never_skipp
     a.prefix = e.prefix.clone();
     a.token = String::new();
     a.extra = vec![
-        ("VAULT_ADDR".into(), bao.addr.clone()),
+        ("VAULT_ADDR".into(), bao.server.addr.clone()),
         ("VAULT_CACERT".into(), bao.ca.clone()),
         ("CERTVAULT_AUTH".into(), "approle".into()),
         ("VAULT_ROLE_ID".into(), role_id),
@@ -264,8 +278,7 @@ fn bare(vars: &[(&str, &str)], args: &[&str]) -> Run {
 
 #[test]
 fn bao_variables_are_aliases_and_vault_ones_win() {
-    let e = Env::new("bao");
-    e.init().ok();
+    let e = Env::ready("bao");
     let prefix = e.prefix.as_str();
     let (addr, token) = (env("VAULT_ADDR"), env("VAULT_TOKEN"));
     let dead = "http://127.0.0.1:9";
@@ -279,11 +292,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         &["list"],
     )
     .ok();
-    assert!(
-        run.stdout.contains("no certificates stored yet"),
-        "{}",
-        run.all()
-    );
+    assert_contains(&run.stdout, "no certificates stored yet");
     // Both set: VAULT_* wins (a dead BAO_ADDR and a wrong BAO_TOKEN are not used).
     bare(
         &[
@@ -305,8 +314,7 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         ],
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "cannot reach Vault at http://127.0.0.1:9");
+    fails_with(&run, 1, "cannot reach Vault at http://127.0.0.1:9");
     // BAO_NAMESPACE reaches Vault: a namespace that does not exist has no mount `secret`.
     let run = bare(
         &[
@@ -328,14 +336,12 @@ fn bao_variables_are_aliases_and_vault_ones_win() {
         ],
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "/nonexistent/bao-ca.pem");
+    fails_with(&run, 1, "/nonexistent/bao-ca.pem");
 }
 
 #[test]
 fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
-    let e = Env::new("home");
-    e.init().ok();
+    let e = Env::ready("home");
     let addr = env("VAULT_ADDR");
     let home = tempdir("home");
     std::fs::write(
@@ -362,8 +368,7 @@ fn the_token_of_vault_login_in_home_is_used_when_no_token_is_given() {
         &with(&base, &[("HOME", &home_s), ("VAULT_TOKEN", "bogus")]),
         &["list"],
     );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, "Vault rejected the token");
+    fails_with(&run, 1, "Vault rejected the token");
     let file = home.join("other-token");
     std::fs::write(&file, "bogus\n").unwrap();
     let file = file.display().to_string();
@@ -410,51 +415,28 @@ fn every_missing_auth_setting_exits_2() {
     }
 }
 
-/// A plain HTTP server that is not Vault (Python's http.server), stopped on drop.
-struct NotVault {
-    child: Child,
-    addr: String,
-    _dir: TempDir,
-}
-
-impl Drop for NotVault {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn not_vault() -> NotVault {
-    let dir = tempdir("notvault");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 -m http.server");
-    let s = NotVault {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    s
+/// A plain HTTP server that is not Vault (Python's http.server).
+fn not_vault() -> Server {
+    server(
+        "notvault",
+        "http",
+        |dir, port| {
+            let mut cmd = Command::new("python3");
+            cmd.args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir);
+            cmd
+        },
+        |s| {
+            let port = s.addr.rsplit(':').next().unwrap();
+            std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
+        },
+    )
 }
 
 #[test]
@@ -464,9 +446,9 @@ fn a_server_that_is_not_vault_is_named_as_such() {
     e.extra.push(("VAULT_ADDR".into(), server.addr.clone()));
     for args in [&["list"][..], &["renew"][..]] {
         let run = e.run(args);
-        assert_eq!(run.code, 1, "{}", run.all());
-        assert_contains(
-            &run.stderr,
+        fails_with(
+            &run,
+            1,
             &format!(
                 "{} is not a Vault or OpenBao server: GET /v1/sys/health answered 404",
                 server.addr
@@ -484,16 +466,15 @@ fn https_against_plain_http_and_an_api_path_are_named() {
     let mut e = Env::new("plainhttp");
     e.extra.push(("VAULT_ADDR".into(), https.clone()));
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(&run.stderr, &format!("{https} speaks plain HTTP, not TLS"));
+    fails_with(&run, 1, &format!("{https} speaks plain HTTP, not TLS"));
     assert!(!run.stderr.contains("InvalidContentType"), "{}", run.stderr);
 
     let mut e = Env::new("apipath");
     e.extra.push(("VAULT_ADDR".into(), format!("{plain}/v1")));
     let run = e.run(&["list"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_contains(
-        &run.stderr,
+    fails_with(
+        &run,
+        1,
         &format!("without /v1 (certvault adds it), like {plain}"),
     );
 }

@@ -15,38 +15,15 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[track_caller]
-fn fails_with(run: &Run, needle: &str) {
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains(needle),
-        "missing {needle:?} in:\n{}",
-        run.stderr
-    );
-}
-
 #[test]
 fn a_wrong_prefix_or_mount_is_an_error_naming_the_path() {
-    let e = Env::new("wrongplace");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("wp"));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert("wrongplace", "web");
 
     let mut typo = Env::new("unused");
     typo.prefix = format!("{}-typo", e.prefix);
     for args in [&["renew"][..], &["list"][..], &["renew", "--force"][..]] {
         let run = typo.run(args);
-        fails_with(
-            &run,
-            &format!(
+        fails_with(&run, 1, &format!(
                 "no ACME account at secret/{0}/accounts/default and no certificate in secret/{0}/certs/",
                 typo.prefix
             ),
@@ -54,34 +31,20 @@ fn a_wrong_prefix_or_mount_is_an_error_naming_the_path() {
         assert!(!run.stdout.contains("summary"), "{}", run.stdout);
     }
 
-    let mut nomount = Env::new("unused");
-    nomount.prefix = e.prefix.clone();
-    nomount
-        .extra
-        .push(("CERTVAULT_MOUNT".into(), "nosuchmount".into()));
+    let nomount = e.with_var("CERTVAULT_MOUNT", "nosuchmount");
     for args in [&["renew"][..], &["list"][..]] {
         let run = nomount.run(args);
-        fails_with(&run, "no KV mount nosuchmount/ at");
+        fails_with(&run, 1, "no KV mount nosuchmount/ at");
         assert!(!run.stderr.contains("KV version"), "{}", run.stderr);
     }
 
     // Under AppRole with the renew policy: the mount is named, not the policy blamed.
-    let hcl = e.run(&["policy", "renew"]).ok().stdout;
-    let policy = unique("cv-renew");
-    vault_policy(&policy, &hcl);
-    let (mount, role_id, secret_id) = approle_with_ttl(&policy, "1h");
-    let mut a = Env::new("unused");
-    a.prefix = e.prefix.clone();
-    a.token = String::new();
-    a.extra = vec![
-        ("CERTVAULT_AUTH".into(), "approle".into()),
-        ("CERTVAULT_AUTH_MOUNT".into(), mount),
-        ("VAULT_ROLE_ID".into(), role_id),
-        ("VAULT_SECRET_ID".into(), secret_id),
-        ("CERTVAULT_MOUNT".into(), "nosuchmount".into()),
-    ];
+    let (mount, role_id, secret_id) = approle_with_ttl(&e.apply_policy(&["renew"]), "1h");
+    let a = e
+        .approle_login(&mount, &role_id, &secret_id)
+        .with_var("CERTVAULT_MOUNT", "nosuchmount");
     let run = a.run(&["renew"]);
-    fails_with(&run, "no KV mount nosuchmount/ at");
+    fails_with(&run, 1, "no KV mount nosuchmount/ at");
     assert_contains(&run.stderr, "the KV mounts it can see: secret/");
     assert!(!run.stderr.contains("Missing:"), "{}", run.stderr);
     let errors = run
@@ -111,17 +74,12 @@ fn token_ttl(token: &str) -> Option<u64> {
 
 #[test]
 fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
-    let e = Env::new("callertok");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("ct"));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, d) = Env::with_cert("callertok", "web");
 
     // Not renewable and shorter than one order (5m + 5m + 5m by default): refused.
-    let mut short = Env::new("unused");
-    short.prefix = e.prefix.clone();
-    short.token = caller_token("60s", false);
+    let mut short = e.with_token(caller_token("60s", false));
     let run = short.run(&["renew", "--force"]);
-    fails_with(&run, "less than one ACME order may take (900s");
+    fails_with(&run, 1, "less than one ACME order may take (900s");
     assert_contains(&run.stderr, "cannot be renewed");
     assert_eq!(
         vault_read(&e.cert_path("web")).unwrap().1,
@@ -150,9 +108,7 @@ fn a_caller_token_is_checked_against_the_run_and_renewed_never_revoked() {
     e.issue_with_auth_hook("web", &[&d], &slow).ok();
     e.fresh_account();
     let before = vault_read(&e.cert_path("web")).unwrap().1;
-    let mut renewable = Env::new("unused");
-    renewable.prefix = e.prefix.clone();
-    renewable.token = caller_token("3s", true);
+    let renewable = e.with_token(caller_token("3s", true));
     let run = renewable.run(&["renew", "--force"]).ok();
     assert_contains(&run.stdout, "renewed  web");
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, before + 1);
@@ -364,7 +320,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     e.token = bao.root.clone();
     e.extra.push(("VAULT_ADDR".into(), bao.addr.clone()));
     e.init().ok();
-    let d = format!("{}.example.com", unique("sealed"));
+    let d = domain("sealed");
     e.issue("web", &[&d], &[]).ok();
     let marker = bao.dir.join("in-hook");
     let hook_cmd = format!(
@@ -401,7 +357,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     bao.unseal();
     let out = run.finish();
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_contains(&out.stdout, "renewed  web");
     assert_eq!(version(&bao), v0 + 1);
 
     // Stopped (connection refused) while the hook runs, restarted and unsealed.
@@ -413,7 +369,7 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     bao.unseal();
     let out = run.finish();
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("renewed  web"), "{}", out.all());
+    assert_contains(&out.stdout, "renewed  web");
     assert_eq!(version(&bao), v0 + 2);
     // The lock was released once Vault was back.
     let lock = bao.call(
@@ -511,21 +467,16 @@ fn relay(
 /// conflict (or a second write).
 #[test]
 fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
-    let e = Env::new("lost");
-    e.init().ok();
-    let d = format!("{}.example.com", unique("lost"));
-    e.issue("web", &[&d], &[]).ok();
+    let (e, _) = Env::with_cert("lost", "web");
     let proxy = lossy_proxy(format!("/v1/secret/data/{}", e.cert_path("web")));
-    let mut p = Env::new("unused");
-    p.prefix = e.prefix.clone();
-    p.extra.push(("VAULT_ADDR".into(), proxy.addr.clone()));
+    let p = e.with_var("VAULT_ADDR", &proxy.addr);
     let run = p.run(&["renew", "--force"]);
     assert!(
         proxy.dropped.load(Ordering::SeqCst),
         "no write was intercepted"
     );
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("renewed  web"), "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
     assert_contains(&run.stderr, "an earlier attempt of this write landed");
     // Exactly one new version: the retried write did not land a second time.
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
