@@ -105,31 +105,27 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// Sub-folders of `dir` in name order (symlinked folders included only if inside `root`).
 pub fn subdirs(root: &Root, dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && root.inside(p).is_ok())
-        .collect();
-    out.sort();
-    out
+    entries(dir, |p| p.is_dir() && root.inside(p).is_ok())
 }
 
 /// Files of `dir` whose names end in `suffix`, in name order.
 pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    entries(dir, |p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix))
+    })
+}
+
+/// The entries of `dir` that `keep` accepts, in name order; none if it cannot be read.
+fn entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(suffix))
-        })
+        .filter(|p| keep(p))
         .collect();
     out.sort();
     out

@@ -163,28 +163,14 @@ impl Store {
     /// Load many records, 16 reads at a time, in the order given. Each has its own result,
     /// so one unreadable record does not hide the others.
     pub async fn load_certs(&self, names: Vec<CertName>) -> Vec<(CertName, Loaded)> {
-        use futures::StreamExt;
-        futures::stream::iter(names)
-            .map(|n| async move {
-                let r = self.load_cert(&n).await;
-                (n, r)
-            })
-            .buffered(16)
-            .collect()
-            .await
+        let loaded = sixteen_at_a_time(&names, |n| self.load_cert(n)).await;
+        names.into_iter().zip(loaded).collect()
     }
 
     /// Load many certificates with their specs, 16 at a time, in the order given.
     pub async fn load_entries(&self, names: Vec<CertName>) -> Vec<(CertName, LoadedEntry)> {
-        use futures::StreamExt;
-        futures::stream::iter(names)
-            .map(|n| async move {
-                let entry = self.load_entry(&n).await;
-                (n, entry)
-            })
-            .buffered(16)
-            .collect()
-            .await
+        let loaded = sixteen_at_a_time(&names, |n| self.load_entry(n)).await;
+        names.into_iter().zip(loaded).collect()
     }
 
     /// One certificate with its spec and status (the status also feeds the index entry).
@@ -417,3 +403,19 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// `load` of each name, 16 at a time, in the order given.
+async fn sixteen_at_a_time<'a, T, Fut>(
+    names: &'a [CertName],
+    load: impl Fn(&'a CertName) -> Fut,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = T>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(names)
+        .map(load)
+        .buffered(16)
+        .collect()
+        .await
+}

@@ -19,11 +19,11 @@ impl Kv {
         mut attempt: impl FnMut() -> Fut,
     ) -> Result<T, (Failure, Backoff)>
     where
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, vaultrs::error::ClientError>>,
     {
         let mut backoff = Backoff::new(self.retry);
         loop {
-            match attempt().await {
+            match attempt().await.map_err(http::from_client) {
                 Ok(v) => return Ok(v),
                 Err(f) => {
                     if !backoff.retry(&f, what).await {
@@ -58,11 +58,7 @@ impl Kv {
         let client = self.client.as_ref();
         if self.version == KvVersion::V1 {
             let result = self
-                .retried(&what, || async {
-                    vaultrs::kv1::get_raw(client, &self.mount, path)
-                        .await
-                        .map_err(http::from_client)
-                })
+                .retried(&what, || vaultrs::kv1::get_raw(client, &self.mount, path))
                 .await;
             return match result {
                 Ok(rsp) if rsp.data.is_null() => Ok(absent),
@@ -78,10 +74,8 @@ impl Kv {
             };
         }
         let result = self
-            .retried(&what, || async {
+            .retried(&what, || {
                 vaultrs::api::exec_with_result(client, self.read_request(path))
-                    .await
-                    .map_err(http::from_client)
             })
             .await;
         match result {
@@ -150,11 +144,7 @@ impl Kv {
                 .unwrap_or_default();
             // A plain overwrite: repeating it is harmless.
             return match self
-                .retried(&what, || async {
-                    vaultrs::kv1::set(client, &self.mount, path, &map)
-                        .await
-                        .map_err(http::from_client)
-                })
+                .retried(&what, || vaultrs::kv1::set(client, &self.mount, path, &map))
                 .await
             {
                 Ok(()) => Ok(0),
@@ -247,7 +237,6 @@ impl Kv {
                 } else {
                     vaultrs::kv2::delete_latest(client, &self.mount, path).await
                 }
-                .map_err(http::from_client)
             })
             .await;
         match result {
@@ -270,7 +259,6 @@ impl Kv {
                 } else {
                     vaultrs::kv2::list(client, &self.mount, path).await
                 }
-                .map_err(http::from_client)
             })
             .await;
         match result {
@@ -289,10 +277,8 @@ impl Kv {
         let what = format!("read metadata of {}", self.display_path(path));
         let client = self.client.as_ref();
         let result = self
-            .retried(&what, || async {
+            .retried(&what, || {
                 vaultrs::kv2::read_metadata(client, &self.mount, path)
-                    .await
-                    .map_err(http::from_client)
             })
             .await;
         match result {

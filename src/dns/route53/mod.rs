@@ -331,12 +331,7 @@ impl Client {
             "/2013-04-01/hostedzonesbyname{}",
             api::query(&[("dnsname", &format!("{zone}.")), ("maxitems", "1")])
         );
-        let rsp = self
-            .signed(zone.as_str(), OP, Method::GET, &path, String::new())
-            .await?;
-        if !rsp.status.is_success() {
-            return Err(self.api.refused(zone.as_str(), OP, rsp.status, error_message(&rsp)));
-        }
+        let rsp = self.call(zone, OP, Method::GET, &path, String::new()).await?;
         let list: ListHostedZonesByNameResponse = self.xml(zone, OP, &rsp)?;
         list.hosted_zones
             .items
@@ -347,6 +342,25 @@ impl Client {
                 solver: self.api.solver.clone(),
                 zone: zone.to_string(),
             })
+    }
+
+    /// A signed request that must succeed (2xx); its answer is parsed with [`Self::xml`].
+    async fn call(
+        &self,
+        zone: &Zone,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: String,
+    ) -> Result<Answer, Error> {
+        let rsp = self
+            .signed(zone.as_str(), operation, method, path, body)
+            .await?;
+        if !rsp.status.is_success() {
+            let reason = error_message(&rsp);
+            return Err(self.api.refused(zone.as_str(), operation, rsp.status, reason));
+        }
+        Ok(rsp)
     }
 
     fn xml<T: for<'de> Deserialize<'de>>(
@@ -374,12 +388,7 @@ impl Client {
             api::encode(id),
             api::query(&[("name", &owner), ("type", "TXT"), ("maxitems", "1")])
         );
-        let rsp = self
-            .signed(zone.as_str(), OP, Method::GET, &path, String::new())
-            .await?;
-        if !rsp.status.is_success() {
-            return Err(self.api.refused(zone.as_str(), OP, rsp.status, error_message(&rsp)));
-        }
+        let rsp = self.call(zone, OP, Method::GET, &path, String::new()).await?;
         let list: ListResourceRecordSetsResponse = self.xml(zone, OP, &rsp)?;
         Ok(list
             .sets
@@ -408,12 +417,7 @@ impl Client {
         };
         let body = change_batch(action, &format!("{}.", record.name), self.config.ttl, set);
         let path = format!("/2013-04-01/hostedzone/{}/rrset/", api::encode(id));
-        let rsp = self
-            .signed(zone.as_str(), OP, Method::POST, &path, body)
-            .await?;
-        if !rsp.status.is_success() {
-            return Err(self.api.refused(zone.as_str(), OP, rsp.status, error_message(&rsp)));
-        }
+        let rsp = self.call(zone, OP, Method::POST, &path, body).await?;
         let info: ChangeResponse = self.xml(zone, OP, &rsp)?;
         self.wait_insync(zone, info.change_info).await
     }
@@ -438,13 +442,8 @@ impl Client {
             delay = (delay * 2).min(Duration::from_secs(5));
             let id = info.id.trim_start_matches("/change/").to_string();
             let path = format!("/2013-04-01/change/{}", api::encode(&id));
-            let rsp = self
-                .signed(zone.as_str(), OP, Method::GET, &path, String::new())
-                .await?;
-            if !rsp.status.is_success() {
-                return Err(self.api.refused(zone.as_str(), OP, rsp.status, error_message(&rsp)));
-            }
-            info = self.xml::<GetChangeResponse>(zone, OP, &rsp)?.change_info;
+            let rsp = self.call(zone, OP, Method::GET, &path, String::new()).await?;
+            info = self.xml::<ChangeResponse>(zone, OP, &rsp)?.change_info;
         }
         Ok(())
     }

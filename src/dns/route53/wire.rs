@@ -97,14 +97,9 @@ pub(super) struct ResourceRecord {
     pub(super) value: String,
 }
 
+/// The answer to ChangeResourceRecordSets and to GetChange.
 #[derive(Debug, Deserialize)]
 pub(super) struct ChangeResponse {
-    #[serde(rename = "ChangeInfo")]
-    pub(super) change_info: ChangeInfo,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct GetChangeResponse {
     #[serde(rename = "ChangeInfo")]
     pub(super) change_info: ChangeInfo,
 }
