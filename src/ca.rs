@@ -147,19 +147,6 @@ pub fn trouble(e: &crate::Error) -> Trouble {
     }
 }
 
-/// The reasons `revoke --reason` takes (RFC 5280 §5.3.1 names).
-pub const REVOCATION_REASONS: [&str; 9] = [
-    "unspecified",
-    "keyCompromise",
-    "caCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "certificateHold",
-    "privilegeWithdrawn",
-    "aaCompromise",
-];
-
 fn reason_code(name: &str) -> Option<RevocationReason> {
     Some(match name {
         "unspecified" => RevocationReason::Unspecified,

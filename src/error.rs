@@ -77,8 +77,6 @@ pub enum Error {
     TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
-    #[error("{0} failed")]
-    CertFailed(CertName, #[source] Box<Error>),
     #[error("the Vault token cannot do what `certvault {command}` needs; nothing was done. Missing: {}. Attach that policy to the token's role (print it with `certvault policy <role>`)", join_needs(.missing))]
     MissingCapabilities {
         command: &'static str,

@@ -1,31 +1,56 @@
 //! certvault: ACME certificates issued and renewed with HashiCorp Vault / OpenBao as the
 //! only state. See the README for the Vault layout and the commands.
 
-pub mod acme;
-pub mod ari;
-pub mod auth;
-pub mod ca;
-pub mod command;
+mod acme;
+mod ari;
+mod auth;
+mod ca;
+mod command;
 pub mod defaults;
-pub mod dns;
-pub mod error;
-pub mod hook;
-pub mod import;
-pub mod index;
-pub mod logging;
-pub mod metrics;
-pub mod model;
-pub mod policy;
-pub mod renew;
-pub mod secret;
-pub mod store;
-pub mod vault;
-pub mod x509;
+mod dns;
+mod error;
+mod hook;
+mod import;
+mod index;
+mod logging;
+mod metrics;
+mod model;
+mod policy;
+mod renew;
+mod secret;
+mod store;
+mod vault;
+mod x509;
+
+// The library's one public surface: what the binary (`src/cli/`) and the integration
+// tests use. Everything else is private, so code nothing uses shows up as dead.
+pub use acme::{check_url, Timeouts};
+pub use auth::{Credential, Method as AuthMethod, KUBERNETES_JWT_FILE};
+pub use ca::valid_reason;
+pub use command::{
+    run, Command, DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, Outcome, RenewArgs,
+    SpecArgs, SpecChanges,
+};
+pub use dns::cloudflare::Config as CloudflareConfig;
+pub use dns::dnsimple::Config as DnsimpleConfig;
+pub use dns::propagation::{wait_until_visible, Check, Polling};
+pub use dns::zone::{Lookup as DnsLookup, Nameserver};
+pub use dns::{
+    AddArgs as DnsAddArgs, AnyProvider, Build as DnsBuild, Config as DnsConfig, Fqdn,
+    ProviderConfig, SecretSource, Settings as DnsSettings, SolverSettings, TxtRecord, Zone,
+};
+pub use error::{chain, Error};
+pub use index::Part as Shard;
+pub use logging::{init as init_logging, Format as LogFormat};
+pub use metrics::Sinks as MetricSinks;
+pub use model::{
+    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, RecordLayout, Secret,
+    SolverName, SolverSpec,
+};
+pub use policy::Role;
+pub use vault::{KvVersion, Lifetime, Settings as VaultSettings};
 
 use std::path::PathBuf;
-
-pub use command::{run, Command, Outcome};
-pub use error::Error;
 
 /// Settings shared by every command (from flags and environment, read in `main` only).
 #[derive(Debug, Clone)]

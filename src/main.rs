@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    certvault::logging::init(logging.verbose, logging.quiet, logging.format);
+    certvault::init_logging(logging.verbose, logging.quiet, logging.format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let quiet = settings.quiet;
     let shutdown = shutdown_on_signal();
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
             }
         }
         Err(err) => {
-            eprintln!("error: {}", certvault::error::chain(&err));
+            eprintln!("error: {}", certvault::chain(&err));
             err.exit_code()
         }
     }

@@ -41,6 +41,7 @@ pub struct Facts<'a> {
 
 impl<'a> Facts<'a> {
     /// Facts without ARI or revocation (the lifetime rule only).
+    #[cfg(test)]
     pub fn plain(wanted: &'a Spec, current: Option<&'a Current>, force: bool) -> Self {
         Self {
             wanted,

@@ -6,11 +6,10 @@ use std::time::Duration;
 use clap::{Subcommand, ValueEnum};
 
 use certvault::defaults;
-use certvault::dns::{self};
-use certvault::model::{
-    CertName, DomainName, HumanDuration, KeyType, RecordLayout, Secret, SolverName,
+use certvault::{
+    CertName, DnsAddArgs, DomainName, HumanDuration, KeyType, RecordLayout, Role, Secret, Shard,
+    SolverName,
 };
-use certvault::policy::Role;
 
 use super::*;
 
@@ -142,7 +141,7 @@ pub(crate) enum Cmd {
         /// first 8 bytes of SHA-256 of the name, big-endian, mod N. Splits a fleet across
         /// several jobs; the per-certificate lock still keeps overlapping jobs apart.
         #[arg(long, env = "CERTVAULT_SHARD", value_name = "I/N")]
-        shard: Option<certvault::index::Part>,
+        shard: Option<Shard>,
         /// text (a line per certificate and a summary) or json (per certificate: name,
         /// verdict, reason, not_after, version, error; plus totals).
         #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -260,7 +259,7 @@ pub(crate) enum DnsCmd {
     /// still works). Its secret (API token, key, TSIG secret) is read from
     /// CERTVAULT_DNS_SECRET or, with --secret-stdin, from standard input; never from a flag.
     #[command(subcommand)]
-    Add(dns::AddArgs),
+    Add(DnsAddArgs),
     /// List stored DNS solvers (without secrets).
     List,
     /// Present a probe TXT value at _acme-challenge.<ZONE>, check it on every authoritative

@@ -1,18 +1,16 @@
 //! From parsed flags to library values: checks that need no Vault.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use std::net::{IpAddr, SocketAddr};
 
-use certvault::command::{
-    DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, RenewArgs, SpecArgs, SpecChanges,
-};
 use certvault::defaults::{self, ISSUANCE_TIMEOUT};
-use certvault::dns::{self, Config as DnsConfig};
-use certvault::model::{InvalidInput, Secret, SolverSpec};
-use certvault::vault::KvVersion;
-use certvault::{acme, logging, metrics, vault, Command, Settings};
+use certvault::{
+    check_url, Command, DnsCommand, DnsConfig, DnsLookup, DnsSettings, Fqdn, ImportArgs,
+    ImportSource, InitArgs, InvalidInput, IssueArgs, KvVersion, Lifetime, MetricSinks, Polling,
+    RenewArgs, Secret, SecretSource, Settings, Shard, SolverSettings, SolverSpec, SpecArgs,
+    SpecChanges, Timeouts, VaultSettings, Zone,
+};
 
 use super::*;
 
@@ -104,7 +102,7 @@ impl Cli {
             } => Command::Init(InitArgs {
                 directory: {
                     let url = directory_url(&directory);
-                    acme::check_url(&url).map_err(|reason| InvalidInput {
+                    check_url(&url).map_err(|reason| InvalidInput {
                         what: "--directory",
                         value: directory.clone(),
                         reason,
@@ -200,10 +198,7 @@ impl Cli {
                 force,
             }),
             Cmd::Revoke { name, reason } => {
-                if let Some(r) = reason
-                    .as_deref()
-                    .filter(|r| !certvault::ca::valid_reason(r))
-                {
+                if let Some(r) = reason.as_deref().filter(|r| !certvault::valid_reason(r)) {
                     return Err(InvalidInput {
                         what: "--reason",
                         value: r.to_string(),
@@ -217,7 +212,7 @@ impl Cli {
             Cmd::Dns(DnsCmd::List) => Command::Dns(DnsCommand::List),
             Cmd::Dns(DnsCmd::Test { name, zone }) => Command::Dns(DnsCommand::Test {
                 name,
-                zone: dns::Fqdn::parse("--zone", &zone).map_err(|e| InvalidInput {
+                zone: Fqdn::parse("--zone", &zone).map_err(|e| InvalidInput {
                     what: "--zone",
                     value: e.value,
                     reason: e.reason,
@@ -247,9 +242,9 @@ impl Cli {
                             )
                         })
                 };
-                let (name, common, provider) = add.into_parts(&dns::SecretSource(&read))?;
+                let (name, common, provider) = add.into_parts(&SecretSource(&read))?;
                 let zone = match common.zone.as_deref().filter(|z| !z.trim().is_empty()) {
-                    Some(z) => Some(dns::Zone::parse("--zone", z).map_err(|e| InvalidInput {
+                    Some(z) => Some(Zone::parse("--zone", z).map_err(|e| InvalidInput {
                         what: "--zone",
                         value: e.value,
                         reason: e.reason,
@@ -257,7 +252,7 @@ impl Cli {
                     None => None,
                 };
                 let config = DnsConfig {
-                    settings: dns::SolverSettings {
+                    settings: SolverSettings {
                         zone,
                         resolver: common
                             .resolver
@@ -321,9 +316,9 @@ impl Cli {
                         ca_failures: ca_failures.max(1),
                     },
                     names,
-                    shard: shard.unwrap_or(certvault::index::Part::ALL),
+                    shard: shard.unwrap_or(Shard::ALL),
                     json: output == Output::Json,
-                    metrics: metrics::Sinks {
+                    metrics: MetricSinks {
                         file: metrics_file.filter(|p| !p.as_os_str().is_empty()),
                         pushgateway: match pushgateway.filter(|u| !u.trim().is_empty()) {
                             Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
@@ -397,7 +392,7 @@ impl Cli {
             Cmd::Delete { name, yes } => Command::Delete { name, yes },
         };
         let settings = Settings {
-            vault: vault::Settings {
+            vault: VaultSettings {
                 addr: g.vault_addr,
                 auth,
                 kv_version: match g.kv_version.as_deref() {
@@ -410,7 +405,7 @@ impl Cli {
                 mount: g.mount,
                 retry: g.vault_retry_timeout.0,
                 lifetime: orders.then(|| {
-                    vault::Lifetime::new(
+                    Lifetime::new(
                         g.validation_timeout.0,
                         g.propagation_timeout.0,
                         ISSUANCE_TIMEOUT,
@@ -424,24 +419,26 @@ impl Cli {
             quiet: g.quiet,
             concurrency: concurrency_flag,
             lock_lease: lease_flag,
-            timeouts: acme::Timeouts {
+            timeouts: Timeouts {
                 validation: g.validation_timeout.0,
                 issuance: ISSUANCE_TIMEOUT,
             },
-            dns: dns::Settings {
-                lookup: dns::zone::Lookup {
+            dns: DnsSettings {
+                lookup: DnsLookup {
                     resolvers: if g.dns_resolver.is_empty() {
-                        dns::zone::Lookup::system_resolvers()
+                        DnsLookup::system_resolvers()
                     } else {
                         g.dns_resolver
                             .iter()
                             .map(|r| socket_addr(r))
                             .collect::<Result<_, _>>()?
                     },
-                    authoritative_port: g.authoritative_port.unwrap_or(53),
-                    timeout: Duration::from_secs(3),
+                    authoritative_port: g
+                        .authoritative_port
+                        .unwrap_or(defaults::AUTHORITATIVE_PORT),
+                    timeout: defaults::DNS_QUERY_TIMEOUT,
                 },
-                polling: dns::propagation::Polling {
+                polling: Polling {
                     interval: g.propagation_interval.0,
                     timeout: g.propagation_timeout.0,
                 },
@@ -451,8 +448,8 @@ impl Cli {
             quiet: g.quiet,
             verbose: g.verbose,
             format: match g.log_format {
-                LogFormat::Text => logging::Format::Text,
-                LogFormat::Json => logging::Format::Json,
+                LogFormat::Text => certvault::LogFormat::Text,
+                LogFormat::Json => certvault::LogFormat::Json,
             },
         };
         Ok((logging, settings, command))

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use certvault::auth::{Credential, Method, KUBERNETES_JWT_FILE};
 use certvault::defaults;
-use certvault::model::{AccountName, HumanDuration, Secret};
+use certvault::{
+    AccountName, AuthMethod as Method, Credential, HumanDuration, Secret, KUBERNETES_JWT_FILE,
+};
 
 /// Settings every command shares: shown after each command's own options.
 #[derive(Debug, Args)]

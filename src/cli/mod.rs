@@ -2,8 +2,6 @@
 
 use clap::Parser;
 
-use certvault::logging;
-
 mod commands;
 mod convert;
 mod global;
@@ -15,7 +13,7 @@ pub(crate) use global::*;
 pub struct Logging {
     pub quiet: bool,
     pub verbose: u8,
-    pub format: logging::Format,
+    pub format: certvault::LogFormat,
 }
 
 /// `certvault --version`: the crate version and the git revision it was built from.

@@ -14,7 +14,7 @@ pub mod wire;
 pub mod zone;
 
 // The providers. Adding one: its module, plus one line here.
-pub use session::{choose, Placed, Session, Settings, Solvers};
+pub use session::{Session, Settings, Solvers};
 
 registry::registry! {
     "cloudflare" => Cloudflare(cloudflare),
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{SolverSpec, Spec};
 pub use name::{BadName, Fqdn, Zone};
 use propagation::{Check, Polling};
-pub use registry::{Build, CommonArgs, Kind, SecretSource};
+pub use registry::{Build, Kind, SecretSource};
 
 /// The TTL of an API provider's challenge records when its solver sets none.
 pub(crate) fn record_ttl() -> u32 {
@@ -169,6 +169,8 @@ impl From<ProviderConfig> for Config {
 
 /// Why a TSIG-signed update was rejected, from the server's TSIG error or response code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The names of RFC 8945's TSIG errors: BADSIG, BADKEY, BADTIME.
+#[allow(clippy::enum_variant_names)]
 pub enum TsigRejection {
     BadSig,
     BadKey,
@@ -313,6 +315,7 @@ fn auth_hint(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::session::choose;
     use super::*;
     use std::collections::BTreeMap;
 

@@ -100,9 +100,6 @@ macro_rules! registry {
             $($variant(<<$module::Config as registry::Kind>::Client as Provider>::Handle),)+
         }
 
-        /// The stored `kind` names, in registry order.
-        pub const KINDS: &[&str] = &[$($kind),+];
-
         impl ProviderConfig {
             pub fn kind(&self) -> &'static str {
                 match self { $(ProviderConfig::$variant(_) => $kind,)+ }

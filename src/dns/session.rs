@@ -2,7 +2,6 @@
 //! wait until all are visible, and always clean up.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::*;
 
@@ -26,22 +25,6 @@ pub fn choose<'a>(
 pub struct Settings {
     pub lookup: zone::Lookup,
     pub polling: Polling,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            lookup: zone::Lookup {
-                resolvers: zone::Lookup::system_resolvers(),
-                authoritative_port: 53,
-                timeout: Duration::from_secs(3),
-            },
-            polling: Polling {
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(300),
-            },
-        }
-    }
 }
 
 /// The solvers an order may use: the run's settings and the configurations loaded from Vault.

@@ -16,7 +16,6 @@ use futures::StreamExt;
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub code: ResponseCode,
-    pub authoritative: bool,
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
@@ -81,7 +80,6 @@ pub async fn query(
             let msg = rsp.into_message();
             Ok(Answer {
                 code: msg.metadata.response_code,
-                authoritative: msg.metadata.authoritative,
                 answers: msg.answers,
                 authorities: msg.authorities,
                 additionals: msg.additionals,

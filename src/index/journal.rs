@@ -32,10 +32,6 @@ impl Journal {
         self.notes.lock().map(|n| n.len()).unwrap_or(0)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// A record and its spec as loaded.
     pub fn note_loaded(
         &self,

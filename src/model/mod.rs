@@ -300,13 +300,6 @@ pub enum SolverSpec {
 }
 
 impl SolverSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SolverSpec::Exec(_) => "exec",
-            SolverSpec::Solvers { .. } => "solvers",
-        }
-    }
-
     /// The stored solvers this spec may use.
     pub fn solver_names(&self) -> Vec<String> {
         match self {

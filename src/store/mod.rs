@@ -70,9 +70,6 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
     out
 }
 
-/// The outcome of reading one certificate record (`None`: not there).
-pub type Loaded = Result<Option<Versioned<CertRecord>>, Error>;
-
 /// A certificate as `renew` and `list` see it: its record and its admin-only spec (`None`
 /// for a record written before specs had their own documents: `certvault migrate`).
 #[derive(Debug)]
@@ -160,16 +157,14 @@ impl Store {
         self.load(Key::Cert(name)).await
     }
 
-    /// Load many records, 16 reads at a time, in the order given. Each has its own result,
-    /// so one unreadable record does not hide the others.
-    pub async fn load_certs(&self, names: Vec<CertName>) -> Vec<(CertName, Loaded)> {
-        let loaded = sixteen_at_a_time(&names, |n| self.load_cert(n)).await;
-        names.into_iter().zip(loaded).collect()
-    }
-
     /// Load many certificates with their specs, 16 at a time, in the order given.
     pub async fn load_entries(&self, names: Vec<CertName>) -> Vec<(CertName, LoadedEntry)> {
-        let loaded = sixteen_at_a_time(&names, |n| self.load_entry(n)).await;
+        use futures::StreamExt;
+        let loaded: Vec<LoadedEntry> = futures::stream::iter(&names)
+            .map(|n| self.load_entry(n))
+            .buffered(16)
+            .collect()
+            .await;
         names.into_iter().zip(loaded).collect()
     }
 
@@ -403,19 +398,3 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
-
-/// `load` of each name, 16 at a time, in the order given.
-async fn sixteen_at_a_time<'a, T, Fut>(
-    names: &'a [CertName],
-    load: impl Fn(&'a CertName) -> Fut,
-) -> Vec<T>
-where
-    Fut: std::future::Future<Output = T>,
-{
-    use futures::StreamExt;
-    futures::stream::iter(names)
-        .map(load)
-        .buffered(16)
-        .collect()
-        .await
-}

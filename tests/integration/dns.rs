@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use certvault::dns::{self, AnyProvider, TxtRecord};
-use certvault::model::Secret;
+use certvault::{
+    AnyProvider, CloudflareConfig, DnsBuild, DnsConfig, DnsimpleConfig, ProviderConfig, Secret,
+    TxtRecord,
+};
 
 use crate::fake_api::{served_txt, FakeApi, Flavor};
 use crate::harness::*;
@@ -26,10 +28,10 @@ pub fn record(name: &str, zone: &str, value: &str) -> TxtRecord {
 }
 
 /// The provider of `config` as an order builds it.
-pub fn provider(solver: &str, config: &dns::Config, http: &reqwest::Client) -> AnyProvider {
+pub fn provider(solver: &str, config: &DnsConfig, http: &reqwest::Client) -> AnyProvider {
     AnyProvider::new(
         &config.provider,
-        &dns::Build {
+        &DnsBuild {
             solver,
             http,
             all_domains: "",
@@ -40,7 +42,7 @@ pub fn provider(solver: &str, config: &dns::Config, http: &reqwest::Client) -> A
 }
 
 /// An RFC 2136 solver's settings: `server` with the test bed's TSIG key.
-fn rfc2136_config(server: String) -> dns::Config {
+fn rfc2136_config(server: String) -> DnsConfig {
     serde_json::from_value(serde_json::json!({
         "kind": "rfc2136",
         "server": server,
@@ -51,8 +53,8 @@ fn rfc2136_config(server: String) -> dns::Config {
 }
 
 /// A Cloudflare solver's settings for the emulator `api`.
-fn cloudflare_config(api: &FakeApi, token: &str) -> dns::Config {
-    dns::ProviderConfig::Cloudflare(dns::cloudflare::Config {
+fn cloudflare_config(api: &FakeApi, token: &str) -> DnsConfig {
+    ProviderConfig::Cloudflare(CloudflareConfig {
         api_token: Secret::new(token.into()),
         base_url: api.base_url(),
         zone_id: None,
@@ -162,7 +164,7 @@ pub fn challenge_value(tag: &str) -> String {
 /// server → a second value at the same name → both visible → cleanup of one keeps the other
 /// → cleanup of an already-deleted value succeeds → (where the provider removes values at
 /// all; acme-dns rotates them out instead) the deleted one is gone, then all are.
-pub fn conformance(config: dns::Config, t: Target) {
+pub fn conformance(config: DnsConfig, t: Target) {
     let rt = runtime();
     let http = reqwest::Client::new();
     let p = provider("conformance", &config, &http);
@@ -231,7 +233,7 @@ fn conformance_dnsimple() {
     bed();
     let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-conf");
     conformance(
-        dns::ProviderConfig::Dnsimple(dns::dnsimple::Config {
+        ProviderConfig::Dnsimple(DnsimpleConfig {
             token: Secret::new("ds-token-conf".into()),
             account_id: None,
             sandbox: false,
@@ -650,8 +652,7 @@ fn solver_secrets_stay_in_vault() {
 /// counts as up to date when another of its addresses serves the value.
 #[test]
 fn a_nameserver_counts_when_any_of_its_addresses_serves_the_value() {
-    use certvault::dns::propagation::{wait_until_visible, Check, Polling};
-    use certvault::dns::zone::Nameserver;
+    use certvault::{wait_until_visible, Check, Nameserver, Polling};
     bed();
     let rt = runtime();
     let http = reqwest::Client::new();
