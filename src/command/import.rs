@@ -61,7 +61,7 @@ impl Tally {
         &mut self,
         text: &mut String,
         what: std::fmt::Arguments<'_>,
-        e: &dyn std::error::Error,
+        e: &(dyn std::error::Error + 'static),
     ) {
         self.errors += 1;
         let _ = writeln!(text, "ERROR    {what}: {}", crate::error::chain(e));
@@ -357,7 +357,7 @@ async fn cert_item(
         c.issued.serial,
         import::expiry(c.issued.not_after)
     );
-    let fail = |text: &mut String, tally: &mut Tally, e: &dyn std::error::Error| {
+    let fail = |text: &mut String, tally: &mut Tally, e: &(dyn std::error::Error + 'static)| {
         tally.errors += 1;
         let _ = writeln!(text, "ERROR    {name}: {}", crate::error::chain(e));
     };
