@@ -134,7 +134,7 @@ pub(crate) struct Context {
 #[derive(Default)]
 pub(crate) struct LoadedSolvers {
     pub configs: BTreeMap<String, crate::dns::Config>,
-    pub broken: BTreeMap<String, String>,
+    pub broken: BTreeMap<String, crate::store::Error>,
     pub folder: String,
 }
 
@@ -221,7 +221,7 @@ impl Context {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    out.broken.insert(name, crate::error::chain(&e));
+                    out.broken.insert(name, e);
                 }
             }
         }
