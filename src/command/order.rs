@@ -129,8 +129,7 @@ pub(super) async fn act(
                                 .map(OffsetDateTime::from)
                                 .filter(|t| *t > now())
                                 .unwrap_or(now() + DEFAULT_PAUSE);
-                            let detail = crate::error::chain(&e);
-                            gate.rate_limited(ctx, &acct, &connected.directory, until, &detail, now()).await;
+                            gate.rate_limited(ctx, &acct, &connected.directory, until, &e, now()).await;
                             r.verdict = Verdict::Deferred;
                             r.reason = gate.paused(&acct).map(|p| p.reason);
                             return r;
