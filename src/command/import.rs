@@ -20,6 +20,7 @@ use crate::model::{
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;
+use Counted::{Conflict, Failed, Unchanged, Written};
 
 /// Where to import from.
 #[derive(Debug)]
@@ -55,28 +56,28 @@ struct Tally {
     errors: usize,
 }
 
+/// What became of an item.
+#[derive(Clone, Copy)]
+enum Counted {
+    /// Stored (or, in a dry run, to be stored).
+    Written,
+    /// Already stored as it is.
+    Unchanged,
+    /// Skipped: something else is stored there.
+    Conflict,
+    /// Could not be imported.
+    Failed,
+}
+
 impl Tally {
-    /// Count an item stored (or, in a dry run, to be stored) and report it as one line.
-    fn note_written(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
-        self.written += 1;
-        let _ = writeln!(text, "{line}");
-    }
-
-    /// Count an item already stored as it is and report it as one line.
-    fn note_unchanged(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
-        self.unchanged += 1;
-        let _ = writeln!(text, "{line}");
-    }
-
-    /// Count an item skipped because something else is stored there, as one line.
-    fn note_conflict(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
-        self.conflicts += 1;
-        let _ = writeln!(text, "{line}");
-    }
-
-    /// Count an item that could not be imported, as one line.
-    fn note_error(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
-        self.errors += 1;
+    /// Count an item as `kind` and report it as one line.
+    fn note(&mut self, kind: Counted, text: &mut String, line: std::fmt::Arguments<'_>) {
+        *match kind {
+            Counted::Written => &mut self.written,
+            Counted::Unchanged => &mut self.unchanged,
+            Counted::Conflict => &mut self.conflicts,
+            Counted::Failed => &mut self.errors,
+        } += 1;
         let _ = writeln!(text, "{line}");
     }
 
@@ -87,7 +88,8 @@ impl Tally {
         what: std::fmt::Arguments<'_>,
         e: &(dyn std::error::Error + 'static),
     ) {
-        self.note_error(
+        self.note(
+            Failed,
             text,
             format_args!("ERROR    {what}: {}", crate::error::chain(e)),
         );
@@ -146,7 +148,11 @@ pub(super) async fn run(
     let mut text = String::new();
     let mut tally = Tally::default();
     for p in &plan.problems {
-        tally.note_error(&mut text, format_args!("ERROR    {}: {}", p.file, p.reason));
+        tally.note(
+            Failed,
+            &mut text,
+            format_args!("ERROR    {}: {}", p.file, p.reason),
+        );
     }
     for a in &plan.accounts {
         account_item(ctx, a, &plan, &args, &mut text, &mut tally, now).await;
@@ -231,7 +237,11 @@ async fn account_item(
     };
     if let (Some(s), Some(u)) = (&existing, &a.url) {
         if stored_url(&s.data) == *u {
-            tally.note_unchanged(text, format_args!("already  account {u} at {path}"));
+            tally.note(
+                Unchanged,
+                text,
+                format_args!("already  account {u} at {path}"),
+            );
             return;
         }
     }
@@ -241,11 +251,11 @@ async fn account_item(
             .as_deref()
             .and_then(import::url_host)
             .unwrap_or("its CA");
-        tally.note_error(text, format_args!("ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from));
+        tally.note(Failed, text, format_args!("ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from));
         return;
     };
     if args.dry_run {
-        tally.note_written(text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
+        tally.note(Written, text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
         return;
     }
     let found = match ctx.http() {
@@ -264,11 +274,15 @@ async fn account_item(
     };
     let expect = match &existing {
         Some(s) if stored_url(&s.data) == found_url => {
-            tally.note_unchanged(text, format_args!("already  account {found_url} at {path}"));
+            tally.note(
+                Unchanged,
+                text,
+                format_args!("already  account {found_url} at {path}"),
+            );
             return;
         }
         Some(s) if !args.force => {
-            tally.note_conflict(text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
+            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
             return;
         }
         Some(s) => Expect::Version(s.version),
@@ -277,7 +291,8 @@ async fn account_item(
     let record = super::init::account_record(directory, a.contact.clone(), credentials, now);
     match ctx.store.save_account(&a.name, &record, expect).await {
         Ok(v) => {
-            tally.note_written(
+            tally.note(
+                Written,
                 text,
                 format_args!(
                     "account  {found_url} (found with onlyReturnExisting) -> {path} (version {v})"
@@ -309,14 +324,15 @@ async fn solver_item(
     let what = solver_summary(&s.config);
     let expect = match ctx.store.load_solver(&s.name).await {
         Ok(Some(stored)) if stored.data.config == s.config => {
-            tally.note_unchanged(
+            tally.note(
+                Unchanged,
                 text,
                 format_args!("already  solver {} ({what}) at {path}", s.name),
             );
             return;
         }
         Ok(Some(_)) if !args.force => {
-            tally.note_conflict(text, format_args!("SKIPPED  solver {}: {path} holds other settings; pass --force to replace it (certificates naming it use the stored one meanwhile)", s.name));
+            tally.note(Conflict, text, format_args!("SKIPPED  solver {}: {path} holds other settings; pass --force to replace it (certificates naming it use the stored one meanwhile)", s.name));
             return;
         }
         Ok(Some(stored)) => Expect::Version(stored.version),
@@ -327,7 +343,8 @@ async fn solver_item(
         }
     };
     if args.dry_run {
-        tally.note_written(
+        tally.note(
+            Written,
             text,
             format_args!(
                 "would store solver {} ({what}; secret from {}) at {path}",
@@ -342,7 +359,8 @@ async fn solver_item(
     };
     match ctx.store.save_solver(&s.name, &record, expect).await {
         Ok(v) => {
-            tally.note_written(
+            tally.note(
+                Written,
                 text,
                 format_args!(
                     "solver   {} ({what}; secret from {}) -> {path} (version {v})",
@@ -387,7 +405,7 @@ async fn cert_item(
     let cert_expect = match &read.doc {
         Some(d) if d.data.issued.serial == c.issued.serial => None,
         Some(d) if !args.force => {
-            tally.note_conflict(text, format_args!("SKIPPED  {name}: {path} holds another certificate (serial {}); pass --force to replace it", d.data.issued.serial));
+            tally.note(Conflict, text, format_args!("SKIPPED  {name}: {path} holds another certificate (serial {}); pass --force to replace it", d.data.issued.serial));
             return;
         }
         _ => Some(read.expect),
@@ -395,20 +413,22 @@ async fn cert_item(
     let spec_expect = match &spec_read.doc {
         Some(d) if d.data.spec == c.spec => None,
         Some(_) if !args.force => {
-            tally.note_conflict(text, format_args!("SKIPPED  {name}: {spec_path} holds other settings; pass --force to replace them"));
+            tally.note(Conflict, text, format_args!("SKIPPED  {name}: {spec_path} holds other settings; pass --force to replace them"));
             return;
         }
         _ => Some(spec_read.expect),
     };
     if cert_expect.is_none() && spec_expect.is_none() {
-        tally.note_unchanged(
+        tally.note(
+            Unchanged,
             text,
             format_args!("already  {name} at {path} (serial {})", c.issued.serial),
         );
         return;
     }
     if args.dry_run {
-        tally.note_written(
+        tally.note(
+            Written,
             text,
             format_args!(
                 "would import {name} from {} -> {path} and {spec_path}: {what}",
@@ -452,7 +472,8 @@ async fn cert_item(
         needs: c.needs_solver.as_deref(),
     };
     status::record(ctx, name, attempt, now).await;
-    tally.note_written(
+    tally.note(
+        Written,
         text,
         format_args!(
             "imported {name} from {} -> {path} (version {version}): {what}",
