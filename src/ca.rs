@@ -31,16 +31,33 @@ pub enum FetchError {
     /// The directory has no `renewalInfo`: the lifetime rule applies, silently.
     Unsupported,
     /// Worth retrying soon (timeout, no connection, 5xx): exponential backoff.
-    Temporary(String),
+    Temporary(FetchFailure),
     /// A 4xx, an invalid window, no Retry-After: six hours.
-    LongTerm(String),
+    LongTerm(FetchFailure),
+}
+
+/// What went wrong with a renewal information request (its text is kept in the record's
+/// renewal information).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailure {
+    #[error("certificate without an ARI identifier")]
+    NoIdentifier,
+    #[error("invalid window: end {} is not after start {}", crate::renew::rfc3339(*.end), crate::renew::rfc3339(*.start))]
+    InvalidWindow {
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    },
+    #[error("{}", crate::acme::problem_summary(.0))]
+    Refused(instant_acme::Problem),
+    #[error("{}", crate::error::chain(.0))]
+    Request(instant_acme::Error),
 }
 
 /// Ask the CA for the renewal window of the certificate `id` (a plain GET).
 pub async fn renewal_info(account: &Account, id: &str) -> Result<Suggested, FetchError> {
     let (aki, serial) = id
         .split_once('.')
-        .ok_or_else(|| FetchError::LongTerm("certificate without an ARI identifier".into()))?;
+        .ok_or(FetchError::LongTerm(FetchFailure::NoIdentifier))?;
     let id = CertificateIdentifier {
         authority_key_identifier: aki.into(),
         serial: serial.into(),
@@ -49,11 +66,10 @@ pub async fn renewal_info(account: &Account, id: &str) -> Result<Suggested, Fetc
         Ok((info, retry)) => {
             let w = info.suggested_window;
             if w.end <= w.start {
-                return Err(FetchError::LongTerm(format!(
-                    "invalid window: end {} is not after start {}",
-                    crate::renew::rfc3339(w.end),
-                    crate::renew::rfc3339(w.start)
-                )));
+                return Err(FetchError::LongTerm(FetchFailure::InvalidWindow {
+                    start: w.start,
+                    end: w.end,
+                }));
             }
             Ok(Suggested {
                 start: w.start,
@@ -64,15 +80,13 @@ pub async fn renewal_info(account: &Account, id: &str) -> Result<Suggested, Fetc
         }
         Err(instant_acme::Error::Unsupported(_)) => Err(FetchError::Unsupported),
         Err(instant_acme::Error::Api(p)) if p.status.is_some_and(|s| s >= 500) => {
-            Err(FetchError::Temporary(crate::acme::problem_summary(&p)))
+            Err(FetchError::Temporary(FetchFailure::Refused(p)))
         }
-        Err(instant_acme::Error::Api(p)) => {
-            Err(FetchError::LongTerm(crate::acme::problem_summary(&p)))
-        }
+        Err(instant_acme::Error::Api(p)) => Err(FetchError::LongTerm(FetchFailure::Refused(p))),
         Err(e @ (instant_acme::Error::Other(_) | instant_acme::Error::Http(_))) => {
-            Err(FetchError::Temporary(crate::error::chain(&e)))
+            Err(FetchError::Temporary(FetchFailure::Request(e)))
         }
-        Err(e) => Err(FetchError::LongTerm(crate::error::chain(&e))),
+        Err(e) => Err(FetchError::LongTerm(FetchFailure::Request(e))),
     }
 }
 
@@ -124,6 +138,8 @@ pub fn trouble(e: &crate::Error) -> Trouble {
             }
         }
         Error::Protocol { source, .. } | Error::Directory { source, .. } => match source {
+            // instant-acme reports an order that does not reflect `replaces` only as text
+            // (`Error::Other` around a string, no kind of its own): matched by that text.
             instant_acme::Error::Other(inner)
                 if inner.to_string().contains("replaces field mismatch") =>
             {

@@ -77,6 +77,11 @@ pub enum Error {
     TooManyNames { count: usize, max: usize },
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
+    #[error(transparent)]
+    Deploy(#[from] crate::command::DeployFailed),
+    /// An order's account was not connected before the order (a bug if it happens).
+    #[error("account not loaded")]
+    AccountNotLoaded,
     #[error("the Vault token cannot do what `certvault {command}` needs; nothing was done. Missing: {}. Attach that policy to the token's role (print it with `certvault policy <role>`)", join_needs(.missing))]
     MissingCapabilities {
         command: &'static str,
@@ -128,19 +133,35 @@ impl Error {
     }
 }
 
-/// The error and its causes on one line, outermost first: `a: b: c`.
-pub fn chain(err: &dyn std::error::Error) -> String {
+/// The error and its causes on one line, outermost first: `a: b: c`. Every cause is printed
+/// once: certvault's errors never repeat their source in their own message (a message that
+/// shows a cause inline passes on that cause's own source instead, see
+/// [`crate::command::DeployFailed`]).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
-    let mut source = err.source();
+    let mut source = next_cause(err);
     while let Some(e) = source {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        source = e.source();
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = next_cause(e);
     }
     out
+}
+
+/// The cause printed after `e`. instant-acme's `Http`, `Json` and `InvalidUri` errors put
+/// their `#[from]` source into their own message (`"HTTP request failure: {0}"`); for those,
+/// known by their kind, the next cause is that source's own.
+fn next_cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match e.downcast_ref::<instant_acme::Error>() {
+        Some(
+            instant_acme::Error::Http(_)
+            | instant_acme::Error::Json(_)
+            | instant_acme::Error::InvalidUri(_),
+        ) => e.source().and_then(|s| s.source()),
+        _ => e.source(),
+    }
 }
 
 #[cfg(test)]
@@ -154,5 +175,34 @@ mod tests {
         let text = Error::Interrupted { signal: "SIGTERM" }.to_string();
         assert!(!text.contains("revoked"), "{text}");
         assert!(text.contains("interrupted by SIGTERM"), "{text}");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Text(&'static str, #[source] Option<Box<Text>>);
+
+    /// A cause whose text already appeared earlier in the line is still printed.
+    #[test]
+    fn every_cause_is_printed_once() {
+        let inner = Text("failed", None);
+        let outer = Text("the order failed", Some(Box::new(inner)));
+        assert_eq!(chain(&outer), "the order failed: failed");
+    }
+
+    /// instant-acme prints its `#[from]` source inline: it is not printed twice.
+    #[test]
+    fn instant_acme_sources_shown_inline_are_not_repeated() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let text = json.to_string();
+        let e = crate::acme::Error::Protocol {
+            op: "new order",
+            source: instant_acme::Error::Json(json),
+        };
+        let line = chain(&e);
+        assert_eq!(line.matches(&text).count(), 1, "{line}");
+        assert!(
+            line.ends_with(&format!("failed to (de)serialize JSON: {text}")),
+            "{line}"
+        );
     }
 }

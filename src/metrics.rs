@@ -26,16 +26,29 @@ impl Sinks {
 
 pub const LAST_SUCCESS: &str = "certvault_run_last_success_timestamp_seconds";
 
+/// A metrics output that failed. The failure is part of the message (not a separate cause).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot write the metrics file {path}: {source}; check that its folder exists and is writable")]
+    #[error("cannot write the metrics file {path}: {failure}; check that its folder exists and is writable")]
     File {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        failure: std::io::Error,
     },
-    #[error("cannot push metrics to the Pushgateway at {url}: {reason}")]
-    Push { url: String, reason: String },
+    #[error("cannot push metrics to the Pushgateway at {url}: {failure}")]
+    Push { url: String, failure: PushFailure },
+}
+
+/// Why a push did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushFailure {
+    #[error("cannot reach it ({})", crate::error::chain(.0))]
+    Unreachable(reqwest::Error),
+    #[error("HTTP {status}: {body}")]
+    Status {
+        status: reqwest::StatusCode,
+        /// The start of the answer's body.
+        body: String,
+    },
 }
 
 /// The Prometheus text exposition of a run. `last_success` is the time of the last
@@ -160,9 +173,9 @@ pub fn previous_last_success(path: &Path) -> Option<f64> {
 /// Write `text` to `path` atomically: a temporary file in the same folder, then a rename,
 /// so the textfile collector never reads half a file.
 pub fn write_file(path: &Path, text: &str) -> Result<(), Error> {
-    let err = |source| Error::File {
+    let err = |failure| Error::File {
         path: path.to_path_buf(),
-        source,
+        failure,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -193,9 +206,9 @@ pub async fn push(
     success: bool,
 ) -> Result<(), Error> {
     let url = format!("{}/metrics/job/certvault", base.trim_end_matches('/'));
-    let err = |reason: String| Error::Push {
+    let err = |failure| Error::Push {
         url: url.clone(),
-        reason,
+        failure,
     };
     let request = if success {
         http.put(&url)
@@ -208,7 +221,7 @@ pub async fn push(
         .body(text)
         .send()
         .await
-        .map_err(|e| err(format!("cannot reach it ({})", crate::error::chain(&e))))?;
+        .map_err(|e| err(PushFailure::Unreachable(e)))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
@@ -216,7 +229,7 @@ pub async fn push(
         let body = response.text().await.unwrap_or_default();
         let mut body = body.trim().to_string();
         body.truncate(300);
-        Err(err(format!("HTTP {status}: {body}")))
+        Err(err(PushFailure::Status { status, body }))
     }
 }
 

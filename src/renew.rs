@@ -369,17 +369,20 @@ mod tests {
         ];
         for (name, now, wanted, cur, force, expected) in rows {
             let got = decide(now, &Facts::plain(wanted, cur, force));
-            let text = match &got {
-                Decision::Renew(r) => r.to_string(),
-                Decision::Keep { renew_at, basis } => {
-                    format!("keep {} {basis}", rfc3339(*renew_at))
-                }
-            };
+            let text = decision_text(&got);
             assert!(
                 text.starts_with(expected),
                 "{name}: got {text:?}, want {expected:?}"
             );
             assert_eq!(got.is_due(), !expected.starts_with("keep"), "{name}");
+        }
+    }
+
+    /// A decision as the tables state it: the reason, or `keep <renewal point> <basis>`.
+    fn decision_text(d: &Decision) -> String {
+        match d {
+            Decision::Renew(r) => r.to_string(),
+            Decision::Keep { renew_at, basis } => format!("keep {} {basis}", rfc3339(*renew_at)),
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
+use super::report::CertError;
 use super::Context;
 use crate::ari::{self, AriState, Dice};
 use crate::ca::{self, FetchError};
@@ -32,9 +33,10 @@ pub(super) struct Connected {
     pub hint: crate::acme::RetryHint,
 }
 
-/// The accounts of a run, connected on first use (`Err`: why not, as text).
+/// The accounts of a run, connected on first use (`Err`: why not; every certificate of the
+/// account fails with it).
 #[derive(Default)]
-pub(super) struct Accounts(pub BTreeMap<String, Result<Connected, String>>);
+pub(super) struct Accounts(pub BTreeMap<String, Result<Connected, CertError>>);
 
 impl Accounts {
     pub async fn connect(&mut self, ctx: &Context, name: &str) {
@@ -59,7 +61,7 @@ impl Accounts {
             })
         }
         .await
-        .map_err(|e| crate::error::chain(&e));
+        .map_err(CertError::from);
         self.0.insert(name.to_string(), connected);
     }
 }
@@ -161,11 +163,11 @@ pub(super) async fn refresh(
             Err(FetchError::Unsupported) => continue,
             Err(FetchError::Temporary(e)) => {
                 tracing::warn!(cert = %c.name, "renewal information failed (retried with backoff): {e}");
-                ari::failed(now, previous, &serial, &e, false)
+                ari::failed(now, previous, &serial, &e.to_string(), false)
             }
             Err(FetchError::LongTerm(e)) => {
                 tracing::warn!(cert = %c.name, "renewal information failed (retried in 6 h): {e}");
-                ari::failed(now, previous, &serial, &e, true)
+                ari::failed(now, previous, &serial, &e.to_string(), true)
             }
         };
         if previous != Some(&next) {

@@ -113,17 +113,18 @@ impl Gate {
         })
     }
 
-    /// A 429 / `rateLimited`: paused until `until`, stored for the next runs too (unless
-    /// `dry_run`).
+    /// A 429 / `rateLimited` (`refusal`): paused until `until`, stored for the next runs too
+    /// (unless `dry_run`); the pause's reason and the stored record give the refusal as text.
     pub async fn rate_limited(
         &self,
         ctx: &Context,
         account: &str,
         directory: &str,
         until: OffsetDateTime,
-        detail: &str,
+        refusal: &crate::Error,
         now: OffsetDateTime,
     ) {
+        let detail = crate::error::chain(refusal);
         let reason = format!(
             "deferred: the CA at {directory} rate-limited new orders until {} ({detail})",
             rfc3339(until)
@@ -144,7 +145,7 @@ impl Gate {
             schema: SCHEMA_VERSION,
             directory: directory.to_string(),
             until,
-            reason: detail.to_string(),
+            reason: detail,
             since: now,
         };
         let expect = match ctx.store.load_pause_for_write(account).await {

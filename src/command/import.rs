@@ -20,6 +20,7 @@ use crate::model::{
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;
+use Counted::{Conflict, Failed, Unchanged, Written};
 
 /// Where to import from.
 #[derive(Debug)]
@@ -55,16 +56,43 @@ struct Tally {
     errors: usize,
 }
 
+/// What became of an item.
+#[derive(Clone, Copy)]
+enum Counted {
+    /// Stored (or, in a dry run, to be stored).
+    Written,
+    /// Already stored as it is.
+    Unchanged,
+    /// Skipped: something else is stored there.
+    Conflict,
+    /// Could not be imported.
+    Failed,
+}
+
 impl Tally {
+    /// Count an item as `kind` and report it as one line.
+    fn note(&mut self, kind: Counted, text: &mut String, line: std::fmt::Arguments<'_>) {
+        *match kind {
+            Counted::Written => &mut self.written,
+            Counted::Unchanged => &mut self.unchanged,
+            Counted::Conflict => &mut self.conflicts,
+            Counted::Failed => &mut self.errors,
+        } += 1;
+        let _ = writeln!(text, "{line}");
+    }
+
     /// Count an error about `what` and report it as one line.
     fn error(
         &mut self,
         text: &mut String,
         what: std::fmt::Arguments<'_>,
-        e: &dyn std::error::Error,
+        e: &(dyn std::error::Error + 'static),
     ) {
-        self.errors += 1;
-        let _ = writeln!(text, "ERROR    {what}: {}", crate::error::chain(e));
+        self.note(
+            Failed,
+            text,
+            format_args!("ERROR    {what}: {}", crate::error::chain(e)),
+        );
     }
 }
 
@@ -120,8 +148,11 @@ pub(super) async fn run(
     let mut text = String::new();
     let mut tally = Tally::default();
     for p in &plan.problems {
-        tally.errors += 1;
-        let _ = writeln!(text, "ERROR    {}: {}", p.file, p.reason);
+        tally.note(
+            Failed,
+            &mut text,
+            format_args!("ERROR    {}: {}", p.file, p.reason),
+        );
     }
     for a in &plan.accounts {
         account_item(ctx, a, &plan, &args, &mut text, &mut tally, now).await;
@@ -206,24 +237,25 @@ async fn account_item(
     };
     if let (Some(s), Some(u)) = (&existing, &a.url) {
         if stored_url(&s.data) == *u {
-            tally.unchanged += 1;
-            let _ = writeln!(text, "already  account {u} at {path}");
+            tally.note(
+                Unchanged,
+                text,
+                format_args!("already  account {u} at {path}"),
+            );
             return;
         }
     }
     let Some(directory) = a.directory.as_deref() else {
-        tally.errors += 1;
         let host = a
             .url
             .as_deref()
             .and_then(import::url_host)
             .unwrap_or("its CA");
-        let _ = writeln!(text, "ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from);
+        tally.note(Failed, text, format_args!("ERROR    {}: the source does not record the ACME directory URL and {host} is not a well-known CA: pass --server <directory URL on {host}>", a.from));
         return;
     };
     if args.dry_run {
-        tally.written += 1;
-        let _ = writeln!(text, "would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}");
+        tally.note(Written, text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
         return;
     }
     let found = match ctx.http() {
@@ -242,33 +274,29 @@ async fn account_item(
     };
     let expect = match &existing {
         Some(s) if stored_url(&s.data) == found_url => {
-            tally.unchanged += 1;
-            let _ = writeln!(text, "already  account {found_url} at {path}");
+            tally.note(
+                Unchanged,
+                text,
+                format_args!("already  account {found_url} at {path}"),
+            );
             return;
         }
         Some(s) if !args.force => {
-            tally.conflicts += 1;
-            let _ = writeln!(text, "SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data));
+            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
             return;
         }
         Some(s) => Expect::Version(s.version),
         None => Expect::Absent,
     };
-    let record = AccountRecord {
-        deactivated_at: None,
-        schema: SCHEMA_VERSION,
-        directory: directory.to_string(),
-        contact: a.contact.clone(),
-        eab_kid: None,
-        created_at: now,
-        credentials,
-    };
+    let record = super::init::account_record(directory, a.contact.clone(), credentials, now);
     match ctx.store.save_account(&a.name, &record, expect).await {
         Ok(v) => {
-            tally.written += 1;
-            let _ = writeln!(
+            tally.note(
+                Written,
                 text,
-                "account  {found_url} (found with onlyReturnExisting) -> {path} (version {v})"
+                format_args!(
+                    "account  {found_url} (found with onlyReturnExisting) -> {path} (version {v})"
+                ),
             );
             if a.url.as_deref().is_some_and(|u| u != found_url) {
                 let _ = writeln!(text, "  note: the source recorded the account URL {url}");
@@ -296,13 +324,15 @@ async fn solver_item(
     let what = solver_summary(&s.config);
     let expect = match ctx.store.load_solver(&s.name).await {
         Ok(Some(stored)) if stored.data.config == s.config => {
-            tally.unchanged += 1;
-            let _ = writeln!(text, "already  solver {} ({what}) at {path}", s.name);
+            tally.note(
+                Unchanged,
+                text,
+                format_args!("already  solver {} ({what}) at {path}", s.name),
+            );
             return;
         }
         Ok(Some(_)) if !args.force => {
-            tally.conflicts += 1;
-            let _ = writeln!(text, "SKIPPED  solver {}: {path} holds other settings; pass --force to replace it (certificates naming it use the stored one meanwhile)", s.name);
+            tally.note(Conflict, text, format_args!("SKIPPED  solver {}: {path} holds other settings; pass --force to replace it (certificates naming it use the stored one meanwhile)", s.name));
             return;
         }
         Ok(Some(stored)) => Expect::Version(stored.version),
@@ -313,11 +343,13 @@ async fn solver_item(
         }
     };
     if args.dry_run {
-        tally.written += 1;
-        let _ = writeln!(
+        tally.note(
+            Written,
             text,
-            "would store solver {} ({what}; secret from {}) at {path}",
-            s.name, s.from
+            format_args!(
+                "would store solver {} ({what}; secret from {}) at {path}",
+                s.name, s.from
+            ),
         );
         return;
     }
@@ -327,11 +359,13 @@ async fn solver_item(
     };
     match ctx.store.save_solver(&s.name, &record, expect).await {
         Ok(v) => {
-            tally.written += 1;
-            let _ = writeln!(
+            tally.note(
+                Written,
                 text,
-                "solver   {} ({what}; secret from {}) -> {path} (version {v})",
-                s.name, s.from
+                format_args!(
+                    "solver   {} ({what}; secret from {}) -> {path} (version {v})",
+                    s.name, s.from
+                ),
             );
         }
         Err(e) => {
@@ -357,9 +391,8 @@ async fn cert_item(
         c.issued.serial,
         import::expiry(c.issued.not_after)
     );
-    let fail = |text: &mut String, tally: &mut Tally, e: &dyn std::error::Error| {
-        tally.errors += 1;
-        let _ = writeln!(text, "ERROR    {name}: {}", crate::error::chain(e));
+    let fail = |text: &mut String, tally: &mut Tally, e: &(dyn std::error::Error + 'static)| {
+        tally.error(text, format_args!("{name}"), e);
     };
     let (read, spec_read) = match (
         ctx.store.load_cert_for_write(name).await,
@@ -372,8 +405,7 @@ async fn cert_item(
     let cert_expect = match &read.doc {
         Some(d) if d.data.issued.serial == c.issued.serial => None,
         Some(d) if !args.force => {
-            tally.conflicts += 1;
-            let _ = writeln!(text, "SKIPPED  {name}: {path} holds another certificate (serial {}); pass --force to replace it", d.data.issued.serial);
+            tally.note(Conflict, text, format_args!("SKIPPED  {name}: {path} holds another certificate (serial {}); pass --force to replace it", d.data.issued.serial));
             return;
         }
         _ => Some(read.expect),
@@ -381,30 +413,27 @@ async fn cert_item(
     let spec_expect = match &spec_read.doc {
         Some(d) if d.data.spec == c.spec => None,
         Some(_) if !args.force => {
-            tally.conflicts += 1;
-            let _ = writeln!(
-                text,
-                "SKIPPED  {name}: {spec_path} holds other settings; pass --force to replace them"
-            );
+            tally.note(Conflict, text, format_args!("SKIPPED  {name}: {spec_path} holds other settings; pass --force to replace them"));
             return;
         }
         _ => Some(spec_read.expect),
     };
     if cert_expect.is_none() && spec_expect.is_none() {
-        tally.unchanged += 1;
-        let _ = writeln!(
+        tally.note(
+            Unchanged,
             text,
-            "already  {name} at {path} (serial {})",
-            c.issued.serial
+            format_args!("already  {name} at {path} (serial {})", c.issued.serial),
         );
         return;
     }
     if args.dry_run {
-        tally.written += 1;
-        let _ = writeln!(
+        tally.note(
+            Written,
             text,
-            "would import {name} from {} -> {path} and {spec_path}: {what}",
-            c.from
+            format_args!(
+                "would import {name} from {} -> {path} and {spec_path}: {what}",
+                c.from
+            ),
         );
         notes(c, text);
         return;
@@ -443,11 +472,13 @@ async fn cert_item(
         needs: c.needs_solver.as_deref(),
     };
     status::record(ctx, name, attempt, now).await;
-    tally.written += 1;
-    let _ = writeln!(
+    tally.note(
+        Written,
         text,
-        "imported {name} from {} -> {path} (version {version}): {what}",
-        c.from
+        format_args!(
+            "imported {name} from {} -> {path} (version {version}): {what}",
+            c.from
+        ),
     );
     notes(c, text);
 }

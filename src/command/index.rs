@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::list::{self, Broken};
+use super::list::{self, Broken, Unreadable};
 use super::{Context, Outcome};
 use crate::index::{self, Entry, Part, Shard, SHARDS};
 use crate::model::CertName;
@@ -39,18 +39,15 @@ async fn load(
         .collect()
 }
 
-/// The entry a record makes (`None`: unreadable), with its status.
-fn fresh(loaded: &LoadedEntry, status: Option<&crate::model::StatusRecord>) -> Option<Entry> {
-    let mut e = match loaded {
-        Ok(Some(entry)) => index::facts(
-            &entry.cert,
-            entry.spec.as_ref().map(|s| &s.data),
-            entry.spec.as_ref().map_or(0, |s| s.version),
-        ),
-        _ => return None,
-    };
+/// The entry a record makes, with its status.
+fn fresh(entry: &crate::store::Entry, status: Option<&crate::model::StatusRecord>) -> Entry {
+    let mut e = index::facts(
+        &entry.cert,
+        entry.spec.as_ref().map(|s| &s.data),
+        entry.spec.as_ref().map_or(0, |s| s.version),
+    );
     e.status = status.map(index::journal::status_of);
-    Some(e)
+    e
 }
 
 /// How an index entry disagrees with the record, if it does (the status is informational
@@ -115,7 +112,7 @@ pub(super) async fn verify(
         }
         for (name, loaded, status) in load(ctx, names).await {
             let stored = shard.entries.get(&name);
-            match &loaded {
+            let entry = match loaded {
                 Ok(None) => {
                     if !stored.is_some_and(|e| e.deleted) {
                         disagree.push((
@@ -129,22 +126,21 @@ pub(super) async fn verify(
                 Err(e) => {
                     broken.push(Broken {
                         name: name.to_string(),
-                        error: crate::error::chain(e),
+                        error: Unreadable::Read(e),
                     });
                     continue;
                 }
-                Ok(Some(entry)) => match list::full_row(&name, entry, status.as_ref(), now) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => broken.push(Broken {
-                        name: name.to_string(),
-                        error: e,
-                    }),
-                },
+                Ok(Some(entry)) => entry,
+            };
+            match list::full_row(&name, &entry, status.as_ref(), now) {
+                Ok(row) => rows.push(row),
+                Err(why) => broken.push(Broken {
+                    name: name.to_string(),
+                    error: Unreadable::Damaged(why),
+                }),
             }
-            if let Some(f) = fresh(&loaded, status.as_ref()) {
-                if let Some(d) = disagreement(stored, &f) {
-                    disagree.push((name.to_string(), d));
-                }
+            if let Some(d) = disagreement(stored, &fresh(&entry, status.as_ref())) {
+                disagree.push((name.to_string(), d));
             }
         }
     }
@@ -187,11 +183,11 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         let names = buckets.get(&s).cloned().unwrap_or_default();
         let mut shard = Shard::empty(s, index::staggered(s, at));
         for (name, loaded, status) in load(ctx, names).await {
-            match (&loaded, fresh(&loaded, status.as_ref())) {
-                (_, Some(e)) => {
-                    shard.entries.insert(name, e);
+            match loaded {
+                Ok(Some(entry)) => {
+                    shard.entries.insert(name, fresh(&entry, status.as_ref()));
                 }
-                (Ok(None), None) => {
+                Ok(None) => {
                     // Latest version deleted: remembered so renew does not load it.
                     if let Ok(Some((version, _))) = ctx
                         .store
@@ -204,8 +200,7 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
                         shard.entries.insert(name, e);
                     }
                 }
-                (Err(e), None) => unreadable.push(format!("{name}: {}", crate::error::chain(e))),
-                (Ok(Some(_)), None) => {}
+                Err(e) => unreadable.push((name, e)),
             }
         }
         entries += shard.entries.len();
@@ -216,9 +211,10 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         "rebuilt the renewal index at {}/: {entries} entries in {documents} documents\n",
         ctx.store.display(Key::Indexes)
     );
-    for u in &unreadable {
+    for (name, e) in &unreadable {
         text.push_str(&format!(
-            "UNREADABLE (no entry; renew loads it every run until fixed): {u}\n"
+            "UNREADABLE (no entry; renew loads it every run until fixed): {name}: {}\n",
+            crate::error::chain(e)
         ));
     }
     Ok(Outcome {

@@ -95,15 +95,8 @@ pub(super) async fn run(
     let http = ctx.http()?;
     let (credentials, account_url) =
         acme::register(&http, &args.directory, &args.email, eab.as_ref()).await?;
-    let record = AccountRecord {
-        schema: SCHEMA_VERSION,
-        directory: args.directory.clone(),
-        contact: args.email,
-        eab_kid: eab.map(|e| e.kid),
-        created_at: now(),
-        credentials,
-        deactivated_at: None,
-    };
+    let mut record = account_record(&args.directory, args.email, credentials, now());
+    record.eab_kid = eab.map(|e| e.kid);
     let version = ctx.store.save_account(name, &record, expect).await?;
     tracing::info!(account = %account_url, "registered ACME account");
     Ok(Outcome {
@@ -161,18 +154,28 @@ async fn from_key(
         Some(s) => Expect::Version(s.version),
         None => Expect::Absent,
     };
-    let record = AccountRecord {
-        deactivated_at: None,
+    let record = account_record(directory, contact, credentials, now);
+    let version = ctx.store.save_account(name, &record, expect).await?;
+    Ok(Outcome {
+        text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
+        failed: false,
+    })
+}
+
+/// The record of an account registered, or found at the CA by its key, now.
+pub(super) fn account_record(
+    directory: &str,
+    contact: Vec<String>,
+    credentials: serde_json::Value,
+    now: OffsetDateTime,
+) -> AccountRecord {
+    AccountRecord {
         schema: SCHEMA_VERSION,
         directory: directory.to_string(),
         contact,
         eab_kid: None,
         created_at: now,
         credentials,
-    };
-    let version = ctx.store.save_account(name, &record, expect).await?;
-    Ok(Outcome {
-        text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
-        failed: false,
-    })
+        deactivated_at: None,
+    }
 }

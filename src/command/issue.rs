@@ -73,11 +73,8 @@ pub(super) async fn apply(
     let account_record = ctx.account_record(&spec.account).await?;
     // Every stored solver the spec names must exist before anything is ordered.
     let solvers = ctx.load_solvers(spec.dns.solver_names()).await;
-    if let Some((solver, reason)) = solvers.broken.iter().next() {
-        return Err(Error::Dns(crate::dns::Error::Config {
-            solver: solver.clone(),
-            reason: reason.clone(),
-        }));
+    if let Some((solver, e)) = solvers.broken.iter().next() {
+        return Err(Error::Dns(crate::dns::Solvers::unreadable(solver, e)));
     }
     for solver in spec.dns.solver_names() {
         if !solvers.configs.contains_key(&solver) {

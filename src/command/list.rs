@@ -46,7 +46,40 @@ pub struct Row {
 #[derive(Debug, Serialize)]
 pub(super) struct Broken {
     pub name: String,
-    pub error: String,
+    #[serde(serialize_with = "display")]
+    pub error: Unreadable,
+}
+
+/// Why a certificate has no row.
+#[derive(Debug)]
+pub(super) enum Unreadable {
+    /// Its documents could not be read.
+    Read(crate::store::Error),
+    /// Its stored certificate cannot be used (what the inspection found).
+    Damaged(String),
+    /// Monitor view: no spec document yet.
+    NoSpec,
+    /// Monitor view: no status document yet.
+    NoStatus,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::Read(e) => f.write_str(&crate::error::chain(e)),
+            Unreadable::Damaged(why) => f.write_str(why),
+            Unreadable::NoSpec => {
+                f.write_str("no spec document yet: an admin runs `certvault migrate`")
+            }
+            Unreadable::NoStatus => f.write_str(
+                "no status document yet (written at its next issuance, renewal or `certvault migrate`)",
+            ),
+        }
+    }
+}
+
+fn display<S: serde::Serializer>(e: &Unreadable, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
 }
 
 /// The renewal point and the reason, as `decide` sees it.
@@ -281,7 +314,7 @@ pub(super) async fn rows_from_records(
         .is_some_and(|caps| caps.iter().any(|c| c == "read" || c == "root"));
     let mut rows = Vec::new();
     let mut broken = Vec::new();
-    let fail = |name: &CertName, error: String| Broken {
+    let fail = |name: &CertName, error: Unreadable| Broken {
         name: name.to_string(),
         error,
     };
@@ -305,10 +338,10 @@ pub(super) async fn rows_from_records(
             match entry {
                 Ok(Some(entry)) => match full_row(&name, &entry, entry.status.as_ref(), now) {
                     Ok(row) => rows.push(row),
-                    Err(e) => broken.push(fail(&name, e)),
+                    Err(why) => broken.push(fail(&name, Unreadable::Damaged(why))),
                 },
                 Ok(None) => {} // deleted between list and read
-                Err(e) => broken.push(fail(&name, crate::error::chain(&e))),
+                Err(e) => broken.push(fail(&name, Unreadable::Read(e))),
             }
             continue;
         }
@@ -318,27 +351,21 @@ pub(super) async fn rows_from_records(
         let status = match status {
             Ok(r) => r.doc.map(|d| d.data),
             Err(e) => {
-                broken.push(fail(&name, crate::error::chain(&e)));
+                broken.push(fail(&name, Unreadable::Read(e)));
                 continue;
             }
         };
         let spec = match spec {
             Ok(r) => r.doc.map(|d| d.data.spec),
             Err(e) => {
-                broken.push(fail(&name, crate::error::chain(&e)));
+                broken.push(fail(&name, Unreadable::Read(e)));
                 continue;
             }
         };
         match (spec, status) {
             (Some(spec), Some(status)) => rows.push(status_row(&name, &spec, &status, now)),
-            (None, _) => broken.push(fail(
-                &name,
-                "no spec document yet: an admin runs `certvault migrate`".into(),
-            )),
-            (Some(_), None) => broken.push(fail(
-                &name,
-                "no status document yet (written at its next issuance, renewal or `certvault migrate`)".into(),
-            )),
+            (None, _) => broken.push(fail(&name, Unreadable::NoSpec)),
+            (Some(_), None) => broken.push(fail(&name, Unreadable::NoStatus)),
         }
     }
     Ok((rows, broken))

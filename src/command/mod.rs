@@ -32,6 +32,7 @@ use crate::store::{Key, Store};
 use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
+pub use deploy::DeployFailed;
 pub use dns::DnsCommand;
 pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
@@ -133,7 +134,7 @@ pub(crate) struct Context {
 #[derive(Default)]
 pub(crate) struct LoadedSolvers {
     pub configs: BTreeMap<String, crate::dns::Config>,
-    pub broken: BTreeMap<String, String>,
+    pub broken: BTreeMap<String, crate::store::Error>,
     pub folder: String,
 }
 
@@ -220,7 +221,7 @@ impl Context {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    out.broken.insert(name, crate::error::chain(&e));
+                    out.broken.insert(name, e);
                 }
             }
         }
@@ -318,11 +319,9 @@ async fn run_checked(
                 cert: &args.name,
             };
             ctx.check("issue", work).await?;
-            {
-                let out = issue::run(ctx, args, now).await;
-                renew::flush_index(ctx, now()).await;
-                out
-            }
+            let out = issue::run(ctx, args, now).await;
+            settle_index(ctx, false, now()).await;
+            out
         }
         Command::List { json, verify } => {
             if verify {
@@ -345,12 +344,7 @@ async fn run_checked(
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
             let report = renew::run(ctx, &args, names, shard, now).await;
-            if args.dry_run {
-                // A dry run writes nothing: not the index either.
-                ctx.store.journal.discard();
-            } else {
-                renew::flush_index(ctx, now()).await;
-            }
+            settle_index(ctx, args.dry_run, now()).await;
             let report = report?;
             if args.dry_run {
                 // A dry run writes nothing: no metrics either.
@@ -366,7 +360,7 @@ async fn run_checked(
             };
             ctx.check("revoke", work).await?;
             let out = revoke::run(ctx, &name, reason, now()).await;
-            renew::flush_index(ctx, now()).await;
+            settle_index(ctx, false, now()).await;
             out
         }
         Command::AccountRollover => {
@@ -389,11 +383,9 @@ async fn run_checked(
                 cert: &name,
             };
             ctx.check("edit", work).await?;
-            {
-                let out = edit::run(ctx, &name, changes, force, now).await;
-                renew::flush_index(ctx, now()).await;
-                out
-            }
+            let out = edit::run(ctx, &name, changes, force, now).await;
+            settle_index(ctx, false, now()).await;
+            out
         }
         Command::Show { name } => {
             ctx.check("show", Work::Show { cert: &name }).await?;
@@ -405,33 +397,21 @@ async fn run_checked(
         }
         Command::Delete { name, yes } => {
             ctx.check("delete", Work::Delete { cert: &name }).await?;
-            {
-                let out = manage::delete(ctx, &name, yes).await;
-                renew::flush_index(ctx, now()).await;
-                out
-            }
+            let out = manage::delete(ctx, &name, yes).await;
+            settle_index(ctx, false, now()).await;
+            out
         }
         Command::Migrate { dry_run } => {
             ctx.check("migrate", Work::Migrate).await?;
-            {
-                let out = migrate::run(ctx, dry_run, now()).await;
-                if dry_run {
-                    ctx.store.journal.discard();
-                } else {
-                    renew::flush_index(ctx, now()).await;
-                }
-                out
-            }
+            let out = migrate::run(ctx, dry_run, now()).await;
+            settle_index(ctx, dry_run, now()).await;
+            out
         }
         Command::Import(args) => {
             ctx.check("import", Work::Import).await?;
             let dry_run = args.dry_run;
             let out = import::run(ctx, args, now()).await;
-            if dry_run {
-                ctx.store.journal.discard();
-            } else {
-                renew::flush_index(ctx, now()).await;
-            }
+            settle_index(ctx, dry_run, now()).await;
             out
         }
         Command::Dns(cmd) => {
@@ -439,6 +419,16 @@ async fn run_checked(
             dns::run(ctx, cmd).await
         }
         Command::Policy { .. } => unreachable!("handled without Vault"),
+    }
+}
+
+/// After a command that changes certificates: write what it noted for the renewal index,
+/// or drop it after a dry run (which writes nothing, not the index either).
+async fn settle_index(ctx: &Context, dry_run: bool, now: OffsetDateTime) {
+    if dry_run {
+        ctx.store.journal.discard();
+    } else {
+        renew::flush_index(ctx, now).await;
     }
 }
 

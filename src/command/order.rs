@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::ari::Accounts;
 use super::gate::{Gate, DEFAULT_PAUSE};
 use super::issue::{obtain_and_save, Order};
-use super::report::{CertResult, Verdict};
+use super::report::{CertError, CertResult, Verdict};
 use super::{status, Context};
 use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};
@@ -60,8 +60,8 @@ pub(super) async fn act(
             }
             let connected = match accounts.0.get(&acct) {
                 Some(Ok(c)) => c,
-                Some(Err(text)) => return failed(ctx, r, &record, text.clone(), now).await,
-                None => return failed(ctx, r, &record, "account not loaded".into(), now).await,
+                Some(Err(e)) => return failed(ctx, r, &record, e.clone(), now).await,
+                None => return failed(ctx, r, &record, Error::AccountNotLoaded.into(), now).await,
             };
             tracing::info!(cert = %name, %reason, "renewing");
             // `replaces` only when the CA has renewal information, and the certificate was
@@ -104,7 +104,7 @@ pub(super) async fn act(
                     r.renew_at = x509::current(&stored.record.issued.cert)
                         .ok()
                         .map(|c| renewal_point(&c, spec.renew_before.as_ref()).0);
-                    r.error = stored.deploy.err().map(|e| crate::error::chain(&e));
+                    r.error = stored.deploy.err().map(|e| Error::from(e).into());
                     // The reason stays the decision's (`ari` when ARI decided); why the
                     // order went without `replaces` is in the log and the record.
                     r
@@ -119,7 +119,6 @@ pub(super) async fn act(
                     r
                 }
                 Err(e) => {
-                    let text = crate::error::chain(&e);
                     match ca::trouble(&e) {
                         Trouble::RateLimited => {
                             let until = connected
@@ -130,7 +129,7 @@ pub(super) async fn act(
                                 .map(OffsetDateTime::from)
                                 .filter(|t| *t > now())
                                 .unwrap_or(now() + DEFAULT_PAUSE);
-                            gate.rate_limited(ctx, &acct, &connected.directory, until, &text, now()).await;
+                            gate.rate_limited(ctx, &acct, &connected.directory, until, &e, now()).await;
                             r.verdict = Verdict::Deferred;
                             r.reason = gate.paused(&acct).map(|p| p.reason);
                             return r;
@@ -138,7 +137,7 @@ pub(super) async fn act(
                         Trouble::Unavailable => gate.unavailable(&acct, &connected.directory),
                         _ => {}
                     }
-                    failed(ctx, r, &record, text, now).await
+                    failed(ctx, r, &record, e.into(), now).await
                 }
             }
         })
@@ -189,14 +188,16 @@ async fn order(
     .await
 }
 
-/// Record a failed certificate (status document) and report it.
+/// Record a failed certificate (status document, where the error is stored as text) and
+/// report it.
 async fn failed(
     ctx: &Context,
     mut r: CertResult,
     record: &Versioned<CertRecord>,
-    text: String,
+    error: CertError,
     now: fn() -> OffsetDateTime,
 ) -> CertResult {
+    let text = error.to_string();
     tracing::error!(cert = %r.name, "renewal failed: {text}");
     let attempt = status::Attempt::Failed {
         current: &record.data.issued,
@@ -204,6 +205,6 @@ async fn failed(
         error: &text,
     };
     status::record(ctx, &r.name, attempt, now()).await;
-    r.error = Some(text);
+    r.error = Some(error);
     r
 }

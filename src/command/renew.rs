@@ -332,13 +332,13 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
             })) => {
                 // Written before specs moved to their own admin-only documents: the spec
                 // in the record may have been changed by a renew token, so it is not used.
-                let mut r = CertResult::new(name.clone(), Verdict::Failed);
-                r.error = Some(
+                let path = ctx.store.display(Key::Spec(&name));
+                let mut r = CertResult::failed(
+                    name.clone(),
                     Error::NotMigrated {
                         name: name.clone(),
-                        path: ctx.store.display(Key::Spec(&name)),
-                    }
-                    .to_string(),
+                        path,
+                    },
                 );
                 r.not_after = Some(cert.data.issued.not_after);
                 r.version = Some(cert.version);
@@ -351,9 +351,7 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
                 continue;
             }
             Err(e) => {
-                let mut r = CertResult::new(name, Verdict::Failed);
-                r.error = Some(crate::error::chain(&e));
-                results.push(r);
+                results.push(CertResult::failed(name, Error::from(e)));
                 continue;
             }
         };

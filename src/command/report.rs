@@ -1,7 +1,8 @@
 //! What a `renew` run did, per certificate: the text summary, `--output json`, and the
 //! facts the metrics are made from.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
@@ -9,6 +10,36 @@ use time::OffsetDateTime;
 use super::relative;
 use crate::model::CertName;
 use crate::renew::rfc3339;
+use crate::Error;
+
+/// What went wrong with a certificate: the error itself, shared (results and failed account
+/// connections are cloned), printed with its causes (`a: b: c`) in the summary and the JSON.
+#[derive(Debug, Clone)]
+pub struct CertError(Arc<Error>);
+
+impl CertError {
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl From<Error> for CertError {
+    fn from(e: Error) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl fmt::Display for CertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::error::chain(self.error()))
+    }
+}
+
+impl Serialize for CertError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// What happened to one certificate in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,7 +75,7 @@ pub struct CertResult {
     /// The record's KV version after this run.
     pub version: Option<u64>,
     /// What went wrong: a failure, or a deploy hook that failed after the renewal.
-    pub error: Option<String>,
+    pub error: Option<CertError>,
     /// Skipped because another run's lock lease holds it until then.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_time")]
     pub locked_until: Option<OffsetDateTime>,
@@ -62,6 +93,13 @@ impl CertResult {
             error: None,
             locked_until: None,
         }
+    }
+
+    /// A certificate that failed with `error`.
+    pub fn failed(name: CertName, error: impl Into<CertError>) -> Self {
+        let mut r = Self::new(name, Verdict::Failed);
+        r.error = Some(error.into());
+        r
     }
 
     /// A failed certificate, or a renewed one whose deploy hook failed: the run exits 1.
@@ -168,7 +206,11 @@ impl Report {
         {
             let name = &c.name;
             let reason = c.reason.as_deref().unwrap_or_default();
-            let error = c.error.as_deref().unwrap_or_default();
+            let error = c
+                .error
+                .as_ref()
+                .map(CertError::to_string)
+                .unwrap_or_default();
             let _ = match c.verdict {
                 Verdict::Renewed => writeln!(
                     text,

@@ -33,8 +33,8 @@ pub struct Solvers<'a> {
     pub http: &'a reqwest::Client,
     /// Loaded solver configurations by name (missing ones fail with `UnknownSolver`).
     pub configs: &'a BTreeMap<String, Config>,
-    /// Solvers whose configuration could not be read, with the reason.
-    pub broken: &'a BTreeMap<String, String>,
+    /// Solvers whose configuration could not be read, with the error.
+    pub broken: &'a BTreeMap<String, crate::store::Error>,
     /// Where a missing configuration was looked for: `<mount>/<prefix>/dns/`.
     pub folder: String,
     /// Told what an order has presented and not yet cleaned up, after each change (the
@@ -43,6 +43,16 @@ pub struct Solvers<'a> {
 }
 
 impl Solvers<'_> {
+    /// The error of a solver whose stored configuration could not be read.
+    /// [`Error::Config`] carries its reason as text (the DNS errors hold no storage
+    /// errors): the read error is printed here.
+    pub fn unreadable(solver: &str, e: &crate::store::Error) -> Error {
+        Error::Config {
+            solver: solver.to_string(),
+            reason: crate::error::chain(e),
+        }
+    }
+
     /// The run's lookup settings with the solver's own resolver and port on top.
     pub fn lookup_for(&self, solver: Option<&str>) -> zone::Lookup {
         let mut lookup = self.settings.lookup.clone();
@@ -114,10 +124,7 @@ impl<'a> Session<'a> {
                     Config::from(ProviderConfig::Exec(hooks.clone()))
                 }
                 _ if self.solvers.broken.contains_key(solver) => {
-                    return Err(Error::Config {
-                        solver: solver.to_string(),
-                        reason: self.solvers.broken[solver].clone(),
-                    })
+                    return Err(Solvers::unreadable(solver, &self.solvers.broken[solver]))
                 }
                 _ => self.solvers.configs.get(solver).cloned().ok_or_else(|| {
                     Error::UnknownSolver {

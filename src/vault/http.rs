@@ -1,6 +1,7 @@
 //! What a failed request to Vault was, decided once for every caller (KV, logins, the
 //! capability check, the mount and health probes): Vault answered with an error status, or
-//! nothing answered, and why. Classified by error type, never by message text.
+//! nothing answered, and why. Classified by error type and status, not by message text
+//! (except a check-and-set mismatch, which Vault tells only in its text).
 
 use std::error::Error as StdError;
 
@@ -69,7 +70,8 @@ impl Failure {
         }
     }
 
-    /// A check-and-set mismatch on a KV v2 write.
+    /// A check-and-set mismatch on a KV v2 write. Vault answers it with a plain 400 and
+    /// says what it was only in its error text (no code of its own): matched by that text.
     pub fn is_cas_mismatch(&self) -> bool {
         matches!(self, Failure::Status { code: 400, detail, .. } if detail.contains("check-and-set"))
     }
