@@ -110,52 +110,39 @@ impl FromStr for Part {
 
 /// One certificate in the index. Times are Unix seconds.
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Entry {
     /// The KV version of `certs/<NAME>` these facts were computed from.
     pub version: u64,
     /// The KV version of `specs/<NAME>` (0: no spec document).
     pub spec_version: u64,
     /// The record's latest version is deleted: nothing to renew.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_false")]
     pub deleted: bool,
-    #[serde(default)]
     pub not_before: i64,
-    #[serde(default)]
     pub not_after: i64,
     /// When the renewal rule makes it due (`renew_before` or the lifetime fraction).
-    #[serde(default)]
     pub renew_at: i64,
     /// The ARI chosen time (`ari.chosen_at` of the record), when there is one for this
     /// certificate.
-    #[serde(default)]
     pub ari_at: Option<i64>,
     /// When the CA may be asked about ARI again (`ari.retry_after` of the record).
-    #[serde(default)]
     pub ari_check_at: Option<i64>,
     /// Why `renew_at` is where it is (the rule), as `list` prints it.
-    #[serde(default)]
     pub basis: String,
     /// Due whatever the time, and why (damaged, names or key type changed, not migrated).
-    #[serde(default)]
     pub due_now: Option<String>,
-    #[serde(default)]
     pub domains: Vec<String>,
-    #[serde(default)]
     pub key_type: String,
-    #[serde(default)]
     pub serial: String,
     /// The ACME account the spec orders with.
-    #[serde(default)]
     pub account: String,
     /// The CA profile the spec orders.
-    #[serde(default)]
     pub profile: Option<String>,
     /// The record's ARI state for this certificate (`list` reads such records itself).
-    #[serde(default)]
     pub ari: Option<crate::ari::AriState>,
     /// From `status/<NAME>` when known: the last attempt, failures in a row, last error.
-    #[serde(default)]
     pub status: Option<Status>,
 }
 

@@ -59,6 +59,17 @@ macro_rules! name_type {
 
 name_type!(CertName, AccountName, DomainName, SolverName);
 
+/// `s` if it is valid as a certificate name (the same rules), else an error naming `what`.
+fn cert_like(what: &'static str, s: &str) -> Result<String, InvalidInput> {
+    s.parse::<CertName>().map(String::from).map_err(|_| {
+        invalid(
+            what,
+            s,
+            "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-', not starting with '.' or '-'",
+        )
+    })
+}
+
 fn invalid(what: &'static str, value: &str, reason: &'static str) -> InvalidInput {
     InvalidInput {
         what,
@@ -97,15 +108,7 @@ pub struct AccountName(String);
 impl FromStr for AccountName {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<CertName>()
-            .map(|n| AccountName(n.to_string()))
-            .map_err(|_| {
-                invalid(
-                    "account name",
-                    s,
-                    "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-', not starting with '.' or '-'",
-                )
-            })
+        cert_like("account name", s).map(AccountName)
     }
 }
 
@@ -386,15 +389,7 @@ pub struct SolverName(String);
 impl FromStr for SolverName {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<CertName>()
-            .map(|n| SolverName(n.to_string()))
-            .map_err(|_| {
-                invalid(
-                    "solver name",
-                    s,
-                    "use 1 to 128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
-                )
-            })
+        cert_like("solver name", s).map(SolverName)
     }
 }
 

@@ -165,26 +165,18 @@ pub struct CertRecord {
 /// renew token may write. A document without them loads (all default).
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CaFacts {
     /// ACME Renewal Information (RFC 9773) for this certificate; absent when the CA has none.
-    #[serde(default)]
     pub ari: Option<crate::ari::AriState>,
     /// The ACME account URL that ordered this certificate (`replaces` must come from it).
-    #[serde(default)]
     pub ordered_by: Option<String>,
     /// The ARI identifier of the certificate this one replaced (sent as `replaces`).
-    #[serde(default)]
     pub replaced: Option<String>,
     /// Why this certificate was ordered without `replaces` although it replaced one.
-    #[serde(default)]
     pub replaces_dropped: Option<String>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
-    #[serde(default)]
     pub revoke_reason: Option<String>,
 }
 

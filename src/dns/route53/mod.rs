@@ -334,7 +334,7 @@ impl Client {
         let rsp = self.call(zone, OP, Method::GET, &path, String::new()).await?;
         let list: ListHostedZonesByNameResponse = self.xml(zone, OP, &rsp)?;
         list.hosted_zones
-            .items
+            .hosted_zone
             .into_iter()
             .find(|z| z.name.trim_end_matches('.').eq_ignore_ascii_case(zone.as_str()))
             .map(|z| z.id.trim_start_matches("/hostedzone/").to_string())
@@ -391,11 +391,11 @@ impl Client {
         let rsp = self.call(zone, OP, Method::GET, &path, String::new()).await?;
         let list: ListResourceRecordSetsResponse = self.xml(zone, OP, &rsp)?;
         Ok(list
-            .sets
-            .items
+            .resource_record_sets
+            .resource_record_set
             .into_iter()
-            .filter(|s| s.kind == "TXT" && s.name.eq_ignore_ascii_case(&owner))
-            .flat_map(|s| s.records.map(|r| r.items).unwrap_or_default())
+            .filter(|s| s.r#type == "TXT" && s.name.eq_ignore_ascii_case(&owner))
+            .flat_map(|s| s.resource_records.map(|r| r.resource_record).unwrap_or_default())
             .map(|r| r.value)
             .collect())
     }

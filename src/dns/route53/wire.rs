@@ -28,87 +28,84 @@ pub(super) fn change_batch(action: &str, name: &str, ttl: u32, values: &[String]
 }
 
 // ---- wire types (Route 53 API 2013-04-01, STS 2011-06-15) ----
+// Field names are the XML element names in snake case (`rename_all`); lists default to empty.
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ErrorResponse {
-    #[serde(rename = "Error")]
     pub(super) error: ErrorDetail,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub(super) struct ErrorDetail {
-    #[serde(rename = "Code", default)]
     pub(super) code: String,
-    #[serde(rename = "Message", default)]
     pub(super) message: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ListHostedZonesByNameResponse {
-    #[serde(rename = "HostedZones")]
     pub(super) hosted_zones: HostedZones,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub(super) struct HostedZones {
-    #[serde(rename = "HostedZone", default)]
-    pub(super) items: Vec<HostedZone>,
+    pub(super) hosted_zone: Vec<HostedZone>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct HostedZone {
-    #[serde(rename = "Id")]
     pub(super) id: String,
-    #[serde(rename = "Name")]
     pub(super) name: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ListResourceRecordSetsResponse {
-    #[serde(rename = "ResourceRecordSets")]
-    pub(super) sets: ResourceRecordSets,
+    pub(super) resource_record_sets: ResourceRecordSets,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub(super) struct ResourceRecordSets {
-    #[serde(rename = "ResourceRecordSet", default)]
-    pub(super) items: Vec<ResourceRecordSet>,
+    pub(super) resource_record_set: Vec<ResourceRecordSet>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ResourceRecordSet {
-    #[serde(rename = "Name")]
     pub(super) name: String,
-    #[serde(rename = "Type")]
-    pub(super) kind: String,
-    #[serde(rename = "ResourceRecords", default)]
-    pub(super) records: Option<ResourceRecords>,
+    pub(super) r#type: String,
+    #[serde(default)]
+    pub(super) resource_records: Option<ResourceRecords>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub(super) struct ResourceRecords {
-    #[serde(rename = "ResourceRecord", default)]
-    pub(super) items: Vec<ResourceRecord>,
+    pub(super) resource_record: Vec<ResourceRecord>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ResourceRecord {
-    #[serde(rename = "Value")]
     pub(super) value: String,
 }
 
 /// The answer to ChangeResourceRecordSets and to GetChange.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ChangeResponse {
-    #[serde(rename = "ChangeInfo")]
     pub(super) change_info: ChangeInfo,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct ChangeInfo {
-    #[serde(rename = "Id")]
     pub(super) id: String,
-    #[serde(rename = "Status")]
     pub(super) status: String,
 }
 
@@ -119,18 +116,16 @@ pub(super) struct AssumeRoleResponse {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct AssumeRoleResult {
-    #[serde(rename = "Credentials")]
     pub(super) credentials: StsCredentials,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(super) struct StsCredentials {
-    #[serde(rename = "AccessKeyId")]
     pub(super) access_key_id: String,
-    #[serde(rename = "SecretAccessKey")]
     pub(super) secret_access_key: String,
-    #[serde(rename = "SessionToken")]
     pub(super) session_token: String,
 }
 
