@@ -259,7 +259,7 @@ pub(crate) enum DnsCmd {
     /// still works). Its secret (API token, key, TSIG secret) is read from
     /// CERTVAULT_DNS_SECRET or, with --secret-stdin, from standard input; never from a flag.
     #[command(subcommand)]
-    Add(DnsAddArgs),
+    Add(Box<DnsAddArgs>),
     /// List stored DNS solvers (without secrets).
     List,
     /// Present a probe TXT value at _acme-challenge.<ZONE>, check it on every authoritative

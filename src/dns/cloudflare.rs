@@ -11,18 +11,25 @@ use crate::model::{InvalidInput, Secret};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 
-/// Stored at `<prefix>/dns/<solver>` with `"kind": "cloudflare"`.
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "cloudflare"`; also the flags of
+/// `certvault dns add cloudflare NAME` (the API token from CERTVAULT_DNS_SECRET or stdin).
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct Config {
     /// An API token with Zone:DNS:Edit on the zones it serves.
+    #[arg(skip)]
     pub api_token: Secret,
+    /// API base URL: for tests and proxies.
     #[serde(default = "default_base_url")]
+    #[arg(long, default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
-    /// Skip the zone lookup (and the Zone:Read permission it needs).
+    /// The zone id (skips the zone lookup, and the Zone:Read permission it needs).
     #[serde(default)]
+    #[arg(long)]
     pub zone_id: Option<String>,
+    /// TTL of the TXT record.
     #[serde(default = "default_ttl")]
+    #[arg(long, default_value_t = default_ttl())]
     pub ttl: u32,
 }
 
@@ -34,31 +41,15 @@ fn default_ttl() -> u32 {
     crate::defaults::CLOUDFLARE_RECORD_TTL
 }
 
-/// `certvault dns add cloudflare NAME` (the API token from CERTVAULT_DNS_SECRET or stdin).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// API base URL: for tests and proxies.
-    #[arg(long)]
-    base_url: Option<String>,
-    /// The zone id (skips the zone lookup).
-    #[arg(long)]
-    zone_id: Option<String>,
-    /// TTL of the TXT record.
-    #[arg(long, default_value_t = default_ttl())]
-    ttl: u32,
-}
-
 impl Kind for Config {
     const ABOUT: &'static str = "Cloudflare API v4 (an API token with Zone:DNS:Edit)";
-    type Args = Args;
+    type Args = Self;
     type Client = Client;
 
-    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+    fn from_args(a: Self, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
         Ok(Config {
             api_token: secret.get()?,
-            base_url: a.base_url.unwrap_or_else(default_base_url),
-            zone_id: a.zone_id,
-            ttl: a.ttl,
+            ..a
         })
     }
 

@@ -12,39 +12,29 @@ use crate::model::{InvalidInput, Secret};
 pub const PRODUCTION_URL: &str = "https://api.dnsimple.com";
 pub const SANDBOX_URL: &str = "https://api.sandbox.dnsimple.com";
 
-/// Stored at `<prefix>/dns/<solver>` with `"kind": "dnsimple"`.
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "dnsimple"`; also the flags of
+/// `certvault dns add dnsimple NAME` (the token from CERTVAULT_DNS_SECRET or stdin).
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct Config {
+    #[arg(skip)]
     pub token: Secret,
-    /// Found with `whoami` when absent (needed for user tokens).
+    /// The account id (default: from whoami; user tokens need it).
     #[serde(default)]
+    #[arg(long)]
     pub account_id: Option<u64>,
     /// Use the sandbox API.
     #[serde(default)]
+    #[arg(long)]
     pub sandbox: bool,
-    /// Overrides the API base URL (tests, proxies).
-    #[serde(default)]
-    pub base_url: Option<String>,
-    #[serde(default = "super::record_ttl")]
-    pub ttl: u32,
-}
-
-/// `certvault dns add dnsimple NAME` (the token from CERTVAULT_DNS_SECRET or stdin).
-#[derive(Debug, clap::Args)]
-pub struct Args {
     /// API base URL: for tests and proxies.
+    #[serde(default)]
     #[arg(long)]
-    base_url: Option<String>,
-    /// The account id (default: from whoami).
-    #[arg(long)]
-    account_id: Option<u64>,
-    /// Use the sandbox API.
-    #[arg(long)]
-    sandbox: bool,
+    pub base_url: Option<String>,
     /// TTL of the TXT record.
+    #[serde(default = "super::record_ttl")]
     #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
-    ttl: u32,
+    pub ttl: u32,
 }
 
 impl Config {
@@ -62,16 +52,13 @@ impl Config {
 
 impl Kind for Config {
     const ABOUT: &'static str = "DNSimple API v2 (an account or user token)";
-    type Args = Args;
+    type Args = Self;
     type Client = Client;
 
-    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+    fn from_args(a: Self, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
         Ok(Config {
             token: secret.get()?,
-            account_id: a.account_id,
-            sandbox: a.sandbox,
-            base_url: a.base_url,
-            ttl: a.ttl,
+            ..a
         })
     }
 

@@ -13,16 +13,24 @@ use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Provider, TxtRecord, Zone};
 use crate::model::{InvalidInput, Secret};
 
-/// Stored at `<prefix>/dns/<solver>` with `"kind": "powerdns"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "powerdns"`; also the flags of
+/// `certvault dns add powerdns NAME --api-url URL` (the API key from CERTVAULT_DNS_SECRET
+/// or stdin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct Config {
-    /// The API's base URL, like `http://ns1.example.net:8081` (`/api/v1` is added).
+    /// The API's base URL, like http://ns1.example.net:8081 (`/api/v1` is added).
+    #[arg(long)]
     pub api_url: String,
     /// The API key (`api-key` in pdns.conf).
+    #[arg(skip)]
     pub api_key: Secret,
+    /// The server id in the API's paths.
     #[serde(default = "default_server_id")]
+    #[arg(long, default_value = "localhost")]
     pub server_id: String,
+    /// TTL of the TXT record.
     #[serde(default = "super::record_ttl")]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     pub ttl: u32,
 }
 
@@ -30,32 +38,15 @@ fn default_server_id() -> String {
     "localhost".into()
 }
 
-/// `certvault dns add powerdns NAME --api-url URL` (the API key from CERTVAULT_DNS_SECRET
-/// or stdin).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The API's base URL, like http://ns1.example.net:8081.
-    #[arg(long)]
-    api_url: String,
-    /// The server id in the API's paths.
-    #[arg(long, default_value = "localhost")]
-    server_id: String,
-    /// TTL of the TXT record.
-    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
-    ttl: u32,
-}
-
 impl Kind for Config {
     const ABOUT: &'static str = "PowerDNS Authoritative HTTP API (X-API-Key)";
-    type Args = Args;
+    type Args = Self;
     type Client = Client;
 
-    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+    fn from_args(a: Self, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
         Ok(Config {
-            api_url: a.api_url,
             api_key: secret.get()?,
-            server_id: a.server_id,
-            ttl: a.ttl,
+            ..a
         })
     }
 

@@ -20,43 +20,33 @@ use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Fqdn, Provider, TsigRejection, TxtRecord, UpdateFailure};
 use crate::model::{InvalidInput, Secret};
 
-/// Stored at `<prefix>/dns/<solver>` with `"kind": "rfc2136"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "rfc2136"`; also the flags of
+/// `certvault dns add rfc2136 NAME --server HOST[:PORT] --tsig-key KEY` (the TSIG secret
+/// from CERTVAULT_DNS_SECRET or stdin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct Config {
-    /// The primary server that accepts updates: `host:port`, or `host` / `ip` (port 53).
+    /// The primary server that accepts updates: host:port, or a host or ip (port 53).
     /// The zone to update is the solver's `zone` setting (else found via SOA).
+    #[arg(long)]
     pub server: String,
-    /// TSIG key name as the server knows it.
+    /// The TSIG key name as the server knows it.
+    #[arg(long)]
     pub tsig_key: String,
-    /// hmac-sha256 (default), hmac-sha384 or hmac-sha512.
+    /// hmac-sha256, hmac-sha384 or hmac-sha512.
     #[serde(default = "default_algorithm")]
+    #[arg(long, default_value = "hmac-sha256")]
     pub tsig_algorithm: String,
     /// The TSIG secret, base64 as in BIND's `key` statement.
+    #[arg(skip)]
     pub tsig_secret: Secret,
+    /// TTL of the TXT record.
     #[serde(default = "super::record_ttl")]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     pub ttl: u32,
 }
 
 fn default_algorithm() -> String {
     "hmac-sha256".into()
-}
-
-/// `certvault dns add rfc2136 NAME --server HOST[:PORT] --tsig-key KEY` (the TSIG secret
-/// from CERTVAULT_DNS_SECRET or stdin).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The primary server, host:port (a host without a port means port 53).
-    #[arg(long)]
-    server: String,
-    /// The TSIG key name.
-    #[arg(long)]
-    tsig_key: String,
-    /// hmac-sha256, hmac-sha384 or hmac-sha512.
-    #[arg(long, default_value = "hmac-sha256")]
-    tsig_algorithm: String,
-    /// TTL of the TXT record.
-    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
-    ttl: u32,
 }
 
 /// `server` without a port: the host (port 53 is meant).
@@ -73,16 +63,13 @@ fn portless(server: &str) -> Option<&str> {
 
 impl Kind for Config {
     const ABOUT: &'static str = "RFC 2136 dynamic update with TSIG (BIND, Knot, PowerDNS, ...)";
-    type Args = Args;
+    type Args = Self;
     type Client = Client;
 
-    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+    fn from_args(a: Self, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
         Ok(Config {
-            server: a.server,
-            tsig_key: a.tsig_key,
-            tsig_algorithm: a.tsig_algorithm,
             tsig_secret: secret.get()?,
-            ttl: a.ttl,
+            ..a
         })
     }
 

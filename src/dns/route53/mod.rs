@@ -29,29 +29,43 @@ use wire::*;
 
 const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
-/// Stored at `<prefix>/dns/<solver>` with `"kind": "route53"`.
+/// Stored at `<prefix>/dns/<solver>` with `"kind": "route53"`; also the flags of
+/// `certvault dns add route53 NAME [--access-key-id ID]` (with an access key id, the secret
+/// access key comes from CERTVAULT_DNS_SECRET or stdin; without one, from the environment
+/// at run time).
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct Config {
-    /// Absent: credentials come from the environment or the web identity token file.
+    /// The access key id to store (default: none stored; the environment or the web
+    /// identity token file at run time).
     #[serde(default)]
+    #[arg(long)]
     pub access_key_id: Option<String>,
     #[serde(default)]
+    #[arg(skip)]
     pub secret_access_key: Option<Secret>,
     #[serde(default)]
+    #[arg(skip)]
     pub session_token: Option<Secret>,
+    /// The region requests are signed for.
     #[serde(default = "default_region")]
+    #[arg(long, default_value = "us-east-1")]
     pub region: String,
-    /// Skip ListHostedZonesByName.
+    /// The hosted zone id (skips ListHostedZonesByName).
     #[serde(default)]
+    #[arg(long)]
     pub hosted_zone_id: Option<String>,
-    /// The API endpoint (tests, FIPS or China endpoints).
+    /// The API endpoint: for tests, proxies, FIPS or China endpoints.
     #[serde(default = "default_endpoint")]
+    #[arg(long, default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// The STS endpoint for web identity credentials.
     #[serde(default)]
+    #[arg(long)]
     pub sts_endpoint: Option<String>,
+    /// TTL of the TXT record.
     #[serde(default = "crate::dns::record_ttl")]
+    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
     pub ttl: u32,
 }
 
@@ -63,51 +77,20 @@ fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.into()
 }
 
-/// `certvault dns add route53 NAME [--access-key-id ID]` (with an access key id, the secret
-/// access key comes from CERTVAULT_DNS_SECRET or stdin; without one, from the environment
-/// at run time).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The access key id to store (default: none stored; the environment or the web
-    /// identity token file at run time).
-    #[arg(long)]
-    access_key_id: Option<String>,
-    /// The region requests are signed for.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
-    /// The hosted zone id (skips ListHostedZonesByName).
-    #[arg(long)]
-    hosted_zone_id: Option<String>,
-    /// The API endpoint: for tests and proxies.
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// The STS endpoint for web identity credentials.
-    #[arg(long)]
-    sts_endpoint: Option<String>,
-    /// TTL of the TXT record.
-    #[arg(long, default_value_t = crate::defaults::RECORD_TTL)]
-    ttl: u32,
-}
-
 impl Kind for Config {
     const ABOUT: &'static str = "Amazon Route 53 (SigV4; stored keys, AWS_* environment or web identity)";
-    type Args = Args;
+    type Args = Self;
     type Client = Client;
 
-    fn from_args(a: Args, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
+    fn from_args(a: Self, secret: &SecretSource<'_>) -> Result<Self, InvalidInput> {
         let secret_access_key = match a.access_key_id {
             Some(_) => Some(secret.get()?),
             None => None,
         };
         Ok(Config {
-            access_key_id: a.access_key_id,
             secret_access_key,
             session_token: None,
-            region: a.region,
-            hosted_zone_id: a.hosted_zone_id,
-            endpoint: a.endpoint.unwrap_or_else(default_endpoint),
-            sts_endpoint: a.sts_endpoint,
-            ttl: a.ttl,
+            ..a
         })
     }
 
