@@ -232,6 +232,18 @@ mod tests {
 
     const T0: OffsetDateTime = datetime!(2026-06-01 0:00 UTC);
 
+    /// A fetch at T0 of a one-day window from T0, asked again after an hour.
+    fn one_day(previous: Option<&AriState>) -> AriState {
+        at(
+            T0,
+            previous,
+            "01",
+            (T0, T0 + Duration::days(1)),
+            Duration::hours(1),
+            0,
+        )
+    }
+
     /// [`fetched`] with the window `(start, end)`, no explanation URL, and dice that give `dice`.
     fn at(
         now: OffsetDateTime,
@@ -312,14 +324,7 @@ mod tests {
 
     #[test]
     fn failures_back_off_and_keep_the_window() {
-        let ok = at(
-            T0,
-            None,
-            "01",
-            (T0, T0 + Duration::days(1)),
-            Duration::hours(1),
-            0,
-        );
+        let ok = one_day(None);
         let f1 = failed(T0 + Duration::hours(2), Some(&ok), "01", "timeout", false);
         assert_eq!(f1.failures, 1);
         assert_eq!(f1.window_start, ok.window_start);
@@ -337,27 +342,13 @@ mod tests {
         assert_eq!(long.retry_after, Some(T0 + Duration::hours(6)));
         assert_eq!(backoff(40, false), Duration::hours(6));
         // A success resets the count.
-        let back = at(
-            T0,
-            Some(&long),
-            "01",
-            (T0, T0 + Duration::days(1)),
-            Duration::hours(1),
-            0,
-        );
+        let back = one_day(Some(&long));
         assert_eq!((back.failures, back.last_error), (0, None));
     }
 
     #[test]
     fn windows_before_not_before_or_inverted_are_not_used() {
-        let s = at(
-            T0,
-            None,
-            "01",
-            (T0, T0 + Duration::days(1)),
-            Duration::hours(1),
-            0,
-        );
+        let s = one_day(None);
         assert!(s.window(T0).is_some());
         assert!(
             s.window(T0 + Duration::hours(1)).is_some(),

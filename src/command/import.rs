@@ -81,6 +81,16 @@ impl Tally {
         let _ = writeln!(text, "{line}");
     }
 
+    /// Something stored (or, in a dry run, to be stored).
+    fn written(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
+        self.note(Written, text, line)
+    }
+
+    /// Something already stored as it is.
+    fn unchanged(&mut self, text: &mut String, line: std::fmt::Arguments<'_>) {
+        self.note(Unchanged, text, line)
+    }
+
     /// Count an error about `what` and report it as one line.
     fn error(
         &mut self,
@@ -237,11 +247,7 @@ async fn account_item(
     };
     if let (Some(s), Some(u)) = (&existing, &a.url) {
         if stored_url(&s.data) == *u {
-            tally.note(
-                Unchanged,
-                text,
-                format_args!("already  account {u} at {path}"),
-            );
+            tally.unchanged(text, format_args!("already  account {u} at {path}"));
             return;
         }
     }
@@ -255,7 +261,7 @@ async fn account_item(
         return;
     };
     if args.dry_run {
-        tally.note(Written, text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
+        tally.written(text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
         return;
     }
     let found = match ctx.http() {
@@ -274,11 +280,7 @@ async fn account_item(
     };
     let expect = match &existing {
         Some(s) if stored_url(&s.data) == found_url => {
-            tally.note(
-                Unchanged,
-                text,
-                format_args!("already  account {found_url} at {path}"),
-            );
+            tally.unchanged(text, format_args!("already  account {found_url} at {path}"));
             return;
         }
         Some(s) if !args.force => {
@@ -291,8 +293,7 @@ async fn account_item(
     let record = super::init::account_record(directory, a.contact.clone(), credentials, now);
     match ctx.store.save_account(&a.name, &record, expect).await {
         Ok(v) => {
-            tally.note(
-                Written,
+            tally.written(
                 text,
                 format_args!(
                     "account  {found_url} (found with onlyReturnExisting) -> {path} (version {v})"
@@ -324,8 +325,7 @@ async fn solver_item(
     let what = solver_summary(&s.config);
     let expect = match ctx.store.load_solver(&s.name).await {
         Ok(Some(stored)) if stored.data.config == s.config => {
-            tally.note(
-                Unchanged,
+            tally.unchanged(
                 text,
                 format_args!("already  solver {} ({what}) at {path}", s.name),
             );
@@ -343,8 +343,7 @@ async fn solver_item(
         }
     };
     if args.dry_run {
-        tally.note(
-            Written,
+        tally.written(
             text,
             format_args!(
                 "would store solver {} ({what}; secret from {}) at {path}",
@@ -359,8 +358,7 @@ async fn solver_item(
     };
     match ctx.store.save_solver(&s.name, &record, expect).await {
         Ok(v) => {
-            tally.note(
-                Written,
+            tally.written(
                 text,
                 format_args!(
                     "solver   {} ({what}; secret from {}) -> {path} (version {v})",
@@ -419,16 +417,14 @@ async fn cert_item(
         _ => Some(spec_read.expect),
     };
     if cert_expect.is_none() && spec_expect.is_none() {
-        tally.note(
-            Unchanged,
+        tally.unchanged(
             text,
             format_args!("already  {name} at {path} (serial {})", c.issued.serial),
         );
         return;
     }
     if args.dry_run {
-        tally.note(
-            Written,
+        tally.written(
             text,
             format_args!(
                 "would import {name} from {} -> {path} and {spec_path}: {what}",
@@ -472,8 +468,7 @@ async fn cert_item(
         needs: c.needs_solver.as_deref(),
     };
     status::record(ctx, name, attempt, now).await;
-    tally.note(
-        Written,
+    tally.written(
         text,
         format_args!(
             "imported {name} from {} -> {path} (version {version}): {what}",

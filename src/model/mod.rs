@@ -57,6 +57,29 @@ macro_rules! name_type {
     )*};
 }
 
+/// Names stored in Vault paths that follow the certificate-name rules.
+macro_rules! cert_like_name {
+    ($($(#[$doc:meta])* $t:ident => $what:literal),*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $t(String);
+
+        impl FromStr for $t {
+            type Err = InvalidInput;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                cert_like($what, s).map($t)
+            }
+        }
+    )*};
+}
+
+cert_like_name! {
+    /// The name of a stored ACME account: `<prefix>/accounts/<AccountName>`.
+    AccountName => "account name",
+    /// The name of a stored DNS solver: `<prefix>/dns/<SolverName>`.
+    SolverName => "solver name"
+}
+
 name_type!(CertName, AccountName, DomainName, SolverName);
 
 /// `s` if it is valid as a certificate name (the same rules), else an error naming `what`.
@@ -98,17 +121,6 @@ impl FromStr for CertName {
         } else {
             Err(invalid("certificate name", s, REASON))
         }
-    }
-}
-
-/// The name of a stored ACME account: `<prefix>/accounts/<AccountName>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AccountName(String);
-
-impl FromStr for AccountName {
-    type Err = InvalidInput;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        cert_like("account name", s).map(AccountName)
     }
 }
 
@@ -379,17 +391,6 @@ impl SolverSpec {
             }
         }
         Ok(SolverSpec::Solvers { default, zones })
-    }
-}
-
-/// The name of a stored DNS solver: `<prefix>/dns/<SolverName>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SolverName(String);
-
-impl FromStr for SolverName {
-    type Err = InvalidInput;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        cert_like("solver name", s).map(SolverName)
     }
 }
 

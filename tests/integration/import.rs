@@ -12,6 +12,7 @@ use crate::harness::{
 /// `certbot certonly` into `cfg` (config, work and logs folders below it).
 fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
     let mut cmd = Command::new("certbot");
+    let [config, work, logs] = ["c", "w", "l"].map(|d| cfg.join(d).display().to_string());
     cmd.arg("certonly")
         .args(how)
         .args([
@@ -22,12 +23,14 @@ fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
             "-m",
             "ops@example.com",
         ])
-        .arg("--config-dir")
-        .arg(cfg.join("c"))
-        .arg("--work-dir")
-        .arg(cfg.join("w"))
-        .arg("--logs-dir")
-        .arg(cfg.join("l"))
+        .args([
+            "--config-dir",
+            &config,
+            "--work-dir",
+            &work,
+            "--logs-dir",
+            &logs,
+        ])
         .env("REQUESTS_CA_BUNDLE", env("CERTVAULT_ACME_CA_CERT"))
         .env(
             "CERTVAULT_TEST_CHALLTESTSRV",
@@ -389,13 +392,14 @@ fn certbot_bad_input_is_named_and_the_rest_imports() {
 }
 
 /// `lego run` into `path` with the given DNS settings.
+/// `lego run` for `domain` into `path`, solving DNS-01 with lego's `provider` (its own
+/// propagation check off, lookups through `resolver`), configured by `envs`.
 fn lego(
     path: &Path,
-    server: &str,
-    email: &str,
-    domains: &[String],
-    dns: &[&str],
-    envs: &[(String, String)],
+    (server, email): (&str, &str),
+    domain: &str,
+    (provider, resolver): (&str, &str),
+    envs: &[(&str, String)],
 ) {
     let mut cmd = Command::new("lego");
     cmd.args([
@@ -407,13 +411,17 @@ fn lego(
         "--path",
     ])
     .arg(path)
-    .args(dns)
+    .args([
+        "--dns",
+        provider,
+        "--dns.disable-cp",
+        "--dns.resolvers",
+        resolver,
+    ])
+    .args(["-d", domain])
     .env("LEGO_CA_CERTIFICATES", env("CERTVAULT_ACME_CA_CERT"));
     for (k, v) in envs {
         cmd.env(k, v);
-    }
-    for d in domains {
-        cmd.args(["-d", d]);
     }
     output_ok(cmd.arg("run"), "lego");
 }
@@ -436,48 +444,37 @@ fn lego_folder_imports_with_its_account_and_renews() {
     );
     std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let exec_name = format!("x.{id}.example.com");
-    lego(
-        &path,
-        &env("CERTVAULT_TEST_DIRECTORY"),
-        "exec@example.com",
-        std::slice::from_ref(&exec_name),
-        &[
-            "--dns",
-            "exec",
-            "--dns.disable-cp",
-            "--dns.resolvers",
-            &env("CERTVAULT_TEST_DNS"),
-        ],
-        &[
-            ("EXEC_PATH".into(), exec.display().to_string()),
-            ("EXEC_POLLING_INTERVAL".into(), "1".into()),
-        ],
-    );
     let bind_name = format!("l.{id}.example.test");
-    lego(
-        &path,
-        &env("CERTVAULT_TEST_DIRECTORY_BIND"),
-        "bind@example.com",
-        std::slice::from_ref(&bind_name),
-        &[
-            "--dns",
-            "rfc2136",
-            "--dns.disable-cp",
-            "--dns.resolvers",
-            &env("CERTVAULT_TEST_BIND1"),
-        ],
-        &[
-            ("RFC2136_NAMESERVER".into(), env("CERTVAULT_TEST_BIND1")),
-            ("RFC2136_TSIG_KEY".into(), env("CERTVAULT_TEST_TSIG_NAME")),
-            (
-                "RFC2136_TSIG_SECRET".into(),
-                env("CERTVAULT_TEST_TSIG_SECRET"),
-            ),
-            ("RFC2136_TSIG_ALGORITHM".into(), "hmac-sha256.".into()),
-            ("RFC2136_POLLING_INTERVAL".into(), "1".into()),
-            ("RFC2136_PROPAGATION_TIMEOUT".into(), "30".into()),
-        ],
-    );
+    // (name, CA, email, lego's DNS provider and resolver, its settings)
+    let runs = [
+        (
+            &exec_name,
+            env("CERTVAULT_TEST_DIRECTORY"),
+            "exec@example.com",
+            ("exec", env("CERTVAULT_TEST_DNS")),
+            vec![
+                ("EXEC_PATH", exec.display().to_string()),
+                ("EXEC_POLLING_INTERVAL", "1".into()),
+            ],
+        ),
+        (
+            &bind_name,
+            env("CERTVAULT_TEST_DIRECTORY_BIND"),
+            "bind@example.com",
+            ("rfc2136", env("CERTVAULT_TEST_BIND1")),
+            vec![
+                ("RFC2136_NAMESERVER", env("CERTVAULT_TEST_BIND1")),
+                ("RFC2136_TSIG_KEY", env("CERTVAULT_TEST_TSIG_NAME")),
+                ("RFC2136_TSIG_SECRET", env("CERTVAULT_TEST_TSIG_SECRET")),
+                ("RFC2136_TSIG_ALGORITHM", "hmac-sha256.".into()),
+                ("RFC2136_POLLING_INTERVAL", "1".into()),
+                ("RFC2136_PROPAGATION_TIMEOUT", "30".into()),
+            ],
+        ),
+    ];
+    for (name, ca, email, (provider, resolver), envs) in &runs {
+        lego(&path, (ca, email), name, (provider, resolver), envs);
+    }
     let url_of = |host: &str, email: &str| -> String {
         let text = pem(&path.join(format!("accounts/{host}/{email}/account.json")));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -561,20 +558,11 @@ fn lego_folder_imports_with_its_account_and_renews() {
     }
     // lego keeps no solver: set one without reissuing, then renew with the imported accounts.
     e.add_bind_solver("bind");
-    e.run(&[
-        "--account",
-        "lego-exec-example.com",
-        "issue",
+    e.issue(
         &exec_name,
-        "-d",
-        &exec_name,
-        "--dns",
-        "exec",
-        "--auth-hook",
-        &hook("challtestsrv-auth"),
-        "--cleanup-hook",
-        &hook("challtestsrv-cleanup"),
-    ])
+        &[&exec_name],
+        &["--account", "lego-exec-example.com"],
+    )
     .ok();
     e.run(&[
         "--account",
