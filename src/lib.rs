@@ -28,8 +28,8 @@ pub use acme::{check_url, Timeouts};
 pub use auth::{Credential, Method as AuthMethod, KUBERNETES_JWT_FILE};
 pub use ca::valid_reason;
 pub use command::{
-    run, Command, DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, Outcome, RenewArgs,
-    SpecArgs, SpecChanges,
+    run, Command, DnsCommand, ImportArgs, ImportSource, InitArgs, IssueArgs, Manage, Outcome,
+    RenewArgs, SpecArgs, SpecChanges,
 };
 pub use dns::cloudflare::Config as CloudflareConfig;
 pub use dns::dnsimple::Config as DnsimpleConfig;

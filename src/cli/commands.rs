@@ -207,24 +207,8 @@ pub(crate) enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// Show one certificate: spec, status, versions and Vault paths (no secret).
-    Show {
-        /// The certificate.
-        name: CertName,
-    },
-    /// Break a certificate's lock (a run that died while holding it), showing who held it.
-    Unlock {
-        /// The certificate.
-        name: CertName,
-    },
-    /// Retire a certificate so that renew stops (KV history is kept).
-    Delete {
-        /// The certificate.
-        name: CertName,
-        /// Confirm.
-        #[arg(long)]
-        yes: bool,
-    },
+    #[command(flatten)]
+    Manage(certvault::Manage),
     /// Move the specs of records written by an older certvault into their admin-only
     /// documents (<prefix>/specs/<NAME>), which renew needs. Prints each spec it moves.
     Migrate {

@@ -335,7 +335,7 @@ impl Cli {
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
             Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
-            Cmd::Show { name } => Command::Show { name },
+            Cmd::Manage(m) => Command::Manage(m),
             Cmd::Edit {
                 name,
                 renew_before,
@@ -388,8 +388,6 @@ impl Cli {
                     force,
                 }
             }
-            Cmd::Unlock { name } => Command::Unlock { name },
-            Cmd::Delete { name, yes } => Command::Delete { name, yes },
         };
         let settings = Settings {
             vault: VaultSettings {

@@ -4,11 +4,61 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::{relative, Context, Outcome};
+use super::{relative, settle_index, Context, Outcome};
 use crate::model::CertName;
+use crate::policy::Work;
 use crate::renew::rfc3339;
 use crate::store::{lease_binds, Key};
 use crate::Error;
+
+/// Commands that look after one certificate (also the CLI's subcommands of these names).
+#[derive(Debug, clap::Subcommand)]
+pub enum Manage {
+    /// Show one certificate: spec, status, versions and Vault paths (no secret).
+    Show {
+        /// The certificate.
+        name: CertName,
+    },
+    /// Break a certificate's lock (a run that died while holding it), showing who held it.
+    Unlock {
+        /// The certificate.
+        name: CertName,
+    },
+    /// Retire a certificate so that renew stops (KV history is kept).
+    Delete {
+        /// The certificate.
+        name: CertName,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+impl Manage {
+    /// Check the token's capabilities for the command, then run it.
+    pub(super) async fn run(
+        self,
+        ctx: &Context,
+        now: impl Fn() -> OffsetDateTime,
+    ) -> Result<Outcome, Error> {
+        match self {
+            Manage::Show { name } => {
+                ctx.check("show", Work::Show { cert: &name }).await?;
+                show(ctx, &name, now()).await
+            }
+            Manage::Unlock { name } => {
+                ctx.check("unlock", Work::Unlock { cert: &name }).await?;
+                unlock(ctx, &name, now()).await
+            }
+            Manage::Delete { name, yes } => {
+                ctx.check("delete", Work::Delete { cert: &name }).await?;
+                let out = delete(ctx, &name, yes).await;
+                settle_index(ctx, false, now()).await;
+                out
+            }
+        }
+    }
+}
 
 /// `certvault unlock NAME`: break a certificate's lock, showing who held it.
 pub(super) async fn unlock(

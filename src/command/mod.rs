@@ -13,6 +13,7 @@ mod issue;
 mod lease;
 mod list;
 mod manage;
+pub use manage::Manage;
 mod migrate;
 mod order;
 mod renew;
@@ -68,19 +69,8 @@ pub enum Command {
         changes: SpecChanges,
         force: bool,
     },
-    /// One certificate's spec, status, versions and paths (no secret).
-    Show {
-        name: CertName,
-    },
-    /// Break a certificate's lock.
-    Unlock {
-        name: CertName,
-    },
-    /// Retire a certificate (renew stops); `yes` confirms.
-    Delete {
-        name: CertName,
-        yes: bool,
-    },
+    /// `show`, `unlock`, `delete`: one certificate's upkeep.
+    Manage(Manage),
     /// Revoke a certificate with the account that ordered it; the next renew replaces it.
     Revoke {
         name: CertName,
@@ -387,20 +377,7 @@ async fn run_checked(
             settle_index(ctx, false, now()).await;
             out
         }
-        Command::Show { name } => {
-            ctx.check("show", Work::Show { cert: &name }).await?;
-            manage::show(ctx, &name, now()).await
-        }
-        Command::Unlock { name } => {
-            ctx.check("unlock", Work::Unlock { cert: &name }).await?;
-            manage::unlock(ctx, &name, now()).await
-        }
-        Command::Delete { name, yes } => {
-            ctx.check("delete", Work::Delete { cert: &name }).await?;
-            let out = manage::delete(ctx, &name, yes).await;
-            settle_index(ctx, false, now()).await;
-            out
-        }
+        Command::Manage(m) => m.run(ctx, now).await,
         Command::Migrate { dry_run } => {
             ctx.check("migrate", Work::Migrate).await?;
             let out = migrate::run(ctx, dry_run, now()).await;
