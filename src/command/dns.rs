@@ -167,7 +167,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         domains: vec![zone.as_str().parse().map_err(Error::Invalid)?],
         key_type: KeyType::default(),
         dns: SolverSpec::Solvers {
-            default: Some(name.to_string()),
+            default: Some(name.clone()),
             zones: BTreeMap::new(),
         },
         renew_before: None,

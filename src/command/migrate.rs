@@ -100,7 +100,7 @@ pub(super) fn describe(spec: &Spec) -> String {
             out.push(')');
         }
         SolverSpec::Solvers { default, zones } => {
-            let mut parts: Vec<String> = default.iter().cloned().collect();
+            let mut parts: Vec<String> = default.iter().map(|d| d.to_string()).collect();
             parts.extend(zones.iter().map(|(z, s)| format!("{z}={s}")));
             let _ = write!(out, ", dns solvers [{}]", parts.join(", "));
         }

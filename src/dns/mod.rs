@@ -317,18 +317,20 @@ fn auth_hint(status: u16) -> &'static str {
 mod tests {
     use super::session::choose;
     use super::*;
+    use crate::model::{DomainName, SolverName};
     use std::collections::BTreeMap;
 
     #[test]
     fn longest_zone_suffix_wins() {
-        let zones: BTreeMap<String, String> = [
+        let zones: BTreeMap<DomainName, SolverName> = [
             ("example.com", "cf"),
             ("dev.example.com", "bind"),
             ("example.org", "dnsimple"),
         ]
         .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
         .collect();
+        let fallback: SolverName = "fallback".parse().unwrap();
         let table = [
             ("_acme-challenge.example.com", Some("cf")),
             ("_acme-challenge.www.example.com", Some("cf")),
@@ -339,7 +341,8 @@ mod tests {
             ("x.delegated.test", Some("fallback")),
         ];
         for (name, want) in table {
-            assert_eq!(choose(Some("fallback"), &zones, name), want, "{name}");
+            let got = choose(Some(&fallback), &zones, name).map(SolverName::as_str);
+            assert_eq!(got, want, "{name}");
         }
         assert_eq!(choose(None, &zones, "_acme-challenge.other.net"), None);
     }

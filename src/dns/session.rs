@@ -3,20 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::{DomainName, SolverName};
+
 use super::*;
 
 /// The solver for a record name: the longest configured zone that is a suffix of `name`
 /// (cert-manager's per-zone selector), else the default.
 pub fn choose<'a>(
-    default: Option<&'a str>,
-    zones: &'a BTreeMap<String, String>,
+    default: Option<&'a SolverName>,
+    zones: &'a BTreeMap<DomainName, SolverName>,
     name: &str,
-) -> Option<&'a str> {
+) -> Option<&'a SolverName> {
     zones
         .iter()
         .filter(|(zone, _)| name == zone.as_str() || name.ends_with(&format!(".{zone}")))
-        .max_by_key(|(zone, _)| zone.len())
-        .map(|(_, solver)| solver.as_str())
+        .max_by_key(|(zone, _)| zone.as_str().len())
+        .map(|(_, solver)| solver)
         .or(default)
 }
 
@@ -151,11 +153,15 @@ impl<'a> Session<'a> {
         match &self.spec.dns {
             SolverSpec::Exec(_) => Ok(INLINE_EXEC.to_string()),
             SolverSpec::Solvers { default, zones } => {
-                choose(default.as_deref(), zones, name.as_str())
-                    .map(str::to_string)
+                choose(default.as_ref(), zones, name.as_str())
+                    .map(SolverName::to_string)
                     .ok_or_else(|| Error::NoSolverFor {
                         name: name.to_string(),
-                        zones: zones.keys().cloned().collect::<Vec<_>>().join(", "),
+                        zones: zones
+                            .keys()
+                            .map(DomainName::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
             }
         }

@@ -322,7 +322,9 @@ fn solver(
     let by_solver = |name: String| {
         (
             SolverSpec::Solvers {
-                default: Some(name),
+                // Stored names are clean (`clean_name`); one that is not leaves the
+                // certificate without a solver, which renew reports.
+                default: name.parse().ok(),
                 zones: BTreeMap::new(),
             },
             None,

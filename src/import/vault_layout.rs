@@ -89,7 +89,9 @@ pub async fn plan(kv: &Kv, path: &str, opts: &Options<'_>) -> Result<Plan, Strin
                 }));
                 let name = plan.add_solver("dnsimple", config, shown("dnsimple"));
                 Some(SolverSpec::Solvers {
-                    default: Some(name),
+                    // Stored names are clean (`clean_name`); one that is not leaves the
+                    // certificate without a solver, which renew reports.
+                    default: name.parse().ok(),
                     zones: Default::default(),
                 })
             }

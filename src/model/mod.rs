@@ -61,7 +61,8 @@ macro_rules! name_type {
 macro_rules! cert_like_name {
     ($($(#[$doc:meta])* $t:ident => $what:literal),*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $t(String);
 
         impl FromStr for $t {
@@ -308,9 +309,9 @@ pub enum SolverSpec {
     /// longest matching zone in `zones`, else `default`.
     Solvers {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        default: Option<String>,
+        default: Option<SolverName>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        zones: BTreeMap<String, String>,
+        zones: BTreeMap<DomainName, SolverName>,
     },
 }
 
@@ -320,8 +321,11 @@ impl SolverSpec {
         match self {
             SolverSpec::Exec(_) => Vec::new(),
             SolverSpec::Solvers { default, zones } => {
-                let mut names: Vec<String> =
-                    zones.values().cloned().chain(default.clone()).collect();
+                let mut names: Vec<String> = zones
+                    .values()
+                    .chain(default)
+                    .map(SolverName::to_string)
+                    .collect();
                 names.sort();
                 names.dedup();
                 names
@@ -369,7 +373,7 @@ impl SolverSpec {
                         )
                     })?;
                     let solver: SolverName = solver.parse()?;
-                    zones.insert(zone.to_string(), solver.to_string());
+                    zones.insert(zone, solver);
                 }
                 None if v == "exec" => {
                     return Err(invalid(
@@ -380,7 +384,7 @@ impl SolverSpec {
                 }
                 None => {
                     let solver: SolverName = v.parse()?;
-                    if default.replace(solver.to_string()).is_some() {
+                    if default.replace(solver).is_some() {
                         return Err(invalid(
                             "--dns",
                             v,
