@@ -209,9 +209,14 @@ pub async fn obtain(
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
     nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;
-    let pem = poll_until!(timeouts.issuance, |policy| order
-        .poll_certificate(&policy)
-        .await)
+    // Look once at once (a CA often issues within the finalize request), then poll.
+    let pem = match nonce_retry!(order.refresh().await).map(|s| s.status) {
+        Ok(OrderStatus::Valid) => nonce_retry!(order.certificate().await)
+            .and_then(|pem| pem.ok_or(instant_acme::Error::Str("no certificate"))),
+        _ => poll_until!(timeouts.issuance, |policy| order
+            .poll_certificate(&policy)
+            .await),
+    }
     .map_err(|e| match e {
         instant_acme::Error::Timeout(_) => Error::Timeout {
             wanted: "valid",
@@ -282,9 +287,15 @@ pub(super) async fn validate(
             }
         }
     }
-    let polled = poll_until!(timeouts.validation, |policy| order
-        .poll_ready(&policy)
-        .await);
+    // Look once at once (a CA may have validated already), then poll.
+    let polled = match nonce_retry!(order.refresh().await) {
+        Ok(state) if state.error.is_none() && state.status == OrderStatus::Ready => {
+            Ok(OrderStatus::Ready)
+        }
+        _ => poll_until!(timeouts.validation, |policy| order
+            .poll_ready(&policy)
+            .await),
+    };
     let status = match polled {
         Ok(s) => s,
         Err(instant_acme::Error::Timeout(_)) => {
