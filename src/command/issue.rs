@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::deploy::{deploy, DeployFailed};
 use super::lease::{clean_leftovers, keep_lease};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, LayoutFields, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::model::{CertName, CertRecord, LayoutFields, Secret, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
@@ -171,14 +171,7 @@ pub(super) async fn apply(
         Some(c) => c,
         None => super::connect(&http, account_record).await?,
     };
-    // `--reuse-key`: the stored key, when it is of the wanted type.
-    let key = existing
-        .as_ref()
-        .filter(|_| spec.reuse_key)
-        .filter(|d| {
-            x509::current(&d.data.issued.cert).is_ok_and(|c| c.key_type == Some(spec.key_type))
-        })
-        .map(|d| d.data.issued.privkey.clone());
+    let key = existing.as_ref().and_then(|d| kept_key(&d.data, &spec));
     let order = Order {
         name: name.clone(),
         spec: spec.clone(),
@@ -290,6 +283,19 @@ pub(super) struct Stored {
     pub version: u64,
     pub record: CertRecord,
     pub deploy: Result<(), DeployFailed>,
+}
+
+/// `--reuse-key`: the stored private key, when the spec keeps it, it is of the wanted type,
+/// the certificate was not revoked (a compromised key must not come back) and the record is
+/// not damaged (the key must belong to the certificate).
+pub(super) fn kept_key(record: &CertRecord, spec: &Spec) -> Option<Secret> {
+    let issued = &record.issued;
+    let inspected = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+    let fits = inspected
+        .current
+        .is_some_and(|c| c.key_type == Some(spec.key_type));
+    (spec.reuse_key && fits && inspected.damage.is_none() && record.facts.revoked_at.is_none())
+        .then(|| issued.privkey.clone())
 }
 
 /// Obtain a certificate for `spec` and write it with check-and-set. Vault keeps the old

@@ -76,10 +76,7 @@ pub(super) async fn act(
             let replaces = (record.data.facts.ari.is_some() && own && !gate.replaces_ignored(&acct))
                 .then(|| ca::cert_id(&record.data.issued.cert))
                 .flatten();
-            let key = (spec.reuse_key
-                && x509::current(&record.data.issued.cert)
-                    .is_ok_and(|c| c.key_type == Some(spec.key_type)))
-            .then(|| record.data.issued.privkey.clone());
+            let key = super::issue::kept_key(&record.data, &spec);
             let mut result = order(ctx, solvers, connected, &name, &spec, &record, replaces.clone(), key.clone(), None, now).await;
             if let (Err(e), Some(id)) = (&result, &replaces) {
                 let why = match ca::trouble(e) {

@@ -36,6 +36,34 @@ fn revoke_marks_the_record_and_the_next_renew_replaces_it() {
     verify_record(&new, &["r.revoke.example.com"]);
 }
 
+/// `--reuse-key` keeps the key across renewals, but never the key of a revoked
+/// certificate: it may be the reason it was revoked.
+#[test]
+fn a_revoked_certificate_gets_a_new_key_even_with_reuse_key() {
+    let e = Env::ready("revokekey");
+    e.issue("k", &["k.revokekey.example.com"], &["--reuse-key"])
+        .ok();
+    let (first, _) = vault_read(&e.cert_path("k")).unwrap();
+    e.fresh_account();
+    e.run(&["renew", "--force"]).ok();
+    let (kept, _) = vault_read(&e.cert_path("k")).unwrap();
+    assert_ne!(kept["serial"], first["serial"]);
+    assert!(
+        kept["privkey"] == first["privkey"],
+        "--reuse-key keeps the key"
+    );
+    e.run(&["revoke", "k", "--reason", "keyCompromise"]).ok();
+    e.fresh_account();
+    e.run(&["renew"]).ok();
+    let (new, _) = vault_read(&e.cert_path("k")).unwrap();
+    assert_ne!(new["serial"], kept["serial"]);
+    assert!(
+        new["privkey"] != kept["privkey"],
+        "the revoked certificate's key was reused"
+    );
+    verify_record(&new, &["k.revokekey.example.com"]);
+}
+
 #[test]
 fn account_rollover_writes_the_new_key_and_deactivate_needs_yes() {
     let e = Env::ready("acct");
