@@ -387,8 +387,12 @@ pub(super) async fn obtain_and_save(
         r = work => r,
         e = keep_lease(ctx, name, lease, presented_rx, now) => Err(e),
     };
-    if let Err(e) = ctx.store.unlock_cert(name).await {
-        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+    // A lost lease is another run's lock now: releasing it would delete that run's lock.
+    let lost = matches!(result, Err(Error::LeaseLost { .. }));
+    if !lost {
+        if let Err(e) = ctx.store.unlock_cert(name).await {
+            tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+        }
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.
     let (version, record) = result?;

@@ -214,3 +214,47 @@ fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
         "the dead run's value {want:?} was not removed:\n{cleaned}"
     );
 }
+
+/// A run whose lease another run took over stops before writing, and leaves the new
+/// holder's lock alone (deleting it would let a third run order the same certificate).
+#[test]
+fn a_run_that_lost_its_lease_leaves_the_new_holders_lock() {
+    let (e, dir) = slow_installation("lostlease");
+    e.fresh_account();
+    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
+    let mut cmd = slow(&e, "6").command(&["renew", "--force", "--lock-lease", "3s"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Killed(Some(cmd.spawn().unwrap()));
+    wait_for_lock(&e);
+
+    // Another run takes the lock over (a write the holder's next renewal cannot match).
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let other = "certvault on elsewhere, pid 1, run other";
+    let lock = format!("{}/locks/web", e.prefix);
+    vault_write(
+        &lock,
+        &serde_json::json!({
+            "schema": 1, "holder": other, "run_id": "other",
+            "acquired_at": fmt(now), "expires_at": fmt(now + time::Duration::minutes(5)),
+        }),
+    );
+
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    kill_group_in(&dir.join("hook.pid"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_contains(&text, "lost its lock lease");
+    let (held, _) = vault_read(&lock).expect("the new holder's lock was deleted");
+    assert_eq!(held["holder"], other);
+    assert_eq!(
+        vault_read(&e.cert_path("web")).unwrap().1,
+        v1,
+        "nothing written"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
