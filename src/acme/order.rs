@@ -41,7 +41,8 @@ pub struct Env<'a> {
 /// Polling an order: quick polls first (Pebble and Let's Encrypt usually answer within a
 /// second), from 50 ms growing by 1.5x for a few seconds, then every 2 s until the deadline.
 /// Each stretch is an instant-acme [`RetryPolicy`], so a `Retry-After` from the CA is
-/// honoured (one that lies beyond the deadline ends the wait as a timeout).
+/// honoured: one that lies past the stretch is waited for here, and one past the deadline
+/// ends the wait as a timeout.
 const FIRST_POLL: Duration = Duration::from_millis(50);
 const QUICK_POLLS: Duration = Duration::from_secs(5);
 const STEADY_POLL: Duration = Duration::from_secs(2);
@@ -86,6 +87,13 @@ macro_rules! poll_until {
             };
             match $step {
                 Err(instant_acme::Error::Timeout(None)) => continue,
+                // A Retry-After past this stretch but before the deadline: wait for it, then
+                // go on polling (one past the deadline ends the wait below, as a timeout).
+                Err(instant_acme::Error::Timeout(Some(at)))
+                    if Instant::from_std(at) < deadline =>
+                {
+                    tokio::time::sleep_until(Instant::from_std(at)).await;
+                }
                 Err(e) if nonces > 0 && is_bad_nonce(&e) => {
                     nonces -= 1;
                     tracing::debug!("badNonce from the CA while polling; polling again");
