@@ -89,9 +89,7 @@ macro_rules! poll_until {
                 Err(instant_acme::Error::Timeout(None)) => continue,
                 // A Retry-After past this stretch but before the deadline: wait for it, then
                 // go on polling (one past the deadline ends the wait below, as a timeout).
-                Err(instant_acme::Error::Timeout(Some(at)))
-                    if Instant::from_std(at) < deadline =>
-                {
+                Err(instant_acme::Error::Timeout(Some(at))) if Instant::from_std(at) < deadline => {
                     tokio::time::sleep_until(Instant::from_std(at)).await;
                 }
                 Err(e) if nonces > 0 && is_bad_nonce(&e) => {
