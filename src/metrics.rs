@@ -206,8 +206,17 @@ pub async fn push(
     success: bool,
 ) -> Result<(), Error> {
     let url = format!("{}/metrics/job/certvault", base.trim_end_matches('/'));
+    // The URL may carry Basic-auth credentials (user:password@): never in a message.
+    let shown = match reqwest::Url::parse(&url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.clone(),
+    };
     let err = |failure| Error::Push {
-        url: url.clone(),
+        url: shown.clone(),
         failure,
     };
     let request = if success {
@@ -221,7 +230,7 @@ pub async fn push(
         .body(text)
         .send()
         .await
-        .map_err(|e| err(PushFailure::Unreachable(e)))?;
+        .map_err(|e| err(PushFailure::Unreachable(e.without_url())))?;
     let status = response.status();
     if status.is_success() {
         Ok(())

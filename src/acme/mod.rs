@@ -89,7 +89,7 @@ pub enum Error {
     },
     #[error(transparent)]
     Dns(#[from] dns::Error),
-    #[error("interrupted by a signal; {}", match .cleanup_failed { None => "the DNS-01 records were cleaned up".to_string(), Some(why) => format!("removing its DNS-01 records failed ({why}); a later run removes what it can find in the lock lease") })]
+    #[error("interrupted by a signal; {}", match .cleanup_failed { None => "the DNS-01 records were cleaned up".to_string(), Some(why) => format!("removing its DNS-01 records failed ({why}); remove those TXT records by hand") })]
     Interrupted { cleanup_failed: Option<String> },
     #[error("cannot generate a {key_type} key")]
     Key {

@@ -458,8 +458,17 @@ pub(super) async fn publish(
         }
         if let Some(url) = &sinks.pushgateway {
             let text = metrics::exposition(report, end, success.then_some(end));
-            if let Err(e) = metrics::push(&ctx.http()?, url, text, success).await {
-                errors.push(e);
+            // A client that cannot be built fails the push only, never the run's report.
+            match ctx.http() {
+                Ok(http) => {
+                    if let Err(e) = metrics::push(&http, url, text, success).await {
+                        errors.push(e);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("cannot push metrics: {}", crate::error::chain(&e));
+                    failed = true;
+                }
             }
         }
         for e in errors {

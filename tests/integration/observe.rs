@@ -339,6 +339,18 @@ fn pushgateway_gets_the_metrics_and_a_failed_run_keeps_the_last_success() {
         1,
         "cannot push metrics to the Pushgateway at http://127.0.0.1:9",
     );
+    // Basic-auth credentials in the URL never reach the message.
+    let bad = e.run(&[
+        "renew",
+        "--pushgateway",
+        "http://pushuser:push-s3cret@127.0.0.1:9",
+    ]);
+    fails_with(
+        &bad,
+        1,
+        "cannot push metrics to the Pushgateway at http://127.0.0.1:9",
+    );
+    assert!(!bad.all().contains("push-s3cret"), "{}", bad.all());
     let bad = e.run(&["renew", "--pushgateway", "localhost:9091"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
 }
