@@ -111,7 +111,9 @@ pub(super) async fn apply(
     let expect = match &existing {
         None => read.expect,
         Some(stored) => {
-            let current = x509::current(&stored.data.issued.cert).ok();
+            let issued = &stored.data.issued;
+            let inspected = x509::inspect(&issued.cert, &issued.chain, issued.privkey.expose());
+            let current = inspected.current;
             // A renew_before the certificate's lifetime cannot satisfy is refused up front.
             if let (Some(c), Some(before)) = (&current, &spec.renew_before) {
                 if !renew_before_fits(c, before) {
@@ -127,7 +129,7 @@ pub(super) async fn apply(
                 &Facts {
                     wanted: &spec,
                     current: current.as_ref(),
-                    damage: None,
+                    damage: inspected.damage.as_deref(),
                     force,
                     ari: stored.data.facts.ari.as_ref(),
                     revoked_at: stored.data.facts.revoked_at,

@@ -61,6 +61,17 @@ fn damaged_records_are_reissued_and_extra_fields_kept() {
         assert_eq!(r["due"], due, "{r}");
     }
 
+    // `issue` again with the same settings reissues a damaged record too (as renew does).
+    let swapped_serial = vault_read(&e.cert_path("swapped")).unwrap().0["serial"].clone();
+    let again = e.issue("swapped", &[&format!("swapped.{d}")], &[]).ok();
+    assert!(!again.stdout.contains("up to date"), "{}", again.stdout);
+    let (reissued, _) = vault_read(&e.cert_path("swapped")).unwrap();
+    assert_ne!(reissued["serial"], swapped_serial);
+    assert!(record_key_matches(&reissued));
+    edit("swapped", &|doc| {
+        doc["privkey"] = healthy["privkey"].clone()
+    });
+
     e.fresh_account();
     let run = e.run(&["renew"]).ok();
     for (n, why) in [
