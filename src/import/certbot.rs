@@ -429,7 +429,7 @@ fn config(plugin: &str, c: &BTreeMap<String, String>) -> Result<dns::Config, Str
                 tsig_key: need("name")?,
                 tsig_algorithm: algorithm,
                 tsig_secret: crate::model::Secret::new(need("secret")?),
-                ttl: 60,
+                ttl: crate::defaults::RECORD_TTL,
             }))
         }
         "cloudflare" => match get("api_token") {
@@ -437,7 +437,7 @@ fn config(plugin: &str, c: &BTreeMap<String, String>) -> Result<dns::Config, Str
                 api_token: crate::model::Secret::new(token),
                 base_url: cloudflare::DEFAULT_BASE_URL.into(),
                 zone_id: None,
-                ttl: 120,
+                ttl: crate::defaults::CLOUDFLARE_RECORD_TTL,
             })),
             None => return Err(
                 "only API tokens (dns_cloudflare_api_token) are supported, not the global API key"
@@ -449,7 +449,7 @@ fn config(plugin: &str, c: &BTreeMap<String, String>) -> Result<dns::Config, Str
             account_id: None,
             sandbox: false,
             base_url: None,
-            ttl: 60,
+            ttl: crate::defaults::RECORD_TTL,
         })),
         other => return Err(format!("no solver for {other}")),
     })

@@ -85,7 +85,7 @@ pub async fn plan(kv: &Kv, path: &str, opts: &Options<'_>) -> Result<Plan, Strin
                     account_id: None,
                     sandbox: false,
                     base_url: None,
-                    ttl: 60,
+                    ttl: crate::defaults::RECORD_TTL,
                 }));
                 let name = plan.add_solver("dnsimple", config, shown("dnsimple"));
                 Some(SolverSpec::Solvers {
