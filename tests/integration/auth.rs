@@ -371,7 +371,13 @@ fn kv_version_1_mount_with_the_same_layout() {
     );
     let path = format!("{mount}/{}/certs/web", e.prefix);
     let (_, before) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);
-    assert!(before["data"]["fullchain"].is_string(), "{before}");
+    assert!(
+        before["data"]["fullchain"].is_string(),
+        "no fullchain; fields: {:?}",
+        before["data"]
+            .as_object()
+            .map(|o| o.keys().collect::<Vec<_>>())
+    );
     let run = e.run(&["renew", "--force"]).ok();
     assert_contains(&run.stdout, "renewed  web");
     let (_, after) = vault_call(&env("VAULT_TOKEN"), Method::GET, &path, None);

@@ -108,6 +108,7 @@ fn issued(e: &Env, name: &str, domains: &[&str]) -> (serde_json::Value, u64) {
 /// Each answer must come from the server as the name's authority (see [`served_txt`]).
 #[track_caller]
 pub fn wait_txt(servers: &[String], name: &str, what: &str, check: impl Fn(&[String]) -> bool) {
+    assert!(!servers.is_empty(), "{name}: no server to ask");
     let deadline = Instant::now() + Duration::from_secs(10);
     for server in servers {
         loop {
@@ -222,8 +223,9 @@ fn conformance_cloudflare() {
         Target::bind("cf.test"),
     );
     // Every request carried the token as a Bearer credential.
-    assert!(api
-        .requests()
+    let requests = api.requests();
+    assert!(!requests.is_empty(), "the API saw no request");
+    assert!(requests
         .iter()
         .all(|r| r.authorization == "Bearer cf-token-conf"));
 }

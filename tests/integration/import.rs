@@ -784,6 +784,7 @@ fn layouts_add_consumer_fields_in_the_same_write() {
     let (doc, _) = vault_read(&e.cert_path(&plain)).unwrap();
     assert!(
         doc.get("tls.crt").is_none() && doc.get("combined").is_none(),
-        "{doc}"
+        "fields: {:?}",
+        doc.as_object().map(|o| o.keys().collect::<Vec<_>>())
     );
 }

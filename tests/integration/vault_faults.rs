@@ -292,7 +292,8 @@ impl Background {
         let status = self.child.wait().unwrap();
         // The reader thread ends at EOF, right after the exit.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+        while Arc::strong_count(&self.stderr) > 1 {
+            assert!(Instant::now() < deadline, "stderr was not read to its end");
             std::thread::sleep(Duration::from_millis(10));
         }
         let stderr = self.stderr.lock().unwrap().clone();
@@ -379,10 +380,10 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
         None,
     );
     let current = lock["data"]["current_version"].to_string();
-    assert!(
-        lock["data"]["versions"][&current]["deletion_time"] != "",
-        "lock left in place: {lock}"
-    );
+    let deleted = lock["data"]["versions"][&current]["deletion_time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deletion_time for version {current}: {lock}"));
+    assert!(!deleted.is_empty(), "lock left in place: {lock}");
 }
 
 /// A TCP proxy in front of the test bed's Vault that forwards every request and answer,
