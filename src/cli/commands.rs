@@ -222,7 +222,7 @@ pub(crate) enum Cmd {
     Import(ImportCmd),
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
-        /// admin (init, issue, solvers), renew (unattended renewals), or reader (one certificate).
+        /// admin (init, issue, solvers), renew (unattended renewals), monitor (list, no keys), or reader (one certificate).
         role: Role,
         /// The certificate a reader may read.
         name: Option<CertName>,

@@ -93,7 +93,7 @@ pub(crate) struct Global {
         global = true
     )]
     pub(crate) vault_retry_timeout: HumanDuration,
-    /// KV version 2 mount that holds certvault's documents.
+    /// KV mount (version 2, or version 1) that holds certvault's documents.
     #[arg(long, env = "CERTVAULT_MOUNT", default_value = "secret", global = true)]
     pub(crate) mount: String,
     /// Folder below the mount: records live at <mount>/<prefix>/certs/<NAME>.
