@@ -2,7 +2,6 @@
 //! index against the records (which stay the source of truth). Both go one index document
 //! at a time, so memory holds one shard's records, not the fleet's.
 
-use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::list::{self, Broken, Unreadable};
@@ -17,25 +16,16 @@ async fn load(
     ctx: &Context,
     names: Vec<CertName>,
 ) -> Vec<(CertName, LoadedEntry, Option<crate::model::StatusRecord>)> {
-    let statuses: Vec<_> = futures::stream::iter(names.clone())
-        .map(|n| async move {
-            ctx.store
-                .load_status(&n)
-                .await
-                .ok()
-                .and_then(|r| r.doc)
-                .map(|d| d.data)
-        })
-        .buffered(16)
-        .collect()
-        .await;
     let loaded = ctx.store.load_entries(names).await;
     // What loading noted for the index is not written by these commands.
     ctx.store.journal.discard();
+    // The status came with each entry (one read per document).
     loaded
         .into_iter()
-        .zip(statuses)
-        .map(|((n, e), s)| (n, e, s))
+        .map(|(n, e)| {
+            let status = e.as_ref().ok().and_then(|e| e.as_ref()?.status.clone());
+            (n, e, status)
+        })
         .collect()
 }
 

@@ -141,11 +141,17 @@ async fn pass(
             }
         }
     }
+    // Each account's stored CA pause, read once (the plan shows it too).
+    let mut loaded = std::collections::BTreeSet::new();
+    for d in &due {
+        if loaded.insert(d.spec.account.clone()) {
+            gate.load(ctx, &d.spec.account, at).await;
+        }
+    }
     if args.dry_run {
         for d in due {
             let mut r = CertResult::new(d.name, Verdict::Due);
-            let paused = gate_reason(ctx, gate, &d.spec.account, at).await;
-            if let Some(p) = paused {
+            if let Some(p) = gate.paused(&d.spec.account) {
                 r.verdict = Verdict::Deferred;
                 r.reason = Some(p.reason);
             } else {
@@ -161,12 +167,6 @@ async fn pass(
     for d in &due {
         accounts.connect(ctx, &d.spec.account).await;
     }
-    let mut loaded = std::collections::BTreeSet::new();
-    for d in &due {
-        if loaded.insert(d.spec.account.clone()) {
-            gate.load(ctx, &d.spec.account, at).await;
-        }
-    }
     let due = due
         .into_iter()
         .map(|d| Ordered {
@@ -178,19 +178,6 @@ async fn pass(
         .collect();
     results.extend(act(ctx, due, accounts, gate, now).await);
     results
-}
-
-/// A stored pause of the account's CA that binds now (for the dry run's plan).
-async fn gate_reason(
-    ctx: &Context,
-    gate: &Gate,
-    account: &str,
-    now: OffsetDateTime,
-) -> Option<super::gate::Paused> {
-    if gate.paused(account).is_none() {
-        gate.load(ctx, account, now).await;
-    }
-    gate.paused(account)
 }
 
 /// The certificates a run loads, and the results of those the index says are not due.
