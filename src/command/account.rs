@@ -29,13 +29,26 @@ pub(super) async fn rollover(ctx: &Context, name: &str) -> Result<Outcome, Error
         crate::acme::account(&http, &directory, stored.data.credentials.clone()).await?;
     let credentials = crate::ca::rollover(&mut account, &directory).await?;
     let mut record = stored.data;
-    record.credentials = credentials;
+    record.credentials = credentials.clone();
     let path = ctx.store.display(Key::Account(name));
-    let version = ctx
+    // The CA only accepts the new key now: a document changed meanwhile gets the new key
+    // written over its latest version rather than losing it.
+    let saved = match ctx
         .store
         .save_account(name, &record, Expect::Version(stored.version))
         .await
-        .inspect_err(|_| {
+    {
+        Err(crate::store::Error::Vault(crate::vault::Error::CasConflict { .. })) => {
+            let fresh = load(ctx, name).await?;
+            let mut latest = fresh.data;
+            latest.credentials = credentials;
+            ctx.store
+                .save_account(name, &latest, Expect::Version(fresh.version))
+                .await
+        }
+        other => other,
+    };
+    let version = saved.inspect_err(|_| {
             tracing::error!("the CA has the new account key, but it could not be stored at {path}: the account cannot be used until an admin registers a new one (`certvault init --force`)");
         })?;
     Ok(Outcome {
