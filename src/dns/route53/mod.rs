@@ -383,7 +383,7 @@ impl Client {
             .collect())
     }
 
-    /// UPSERT `values` (or DELETE `old` when `values` is empty), then wait for INSYNC.
+    /// UPSERT `values` (or DELETE `old` when `values` is empty); the change to wait for.
     async fn change(
         &self,
         zone: &Zone,
@@ -391,7 +391,7 @@ impl Client {
         record: &TxtRecord,
         old: &[String],
         values: &[String],
-    ) -> Result<(), Error> {
+    ) -> Result<ChangeInfo, Error> {
         const OP: &str = "ChangeResourceRecordSets";
         let (action, set) = if values.is_empty() {
             ("DELETE", old)
@@ -402,7 +402,7 @@ impl Client {
         let path = format!("/2013-04-01/hostedzone/{}/rrset/", api::encode(id));
         let rsp = self.call(zone, OP, Method::POST, &path, body).await?;
         let info: ChangeResponse = self.xml(zone, OP, &rsp)?;
-        self.wait_insync(zone, info.change_info).await
+        Ok(info.change_info)
     }
 
     async fn wait_insync(&self, zone: &Zone, mut info: ChangeInfo) -> Result<(), Error> {
@@ -446,7 +446,13 @@ impl Provider for Client {
         }
         let mut values = old.clone();
         values.push(new);
-        self.change(zone, &id, record, &old, &values).await
+        let change = self.change(zone, &id, record, &old, &values).await?;
+        // The record is submitted: from here on it must count as presented, so that it is
+        // cleaned up. Not seeing INSYNC is left to the propagation check that follows.
+        if let Err(e) = self.wait_insync(zone, change).await {
+            tracing::warn!(name = %record.name, "{e}; the propagation check decides");
+        }
+        Ok(())
     }
 
     async fn cleanup(&self, record: &TxtRecord, _: &()) -> Result<(), Error> {
@@ -458,7 +464,8 @@ impl Provider for Client {
             return Ok(());
         }
         let rest: Vec<String> = old.iter().filter(|v| **v != gone).cloned().collect();
-        self.change(zone, &id, record, &old, &rest).await
+        let change = self.change(zone, &id, record, &old, &rest).await?;
+        self.wait_insync(zone, change).await
     }
 }
 
