@@ -158,7 +158,6 @@ pub fn trouble(e: &crate::Error) -> Trouble {
             instant_acme::Error::Timeout(_) => Trouble::Unavailable,
             _ => Trouble::Other,
         },
-        Error::Timeout { .. } => Trouble::Other,
         _ => Trouble::Other,
     }
 }

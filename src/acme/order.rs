@@ -202,10 +202,15 @@ pub async fn obtain(
     result?;
 
     let key_type = spec.key_type;
-    let kept = options
-        .key
-        .as_ref()
-        .and_then(|pem| rcgen::KeyPair::from_pem(pem.expose()).ok());
+    let kept = options.key.as_ref().and_then(|pem| {
+        rcgen::KeyPair::from_pem(pem.expose())
+            .inspect_err(|_| {
+                tracing::warn!(
+                    "the kept private key (--reuse-key) does not parse; ordering with a new key"
+                );
+            })
+            .ok()
+    });
     let key = match kept {
         Some(key) => key,
         None => tokio::task::spawn_blocking(move || generate_key(key_type))

@@ -54,8 +54,8 @@ fn portless(server: &str) -> Option<&str> {
     if server.parse::<std::net::IpAddr>().is_ok() {
         return Some(server);
     }
+    // A host with any `:` suffix is not portless (a bad port is refused where it is parsed).
     match server.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => None,
         Some(_) => None,
         None => Some(server),
     }
