@@ -97,15 +97,22 @@ fn a_sigkilled_run_blocks_its_certificate_for_one_lease_only() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
-    let (e, dir) = slow_installation("live");
+/// An installation whose `web` a `renew --force --lock-lease 3s` is renewing now (its hook
+/// takes `seconds`): the record's version before, and that run (output piped).
+fn holding_the_lock(tag: &str, seconds: &str) -> (Env, TempDir, u64, Killed) {
+    let (e, dir) = slow_installation(tag);
     e.fresh_account();
     let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
-    let mut cmd = slow(&e, "7").command(&["renew", "--force", "--lock-lease", "3s"]);
+    let mut cmd = slow(&e, seconds).command(&["renew", "--force", "--lock-lease", "3s"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = Killed(Some(cmd.spawn().unwrap()));
+    let child = Killed(Some(cmd.spawn().unwrap()));
     wait_for_lock(&e);
+    (e, dir, v1, child)
+}
+
+#[test]
+fn a_live_run_keeps_its_lease_and_the_other_run_skips() {
+    let (e, dir, v1, mut child) = holding_the_lock("live", "7");
 
     // Meanwhile: the lease is renewed every second, so after waiting for it this run
     // still finds it held and skips (exit 0: the other run does it).
@@ -219,13 +226,7 @@ fn the_run_that_takes_over_removes_what_a_dead_run_left_in_dns() {
 /// holder's lock alone (deleting it would let a third run order the same certificate).
 #[test]
 fn a_run_that_lost_its_lease_leaves_the_new_holders_lock() {
-    let (e, dir) = slow_installation("lostlease");
-    e.fresh_account();
-    let (_, v1) = vault_read(&e.cert_path("web")).unwrap();
-    let mut cmd = slow(&e, "6").command(&["renew", "--force", "--lock-lease", "3s"]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = Killed(Some(cmd.spawn().unwrap()));
-    wait_for_lock(&e);
+    let (e, dir, v1, mut child) = holding_the_lock("lostlease", "6");
 
     // Another run takes the lock over (a write the holder's next renewal cannot match).
     let fmt = |t: time::OffsetDateTime| {
