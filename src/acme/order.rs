@@ -284,6 +284,9 @@ pub(super) async fn validate(
     directory: &str,
     timeouts: Timeouts,
 ) -> Result<(), Error> {
+    // A CA may validate within the request that starts validation and answer its failure
+    // there (Pebble does at times): that is a failed validation like any other.
+    let mut refused_at_start = None;
     {
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
@@ -293,10 +296,23 @@ pub(super) async fn validate(
                 continue;
             }
             if let Some(mut ch) = authz.challenge(ChallengeType::Dns01) {
-                nonce_retry!(ch.set_ready().await)
-                    .map_err(|e| refused("starting validation", directory, e))?;
+                match nonce_retry!(ch.set_ready().await) {
+                    Ok(()) => {}
+                    Err(instant_acme::Error::Api(p)) if is_validation_problem(&p) => {
+                        refused_at_start = Some(p);
+                        break;
+                    }
+                    Err(e) => return Err(refused("starting validation", directory, e)),
+                }
             }
         }
+    }
+    if let Some(p) = refused_at_start {
+        let mut failures = failures(order).await;
+        if failures.is_empty() {
+            failures = vec![problem_text(&p)];
+        }
+        return Err(Error::Validation { failures });
     }
     // Look once at once (a CA may have validated already), then poll.
     let polled = match nonce_retry!(order.refresh().await) {
@@ -341,6 +357,22 @@ pub(super) async fn validate(
             status: "pending".into(),
         }),
     }
+}
+
+/// A problem that reports a failed validation (RFC 8555 §6.7), not a refused request.
+fn is_validation_problem(p: &instant_acme::Problem) -> bool {
+    const KINDS: [&str; 6] = [
+        "unauthorized",
+        "incorrectResponse",
+        "dns",
+        "caa",
+        "connection",
+        "tls",
+    ];
+    p.r#type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
+        .is_some_and(|kind| KINDS.contains(&kind))
 }
 
 /// What the CA said about each failed challenge (empty when it said nothing).
@@ -409,6 +441,36 @@ mod tests {
             assert!(key
                 .serialize_pem()
                 .starts_with("-----BEGIN PRIVATE KEY-----"));
+        }
+    }
+
+    /// Failed validations are told from refused requests by the problem type.
+    #[test]
+    fn validation_problems_are_told_from_refusals() {
+        let problem = |kind: &str| -> instant_acme::Problem {
+            serde_json::from_value(serde_json::json!({
+                "type": format!("urn:ietf:params:acme:error:{kind}"), "detail": "x", "status": 403
+            }))
+            .unwrap()
+        };
+        for kind in [
+            "unauthorized",
+            "incorrectResponse",
+            "dns",
+            "caa",
+            "connection",
+            "tls",
+        ] {
+            assert!(is_validation_problem(&problem(kind)), "{kind}");
+        }
+        for kind in [
+            "rateLimited",
+            "serverInternal",
+            "badNonce",
+            "accountDoesNotExist",
+            "malformed",
+        ] {
+            assert!(!is_validation_problem(&problem(kind)), "{kind}");
         }
     }
 }

@@ -341,9 +341,13 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
             .unwrap()
     };
     let v0 = version(&bao);
-    let wait_marker = || {
+    let wait_marker = |run: &mut Background| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !marker.exists() {
+            if let Ok(Some(status)) = run.child.try_wait() {
+                let stderr = run.stderr.lock().unwrap().clone();
+                panic!("the run ended ({status}) before its hook ran:\n{stderr}");
+            }
             assert!(Instant::now() < deadline, "the hook never ran");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -351,8 +355,8 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     };
 
     // Sealed while the hook runs: the write waits until it is unsealed.
-    let run = Background::start(e.command(&["renew", "--force"]));
-    wait_marker();
+    let mut run = Background::start(e.command(&["renew", "--force"]));
+    wait_marker(&mut run);
     bao.seal();
     run.wait_for("Vault unavailable on");
     bao.unseal();
@@ -362,8 +366,8 @@ fn a_renewal_rides_through_a_sealed_and_a_restarted_vault() {
     assert_eq!(version(&bao), v0 + 1);
 
     // Stopped (connection refused) while the hook runs, restarted and unsealed.
-    let run = Background::start(e.command(&["renew", "--force"]));
-    wait_marker();
+    let mut run = Background::start(e.command(&["renew", "--force"]));
+    wait_marker(&mut run);
     bao.kill();
     run.wait_for("Vault unavailable on");
     bao.spawn();
