@@ -359,20 +359,21 @@ pub(super) async fn validate(
     }
 }
 
-/// A problem that reports a failed validation (RFC 8555 §6.7), not a refused request.
+/// The problem types that report a failed validation (RFC 8555 §6.7), not a refused request.
+const VALIDATION_PROBLEMS: [&str; 6] = [
+    "unauthorized",
+    "incorrectResponse",
+    "dns",
+    "caa",
+    "connection",
+    "tls",
+];
+
 fn is_validation_problem(p: &instant_acme::Problem) -> bool {
-    const KINDS: [&str; 6] = [
-        "unauthorized",
-        "incorrectResponse",
-        "dns",
-        "caa",
-        "connection",
-        "tls",
-    ];
     p.r#type
         .as_deref()
         .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
-        .is_some_and(|kind| KINDS.contains(&kind))
+        .is_some_and(|kind| VALIDATION_PROBLEMS.contains(&kind))
 }
 
 /// What the CA said about each failed challenge (empty when it said nothing).
@@ -453,14 +454,7 @@ mod tests {
             }))
             .unwrap()
         };
-        for kind in [
-            "unauthorized",
-            "incorrectResponse",
-            "dns",
-            "caa",
-            "connection",
-            "tls",
-        ] {
+        for kind in VALIDATION_PROBLEMS {
             assert!(is_validation_problem(&problem(kind)), "{kind}");
         }
         for kind in [
