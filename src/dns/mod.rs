@@ -295,6 +295,16 @@ pub enum Error {
         #[source]
         source: Box<propagation::NotPropagated>,
     },
+    /// A cleanup that would remove something certvault cannot prove it presented: the
+    /// provider's record behind the handle is not that TXT value at that name, or a
+    /// leftover from a lease names what the certificate's spec does not. Nothing was
+    /// deleted.
+    #[error("DNS solver {solver}: refused to remove {name}: {reason}; nothing was deleted")]
+    NotOurs {
+        solver: String,
+        name: String,
+        reason: String,
+    },
 }
 
 fn tail(stderr: &str) -> String {
