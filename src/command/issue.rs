@@ -341,13 +341,18 @@ pub(super) async fn obtain_and_save(
             })
         }
         Lock::Taken { version, leftovers } => {
-            if !leftovers.is_empty() {
-                clean_leftovers(ctx, solvers, name, &spec, leftovers).await;
-            }
-            version
+            let left = !leftovers.is_empty();
+            let kept = if left {
+                clean_leftovers(ctx, solvers, name, &spec, leftovers).await
+            } else {
+                Vec::new()
+            };
+            (version, kept, left)
         }
     };
+    let (lease, inherited, write_now) = lease;
     let (presented_tx, presented_rx) = tokio::sync::watch::channel(Vec::new());
+    let still_presented = presented_rx.clone();
     let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
@@ -387,12 +392,19 @@ pub(super) async fn obtain_and_save(
     };
     let result = tokio::select! {
         r = work => r,
-        e = keep_lease(ctx, name, lease, presented_rx, now) => Err(e),
+        e = keep_lease(ctx, name, lease, &inherited, write_now, presented_rx, now) => Err(e),
     };
     // A lost lease is another run's lock now: releasing it would delete that run's lock.
     let lost = matches!(result, Err(Error::LeaseLost { .. }));
     if !lost {
-        if let Err(e) = ctx.store.unlock_cert(name).await {
+        // DNS-01 values that could not be removed stay listed in the released lease.
+        let mut left = inherited;
+        left.extend(still_presented.borrow().iter().cloned());
+        if let Err(e) = ctx
+            .store
+            .release_lock(name, &ctx.run.id, now(), &left)
+            .await
+        {
             tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
         }
     }

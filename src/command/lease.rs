@@ -12,10 +12,16 @@ use crate::Error;
 /// the order then stops before it writes. A failed renewal is retried until the lease lapses.
 /// The lease also records, as soon as they change, the DNS-01 values the order has
 /// presented and not yet removed, for whoever takes the lease over if this run dies.
+///
+/// `inherited` are values a dead holder left that could not be removed yet: they stay in
+/// the lease beside this order's own; with `write_now` the lease is written at once (the
+/// lease as taken still lists what the dead holder left).
 pub(super) async fn keep_lease(
     ctx: &Context,
     name: &CertName,
     mut version: u64,
+    inherited: &[crate::dns::Leftover],
+    write_now: bool,
     mut presented: tokio::sync::watch::Receiver<Vec<crate::dns::Leftover>>,
     now: fn() -> OffsetDateTime,
 ) -> Error {
@@ -23,17 +29,21 @@ pub(super) async fn keep_lease(
     let every = lease / 3;
     let mut lapses = now() + lease;
     let mut watching = true;
+    let mut first = write_now;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            changed = presented.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                changed = presented.changed(), if watching => {
+                    if changed.is_err() {
+                        watching = false;
+                        continue;
+                    }
                 }
             }
         }
-        let values = presented.borrow_and_update().clone();
+        let mut values = inherited.to_vec();
+        values.extend(presented.borrow_and_update().iter().cloned());
         match ctx
             .store
             .renew_lease(name, version, now(), lease, &values)
@@ -58,22 +68,33 @@ pub(super) async fn keep_lease(
 }
 
 /// Remove the DNS-01 values a dead run left presented (recorded in the lease it held).
+/// The lease is renew-writable, so its list is only a claim: see
+/// [`crate::dns::Session::cleanup_leftovers`] for what is removed. Returns the values that
+/// could not be removed now, to be kept in this run's lease for the next run.
 pub(super) async fn clean_leftovers(
     ctx: &Context,
     solvers: &LoadedSolvers,
     name: &CertName,
     spec: &Spec,
     leftovers: Vec<crate::dns::Leftover>,
-) {
-    let Ok(http) = ctx.http() else { return };
+) -> Vec<crate::dns::Leftover> {
+    let http = match ctx.http() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(cert = %name, "cannot remove the DNS-01 values a dead run left: {}", crate::error::chain(&e));
+            return leftovers;
+        }
+    };
     let dns_solvers = solvers.for_orders(ctx, &http, None);
     let count = leftovers.len();
     let mut session = crate::dns::Session::new(&dns_solvers, spec, count);
-    let failed = session.cleanup_leftovers(leftovers).await.len();
+    let done = session.cleanup_leftovers(leftovers).await;
     tracing::info!(
         cert = %name,
-        removed = count - failed,
-        failed,
+        removed = done.removed,
+        refused = done.refused,
+        kept = done.kept.len(),
         "removed DNS-01 values a dead run left presented"
     );
+    done.kept
 }

@@ -70,6 +70,25 @@ impl Solvers<'_> {
     }
 }
 
+/// What [`Session::cleanup_leftovers`] did with a lease's leftovers.
+#[derive(Debug, Default)]
+pub struct LeftoverCleanup {
+    pub removed: usize,
+    /// Not this certificate's (or the provider's record is not that value): left alone.
+    pub refused: usize,
+    /// Could not be removed now (DNS or the provider's API failed): for the next run.
+    pub kept: Vec<Leftover>,
+}
+
+/// Whether `value` has the shape of a DNS-01 TXT value: base64url (no padding) of a
+/// SHA-256 digest, 43 characters.
+pub fn is_dns01_value(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// One order's challenges: present each, wait for all, clean up all.
 pub struct Session<'a> {
     solvers: &'a Solvers<'a>,
@@ -300,41 +319,127 @@ impl<'a> Session<'a> {
             .collect()
     }
 
-    /// Remove values a dead run presented (from its lease): each through its solver, as
-    /// this spec and the stored solvers define it now. Returns the failures.
-    pub async fn cleanup_leftovers(&mut self, leftovers: Vec<Leftover>) -> Vec<Error> {
-        let mut errors = Vec::new();
+    /// Remove values a dead run presented (from its lease). The lease is a document the
+    /// renew role can write, so each leftover is only a claim: it is removed only when it
+    /// could be a value of this certificate (see [`Session::vet`]), through the solver this
+    /// spec and the stored solvers give its name now, at the record name and zone a fresh
+    /// placement gives; an exec hook never gets the lease's `CERTBOT_AUTH_OUTPUT`. What is
+    /// refused is logged and dropped; what could not be removed (DNS or API down) is
+    /// returned, to be kept for the next run.
+    pub async fn cleanup_leftovers(&mut self, leftovers: Vec<Leftover>) -> LeftoverCleanup {
+        let mut outcome = LeftoverCleanup::default();
         for l in leftovers {
-            let presented = Presented {
-                record: l.record,
-                handle: l.handle,
+            let presented = match self.vet(&l).await {
+                Ok(p) => p,
+                Err(e @ Error::NotOurs { .. }) => {
+                    tracing::warn!(solver = %l.solver, "a lock lease names a DNS-01 value this certificate's spec does not: {e}");
+                    outcome.refused += 1;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(name = %l.record.name, solver = %l.solver, "could not place a value a dead run left, keeping it for the next run: {e}");
+                    outcome.kept.push(l);
+                    continue;
+                }
             };
             let result = match self.provider(&l.solver) {
                 Ok(p) => p.cleanup(&presented).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
-                tracing::warn!(name = %presented.record.name, solver = %l.solver, "could not remove a value a dead run left: {e}");
-                errors.push(e);
+            match result {
+                Ok(()) => outcome.removed += 1,
+                Err(e @ Error::NotOurs { .. }) => {
+                    tracing::warn!(name = %presented.record.name, solver = %l.solver, "{e}");
+                    outcome.refused += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(name = %presented.record.name, solver = %l.solver, "could not remove a value a dead run left, keeping it for the next run: {e}");
+                    outcome.kept.push(Leftover {
+                        solver: l.solver,
+                        record: presented.record,
+                        handle: presented.handle,
+                    });
+                }
             }
         }
-        errors
+        outcome
     }
 
-    /// Remove every presented value (in reverse order); returns the failures.
+    /// What may be removed for a leftover `l`, if it can be this certificate's: its domain
+    /// is one of the spec's names, its value has the shape of a DNS-01 value, and a fresh
+    /// placement of `_acme-challenge.<domain>` gives its record name and its solver. The
+    /// record is rebuilt from those checked parts (the zone from the placement, not the
+    /// lease); an exec hook's output is not carried over.
+    async fn vet(&self, l: &Leftover) -> Result<Presented, Error> {
+        let refuse = |reason: String| Error::NotOurs {
+            solver: l.solver.clone(),
+            name: l.record.name.to_string(),
+            reason,
+        };
+        let domain = &l.record.domain;
+        if !self
+            .spec
+            .domains
+            .iter()
+            .any(|d| d.base().eq_ignore_ascii_case(domain.as_str()))
+        {
+            return Err(refuse(format!("{domain} is not a name of the certificate")));
+        }
+        if !is_dns01_value(&l.record.value) {
+            return Err(refuse(
+                "the value is not a DNS-01 value (43 base64url characters)".into(),
+            ));
+        }
+        let start = Fqdn::parse("name", &format!("_acme-challenge.{domain}"))
+            .map_err(|e| refuse(e.to_string()))?;
+        let placed = self.place(&start).await?;
+        if placed.name != l.record.name {
+            return Err(refuse(format!(
+                "the record for {domain} is {} now",
+                placed.name
+            )));
+        }
+        if placed.solver != l.solver {
+            return Err(refuse(format!(
+                "the spec gives {} to solver {} now",
+                placed.name, placed.solver
+            )));
+        }
+        let handle = match &l.handle {
+            Handle::Exec(_) => Handle::Exec(String::new()),
+            other => other.clone(),
+        };
+        Ok(Presented {
+            record: TxtRecord {
+                domain: domain.clone(),
+                name: placed.name,
+                zone: placed.zone,
+                value: l.record.value.clone(),
+            },
+            handle,
+        })
+    }
+
+    /// Remove every presented value (in reverse order); returns the failures. The values
+    /// that could not be removed stay presented (and are told to the lease), so the run
+    /// can keep them for the next one.
     pub async fn cleanup(&mut self) -> Vec<Error> {
         let mut errors = Vec::new();
         let presented_all = std::mem::take(&mut self.presented);
-        if let Some(tx) = &self.solvers.presented {
-            let _ = tx.send(Vec::new());
-        }
-        for (solver, presented) in presented_all.iter().rev() {
-            if let Some(p) = self.providers.get(solver) {
-                if let Err(e) = p.cleanup(presented).await {
+        let mut left = Vec::new();
+        for (solver, presented) in presented_all.into_iter().rev() {
+            if let Some(p) = self.providers.get(&solver) {
+                if let Err(e) = p.cleanup(&presented).await {
                     tracing::warn!(name = %presented.record.name, %solver, "cleanup failed: {e}");
                     errors.push(e);
+                    left.push((solver, presented));
                 }
             }
+        }
+        left.reverse();
+        self.presented = left;
+        if let Some(tx) = &self.solvers.presented {
+            let _ = tx.send(self.leftovers());
         }
         errors
     }

@@ -269,9 +269,34 @@ pub struct LockRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
     /// DNS-01 values the holder has presented and not yet removed: a run that takes the
-    /// lease over from a dead holder removes them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// lease over from a dead holder removes them (after checking each: the renew role
+    /// can write this document). An entry that does not parse is dropped, with a warning,
+    /// so it cannot make the lock unreadable.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient_leftovers"
+    )]
     pub presented: Vec<crate::dns::Leftover>,
+}
+
+/// The leftovers of a lease, each parsed on its own; what does not parse is dropped.
+fn lenient_leftovers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::dns::Leftover>, D::Error> {
+    let raw = Vec::<serde_json::Value>::deserialize(d)?;
+    let total = raw.len();
+    let parsed: Vec<crate::dns::Leftover> = raw
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    if parsed.len() < total {
+        tracing::warn!(
+            dropped = total - parsed.len(),
+            "a lock lease lists DNS-01 values that do not parse; they are ignored"
+        );
+    }
+    Ok(parsed)
 }
 
 /// The ACME account at `<prefix>/accounts/<name>`.

@@ -69,7 +69,8 @@ impl Store {
             acquired_at: now,
             expires_at: now + lease,
             run_id: run_id.to_string(),
-            presented: Vec::new(),
+            // What a dead holder left stays listed until it is removed.
+            presented: leftovers.clone(),
         };
         match self.save(key, &record, expect).await {
             Ok(version) => Ok(Lock::Taken { version, leftovers }),
@@ -115,6 +116,31 @@ impl Store {
     /// The lock of `name`, if any (for `unlock` and `show`).
     pub async fn load_lock(&self, name: &CertName) -> Result<Option<Versioned<LockRecord>>, Error> {
         self.load(Key::Lock(name)).await
+    }
+
+    /// Release the lock of `name`, which this run (`run_id`) holds, keeping `leftovers`
+    /// (DNS-01 values that could not be removed) for the next run: the lease is written
+    /// lapsed, so the next run takes it over at once and removes them. Without leftovers
+    /// the lock is deleted.
+    pub async fn release_lock(
+        &self,
+        name: &CertName,
+        run_id: &str,
+        now: OffsetDateTime,
+        leftovers: &[crate::dns::Leftover],
+    ) -> Result<(), Error> {
+        if leftovers.is_empty() {
+            return self.unlock_cert(name).await;
+        }
+        let key = Key::Lock(name);
+        let read = self.load_read::<LockRecord>(key).await?;
+        let Some(mut held) = read.doc.filter(|d| d.data.run_id == run_id) else {
+            // Not ours any more: its holder keeps its own list.
+            return Ok(());
+        };
+        held.data.expires_at = now;
+        held.data.presented = leftovers.to_vec();
+        self.save(key, &held.data, read.expect).await.map(drop)
     }
 
     /// Release the lock of `name` (a KV v2 delete: the history stays).

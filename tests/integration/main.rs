@@ -28,5 +28,6 @@ mod renew;
 mod robust;
 mod secrets;
 mod storm;
+mod trust;
 mod vault_env;
 mod vault_faults;

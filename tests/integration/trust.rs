@@ -1,0 +1,171 @@
+//! What a stolen renew token can make certvault do through the documents it may write
+//! (`locks/`, `index/`, `pauses/`, `status/`, `certs/`): each attempt is written with a
+//! token of the printed renew policy, then an admin's run shows what certvault *did*
+//! (hooks run, records deleted, orders placed), not only what it read.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// Write `data` to `secret/data/<path>` as `token` (check-and-set `cas` when given).
+pub fn put_as(token: &str, path: &str, data: &Value, cas: Option<u64>) -> u16 {
+    let body = match cas {
+        Some(cas) => json!({ "data": data, "options": { "cas": cas } }),
+        None => json!({ "data": data }),
+    };
+    vault_call(
+        token,
+        Method::POST,
+        &format!("secret/data/{path}"),
+        Some(&body),
+    )
+    .0
+}
+
+/// RFC 3339 text of now + `secs`.
+pub fn at(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A lapsed lease "left by a dead run" that lists `presented`, as a renew token writes it.
+pub fn forged_lock(presented: Value) -> Value {
+    json!({
+        "schema": 1,
+        "holder": "certvault on dead-host, pid 1, run dead",
+        "acquired_at": at(-600),
+        "expires_at": at(-540),
+        "run_id": "dead",
+        "presented": presented,
+    })
+}
+
+/// One leftover as the lease stores it.
+pub fn leftover(
+    solver: &str,
+    domain: &str,
+    name: &str,
+    zone: Option<&str>,
+    value: &str,
+    handle: Value,
+) -> Value {
+    json!({
+        "solver": solver,
+        "record": { "domain": domain, "name": name, "zone": zone, "value": value },
+        "handle": handle,
+    })
+}
+
+/// A value of the DNS-01 shape (43 base64url characters) that no order presented.
+pub fn shaped_value(seed: &str) -> String {
+    let mut v: String = seed
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .chain(std::iter::repeat('A'))
+        .take(43)
+        .collect();
+    v.replace_range(0..1, "Z");
+    v
+}
+
+/// The newcomer's reproduction: a renew token lists forged "DNS-01 values a dead run left"
+/// in the lock; the admin's next run must not hand them to its cleanup hook.
+#[test]
+fn forged_lock_leftovers_never_reach_the_cleanup_hook() {
+    let e = Env::ready("forgedlock");
+    let dir = tempdir("forgedlock");
+    let log = dir.join("cleanup.log");
+    let marker = dir.join("pwned");
+    let d = domain("fl");
+    let cleanup = format!(
+        "printf '%s|%s|%s\\n' \"$CERTBOT_DOMAIN\" \"$CERTBOT_VALIDATION\" \"$CERTBOT_AUTH_OUTPUT\" >> {}; {}",
+        log.display(),
+        hook("challtestsrv-cleanup")
+    );
+    e.run(&[
+        "issue",
+        "web",
+        "-d",
+        &d,
+        "--auth-hook",
+        &hook("challtestsrv-auth"),
+        "--cleanup-hook",
+        &cleanup,
+    ])
+    .ok();
+    std::fs::write(&log, "").unwrap();
+
+    let renew = e.as_policy(&["renew"]);
+    let evil = format!("record-id-12345; touch {}", marker.display());
+    let ours = shaped_value("ours");
+    let presented = json!([
+        // Not a name of the certificate.
+        leftover(
+            "exec",
+            "prod.example.com",
+            "_acme-challenge.prod.example.com",
+            None,
+            "attacker",
+            json!({"Exec": evil})
+        ),
+        // A name of the certificate, but not a DNS-01 value.
+        leftover(
+            "exec",
+            &d,
+            &format!("_acme-challenge.{d}"),
+            None,
+            &format!("x; touch {}", marker.display()),
+            json!({"Exec": evil})
+        ),
+        // A name of the certificate at another record name.
+        leftover(
+            "exec",
+            &d,
+            "_acme-challenge.prod.example.com",
+            None,
+            &ours,
+            json!({"Exec": evil})
+        ),
+        // Plausible: our name, a value of the right shape; only its handle is forged.
+        leftover(
+            "exec",
+            &d,
+            &format!("_acme-challenge.{d}"),
+            None,
+            &ours,
+            json!({"Exec": evil})
+        ),
+    ]);
+    let lock = format!("{}/locks/web", e.prefix);
+    assert_eq!(
+        put_as(&renew.token, &lock, &forged_lock(presented), None),
+        200,
+        "the renew policy writes locks"
+    );
+
+    e.fresh_account();
+    let run = e.run(&["renew", "--force", "web"]).ok();
+    assert_contains(&run.stdout, "renewed  web");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(!marker.exists(), "a forged value ran as a command");
+    for forged in ["prod.example.com", "attacker", "record-id-12345", "touch"] {
+        assert!(
+            !calls.contains(forged),
+            "the cleanup hook got {forged:?}:\n{calls}"
+        );
+    }
+    // The plausible one is removed, without the forged auth output.
+    assert!(
+        calls.lines().any(|l| l == format!("{d}|{ours}|")),
+        "the leftover of the right shape was not removed (or got an auth output):\n{calls}"
+    );
+    assert_eq!(
+        run.stderr.matches("refused to remove").count(),
+        3,
+        "each forged leftover is refused by name: {}",
+        run.stderr
+    );
+    assert!(vault_read(&lock).is_none(), "the lock is released");
+}
