@@ -19,7 +19,15 @@ pub const FLUSH_AT: usize = 20_000;
 #[derive(Default)]
 pub struct Journal {
     notes: Mutex<BTreeMap<CertName, Noted>>,
-    verified: Mutex<BTreeMap<u16, i64>>,
+    verified: Mutex<BTreeMap<u16, Checked>>,
+}
+
+/// When this run checked a shard's entries: their versions against the records' metadata,
+/// and their dates against the records themselves (Unix seconds).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub versions: Option<i64>,
+    pub dates: Option<i64>,
 }
 
 impl Journal {
@@ -84,6 +92,7 @@ impl Journal {
         let cert = Versioned {
             data: record.clone(),
             version,
+            written_at: None,
         };
         let spec = SpecRecord {
             schema: SCHEMA_VERSION,
@@ -146,7 +155,14 @@ impl Journal {
 
     pub fn note_verified(&self, shard: u16, at: i64) {
         if let Ok(mut v) = self.verified.lock() {
-            v.insert(shard, at);
+            v.entry(shard).or_default().versions = Some(at);
+        }
+    }
+
+    /// Every entry of `shard` was checked against its record (the record was loaded).
+    pub fn note_dated(&self, shard: u16, at: i64) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.entry(shard).or_default().dates = Some(at);
         }
     }
 
@@ -162,7 +178,7 @@ impl Journal {
         drop(self.take());
     }
 
-    pub(super) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, i64>) {
+    pub(super) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, Checked>) {
         let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
         let verified =
             std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));

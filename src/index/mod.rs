@@ -37,6 +37,15 @@ pub const SHARDS: u16 = 256;
 /// records' metadata (see [`to_verify`]).
 pub const VERIFY_EVERY: time::Duration = time::Duration::days(7);
 
+/// How long a shard's entries may go without their dates being checked against the
+/// records themselves (see [`to_date_check`]): the longest a forged entry (the renew role
+/// can write the index) can hide a due certificate after it was written.
+pub const DATE_CHECK_EVERY: time::Duration = time::Duration::days(7);
+
+/// How far a claimed check time may be ahead of Vault's own time of the write that
+/// stored it (clock skew between certvault and Vault) before the claim is ignored.
+pub const CLAIM_SKEW: i64 = 300;
+
 /// A run checks the versions of at least this many entries (whole shards, the ones checked
 /// longest ago first): a fleet this small is checked completely by every run.
 pub const VERIFY_AT_LEAST: usize = 1024;
@@ -200,6 +209,10 @@ pub struct Shard {
     pub of: u16,
     /// When the entries' versions were last checked against the records' metadata.
     pub verified_at: i64,
+    /// When the entries' dates were last checked against the records (every record of
+    /// the shard loaded); absent in documents of older versions (then `verified_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dated_at: Option<i64>,
     /// Stored as one JSON text (a string holding the object name → entry): Vault refuses
     /// request bodies with many JSON strings ("high complexity"), and a shard of a large
     /// fleet has hundreds of entries of a dozen fields each.
@@ -243,8 +256,25 @@ impl Shard {
             shard,
             of: SHARDS,
             verified_at,
+            dated_at: Some(verified_at),
             entries: BTreeMap::new(),
         }
+    }
+
+    /// The check times this document claims, as far as they can be believed: a time
+    /// later than Vault's own time of the write that stored the document (`written_at`,
+    /// give or take [`CLAIM_SKEW`]) or than `now` was not written by a check, and counts
+    /// as never checked. (versions, dates)
+    pub fn checked_at(&self, written_at: Option<i64>, now: OffsetDateTime) -> (i64, i64) {
+        let limit = written_at
+            .unwrap_or(i64::MAX)
+            .min(now.unix_timestamp())
+            .saturating_add(CLAIM_SKEW);
+        let believe = |t: i64| if t > limit { i64::MIN } else { t };
+        (
+            believe(self.verified_at),
+            believe(self.dated_at.unwrap_or(self.verified_at)),
+        )
     }
 
     /// Why a document read at `index/<shard>` cannot be used, if it cannot.
@@ -361,6 +391,12 @@ pub fn to_verify(verified: &[(u16, i64, usize)], now: OffsetDateTime) -> Vec<u16
     }
     out.sort_unstable();
     out
+}
+
+/// Whether a shard date-checked at `dated_at` gets every entry's dates checked against its
+/// record this run (the record loaded as if due): after [`DATE_CHECK_EVERY`].
+pub fn date_check_due(dated_at: i64, now: OffsetDateTime) -> bool {
+    dated_at <= (now - DATE_CHECK_EVERY).unix_timestamp()
 }
 
 /// The `verified_at` a rebuild gives shard `shard`: spread over the last [`VERIFY_EVERY`],

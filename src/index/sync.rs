@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::{merge, shard_of, to_verify, Entry, Noted, Part, Shard};
+use super::journal::Checked;
+use super::{date_check_due, merge, shard_of, staggered, to_verify, Entry, Noted, Part, Shard};
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::store::{self, Error, Key, Store};
 use crate::vault::{self, Expect};
@@ -25,6 +26,8 @@ pub struct Scan {
     pub missing: usize,
     pub stale: usize,
     pub due: usize,
+    /// Loaded for the weekly check of entries against their records.
+    pub dated: usize,
     /// The names of [`Scan::load`] found stale by the verification (their entries were
     /// settled before).
     pub unsettled: Vec<CertName>,
@@ -36,6 +39,8 @@ struct ReadShard {
     expect: Expect,
     /// Absent, or present but unusable (the warning is given).
     absent: bool,
+    /// When Vault wrote the version read (KV v2), to weigh the check times it claims.
+    written_at: Option<i64>,
 }
 
 impl Store {
@@ -48,8 +53,10 @@ impl Store {
                 shard: Shard::empty(shard, i64::MIN),
                 expect: read.expect,
                 absent: true,
+                written_at: None,
             });
         };
+        let written_at = doc.written_at;
         let parsed = match doc.data.get("schema").and_then(|v| v.as_u64()) {
             Some(found) if found > u64::from(SCHEMA_VERSION) => {
                 return Err(Error::NewerSchema {
@@ -66,6 +73,7 @@ impl Store {
                 shard: s,
                 expect: read.expect,
                 absent: false,
+                written_at,
             }),
             Err(why) => {
                 tracing::warn!(
@@ -76,6 +84,7 @@ impl Store {
                     shard: Shard::empty(shard, i64::MIN),
                     expect: read.expect,
                     absent: true,
+                    written_at,
                 })
             }
         }
@@ -112,16 +121,28 @@ impl Store {
         let mut scan = Scan::default();
         let mut verified_at: Vec<(u16, i64, usize)> = Vec::new();
         let (mut absent, mut read) = (0usize, 0usize);
+        let mut dated_shards: Vec<u16> = Vec::new();
         let mut docs = futures::stream::iter(buckets.keys().copied())
             .map(|s| async move { (s, self.read_shard(s).await) })
             .buffer_unordered(PARALLEL);
         while let Some((s, doc)) = docs.next().await {
             let doc = doc?;
             read += 1;
+            // The index is renew-writable: its entries may only make a run look at a
+            // record sooner. Once a week (claims of a later check than Vault's own write
+            // time do not count) every entry of a shard is checked against its record.
+            let (versions_at, dates_at) = doc.shard.checked_at(doc.written_at, now);
+            let date_check = verify && !doc.absent && date_check_due(dates_at, now);
             if doc.absent {
                 absent += 1;
             } else {
-                verified_at.push((s, doc.shard.verified_at, buckets[&s].len()));
+                verified_at.push((s, versions_at, buckets[&s].len()));
+            }
+            if date_check {
+                // Every record loaded: its versions are checked as well.
+                self.journal.note_dated(s, now.unix_timestamp());
+                self.journal.note_verified(s, now.unix_timestamp());
+                dated_shards.push(s);
             }
             for name in &buckets[&s] {
                 match doc.shard.entries.get(name) {
@@ -131,6 +152,10 @@ impl Store {
                     }
                     Some(e) if needs_record(e) => {
                         scan.due += 1;
+                        scan.load.push(name.clone());
+                    }
+                    Some(_) if date_check => {
+                        scan.dated += 1;
                         scan.load.push(name.clone());
                     }
                     Some(e) => settled(name, e),
@@ -150,7 +175,15 @@ impl Store {
                 "certificates without an index entry (new, imported, written by hand or by an older certvault): loading them"
             );
         }
+        if scan.dated > 0 {
+            tracing::info!(
+                certificates = scan.dated,
+                "weekly check of index entries against their records: loading them"
+            );
+        }
         if verify {
+            // Shards whose every record is loaded this run need no version check.
+            verified_at.retain(|(s, _, _)| !dated_shards.contains(s));
             for s in to_verify(&verified_at, now) {
                 let stale = self.verify_shard(s, &buckets[&s], &needs_record).await?;
                 self.journal.note_verified(s, now.unix_timestamp());
@@ -256,7 +289,7 @@ impl Store {
         &self,
         s: u16,
         notes: &[(CertName, Noted)],
-        verified: Option<&i64>,
+        verified: Option<&Checked>,
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
         for _ in 0..8 {
@@ -264,11 +297,21 @@ impl Store {
             let mut shard = doc.shard;
             let before = shard.clone();
             if doc.absent {
-                // A new document: its entries are all fresh from their records.
+                // A new document: its entries are all fresh from their records. Its date
+                // checks are spread over the week, as a rebuild spreads them.
                 shard.verified_at = now.unix_timestamp();
+                shard.dated_at = Some(staggered(s, now));
+            } else {
+                // Claims no check made are not carried on.
+                let (versions, dates) = shard.checked_at(doc.written_at, now);
+                shard.verified_at = versions;
+                shard.dated_at = Some(dates);
             }
-            if let Some(at) = verified {
-                shard.verified_at = shard.verified_at.max(*at);
+            if let Some(at) = verified.and_then(|c| c.versions) {
+                shard.verified_at = shard.verified_at.max(at);
+            }
+            if let Some(at) = verified.and_then(|c| c.dates) {
+                shard.dated_at = shard.dated_at.max(Some(at));
             }
             for (name, noted) in notes {
                 match merge(shard.entries.get(name), noted) {

@@ -187,3 +187,47 @@ fn shards_reject_foreign_documents() {
     s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
     assert_eq!(shard_of("web") == 0xea, s.problem(0xea).is_none());
 }
+
+#[test]
+fn check_times_later_than_vaults_own_write_time_do_not_count() {
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let t = now.unix_timestamp();
+    let day = 86_400;
+    let mut s = Shard::empty(0, t - day);
+    s.dated_at = Some(t - 2 * day);
+    // Claims at or before the write (and now) are believed.
+    assert_eq!(s.checked_at(Some(t - day), now), (t - day, t - 2 * day));
+    // A claim later than the write that stored it, or than now, was not made by a check.
+    s.verified_at = t + 100 * 365 * day;
+    s.dated_at = Some(t);
+    assert_eq!(s.checked_at(Some(t - day), now), (i64::MIN, i64::MIN));
+    assert_eq!(s.checked_at(None, now).0, i64::MIN);
+    assert_eq!(s.checked_at(None, now).1, t);
+    // Clock skew between certvault and Vault is allowed up to CLAIM_SKEW.
+    s.verified_at = t + CLAIM_SKEW;
+    assert_eq!(s.checked_at(Some(t), now).0, t + CLAIM_SKEW);
+    // An older document without dated_at: its version check counts for the dates too.
+    let old: Shard = serde_json::from_value(serde_json::json!({
+        "schema": 1, "shard": 0, "of": 256, "verified_at": t - day, "entries": "{}"
+    }))
+    .unwrap();
+    assert_eq!(old.checked_at(Some(t), now), (t - day, t - day));
+}
+
+#[test]
+fn every_shard_is_date_checked_within_the_bound() {
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let t = now.unix_timestamp();
+    assert!(!date_check_due(t, now));
+    assert!(!date_check_due(
+        t - DATE_CHECK_EVERY.whole_seconds() + 1,
+        now
+    ));
+    assert!(date_check_due(t - DATE_CHECK_EVERY.whole_seconds(), now));
+    assert!(date_check_due(i64::MIN, now));
+    // New documents spread their checks over the period: about a seventh a day.
+    let due_in_a_day = (0..SHARDS)
+        .filter(|s| date_check_due(staggered(*s, now), now + time::Duration::days(1)))
+        .count();
+    assert!((36..=38).contains(&due_in_a_day), "{due_in_a_day}");
+}

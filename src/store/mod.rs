@@ -374,6 +374,7 @@ impl Store {
             doc: Some(Versioned {
                 data,
                 version: doc.version,
+                written_at: doc.written_at,
             }),
             expect: read.expect,
         })

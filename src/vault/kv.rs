@@ -66,6 +66,7 @@ impl Kv {
                     doc: Some(Versioned {
                         data: rsp.data,
                         version: 0,
+                        written_at: None,
                     }),
                     expect: Expect::Version(0),
                 }),
@@ -88,6 +89,12 @@ impl Kv {
                 doc: Some(Versioned {
                     data: rsp.data,
                     version: rsp.metadata.version,
+                    written_at: time::OffsetDateTime::parse(
+                        &rsp.metadata.created_time,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                    .map(|t| t.unix_timestamp()),
                 }),
             }),
             // The 404 of a deleted latest version (`vault kv delete`) still carries its

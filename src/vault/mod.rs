@@ -178,6 +178,9 @@ impl Error {
 pub struct Versioned<T> {
     pub data: T,
     pub version: u64,
+    /// When Vault wrote this version (KV v2 `created_time`, Unix seconds; `None` on KV v1).
+    /// Set by the server, so a writer of the document cannot choose it.
+    pub written_at: Option<i64>,
 }
 
 /// A document as read (`None`: never written, or its latest version is deleted) and what a

@@ -169,3 +169,88 @@ fn forged_lock_leftovers_never_reach_the_cleanup_hook() {
     );
     assert!(vault_read(&lock).is_none(), "the lock is released");
 }
+
+/// `index/NNN` of `name` (first 8 bytes of SHA-256, computed outside certvault, mod 256).
+fn shard_path(e: &Env, name: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("printf %s '{name}' | sha256sum")])
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let hash = u64::from_str_radix(&hex[..16], 16).unwrap();
+    format!("{}/index/{:03}", e.prefix, hash % 256)
+}
+
+/// Rewrite `name`'s index entry as a renew token would to hide it (same versions, dates in
+/// 2099/2100, nothing due now) and claim the shard was checked at `checked` (Unix seconds).
+fn hide_in_index(e: &Env, token: &str, name: &str, checked: i64) {
+    let path = shard_path(e, name);
+    let (mut doc, _) = vault_read(&path).expect("the index holds the certificate");
+    let mut entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    let entry = &mut entries[name];
+    assert!(entry["version"].as_u64().is_some(), "{entry}");
+    entry["renew_at"] = json!(4_070_908_800i64);
+    entry["not_after"] = json!(4_102_444_800i64);
+    let obj = entry.as_object_mut().unwrap();
+    for k in ["due_now", "ari_at", "ari_check_at", "ari"] {
+        obj.remove(k);
+    }
+    doc["entries"] = json!(entries.to_string());
+    doc["verified_at"] = json!(checked);
+    doc["dated_at"] = json!(checked);
+    assert_eq!(
+        put_as(token, &path, &doc, None),
+        200,
+        "the renew policy writes the index"
+    );
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A forged index entry hides a due certificate for at most the documented week: a claim
+/// of a later check than Vault's own write time is ignored at once, and a plausible one
+/// lasts until the shard's weekly check of its entries against the records.
+#[test]
+fn a_forged_index_entry_hides_a_due_certificate_for_one_week_at_most() {
+    // Due a second after issue: Pebble backdates its certificates by a day and they live 1825 days after.
+    let due = ["--renew-before", "1825d 23h 59m 58s"];
+    let (e, _) = Env::with_cert_args("forgedidx", "due1", &due);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let renew = e.as_policy(&["renew"]);
+    let versions = || vault_read(&e.cert_path("due1")).unwrap().1;
+    let before = versions();
+
+    // A claim of a check in the future (and dates in 2099): ignored, the record is read.
+    hide_in_index(&e, &renew.token, "due1", 4_070_908_800);
+    let run = e.run(&["renew"]).ok();
+    assert_contains(&run.stdout, "renewed  due1");
+    assert_eq!(versions(), before + 1, "one new version");
+
+    // A plausible claim (checked just now): hidden, within the documented bound ...
+    hide_in_index(&e, &renew.token, "due1", now_unix());
+    let run = e.run(&["renew"]).ok();
+    assert_contains(&run.stdout, "not due  due1: renews 2099-01-01");
+    assert_eq!(versions(), before + 1);
+    // ... until a week has passed since that check: then every entry of the shard is
+    // checked against its record, and the certificate is renewed.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    hide_in_index(&e, &renew.token, "due1", now_unix() - 7 * 86_400 - 60);
+    let run = e.run(&["renew"]).ok();
+    assert_contains(&run.stderr, "weekly check of index entries");
+    assert_contains(&run.stdout, "renewed  due1");
+    assert_eq!(versions(), before + 2);
+    // The entry is the record's again.
+    let (doc, _) = vault_read(&shard_path(&e, "due1")).unwrap();
+    let entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    assert!(
+        entries["due1"]["renew_at"].as_i64().unwrap() < now_unix() + 60,
+        "{}",
+        entries["due1"]
+    );
+    assert!(
+        doc["dated_at"].as_i64().unwrap() >= now_unix() - 600,
+        "{doc}"
+    );
+}
