@@ -35,3 +35,8 @@ pub const RECORD_TTL: u32 = 60;
 pub const CLOUDFLARE_RECORD_TTL: u32 = 120;
 /// How long an auth, cleanup or deploy hook may run before its process group is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest a stored CA pause (`pauses/<account>`, written after a rate limit) defers
+/// orders, counted from when Vault stored it, whatever `until` it names: the renew role
+/// can write pauses, so a forged one defers orders for this long at most. A CA that asks
+/// for longer is asked again after this (one order).
+pub const MAX_PAUSE: time::Duration = time::Duration::hours(24);

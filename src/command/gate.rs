@@ -47,14 +47,26 @@ impl Gate {
         f(cas.entry(account.to_string()).or_default())
     }
 
-    /// Honour a stored pause of `account` (read once per run).
+    /// Honour a stored pause of `account` (read once per run), for at most
+    /// [`MAX_PAUSE`](crate::defaults::MAX_PAUSE) from when it was stored.
     pub async fn load(&self, ctx: &Context, account: &str, now: OffsetDateTime) {
         match ctx.store.load_pause(account).await {
-            Ok(Some(p)) if p.data.until > now => {
+            Ok(Some(p)) => {
+                let Some(until) = pause_binds(&p.data, p.written_at, now) else {
+                    return;
+                };
+                if until < p.data.until {
+                    tracing::warn!(
+                        account,
+                        stored_until = %rfc3339(p.data.until),
+                        "the stored CA pause reaches past the longest pause certvault honours: honoured until {}",
+                        rfc3339(until)
+                    );
+                }
                 let reason = format!(
                     "deferred: the CA at {} paused new orders until {} ({})",
                     p.data.directory,
-                    rfc3339(p.data.until),
+                    rfc3339(until),
                     p.data.reason
                 );
                 self.with(account, |s| {
@@ -64,7 +76,7 @@ impl Gate {
                     })
                 });
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(
                     account,
@@ -125,6 +137,8 @@ impl Gate {
         now: OffsetDateTime,
     ) {
         let detail = crate::error::chain(refusal);
+        // A CA asking for longer than the longest pause is asked again then.
+        let until = until.min(now + crate::defaults::MAX_PAUSE);
         let reason = format!(
             "deferred: the CA at {directory} rate-limited new orders until {} ({detail})",
             rfc3339(until)
@@ -169,5 +183,69 @@ impl Gate {
     }
 }
 
+/// Until when a stored pause defers orders at `now`, if it does: its `until`, but never
+/// past [`MAX_PAUSE`](crate::defaults::MAX_PAUSE) after it was stored (Vault's write time
+/// `written_at` on KV v2; its own `since` on KV v1, where one later than now binds not
+/// at all).
+pub(super) fn pause_binds(
+    pause: &PauseRecord,
+    written_at: Option<i64>,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let stored = match written_at.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()) {
+        Some(t) => t,
+        // A pause "stored" in the future was not written by a run.
+        None if pause.since > now + time::Duration::minutes(5) => return None,
+        None => pause.since,
+    };
+    let until = pause.until.min(stored + crate::defaults::MAX_PAUSE);
+    (until > now).then_some(until)
+}
+
 /// The default pause when a rate-limited CA gives no Retry-After.
 pub(super) const DEFAULT_PAUSE: time::Duration = time::Duration::hours(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defaults::MAX_PAUSE;
+    use time::macros::datetime;
+
+    fn pause(until: OffsetDateTime, since: OffsetDateTime) -> PauseRecord {
+        PauseRecord {
+            schema: SCHEMA_VERSION,
+            directory: "https://ca.test/dir".into(),
+            until,
+            reason: "rateLimited".into(),
+            since,
+        }
+    }
+
+    #[test]
+    fn a_pause_binds_for_max_pause_at_most_from_when_vault_stored_it() {
+        let now = datetime!(2026-12-05 12:00 UTC);
+        let hour = time::Duration::hours(1);
+        let forever = datetime!(2099-01-01 0:00 UTC);
+        // As asked, when shorter.
+        let p = pause(now + hour, now - hour);
+        let stored = Some((now - hour).unix_timestamp());
+        assert_eq!(pause_binds(&p, stored, now), Some(now + hour));
+        // A pause "until 2099" binds until MAX_PAUSE after Vault stored it ...
+        let p = pause(forever, now - hour);
+        assert_eq!(pause_binds(&p, stored, now), Some(now - hour + MAX_PAUSE));
+        // ... and not at all once that has passed, whatever `since` claims.
+        let p = pause(forever, now);
+        let long_ago = Some((now - MAX_PAUSE - hour).unix_timestamp());
+        assert_eq!(pause_binds(&p, long_ago, now), None);
+        // KV v1 (no write time): its own `since`, which cannot be in the future.
+        let p = pause(forever, forever);
+        assert_eq!(pause_binds(&p, None, now), None);
+        let p = pause(forever, now - hour);
+        assert_eq!(pause_binds(&p, None, now), Some(now - hour + MAX_PAUSE));
+        let p = pause(forever, now - MAX_PAUSE);
+        assert_eq!(pause_binds(&p, None, now), None);
+        // Over.
+        let p = pause(now - hour, now - 2 * hour);
+        assert_eq!(pause_binds(&p, stored, now), None);
+    }
+}

@@ -41,6 +41,12 @@ pub struct Row {
     pub ari: Option<crate::ari::AriView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// The ACME account the spec orders with.
+    pub account: String,
+    /// New orders of this account's CA are paused (a stored rate limit): until when and
+    /// why, as `renew` honours it (never longer than a day after it was stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +182,8 @@ pub(super) fn full_row(
         profile: spec.profile.clone(),
         ari: facts.ari.as_ref().map(AriState::view),
         revoked_at: facts.revoked_at.map(rfc3339),
+        account: spec.account.clone(),
+        paused: None,
     })
 }
 
@@ -212,6 +220,8 @@ fn status_row(name: &CertName, spec: &Spec, status: &StatusRecord, now: OffsetDa
         profile: spec.profile.clone(),
         ari: status.ari.as_ref().map(AriState::view),
         revoked_at: status.revoked_at.map(rfc3339),
+        account: spec.account.clone(),
+        paused: None,
     }
 }
 
@@ -248,7 +258,41 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
     let (more, broken) = rows_from_records(ctx, scan.load, now).await?;
     rows.extend(more);
     rows.sort_by(|a, b| a.name.cmp(&b.name));
+    show_pauses(ctx, &mut rows, now).await;
     Ok(output(rows, broken, json, now))
+}
+
+/// Mark the rows whose CA has paused new orders (one read per account; a token that may
+/// not read pauses, such as an older monitor policy, shows none).
+async fn show_pauses(ctx: &Context, rows: &mut [Row], now: OffsetDateTime) {
+    let accounts: std::collections::BTreeSet<String> =
+        rows.iter().map(|r| r.account.clone()).collect();
+    for account in accounts {
+        let pause = match ctx.store.load_pause(&account).await {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(
+                    account,
+                    "cannot read the CA pause: {}",
+                    crate::error::chain(&e)
+                );
+                continue;
+            }
+        };
+        let Some(until) = super::gate::pause_binds(&pause.data, pause.written_at, now) else {
+            continue;
+        };
+        let text = format!(
+            "new orders paused until {} ({}), stored {}",
+            rfc3339(until),
+            pause.data.reason,
+            rfc3339(pause.data.since)
+        );
+        for r in rows.iter_mut().filter(|r| r.account == account) {
+            r.paused = Some(text.clone());
+        }
+    }
 }
 
 /// A row from an index entry (no document read).
@@ -289,6 +333,8 @@ fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> R
         profile: e.profile.clone(),
         ari: e.ari.as_ref().map(AriState::view),
         revoked_at: None,
+        account: e.account.clone(),
+        paused: None,
     }
 }
 
@@ -431,6 +477,9 @@ fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {
                 )
             }
         ));
+        if let Some(p) = &r.paused {
+            text.push_str(&format!("  DEFERRED: {p}\n"));
+        }
         if r.failures > 0 {
             text.push_str(&format!(
                 "  LAST ATTEMPT FAILED ({} in a row): {}\n",

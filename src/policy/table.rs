@@ -232,6 +232,8 @@ pub(super) const TABLE: &[Row] = &[
         "read each certificate's expiry, last attempt and failures; no private key is in these documents"),
     row(MONITOR, Slot::Index, Data, &[("read", &[List])],
         "read the renewal index (expiry, renewal point, last attempt; no key material), so `list` needs no read per certificate"),
+    row(MONITOR, Slot::Pause, Data, &[("read", &[])],
+        "see that a CA paused new orders after a rate limit (`list` shows it; no key material)"),
     // reader: one certificate record (the path is the NAME given to `certvault policy reader`).
     row(&[Role::Reader], Slot::Cert, Data, &[("read", &[])],
         "read this one certificate and its key (Vault Agent template, External Secrets); nothing else"),

@@ -254,3 +254,60 @@ fn a_forged_index_entry_hides_a_due_certificate_for_one_week_at_most() {
         "{doc}"
     );
 }
+
+/// A forged CA pause ("until 2099") defers orders for a day at most from when Vault stored
+/// it, and `list` (also with the monitor policy) shows it.
+#[test]
+fn a_forged_pause_defers_for_a_day_at_most_and_list_shows_it() {
+    let (e, _) = Env::with_cert("forgedpause", "web");
+    let renew = e.as_policy(&["renew"]);
+    let pause = json!({
+        "schema": 1,
+        "directory": "https://localhost:14000/dir",
+        "until": "2099-01-01T00:00:00Z",
+        "reason": "rateLimited (forged)",
+        "since": at(0),
+    });
+    let path = format!("{}/pauses/default", e.prefix);
+    assert_eq!(
+        put_as(&renew.token, &path, &pause, None),
+        200,
+        "the renew policy writes pauses"
+    );
+
+    let run = e.run(&["renew", "--force", "--output", "json"]);
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    let web = report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(web["verdict"], "deferred", "{web}");
+    let reason = web["reason"].as_str().unwrap();
+    assert!(
+        !reason.contains("2099"),
+        "honoured past the bound: {reason}"
+    );
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).date();
+    assert!(
+        reason.contains(&tomorrow.to_string()),
+        "until a day after it was stored: {reason}"
+    );
+    assert_contains(&run.stderr, "longest pause certvault honours");
+
+    for who in [e.with_token(e.token.clone()), e.as_policy(&["monitor"])] {
+        let list = who.run(&["list"]).ok();
+        assert_contains(&list.stdout, "DEFERRED: new orders paused until");
+        let rows: Value =
+            serde_json::from_str(&who.run(&["list", "--output", "json"]).ok().stdout).unwrap();
+        assert!(
+            rows[0]["paused"]
+                .as_str()
+                .unwrap()
+                .contains(&tomorrow.to_string()),
+            "{rows}"
+        );
+        assert_eq!(rows[0]["account"], "default");
+    }
+}
