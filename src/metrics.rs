@@ -89,7 +89,7 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
         }
     }
     let t = &report.totals;
-    let families: [(&str, &str, &str, Vec<String>); 6] = [
+    let families: [(&str, &str, &str, Vec<String>); 7] = [
         (
             "certvault_certificate_expiration_timestamp_seconds",
             "gauge",
@@ -136,6 +136,12 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
             .iter()
             .map(|(result, n)| format!("{{result=\"{result}\"}} {n}"))
             .collect(),
+        ),
+        (
+            "certvault_dns_leftovers",
+            "gauge",
+            "DNS-01 values the last run could not remove from DNS (the next run removes them).",
+            vec![format!(" {}", t.dns_left)],
         ),
     ];
     let mut out = String::new();

@@ -342,11 +342,13 @@ pub(super) async fn obtain_and_save(
         }
         Lock::Taken { version, leftovers } => {
             let left = !leftovers.is_empty();
+            let listed = leftovers.len();
             let kept = if left {
                 clean_leftovers(ctx, solvers, name, &spec, leftovers).await
             } else {
                 Vec::new()
             };
+            ctx.dns_tally.add_cleared(listed - kept.len());
             (version, kept, left)
         }
     };
@@ -406,6 +408,13 @@ pub(super) async fn obtain_and_save(
             .await
         {
             tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+        }
+        if !left.is_empty() {
+            tracing::warn!(cert = %name, values = left.len(), "DNS-01 values are left in DNS; the lock lists them and the next run removes them");
+        }
+        ctx.dns_tally.add_left(left.len());
+        if !left.is_empty() || write_now {
+            status::leftovers(ctx, name, left.len()).await;
         }
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.

@@ -98,3 +98,83 @@ pub(super) async fn clean_leftovers(
     );
     done.kept
 }
+
+/// What [`tidy`] did: values removed, and values still left for a later run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tidied {
+    pub removed: usize,
+    pub left: usize,
+}
+
+/// Remove the DNS-01 values an earlier run left for `name` (listed in its released or
+/// lapsed lock; the status document counts them), without ordering: take the lock, remove
+/// what can be proved to be the certificate's, release it keeping what still cannot be
+/// removed. `None` when another run holds the lock now (it removes them).
+pub(super) async fn tidy(
+    ctx: &Context,
+    solvers: &LoadedSolvers,
+    name: &CertName,
+    spec: &Spec,
+    now: fn() -> OffsetDateTime,
+) -> Result<Option<Tidied>, Error> {
+    let lock = ctx
+        .store
+        .lock_cert(
+            name,
+            &ctx.run.holder,
+            &ctx.run.id,
+            now(),
+            ctx.settings.lock_lease,
+        )
+        .await?;
+    let crate::store::Lock::Taken { leftovers, .. } = lock else {
+        return Ok(None);
+    };
+    let listed = leftovers.len();
+    let kept = if leftovers.is_empty() {
+        Vec::new()
+    } else {
+        clean_leftovers(ctx, solvers, name, spec, leftovers).await
+    };
+    if let Err(e) = ctx
+        .store
+        .release_lock(name, &ctx.run.id, now(), &kept)
+        .await
+    {
+        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+    }
+    super::status::leftovers(ctx, name, kept.len()).await;
+    ctx.dns_tally.add_cleared(listed - kept.len());
+    Ok(Some(Tidied {
+        removed: listed - kept.len(),
+        left: kept.len(),
+    }))
+}
+
+/// [`tidy`] each of `items` (certificates whose status says DNS-01 values were left), with
+/// the solvers their specs name. Failures are logged: the values stay listed.
+pub(super) async fn tidy_all(
+    ctx: &Context,
+    items: Vec<(CertName, Spec)>,
+    now: fn() -> OffsetDateTime,
+) {
+    if items.is_empty() {
+        return;
+    }
+    let solvers = ctx
+        .load_solvers(items.iter().flat_map(|(_, s)| s.dns.solver_names()))
+        .await;
+    for (name, spec) in items {
+        match tidy(ctx, &solvers, &name, &spec, now).await {
+            Ok(Some(t)) => {
+                tracing::info!(cert = %name, removed = t.removed, left = t.left, "DNS-01 values an earlier run left")
+            }
+            Ok(None) => {
+                tracing::info!(cert = %name, "another run holds the lock: it removes the DNS-01 values left")
+            }
+            Err(e) => {
+                tracing::warn!(cert = %name, "could not remove the DNS-01 values an earlier run left: {}", crate::error::chain(&e))
+            }
+        }
+    }
+}

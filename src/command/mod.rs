@@ -117,7 +117,33 @@ pub(crate) struct Context {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Who this run is, as recorded in the locks it holds.
     pub run: RunId,
+    /// DNS-01 values this run left in DNS, and values earlier runs left that it removed.
+    pub dns_tally: DnsTally,
     http: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// Counts of DNS-01 values left in DNS (for the summary and metrics).
+#[derive(Debug, Default)]
+pub(crate) struct DnsTally {
+    /// Left in DNS by this run (listed in the released locks for the next run).
+    pub left: std::sync::atomic::AtomicUsize,
+    /// Left by earlier runs and removed (or found not to be the certificate's) by this one.
+    pub cleared: std::sync::atomic::AtomicUsize,
+}
+
+impl DnsTally {
+    pub fn add_left(&self, n: usize) {
+        self.left.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn add_cleared(&self, n: usize) {
+        self.cleared
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// (left, cleared)
+    pub fn get(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.left.load(Relaxed), self.cleared.load(Relaxed))
+    }
 }
 
 /// Stored DNS solver configurations loaded for a run, and the ones that failed to load.
@@ -169,6 +195,7 @@ impl Context {
             settings,
             shutdown,
             run: RunId::new(),
+            dns_tally: DnsTally::default(),
             http: std::sync::OnceLock::new(),
         })
     }

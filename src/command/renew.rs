@@ -92,6 +92,7 @@ pub(super) async fn run(
     let paused_failing = gate.any_failing();
     let mut report = Report::new(results, started, now());
     report.dry_run = args.dry_run;
+    (report.totals.dns_left, report.totals.dns_cleared) = ctx.dns_tally.get();
     report.failed |= paused_failing;
     Ok(report)
 }
@@ -112,11 +113,22 @@ async fn pass(
     // A few hundred records at a time: memory holds only the due ones (a first run over a
     // large fleet without an index loads every record).
     for chunk in names.chunks(256) {
-        let (loaded, mut candidates) = load(ctx, chunk.to_vec()).await;
+        let (loaded, mut candidates, leftovers) = load(ctx, chunk.to_vec()).await;
         results.extend(loaded);
         ari::refresh(ctx, &mut candidates, accounts, at, args.dry_run, dice).await;
         let (decided, more) = decide_all(candidates, args.force, at);
         results.extend(decided);
+        // DNS-01 values earlier runs left: an order takes the lock and removes them; the
+        // certificates not due are tidied here.
+        if !args.dry_run {
+            let ordering: std::collections::BTreeSet<&CertName> =
+                more.iter().map(|d| &d.name).collect();
+            let tidy: Vec<(CertName, Spec)> = leftovers
+                .into_iter()
+                .filter(|(n, _)| !ordering.contains(n))
+                .collect();
+            super::lease::tidy_all(ctx, tidy, now).await;
+        }
         due.extend(more);
         if !args.dry_run && ctx.store.journal.len() >= crate::index::journal::FLUSH_AT {
             flush_index(ctx, now()).await;
@@ -304,16 +316,25 @@ struct Due {
 
 /// Load each certificate with its trusted spec: the results for those that cannot be
 /// renewed, and the candidates.
-async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Candidate>) {
+/// The certificates loaded, and those whose status says DNS-01 values were left in DNS.
+type Loaded = (Vec<CertResult>, Vec<Candidate>, Vec<(CertName, Spec)>);
+
+async fn load(ctx: &Context, names: Vec<CertName>) -> Loaded {
     let mut results: Vec<CertResult> = Vec::new();
     let mut candidates = Vec::new();
+    let mut leftovers = Vec::new();
     for (name, loaded) in ctx.store.load_entries(names).await {
         let (record, spec) = match loaded {
             Ok(Some(Entry {
                 cert,
                 spec: Some(spec),
-                ..
-            })) => (cert, spec.data.spec),
+                status,
+            })) => {
+                if status.is_some_and(|s| s.dns_leftovers > 0) {
+                    leftovers.push((name.clone(), spec.data.spec.clone()));
+                }
+                (cert, spec.data.spec)
+            }
             Ok(Some(Entry {
                 spec: None, cert, ..
             })) => {
@@ -362,7 +383,7 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> (Vec<CertResult>, Vec<Cand
             damage,
         });
     }
-    (results, candidates)
+    (results, candidates, leftovers)
 }
 
 /// Decide each candidate: the results of those not due, and the ones to order.

@@ -127,6 +127,14 @@ pub struct Totals {
     /// `--dry-run`: certificates that would be ordered now.
     #[serde(skip_serializing_if = "is_zero")]
     pub due: usize,
+    /// DNS-01 values this run could not remove (DNS server or API down): listed in the
+    /// released locks, the next run removes them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dns_left: usize,
+    /// DNS-01 values earlier runs left that this run removed (or dropped as not the
+    /// certificate's).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dns_cleared: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -265,6 +273,23 @@ impl Report {
             let _ = write!(text, ", {} deleted", t.deleted);
         }
         text.push('\n');
+        let values = |n: usize| if n == 1 { "value" } else { "values" };
+        if t.dns_left > 0 {
+            let _ = writeln!(
+                text,
+                "{} DNS-01 {} left in DNS (its DNS server or API failed); the certificate's lock lists them and the next run removes them",
+                t.dns_left,
+                values(t.dns_left)
+            );
+        }
+        if t.dns_cleared > 0 {
+            let _ = writeln!(
+                text,
+                "{} DNS-01 {} left by an earlier run removed",
+                t.dns_cleared,
+                values(t.dns_cleared)
+            );
+        }
         let locked: Vec<&str> = self
             .certificates
             .iter()

@@ -69,6 +69,8 @@ pub(super) async fn record(
         last_failure_at: None,
         ari: None,
         revoked_at: None,
+        // Set by `leftovers` after the lock is released.
+        dns_leftovers: previous.map_or(0, |p| p.dns_leftovers),
     };
     match attempt {
         Attempt::Stored { .. } => {}
@@ -91,6 +93,30 @@ pub(super) async fn record(
             status.last_failure_at = Some(now);
         }
     }
+    if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
+        tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+    }
+}
+
+/// Record how many DNS-01 values are left in DNS for `name` (listed in its released lock),
+/// when that changed: the index then makes the next run read the record and remove them.
+pub(super) async fn leftovers(ctx: &Context, name: &CertName, count: usize) {
+    let read = match ctx.store.load_status(name).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
+            return;
+        }
+    };
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let Some(mut status) = read.doc.map(|d| d.data) else {
+        // No status yet (a first issuance that failed): the lock still lists them.
+        return;
+    };
+    if status.dns_leftovers == count {
+        return;
+    }
+    status.dns_leftovers = count;
     if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
         tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
     }

@@ -192,6 +192,7 @@ pub fn status_of(status: &StatusRecord) -> Status {
         last_result: status.last_result.clone(),
         failures: status.failures,
         last_error: status.last_error.clone(),
+        dns_leftovers: status.dns_leftovers,
     }
 }
 

@@ -168,6 +168,13 @@ pub struct Status {
     pub failures: u32,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// DNS-01 values left in DNS, for the next run to remove (the record is then read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dns_leftovers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Entry {
@@ -191,7 +198,12 @@ impl Entry {
 
     /// Whether a run at `now` must load the record.
     pub fn due(&self, now: OffsetDateTime) -> bool {
-        !self.deleted && now.unix_timestamp() >= self.look_at()
+        !self.deleted && (now.unix_timestamp() >= self.look_at() || self.has_leftovers())
+    }
+
+    /// Whether DNS-01 values were left in DNS for a run to remove.
+    pub fn has_leftovers(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.dns_leftovers > 0)
     }
 
     /// Whether this entry still describes the record and spec at these versions.

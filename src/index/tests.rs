@@ -116,6 +116,7 @@ fn merge_keeps_the_newest_facts() {
             last_result: "failed".into(),
             failures: 2,
             last_error: Some("x".into()),
+            dns_leftovers: 0,
         }),
         ..Default::default()
     };

@@ -241,6 +241,14 @@ pub struct StatusRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub revoked_at: Option<OffsetDateTime>,
+    /// DNS-01 values a run could not remove (its DNS server or API was down): they are
+    /// listed in the released lock `locks/<name>`, and the next run removes them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dns_leftovers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A DNS solver at `<prefix>/dns/<name>`: its kind, options and credentials.

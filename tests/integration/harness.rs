@@ -966,6 +966,11 @@ pub struct Pebble {
 
 impl Pebble {
     pub fn start(extra_env: &[(&str, &str)], config: Value) -> Pebble {
+        Self::start_with_dns(extra_env, config, &env("CERTVAULT_TEST_DNS"))
+    }
+
+    /// The same, validating DNS-01 against the DNS server at `dns` (ip:port).
+    pub fn start_with_dns(extra_env: &[(&str, &str)], config: Value, dns: &str) -> Pebble {
         let dir = tempdir("pebble");
         let state = PathBuf::from(env("CERTVAULT_TESTBED_DIR")).join("pebble");
         let (port, mgmt) = (free_port(), free_port());
@@ -987,7 +992,7 @@ impl Pebble {
             "-config",
             file.to_str().unwrap(),
             "-dnsserver",
-            &env("CERTVAULT_TEST_DNS"),
+            dns,
             "-strict=false",
         ])
         .env("PEBBLE_VA_NOSLEEP", "1")

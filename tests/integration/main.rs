@@ -12,6 +12,7 @@ mod bad_input;
 mod consumers;
 mod deploy;
 mod dns;
+mod dns_outage;
 mod fake_api;
 mod image;
 mod import;
