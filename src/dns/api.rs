@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Error;
+use super::{Error, TxtRecord};
 use crate::model::Secret;
 
 /// How many times a 429 is retried, and the longest Retry-After honoured.
@@ -23,7 +23,6 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// One path segment or query value, percent-encoded.
 /// A solver's URL setting `field` must be http(s).
 pub fn check_http_url(solver: &str, field: &str, url: &str) -> Result<(), Error> {
     if url.starts_with("http://") || url.starts_with("https://") {
@@ -35,6 +34,7 @@ pub fn check_http_url(solver: &str, field: &str, url: &str) -> Result<(), Error>
     })
 }
 
+/// One path segment or query value, percent-encoded.
 pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
@@ -203,9 +203,148 @@ impl Endpoint {
     }
 }
 
+/// What a provider's API says the record behind a cleanup handle is.
+pub struct Found<'a> {
+    /// The record id, as the handle names it.
+    pub id: &'a str,
+    /// The record type (`TXT`, `A`, ...).
+    pub kind: &'a str,
+    /// The fully qualified name (a trailing dot is ignored).
+    pub fqdn: &'a str,
+    /// The content as the API holds it: for TXT the value, possibly in double quotes.
+    pub content: &'a str,
+}
+
+/// Before a delete by id: `Ok` only if `found` is exactly `record`'s TXT value at its name,
+/// else [`Error::NotOurs`] saying what the record is. The reason never shows the record's
+/// content (another TXT may hold a verification token).
+pub fn check_ours(solver: &str, record: &TxtRecord, found: &Found<'_>) -> Result<(), Error> {
+    let id = shown(found.id);
+    let reason = if !found.kind.eq_ignore_ascii_case("TXT") {
+        let kind = shown(found.kind);
+        Some(format!(
+            "record id {id} is {} {kind} record",
+            article(&kind)
+        ))
+    } else if !same_name(found.fqdn, record.name.as_str()) {
+        Some(format!("record id {id} is TXT at {}", shown(found.fqdn)))
+    } else if !same_txt(found.content, &record.value) {
+        Some(format!("record id {id} holds another value"))
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::NotOurs {
+            solver: solver.to_string(),
+            name: record.name.to_string(),
+            reason,
+        }),
+    }
+}
+
+/// "an A", "an MX", "a CNAME": record types are read letter by letter.
+fn article(kind: &str) -> &'static str {
+    match kind.chars().next().map(|c| c.to_ascii_uppercase()) {
+        Some('A' | 'E' | 'F' | 'H' | 'I' | 'L' | 'M' | 'N' | 'O' | 'R' | 'S' | 'X') => "an",
+        _ => "a",
+    }
+}
+
+/// DNS names compare without regard to ASCII case and a trailing dot.
+fn same_name(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.strip_suffix('.').unwrap_or(s).to_string();
+    bare(a).eq_ignore_ascii_case(&bare(b))
+}
+
+/// A TXT content holds `value`: exactly, or as one quoted character-string.
+fn same_txt(content: &str, value: &str) -> bool {
+    content == value
+        || content
+            .strip_prefix('"')
+            .and_then(|c| c.strip_suffix('"'))
+            .is_some_and(|c| c == value)
+}
+
+/// Text from an API or a handle for a message: control characters escaped, at most 80
+/// characters.
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_exactly_our_txt_value_is_ours() {
+        let record = TxtRecord {
+            domain: "a.example.com".parse().unwrap(),
+            name: "_acme-challenge.a.example.com".parse().unwrap(),
+            zone: Some("example.com".parse().unwrap()),
+            value: "v4lue".into(),
+        };
+        let found = |kind, fqdn, content| Found {
+            id: "r1",
+            kind,
+            fqdn,
+            content,
+        };
+        for ok in [
+            found("TXT", "_acme-challenge.a.example.com", "v4lue"),
+            found("txt", "_ACME-challenge.A.example.com.", "\"v4lue\""),
+        ] {
+            assert!(check_ours("s", &record, &ok).is_ok(), "{}", ok.fqdn);
+        }
+        let cases = [
+            (
+                found("A", "_acme-challenge.a.example.com", "v4lue"),
+                "record id r1 is an A record",
+            ),
+            (
+                found("TXT", "other.example.com", "v4lue"),
+                "record id r1 is TXT at other.example.com",
+            ),
+            (
+                found("TXT", "_acme-challenge.a.example.com.evil", "v4lue"),
+                "is TXT at _acme-challenge.a.example.com.evil",
+            ),
+            (
+                found("TXT", "_acme-challenge.a.example.com", "secret-token"),
+                "record id r1 holds another value",
+            ),
+            (
+                found("TXT", "_acme-challenge.a.example.com", "\"v4lue"),
+                "holds another value",
+            ),
+            (
+                found("TXT", "_acme-challenge.a.example.com", "\"\""),
+                "holds another value",
+            ),
+            (
+                found("TXT\n", "_acme-challenge.a.example.com", "v4lue"),
+                "is a TXT\\n record",
+            ),
+            (
+                found("CNAME", "_acme-challenge.a.example.com", "v4lue"),
+                "record id r1 is a CNAME record",
+            ),
+        ];
+        for (f, want) in cases {
+            let e = check_ours("s", &record, &f).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, Error::NotOurs { .. }), "{text}");
+            assert!(text.contains(want), "{text}");
+            assert!(text.contains("refused to remove _acme-challenge.a.example.com"));
+            assert!(!text.contains("secret-token"), "{text}");
+        }
+        assert_eq!(shown(&"x".repeat(100)).chars().count(), 81);
+    }
 
     #[test]
     fn queries_and_segments_are_percent_encoded() {

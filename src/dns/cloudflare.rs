@@ -1,10 +1,11 @@
-//! Cloudflare API v4 with an API token: find the zone id, create the TXT record, delete
-//! exactly that record (by id) at cleanup.
+//! Cloudflare API v4 with an API token: find the zone id, create the TXT record; at cleanup
+//! read the record behind the handle's id and delete it only if it is exactly that TXT value
+//! at that name (a handle read back from a lease could name any record the token reaches).
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::api::{self, Answer, Auth, Endpoint};
+use super::api::{self, Answer, Auth, Endpoint, Found};
 use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Provider, TxtRecord, Zone};
 use crate::model::{InvalidInput, Secret};
@@ -105,7 +106,7 @@ impl Client {
             .api
             .call::<()>(zone.as_str(), OP, Method::GET, &path, None)
             .await?;
-        let body: Envelope<Vec<ZoneItem>> = self.ok(zone, OP, &rsp)?;
+        let body: Envelope<Vec<ZoneItem>> = self.ok(zone.as_str(), OP, &rsp)?;
         body.result
             .unwrap_or_default()
             .into_iter()
@@ -120,7 +121,7 @@ impl Client {
     /// The envelope of a successful answer, else the API's errors.
     fn ok<T: for<'de> Deserialize<'de>>(
         &self,
-        zone: &Zone,
+        zone: &str,
         operation: &'static str,
         rsp: &Answer,
     ) -> Result<Envelope<T>, Error> {
@@ -128,9 +129,9 @@ impl Client {
             Some(e) if rsp.status.is_success() && e.success => Ok(e),
             Some(e) => Err(self
                 .api
-                .refused(zone.as_str(), operation, rsp.status, e.errors_text())),
+                .refused(zone, operation, rsp.status, e.errors_text())),
             None => Err(self.api.refused(
-                zone.as_str(),
+                zone,
                 operation,
                 rsp.status,
                 "the answer is not Cloudflare's JSON envelope".into(),
@@ -154,7 +155,7 @@ impl Client {
             .api
             .call::<()>(zone.as_str(), OP, Method::GET, &path, None)
             .await?;
-        let body: Envelope<Vec<RecordItem>> = self.ok(zone, OP, &rsp)?;
+        let body: Envelope<Vec<RecordItem>> = self.ok(zone.as_str(), OP, &rsp)?;
         let id = body
             .result
             .unwrap_or_default()
@@ -200,7 +201,7 @@ impl Provider for Client {
             // adopt it, so cleanup removes it this time.
             return self.adopt(record, zone, &zone_id).await;
         }
-        let created: Envelope<RecordItem> = self.ok(zone, OP, &rsp)?;
+        let created: Envelope<RecordItem> = self.ok(zone.as_str(), OP, &rsp)?;
         let id = created.result.map(|r| r.id).ok_or_else(|| {
             self.api
                 .refused(zone.as_str(), OP, rsp.status, "the answer has no record id".into())
@@ -212,13 +213,50 @@ impl Provider for Client {
     }
 
     async fn cleanup(&self, record: &TxtRecord, handle: &Handle) -> Result<(), Error> {
+        const OP: &str = "reading the TXT record";
+        let zone = record.zone_text();
+        if handle.zone_id.is_empty() || handle.record_id.is_empty() {
+            return Err(Error::NotOurs {
+                solver: self.api.solver.clone(),
+                name: record.name.to_string(),
+                reason: "the handle names no zone id or record id".into(),
+            });
+        }
         let path = format!(
             "/zones/{}/dns_records/{}",
             api::encode(&handle.zone_id),
             api::encode(&handle.record_id)
         );
+        let rsp = self
+            .api
+            .call::<()>(&zone, OP, Method::GET, &path, None)
+            .await?;
+        if rsp.status == StatusCode::NOT_FOUND {
+            // 81044 "Record does not exist.": already gone.
+            return Ok(());
+        }
+        let found: Envelope<RecordItem> = self.ok(&zone, OP, &rsp)?;
+        let item = found.result.ok_or_else(|| {
+            let why = "the answer has no record".into();
+            self.api.refused(&zone, OP, rsp.status, why)
+        })?;
+        let (Some(kind), Some(name), Some(content)) = (&item.kind, &item.name, &item.content)
+        else {
+            let why = "the answer does not give the record's type, name and content".into();
+            return Err(self.api.refused(&zone, OP, rsp.status, why));
+        };
+        api::check_ours(
+            &self.api.solver,
+            record,
+            &Found {
+                id: &handle.record_id,
+                kind,
+                fqdn: name,
+                content,
+            },
+        )?;
         self.api
-            .delete(&record.zone_text(), &path, |rsp| {
+            .delete(&zone, &path, |rsp| {
                 rsp.json::<Envelope<serde_json::Value>>()
                     .map(|e| e.errors_text())
                     .unwrap_or_else(|| "no error detail".into())
@@ -271,6 +309,10 @@ struct ZoneItem {
 #[derive(Debug, Deserialize)]
 struct RecordItem {
     id: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     content: Option<String>,
 }

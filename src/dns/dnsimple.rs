@@ -1,10 +1,12 @@
 //! DNSimple API v2 with an OAuth / API access token: resolve the account id, create the TXT
-//! record with a zone-relative name, delete it by id at cleanup.
+//! record with a zone-relative name; at cleanup read the record behind the handle's id and
+//! delete it only if it is exactly that TXT value at that name (a handle read back from a
+//! lease could name any record of the account).
 
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::api::{self, Answer, Auth, Endpoint};
+use super::api::{self, Answer, Auth, Endpoint, Found};
 use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Provider, TxtRecord, Zone};
 use crate::model::{InvalidInput, Secret};
@@ -171,6 +173,7 @@ impl Provider for Client {
     }
 
     async fn cleanup(&self, record: &TxtRecord, handle: &Handle) -> Result<(), Error> {
+        const OP: &str = "reading the TXT record";
         let zone = record.zone(&self.api.solver)?;
         let path = format!(
             "/v2/{}/zones/{}/records/{}",
@@ -178,6 +181,36 @@ impl Provider for Client {
             api::encode(zone.as_str()),
             handle.record_id
         );
+        let rsp = self
+            .api
+            .call::<()>(zone.as_str(), OP, Method::GET, &path, None)
+            .await?;
+        if rsp.status == StatusCode::NOT_FOUND {
+            // "Record `id` not found": already gone.
+            return Ok(());
+        }
+        if !rsp.status.is_success() {
+            return Err(self.api.refused(zone.as_str(), OP, rsp.status, message(&rsp)));
+        }
+        let found = rsp.json::<Data<RecordDoc>>().ok_or_else(|| {
+            let why = "the answer does not give the record's type, name and content".into();
+            self.api.refused(zone.as_str(), OP, rsp.status, why)
+        })?;
+        // Names are zone-relative ("" at the apex) in the zone of the request's path.
+        let fqdn = match found.data.name.as_str() {
+            "" | "@" => zone.to_string(),
+            rel => format!("{rel}.{zone}"),
+        };
+        api::check_ours(
+            &self.api.solver,
+            record,
+            &Found {
+                id: &handle.record_id.to_string(),
+                kind: &found.data.kind,
+                fqdn: &fqdn,
+                content: &found.data.content,
+            },
+        )?;
         self.api.delete(zone.as_str(), &path, message).await
     }
 }
@@ -207,6 +240,14 @@ struct Account {
 #[derive(Debug, Deserialize)]
 struct Created {
     id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordDoc {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    content: String,
 }
 
 #[derive(Debug, Serialize)]

@@ -3,6 +3,9 @@
 //!
 //! A provider publishes one TXT value and later removes exactly that value. It must leave
 //! other values at the same name alone: an apex and its wildcard share `_acme-challenge`.
+//! A cleanup handle may come back from a lock lease the renew role can write, so a
+//! provider that deletes by id reads the record first and deletes it only if it is that
+//! TXT value at that name ([`Error::NotOurs`] otherwise).
 
 mod api;
 pub mod name;

@@ -63,6 +63,18 @@ fn cloudflare_config(api: &FakeApi, token: &str) -> DnsConfig {
     .into()
 }
 
+/// A DNSimple solver's settings for the emulator `api` (account id from whoami).
+fn dnsimple_config(api: &FakeApi, token: &str) -> DnsConfig {
+    ProviderConfig::Dnsimple(DnsimpleConfig {
+        token: Secret::new(token.into()),
+        account_id: None,
+        sandbox: false,
+        base_url: Some(api.base_url()),
+        ttl: 60,
+    })
+    .into()
+}
+
 /// `dns add NAME` of the emulator `api` with `token`; `extra`: more flags.
 fn add_api_solver(e: &Env, name: &str, token: &str, api: &FakeApi, extra: &[&str]) {
     let kind = match api.flavor() {
@@ -126,12 +138,15 @@ pub fn wait_txt(servers: &[String], name: &str, what: &str, check: impl Fn(&[Str
 }
 
 /// Where the conformance suite writes: the record name, its zone and every authoritative
-/// server of that zone (checked directly, without recursion).
+/// server of that zone (checked directly, without recursion), and another name in the same
+/// zone whose record a forged cleanup handle points at.
 pub struct Target {
     pub name: String,
     pub domain: String,
     pub zone: String,
     pub servers: Vec<String>,
+    pub other_name: String,
+    pub other_domain: String,
 }
 
 impl Target {
@@ -145,11 +160,14 @@ impl Target {
 
     pub fn on(zone: &str, servers: Vec<String>) -> Self {
         let domain = format!("{}.{zone}", unique("conf"));
+        let other_domain = format!("{}.{zone}", unique("other"));
         Target {
             name: format!("_acme-challenge.{domain}"),
             domain,
             zone: zone.into(),
             servers,
+            other_name: format!("_acme-challenge.{other_domain}"),
+            other_domain,
         }
     }
 }
@@ -165,11 +183,21 @@ pub fn challenge_value(tag: &str) -> String {
 /// server → a second value at the same name → both visible → cleanup of one keeps the other
 /// → cleanup of an already-deleted value succeeds → (where the provider removes values at
 /// all; acme-dns rotates them out instead) the deleted one is gone, then all are.
+///
+/// Then cleanups whose handle points at another record (as a forged lease leftover would):
+/// the second value at the same name, and a value at another name of the zone. The other
+/// record must still be served afterwards. A provider whose handle names a record (an id)
+/// must refuse ([`refused`]); one whose handle is empty removes by name and value, so it
+/// succeeds without touching the other record.
 pub fn conformance(config: DnsConfig, t: Target) {
     let rt = runtime();
     let http = reqwest::Client::new();
     let p = provider("conformance", &config, &http);
-    let (v1, v2) = (challenge_value("one"), challenge_value("two"));
+    let (v1, v2, v3) = (
+        challenge_value("one"),
+        challenge_value("two"),
+        challenge_value("other"),
+    );
     let record = |value: &str| TxtRecord {
         domain: t.domain.parse().unwrap(),
         name: t.name.parse().unwrap(),
@@ -186,6 +214,11 @@ pub fn conformance(config: DnsConfig, t: Target) {
     let mut both = vec![v1.clone(), v2.clone()];
     both.sort();
     wait_txt(&t.servers, name, "both values visible", |v| v == both);
+    // The handle as a lease stores it: `{"<Provider>": <what cleanup needs>}`.
+    let by_id = match serde_json::to_value(&first.handle).unwrap() {
+        serde_json::Value::Object(o) => o.values().any(|h| !h.is_null()),
+        other => panic!("a handle is stored as {{provider: handle}}, not {other}"),
+    };
 
     rt.block_on(p.cleanup(&first)).unwrap();
     if p.removes_values() {
@@ -199,10 +232,70 @@ pub fn conformance(config: DnsConfig, t: Target) {
     }
     rt.block_on(p.cleanup(&first))
         .expect("cleanup of an already deleted value succeeds");
+
+    // The first (deleted) value with the second value's handle: the second stays.
+    let mut forged = second.clone();
+    forged.record = record(&v1);
+    let outcome = rt.block_on(p.cleanup(&forged));
+    if by_id {
+        assert_contains(&refused(outcome, name), "holds another value");
+    } else {
+        outcome.expect("a cleanup by name and value removes only that value");
+    }
+    wait_txt(&t.servers, name, "the second value kept", |v| {
+        v.contains(&v2)
+    });
+
     rt.block_on(p.cleanup(&second)).unwrap();
     if p.removes_values() {
         wait_txt(&t.servers, name, "all gone", |v| v.is_empty());
     }
+
+    // A value at another name of the zone; our record with that one's handle.
+    let other = TxtRecord {
+        domain: t.other_domain.parse().unwrap(),
+        name: t.other_name.parse().unwrap(),
+        zone: Some(t.zone.parse().unwrap()),
+        value: v3.clone(),
+    };
+    let theirs = rt.block_on(p.present(&other)).unwrap();
+    let other_name = t.other_name.as_str();
+    wait_txt(&t.servers, other_name, "the other value visible", |v| {
+        v == [v3.clone()]
+    });
+    let mut forged = theirs.clone();
+    forged.record = record(&v1);
+    let outcome = rt.block_on(p.cleanup(&forged));
+    if by_id {
+        let text = refused(outcome, name);
+        assert_contains(&text, &format!("is TXT at {other_name}"));
+    } else {
+        outcome.expect("a cleanup by name and value of a value that is gone succeeds");
+    }
+    wait_txt(&t.servers, other_name, "the other value kept", |v| {
+        v == [v3.clone()]
+    });
+    rt.block_on(p.cleanup(&theirs)).unwrap();
+    if p.removes_values() {
+        wait_txt(&t.servers, other_name, "the other value gone", |v| {
+            v.is_empty()
+        });
+    }
+}
+
+/// A cleanup of `name` refused because its handle points at another record; the message.
+#[track_caller]
+pub fn refused<E: std::fmt::Display>(outcome: Result<(), E>, name: &str) -> String {
+    let Err(e) = outcome else {
+        panic!("a cleanup of {name} with a handle to another record succeeded");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(": refused to remove {name}: "))
+            && text.ends_with("; nothing was deleted"),
+        "not a refusal: {text}"
+    );
+    text
 }
 
 #[test]
@@ -235,14 +328,7 @@ fn conformance_dnsimple() {
     bed();
     let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-conf");
     conformance(
-        ProviderConfig::Dnsimple(DnsimpleConfig {
-            token: Secret::new("ds-token-conf".into()),
-            account_id: None,
-            sandbox: false,
-            base_url: Some(api.base_url()),
-            ttl: 60,
-        })
-        .into(),
+        dnsimple_config(&api, "ds-token-conf"),
         Target::bind("dnsimple.test"),
     );
     let reqs = api.requests();
@@ -265,6 +351,75 @@ fn conformance_dnsimple() {
         "zone-relative name: {body}"
     );
     assert_eq!(body["type"], "TXT");
+}
+
+/// A cleanup handle pointing at an A record seeded in the emulator `api` (a forged lease
+/// leftover with our record and value): refused, the A record and our own value still
+/// there; then the genuine cleanup removes our value.
+fn refuses_a_handle_to_an_a_record(api: &FakeApi, config: &DnsConfig, zone: &str) {
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    let p = provider("forged", config, &http);
+    let host = format!("{}.{zone}", unique("arec"));
+    let a = api.seed_record(zone, &host, "A", "192.0.2.53");
+    let name = format!("_acme-challenge.{host}");
+    let value = challenge_value("ours");
+    let ours = rt
+        .block_on(p.present(&record(&name, zone, &value)))
+        .unwrap();
+    // As a lease stores it: {"Cloudflare": {"zone_id", "record_id": "<hex>"}} or
+    // {"Dnsimple": {"account_id", "record_id": <number>}}.
+    let mut handle = serde_json::to_value(&ours.handle).unwrap();
+    let inner = handle
+        .as_object_mut()
+        .and_then(|o| o.values_mut().next())
+        .expect("a handle is {provider: handle}");
+    inner["record_id"] = match api.flavor() {
+        Flavor::Cloudflare => serde_json::json!(a),
+        Flavor::Dnsimple => serde_json::json!(a.parse::<u64>().unwrap()),
+    };
+    let mut forged = ours.clone();
+    forged.handle = serde_json::from_value(handle).unwrap();
+    let text = refused(rt.block_on(p.cleanup(&forged)), &name);
+    assert_contains(&text, &format!("record id {a} is an A record"));
+    assert!(!text.contains("192.0.2.53"), "{text}");
+    assert!(api.has_record(&a), "the A record was deleted");
+    wait_dns(&name, "our value untouched", |v| v == [value.clone()]);
+
+    rt.block_on(p.cleanup(&ours)).unwrap();
+    wait_dns(&name, "our value removed", |v| v.is_empty());
+    assert!(api.has_record(&a), "the A record was deleted");
+    assert!(api.remove_record(&a));
+    assert!(api.records().is_empty(), "{:?}", api.records());
+}
+
+#[test]
+fn conformance_cloudflare_refuses_a_handle_to_an_a_record() {
+    bed();
+    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-arec");
+    let config = cloudflare_config(&api, "cf-token-arec");
+    refuses_a_handle_to_an_a_record(&api, &config, "cf.test");
+    // The record was read by id before anything was deleted, and only ours was deleted.
+    let deletes: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+}
+
+#[test]
+fn conformance_dnsimple_refuses_a_handle_to_an_a_record() {
+    bed();
+    let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-arec");
+    let config = dnsimple_config(&api, "ds-token-arec");
+    refuses_a_handle_to_an_a_record(&api, &config, "dnsimple.test");
+    let deletes: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
 }
 
 /// A full issue through each provider, validated by Pebble through the BIND secondary.

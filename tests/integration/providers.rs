@@ -73,11 +73,15 @@ fn conformance_acme_dns() {
     let account = server.register();
     let domain = format!("{}.pdns.test", unique("ad"));
     let fulldomain = account["fulldomain"].as_str().unwrap().to_string();
+    // The other name of the suite: another account's subdomain.
+    let other = server.register();
+    let other_domain = format!("{}.pdns.test", unique("ad-other"));
+    let other_fulldomain = other["fulldomain"].as_str().unwrap().to_string();
     conformance(
         serde_json::from_value(json!({
             "kind": "acme-dns",
             "server_url": server.base_url(),
-            "accounts": { &domain: account },
+            "accounts": { &domain: account, &other_domain: other },
         }))
         .unwrap(),
         Target {
@@ -85,6 +89,8 @@ fn conformance_acme_dns() {
             domain,
             zone: ACME_DNS_ZONE.into(),
             servers: pdns_servers(),
+            other_name: other_fulldomain,
+            other_domain,
         },
     );
     let updates: Vec<_> = server
@@ -92,10 +98,11 @@ fn conformance_acme_dns() {
         .into_iter()
         .filter(|r| r.path == "/update")
         .collect();
-    assert_eq!(updates.len(), 2, "{updates:?}");
-    assert!(updates
+    assert_eq!(updates.len(), 3, "{updates:?}");
+    assert!(updates[..2]
         .iter()
         .all(|r| r.credential.as_deref() == account["username"].as_str()));
+    assert_eq!(updates[2].credential.as_deref(), other["username"].as_str());
 }
 
 /// One installation issues through all three, validated by Pebble through PowerDNS. The

@@ -16,11 +16,13 @@
 //!   default 100), `POST /zones/{zone_id}/dns_records` -> HTTP 200 with the record in
 //!   `result` (`id`, `name`, `type`, `content`, `proxiable`, `proxied`, `ttl`, `settings`,
 //!   `meta`, `comment`, `tags`, `created_on`, `modified_on`; no `zone_id`/`zone_name`, which
-//!   the current docs no longer list), `DELETE /zones/{zone_id}/dns_records/{id}` -> 200
+//!   the current docs no longer list), `GET /zones/{zone_id}/dns_records/{id}` -> 200 with
+//!   the record (of any type) in `result`, `DELETE /zones/{zone_id}/dns_records/{id}` -> 200
 //!   `{"result":{"id":...}}`. `ttl` 1 means automatic, else 60..=86400. TXT `content`
 //!   "must consist of quoted character strings (RFC 1035)", Cloudflare also accepts it
 //!   unquoted: stored as sent, unquoted for DNS.
 //!   <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/create/>
+//!   <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/get/>
 //!   <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/delete/>
 //! - Rate limit: HTTP 429, `retry-after` = seconds until capacity.
 //!   <https://developers.cloudflare.com/fundamentals/api/reference/limits/>
@@ -160,7 +162,7 @@ fn record_json(r: &Rec) -> Value {
     json!({
         "id": r.cf_id,
         "name": r.fqdn,
-        "type": "TXT",
+        "type": r.kind,
         "content": r.content,
         "proxiable": false,
         "proxied": false,
@@ -357,7 +359,7 @@ impl Shared {
             .filter(|r| r.zone == zone)
             .filter(|r| {
                 let checks: Vec<bool> = [
-                    call.q("type").map(|t| t.eq_ignore_ascii_case("TXT")),
+                    call.q("type").map(|t| t.eq_ignore_ascii_case(&r.kind)),
                     text("name", &r.fqdn),
                     text("content", &r.content),
                 ]
@@ -419,11 +421,11 @@ impl Shared {
         if st
             .records
             .iter()
-            .any(|r| r.fqdn == fqdn && r.content == content)
+            .any(|r| r.kind == "TXT" && r.fqdn == fqdn && r.content == content)
         {
             return fail(400, 81058, "An identical record already exists.");
         }
-        match self.add_record(st, zi, fqdn, content, ttl) {
+        match self.add_record(st, zi, fqdn, "TXT", content, ttl) {
             Ok(rec) => ok(record_json(&rec)),
             Err(e) => failed(e),
         }

@@ -15,7 +15,8 @@
 //!   id asc; the list includes the zone's system SOA/NS records), `POST` same path with
 //!   zone-relative `name` ("" = apex), `type`, `content`, `ttl` -> 201 `{"data":{"id",
 //!   "zone_id","parent_id","name","content","ttl","priority","type","regions",
-//!   "system_record","created_at","updated_at"}}`, `DELETE .../records/{id}` -> 204.
+//!   "system_record","created_at","updated_at"}}`, `GET .../records/{id}` -> 200 `{"data":
+//!   <the same record, any type>}`, `DELETE .../records/{id}` -> 204.
 //!   Not found: 404 ``{"message":"Zone `x` not found"}`` / ``{"message":"Record `x` not found"}``
 //!   (fixtures `notfound-zone.http`, `notfound-record.http`).
 //!
@@ -73,7 +74,7 @@ fn record_json(r: &Rec) -> Value {
         r.dnsimple_id,
         &r.zone,
         &r.rel,
-        "TXT",
+        &r.kind,
         &r.content,
         r.ttl,
         false,
@@ -255,7 +256,7 @@ impl Shared {
         } else {
             format!("{rel}.{zone}")
         };
-        match self.add_record(st, zi, fqdn, content, ttl) {
+        match self.add_record(st, zi, fqdn, "TXT", content, ttl) {
             Ok(rec) => json_reply(201, &json!({"data": record_json(&rec)})),
             Err(e) => message(500, &e),
         }

@@ -5,8 +5,9 @@
 //! `nsupdate` (TSIG, [`dns`]), so the ACME test CA sees it, and is removed there again on
 //! delete. An emulator needs the test bed's BIND: without it, it fails to start.
 //!
-//! Emulator choices common to both (not from the docs): only TXT records can be created; a
-//! failed `nsupdate` is HTTP 500 in the provider's error shape, and nothing is stored.
+//! Emulator choices common to both (not from the docs): only TXT records can be created
+//! through the API (tests put other records there with [`FakeApi::seed_record`]); a failed
+//! `nsupdate` is HTTP 500 in the provider's error shape, and nothing is stored.
 
 mod cloudflare;
 mod dns;
@@ -147,8 +148,56 @@ impl FakeApi {
             .lock()
             .records
             .iter()
+            .filter(|r| r.kind == "TXT")
             .map(|r| (r.fqdn.clone(), r.txt.clone()))
             .collect()
+    }
+
+    /// Put a record of any type into the API's state, as if created elsewhere (the web UI,
+    /// another tool): `name` is its FQDN in `zone`. A TXT record is published in BIND like
+    /// one created through the API; other types only live in the emulator, which lists and
+    /// serves them by id with their real `type`. Returns the record id as the API's paths
+    /// spell it (Cloudflare's hex id, DNSimple's number).
+    #[track_caller]
+    pub fn seed_record(&self, zone: &str, name: &str, kind: &str, content: &str) -> String {
+        let mut st = self.shared.lock();
+        let zone = normalize_name(zone);
+        let zi = st
+            .zones
+            .iter()
+            .position(|z| z.name == zone)
+            .unwrap_or_else(|| panic!("the emulator hosts no zone {zone}"));
+        let fqdn = normalize_name(name);
+        assert!(
+            fqdn == zone || fqdn.ends_with(&format!(".{zone}")),
+            "{fqdn} is not in zone {zone}"
+        );
+        let kind = kind.to_ascii_uppercase();
+        let rec = self
+            .shared
+            .add_record(&mut st, zi, fqdn, &kind, content, 300)
+            .unwrap_or_else(|e| panic!("seeding {kind} {name}: {e}"));
+        self.shared.id_of(&rec)
+    }
+
+    /// Whether the API still holds the record with this id (see [`Self::seed_record`]).
+    pub fn has_record(&self, id: &str) -> bool {
+        let st = self.shared.lock();
+        st.records.iter().any(|r| self.shared.id_of(r) == id)
+    }
+
+    /// Remove the record with this id as the API's DELETE would (from BIND too, for TXT);
+    /// `false` if there is none.
+    #[track_caller]
+    pub fn remove_record(&self, id: &str) -> bool {
+        let mut st = self.shared.lock();
+        let Some(pos) = st.records.iter().position(|r| self.shared.id_of(r) == id) else {
+            return false;
+        };
+        self.shared
+            .remove_record(&mut st, pos)
+            .unwrap_or_else(|e| panic!("removing record {id}: {e}"));
+        true
     }
 }
 
@@ -229,6 +278,8 @@ struct Rec {
     fqdn: String,
     /// DNSimple's zone-relative name ("" for the apex).
     rel: String,
+    /// The record type, upper case: "TXT" unless seeded (`FakeApi::seed_record`).
+    kind: String,
     /// `content` exactly as the API received it.
     content: String,
     /// The TXT data applied to DNS.
@@ -257,21 +308,24 @@ impl Shared {
         }
     }
 
-    /// Publish a TXT record at `fqdn` in zone `st.zones[zi]` in BIND, then hold it. `Err`, with
-    /// nothing stored, when `nsupdate` fails.
+    /// Hold a record of type `kind` (upper case) at `fqdn` in zone `st.zones[zi]`; a TXT
+    /// record is published in BIND first. `Err`, with nothing stored, when `nsupdate` fails.
     fn add_record(
         &self,
         st: &mut State,
         zi: usize,
         fqdn: String,
+        kind: &str,
         content: &str,
         ttl: u64,
     ) -> Result<Rec, String> {
         let zone = st.zones[zi].name.clone();
         let txt = dns::txt_value(content);
-        self.bind
-            .nsupdate(&zone, true, &fqdn, &txt)
-            .map_err(nsupdate_failed)?;
+        if kind == "TXT" {
+            self.bind
+                .nsupdate(&zone, true, &fqdn, &txt)
+                .map_err(nsupdate_failed)?;
+        }
         let n = st.next_id;
         st.next_id += 1;
         let rel = fqdn.strip_suffix(zone.as_str()).unwrap_or("");
@@ -279,6 +333,7 @@ impl Shared {
             cf_id: hex_id(self.seed, "record", n),
             dnsimple_id: 5_000_000 + n,
             rel: rel.trim_end_matches('.').to_string(),
+            kind: kind.to_string(),
             zone,
             fqdn,
             content: content.to_string(),
@@ -290,22 +345,31 @@ impl Shared {
         Ok(rec)
     }
 
-    /// Remove `st.records[pos]`, deleting its RR from BIND unless another live record still
-    /// publishes the same name and value.
+    /// Remove `st.records[pos]`; a TXT record's RR is deleted from BIND unless another live
+    /// TXT record still publishes the same name and value.
     fn remove_record(&self, st: &mut State, pos: usize) -> Result<(), String> {
         let rec = &st.records[pos];
-        let shared_rr = st
-            .records
-            .iter()
-            .enumerate()
-            .any(|(i, r)| i != pos && r.fqdn == rec.fqdn && r.txt == rec.txt);
-        if !shared_rr {
+        let shared_rr =
+            st.records.iter().enumerate().any(|(i, r)| {
+                i != pos && r.kind == "TXT" && r.fqdn == rec.fqdn && r.txt == rec.txt
+            });
+        if rec.kind == "TXT" && !shared_rr {
             self.bind
                 .nsupdate(&rec.zone, false, &rec.fqdn, &rec.txt)
                 .map_err(nsupdate_failed)?;
         }
         st.records.remove(pos);
         Ok(())
+    }
+}
+
+impl Shared {
+    /// A record's id as this API's paths spell it.
+    fn id_of(&self, r: &Rec) -> String {
+        match self.flavor {
+            Flavor::Cloudflare => r.cf_id.clone(),
+            Flavor::Dnsimple => r.dnsimple_id.to_string(),
+        }
     }
 }
 

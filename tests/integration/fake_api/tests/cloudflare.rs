@@ -229,3 +229,47 @@ fn cloudflare_zone_list_paginates() {
     );
     assert_eq!(body["result_info"]["total_count"], total);
 }
+
+/// Records seeded by a test: an A record is served by id with its type, is not a TXT
+/// record in lists filtered by type, and leaves DNS alone; a seeded TXT record reaches DNS.
+#[test]
+fn cloudflare_seeded_records_keep_their_type() {
+    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], CF_TOKEN);
+    let base = api.base_url();
+    let auth = format!("Bearer {CF_TOKEN}");
+    let zid = zone_id(&base, "cf.test");
+    let host = format!("{}.cf.test", unique("seed"));
+    let a = api.seed_record("cf.test", &host, "A", "192.0.2.7");
+    assert!(is_id(&a), "{a}");
+    assert!(api.has_record(&a));
+    let (status, _, body) = get(&format!("{base}/zones/{zid}/dns_records/{a}"), Some(&auth));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["id"], a.as_str());
+    assert_eq!(body["result"]["type"], "A");
+    assert_eq!(body["result"]["name"], host.as_str());
+    assert_eq!(body["result"]["content"], "192.0.2.7");
+    let (_, _, body) = get(
+        &format!("{base}/zones/{zid}/dns_records?type=TXT&name={host}"),
+        Some(&auth),
+    );
+    assert_eq!(body["result"], json!([]), "{body}");
+    let (_, _, body) = get(
+        &format!("{base}/zones/{zid}/dns_records?type=A&name={host}"),
+        Some(&auth),
+    );
+    assert_eq!(body["result"].as_array().map(Vec::len), Some(1), "{body}");
+    assert!(api.records().is_empty(), "records() lists TXT only");
+
+    let name = format!("_acme-challenge.{host}");
+    let txt = api.seed_record("cf.test", &name, "TXT", "seeded-value");
+    assert_dns(&name, &["seeded-value"]);
+    assert_eq!(api.records(), vec![(name.clone(), "seeded-value".into())]);
+
+    let (status, _, _) = delete(&format!("{base}/zones/{zid}/dns_records/{a}"), &auth);
+    assert_eq!(status, 200);
+    assert!(!api.has_record(&a));
+    assert!(api.remove_record(&txt));
+    assert!(!api.remove_record(&txt));
+    assert!(!api.has_record(&txt));
+    assert_dns(&name, &[]);
+}

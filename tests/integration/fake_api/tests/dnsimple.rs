@@ -124,3 +124,38 @@ fn dnsimple_errors_and_pagination_follow_the_docs() {
     );
     assert_eq!(status, 404, "{body}");
 }
+
+/// Records seeded by a test: an A record is served by id with its type and zone-relative
+/// name and leaves DNS alone; a seeded TXT record reaches DNS.
+#[test]
+fn dnsimple_seeded_records_keep_their_type() {
+    let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], DS_TOKEN);
+    let base = api.base_url();
+    let account = api.account_id();
+    let auth = format!("Bearer {DS_TOKEN}");
+    let rel = unique("seed");
+    let host = format!("{rel}.dnsimple.test");
+    let a = api.seed_record("dnsimple.test", &host, "A", "192.0.2.7");
+    assert!(api.has_record(&a));
+    let records_url = format!("{base}/v2/{account}/zones/dnsimple.test/records");
+    let (status, _, body) = get(&format!("{records_url}/{a}"), Some(&auth));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"].to_string(), a);
+    assert_eq!(body["data"]["type"], "A");
+    assert_eq!(body["data"]["name"], rel.as_str());
+    assert_eq!(body["data"]["content"], "192.0.2.7");
+    let (_, _, body) = get(&format!("{records_url}?name={rel}&type=TXT"), Some(&auth));
+    assert_eq!(body["data"], json!([]), "{body}");
+    assert!(api.records().is_empty(), "records() lists TXT only");
+
+    let name = format!("_acme-challenge.{host}");
+    let txt = api.seed_record("dnsimple.test", &name, "TXT", "seeded-value");
+    assert_dns(&name, &["seeded-value"]);
+
+    let (status, _, _) = delete(&format!("{records_url}/{a}"), &auth);
+    assert_eq!(status, 204);
+    assert!(!api.has_record(&a));
+    assert!(api.remove_record(&txt));
+    assert!(!api.has_record(&txt));
+    assert_dns(&name, &[]);
+}
