@@ -65,20 +65,50 @@ pub(super) async fn run(
         .filter_map(|r| Some((r.name.clone(), r.locked_until.filter(|t| *t <= lapse_by)?)))
         .collect();
     if let Some(last) = lapsing.iter().map(|(_, t)| *t).max() {
-        let wait = (last - now()).max(time::Duration::ZERO) + time::Duration::seconds(1);
+        let deadline = last + time::Duration::seconds(1);
         tracing::info!(
             certificates = lapsing.len(),
-            "waiting {}s for lock leases of other runs to lapse or be renewed",
-            wait.whole_seconds()
+            "waiting up to {}s for lock leases of other runs to be released or lapse",
+            (deadline - now()).max(time::Duration::ZERO).whole_seconds()
         );
-        let mut shutdown = ctx.shutdown.clone();
-        let stopped = tokio::select! {
-            _ = tokio::time::sleep(wait.unsigned_abs()) => false,
-            _ = shutdown.wait_for(|s| *s) => true,
-        };
+        let names: Vec<CertName> = lapsing.iter().map(|(n, _)| n.clone()).collect();
+        let stopped = wait_for_locks(ctx, &names, deadline, now).await;
         if !stopped {
             let again: Vec<CertName> = lapsing.into_iter().map(|(n, _)| n).collect();
+            // What this run saw of each before waiting: a record another run wrote
+            // meanwhile is that run's renewal, not ordered again (also with --force).
+            let seen: std::collections::BTreeMap<CertName, Option<u64>> = results
+                .iter()
+                .filter(|r| again.contains(&r.name))
+                .map(|r| (r.name.clone(), r.version))
+                .collect();
             results.retain(|r| !again.contains(&r.name));
+            let mut still = Vec::new();
+            for name in again {
+                let now_version = match ctx.store.load_cert_for_write(&name).await {
+                    Ok(read) => match read.expect {
+                        crate::vault::Expect::Version(v) => Some(v),
+                        crate::vault::Expect::Absent => None,
+                    },
+                    Err(_) => {
+                        still.push(name);
+                        continue;
+                    }
+                };
+                match seen.get(&name).copied().flatten() {
+                    Some(before) if now_version.is_some_and(|v| v != before) => {
+                        let mut r = CertResult::new(name, Verdict::Skipped);
+                        r.reason = Some(format!(
+                            "renewed meanwhile by the run that held its lock (version {})",
+                            now_version.unwrap_or_default()
+                        ));
+                        r.version = now_version;
+                        results.push(r);
+                    }
+                    _ => still.push(name),
+                }
+            }
+            let again = still;
             let mut args = args.clone();
             // The budget was spent on the first pass.
             let spent = results
@@ -95,6 +125,42 @@ pub(super) async fn run(
     (report.totals.dns_left, report.totals.dns_cleared) = ctx.dns_tally.get();
     report.failed |= paused_failing;
     Ok(report)
+}
+
+/// Wait until no live lease of another run holds any of `names` (polled every 250 ms),
+/// or `deadline`; `true` if SIGTERM/SIGINT came first.
+async fn wait_for_locks(
+    ctx: &Context,
+    names: &[CertName],
+    deadline: OffsetDateTime,
+    now: fn() -> OffsetDateTime,
+) -> bool {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut pending: Vec<&CertName> = names.iter().collect();
+    loop {
+        let mut held = Vec::new();
+        for n in pending {
+            match ctx.store.load_lock(n).await {
+                Ok(Some(l))
+                    if l.data.run_id != ctx.run.id
+                        && crate::store::lease_binds(l.data.expires_at, now()) =>
+                {
+                    held.push(n)
+                }
+                _ => {}
+            }
+        }
+        pending = held;
+        let left = deadline - now();
+        if pending.is_empty() || left <= time::Duration::ZERO {
+            return false;
+        }
+        let pause = left.min(time::Duration::milliseconds(250)).unsigned_abs();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait_for(|s| *s) => return true,
+        }
+    }
 }
 
 /// Load, ask ARI, decide, budget, order: one pass over `names`.
