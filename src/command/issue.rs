@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::deploy::{deploy, DeployFailed};
-use super::lease::{clean_leftovers, keep_lease};
+use super::lease::{clean_leftovers, keep_lease, release, take_lock};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, LayoutFields, Secret, Spec, SpecRecord, SCHEMA_VERSION};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
@@ -322,17 +322,7 @@ pub(super) async fn obtain_and_save(
     // Hold the certificate's lease while ordering and writing, so an overlapping run does
     // not order it too. The lease is short and renewed while this works: a killed run
     // blocks the certificate for one lease at most.
-    let lease = match ctx
-        .store
-        .lock_cert(
-            name,
-            &ctx.run.holder,
-            &ctx.run.id,
-            now(),
-            ctx.settings.lock_lease,
-        )
-        .await?
-    {
+    let lease = match take_lock(ctx, name, now).await? {
         Lock::Held { holder, until } => {
             return Err(Error::Locked {
                 name: name.clone(),
@@ -342,13 +332,11 @@ pub(super) async fn obtain_and_save(
         }
         Lock::Taken { version, leftovers } => {
             let left = !leftovers.is_empty();
-            let listed = leftovers.len();
             let kept = if left {
                 clean_leftovers(ctx, solvers, name, &spec, leftovers).await
             } else {
                 Vec::new()
             };
-            ctx.dns_tally.add_cleared(listed - kept.len());
             (version, kept, left)
         }
     };
@@ -402,20 +390,7 @@ pub(super) async fn obtain_and_save(
         // DNS-01 values that could not be removed stay listed in the released lease.
         let mut left = inherited;
         left.extend(still_presented.borrow().iter().cloned());
-        if let Err(e) = ctx
-            .store
-            .release_lock(name, &ctx.run.id, now(), &left)
-            .await
-        {
-            tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
-        }
-        if !left.is_empty() {
-            tracing::warn!(cert = %name, values = left.len(), "DNS-01 values are left in DNS; the lock lists them and the next run removes them");
-        }
-        ctx.dns_tally.add_left(left.len());
-        if !left.is_empty() || write_now {
-            status::leftovers(ctx, name, left.len()).await;
-        }
+        release(ctx, name, &left, write_now, now).await;
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.
     let (version, record) = result?;

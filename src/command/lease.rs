@@ -89,6 +89,7 @@ pub(super) async fn clean_leftovers(
     let count = leftovers.len();
     let mut session = crate::dns::Session::new(&dns_solvers, spec, count);
     let done = session.cleanup_leftovers(leftovers).await;
+    ctx.dns_tally.add_cleared(count - done.kept.len());
     tracing::info!(
         cert = %name,
         removed = done.removed,
@@ -99,25 +100,13 @@ pub(super) async fn clean_leftovers(
     done.kept
 }
 
-/// What [`tidy`] did: values removed, and values still left for a later run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Tidied {
-    pub removed: usize,
-    pub left: usize,
-}
-
-/// Remove the DNS-01 values an earlier run left for `name` (listed in its released or
-/// lapsed lock; the status document counts them), without ordering: take the lock, remove
-/// what can be proved to be the certificate's, release it keeping what still cannot be
-/// removed. `None` when another run holds the lock now (it removes them).
-pub(super) async fn tidy(
+/// Take the lease of `name` for this run (see [`crate::store::Store::lock_cert`]).
+pub(super) async fn take_lock(
     ctx: &Context,
-    solvers: &LoadedSolvers,
     name: &CertName,
-    spec: &Spec,
     now: fn() -> OffsetDateTime,
-) -> Result<Option<Tidied>, Error> {
-    let lock = ctx
+) -> Result<crate::store::Lock, Error> {
+    Ok(ctx
         .store
         .lock_cert(
             name,
@@ -126,29 +115,52 @@ pub(super) async fn tidy(
             now(),
             ctx.settings.lock_lease,
         )
-        .await?;
-    let crate::store::Lock::Taken { leftovers, .. } = lock else {
-        return Ok(None);
+        .await?)
+}
+
+/// Release this run's lock of `name`, keeping `left` (DNS-01 values still in DNS) listed
+/// in it for the next run, counted in the run's tally, and in the status document when
+/// the count may have changed (`had_leftovers`: the lock listed some when taken).
+pub(super) async fn release(
+    ctx: &Context,
+    name: &CertName,
+    left: &[crate::dns::Leftover],
+    had_leftovers: bool,
+    now: fn() -> OffsetDateTime,
+) {
+    if let Err(e) = ctx.store.release_lock(name, &ctx.run.id, now(), left).await {
+        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+    }
+    if !left.is_empty() {
+        tracing::warn!(cert = %name, values = left.len(), "DNS-01 values are left in DNS; the lock lists them and the next run removes them");
+    }
+    ctx.dns_tally.add_left(left.len());
+    if !left.is_empty() || had_leftovers {
+        super::status::leftovers(ctx, name, left.len()).await;
+    }
+}
+
+/// Remove the DNS-01 values an earlier run left for `name` (listed in its released or
+/// lapsed lock; the status document counts them), without ordering: take the lock, remove
+/// what can be proved to be the certificate's, release it keeping what still cannot be
+/// removed. `false` when another run holds the lock now (it removes them).
+pub(super) async fn tidy(
+    ctx: &Context,
+    solvers: &LoadedSolvers,
+    name: &CertName,
+    spec: &Spec,
+    now: fn() -> OffsetDateTime,
+) -> Result<bool, Error> {
+    let crate::store::Lock::Taken { leftovers, .. } = take_lock(ctx, name, now).await? else {
+        return Ok(false);
     };
-    let listed = leftovers.len();
     let kept = if leftovers.is_empty() {
         Vec::new()
     } else {
         clean_leftovers(ctx, solvers, name, spec, leftovers).await
     };
-    if let Err(e) = ctx
-        .store
-        .release_lock(name, &ctx.run.id, now(), &kept)
-        .await
-    {
-        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
-    }
-    super::status::leftovers(ctx, name, kept.len()).await;
-    ctx.dns_tally.add_cleared(listed - kept.len());
-    Ok(Some(Tidied {
-        removed: listed - kept.len(),
-        left: kept.len(),
-    }))
+    release(ctx, name, &kept, true, now).await;
+    Ok(true)
 }
 
 /// [`tidy`] each of `items` (certificates whose status says DNS-01 values were left), with
@@ -166,10 +178,8 @@ pub(super) async fn tidy_all(
         .await;
     for (name, spec) in items {
         match tidy(ctx, &solvers, &name, &spec, now).await {
-            Ok(Some(t)) => {
-                tracing::info!(cert = %name, removed = t.removed, left = t.left, "DNS-01 values an earlier run left")
-            }
-            Ok(None) => {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::info!(cert = %name, "another run holds the lock: it removes the DNS-01 values left")
             }
             Err(e) => {
