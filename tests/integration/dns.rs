@@ -391,14 +391,6 @@ fn refuses_a_handle_to_an_a_record(api: &FakeApi, config: &DnsConfig, zone: &str
     assert!(api.has_record(&a), "the A record was deleted");
     assert!(api.remove_record(&a));
     assert!(api.records().is_empty(), "{:?}", api.records());
-}
-
-#[test]
-fn conformance_cloudflare_refuses_a_handle_to_an_a_record() {
-    bed();
-    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-arec");
-    let config = cloudflare_config(&api, "cf-token-arec");
-    refuses_a_handle_to_an_a_record(&api, &config, "cf.test");
     // The record was read by id before anything was deleted, and only ours was deleted.
     let deletes: Vec<_> = api
         .requests()
@@ -409,17 +401,19 @@ fn conformance_cloudflare_refuses_a_handle_to_an_a_record() {
 }
 
 #[test]
+fn conformance_cloudflare_refuses_a_handle_to_an_a_record() {
+    bed();
+    let api = FakeApi::start(Flavor::Cloudflare, &["cf.test"], "cf-token-arec");
+    let config = cloudflare_config(&api, "cf-token-arec");
+    refuses_a_handle_to_an_a_record(&api, &config, "cf.test");
+}
+
+#[test]
 fn conformance_dnsimple_refuses_a_handle_to_an_a_record() {
     bed();
     let api = FakeApi::start(Flavor::Dnsimple, &["dnsimple.test"], "ds-token-arec");
     let config = dnsimple_config(&api, "ds-token-arec");
     refuses_a_handle_to_an_a_record(&api, &config, "dnsimple.test");
-    let deletes: Vec<_> = api
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "DELETE")
-        .collect();
-    assert_eq!(deletes.len(), 1, "{deletes:?}");
 }
 
 /// A full issue through each provider, validated by Pebble through the BIND secondary.
