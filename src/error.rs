@@ -49,10 +49,19 @@ pub enum Error {
     },
     #[error("{name} was stored by an older certvault, with its spec inside the certificate record, where a renew token can change it; it is not renewed until an admin moves the spec to {path}: run `certvault migrate` with the admin policy")]
     NotMigrated { name: CertName, path: String },
-    #[error("{name}: the CA issued certificate serial {serial}, but it could not be stored in Vault (the old certificate stays); the next run orders a new one")]
+    #[error("{name}: the CA issued certificate serial {serial} ({url}), but it could not be stored in Vault: the old certificate stays, and the new one's private key was only in this run's memory, so it is never used (revoke it by serial if your policy asks); the next run orders a new one")]
     NotStored {
         name: CertName,
         serial: String,
+        url: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("{name}: the CA issued certificate serial {serial} ({url}) and this run sent it to Vault, which did not confirm the write: it may be stored; the next run reads the record and reports which (`certvault show {name}` tells now)")]
+    NotConfirmed {
+        name: CertName,
+        serial: String,
+        url: String,
         #[source]
         source: Box<Error>,
     },

@@ -72,7 +72,7 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
         let condition = match c.verdict {
             Verdict::Deleted => continue,
             Verdict::Failed => "False",
-            Verdict::Skipped => "Unknown",
+            Verdict::Skipped | Verdict::Unconfirmed => "Unknown",
             Verdict::Renewed | Verdict::NotDue | Verdict::Deferred | Verdict::Due => {
                 match c.not_after {
                     Some(t) if t.unix_timestamp() as f64 > ended_at => "True",
@@ -126,12 +126,13 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
         (
             "certvault_renewals_total",
             "counter",
-            "Certificates of the last run, by result (renewed, failed, skipped, deferred).",
+            "Certificates of the last run, by result (renewed, failed, skipped, deferred, unconfirmed).",
             [
                 ("deferred", t.deferred),
                 ("failed", t.failed),
                 ("renewed", t.renewed),
                 ("skipped", t.skipped),
+                ("unconfirmed", t.unconfirmed),
             ]
             .iter()
             .map(|(result, n)| format!("{{result=\"{result}\"}} {n}"))

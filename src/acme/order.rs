@@ -36,6 +36,10 @@ pub struct Env<'a> {
     pub solvers: &'a dns::Solvers<'a>,
     /// Becomes `true` on SIGTERM/SIGINT: stop, clean up, report.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Set just before the CA is asked to issue (finalize): from then on the certificate
+    /// may exist, and the order must run to its end and be stored or reported with its
+    /// serial, whatever happens to the lock lease meanwhile.
+    pub committed: &'a std::sync::atomic::AtomicBool,
 }
 
 /// Polling an order: quick polls first (Pebble and Let's Encrypt usually answer within a
@@ -118,7 +122,8 @@ pub(super) fn refused(op: &'static str, directory: &str, e: instant_acme::Error)
 }
 
 /// Obtain a certificate for `spec`: order, present every DNS-01 challenge, validate them
-/// together, clean up (always), finalize with a new key, download the chain.
+/// together, clean up (always), finalize with a new key, download the chain. Also returns
+/// the certificate's URL at the CA (where the account can download it again).
 pub async fn obtain(
     account: &Account,
     directory: &str,
@@ -126,7 +131,7 @@ pub async fn obtain(
     options: &OrderOptions,
     env: &Env<'_>,
     now: impl Fn() -> OffsetDateTime,
-) -> Result<Issued, Error> {
+) -> Result<(Issued, String), Error> {
     let timeouts = env.timeouts;
     // After SIGTERM/SIGINT no new order is started (it would count against rate limits).
     if *env.shutdown.borrow() {
@@ -218,6 +223,8 @@ pub async fn obtain(
             .expect("key generation does not panic")?,
     };
     let csr = csr(spec, &key).map_err(|source| Error::Key { key_type, source })?;
+    env.committed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| refused("finalizing the order", directory, e))?;
     // Look once at once (a CA often issues within the finalize request), then poll.
@@ -242,8 +249,13 @@ pub async fn obtain(
         },
         e => refused("downloading the certificate", directory, e),
     })?;
+    let url = order
+        .state()
+        .certificate
+        .clone()
+        .unwrap_or_else(|| order.url().to_string());
     let chain = x509::split_chain(&pem)?;
-    Ok(Issued {
+    let issued = Issued {
         cert: chain.cert,
         chain: chain.chain,
         fullchain: chain.fullchain,
@@ -252,7 +264,8 @@ pub async fn obtain(
         not_after: chain.not_after,
         serial: chain.serial,
         issued_at: now(),
-    })
+    };
+    Ok((issued, url))
 }
 
 /// Each pending authorization's identifier and DNS-01 value (`None`: no dns-01 offered).

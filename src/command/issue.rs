@@ -343,6 +343,7 @@ pub(super) async fn obtain_and_save(
     let (lease, inherited, write_now) = lease;
     let (presented_tx, presented_rx) = tokio::sync::watch::channel(Vec::new());
     let still_presented = presented_rx.clone();
+    let committed = std::sync::atomic::AtomicBool::new(false);
     let work = async {
         // Re-check under the lock: another run may have written the record since it was read.
         if ctx.store.load_cert_for_write(name).await?.expect != expect {
@@ -358,8 +359,9 @@ pub(super) async fn obtain_and_save(
             timeouts: ctx.settings.timeouts,
             solvers: &dns_solvers,
             shutdown: ctx.shutdown.clone(),
+            committed: &committed,
         };
-        let issued = acme::obtain(account, directory, &spec, &options, &env, now).await?;
+        let (issued, url) = acme::obtain(account, directory, &spec, &options, &env, now).await?;
         let record = CertRecord {
             schema: SCHEMA_VERSION,
             layout: LayoutFields::new(&spec.layouts, &issued),
@@ -372,25 +374,59 @@ pub(super) async fn obtain_and_save(
             .store
             .save_cert(name, &record, expect)
             .await
-            .map_err(|e| Error::NotStored {
-                name: name.clone(),
-                serial: record.issued.serial.clone(),
-                source: Box::new(e.into()),
+            .map_err(|e| {
+                let serial = record.issued.serial.clone();
+                let url = url.clone();
+                let name = name.clone();
+                match e {
+                    crate::store::Error::Vault(e @ crate::vault::Error::Unconfirmed { .. }) => {
+                        Error::NotConfirmed {
+                            name,
+                            serial,
+                            url,
+                            source: Box::new(crate::store::Error::Vault(e).into()),
+                        }
+                    }
+                    e => Error::NotStored {
+                        name,
+                        serial,
+                        url,
+                        source: Box::new(e.into()),
+                    },
+                }
             })?;
         tracing::info!(cert = %name, version, not_after = %rfc3339(record.issued.not_after), "stored certificate");
         Ok((version, record))
     };
+    tokio::pin!(work);
+    let mut lease_lost = false;
     let result = tokio::select! {
-        r = work => r,
-        e = keep_lease(ctx, name, lease, &inherited, write_now, presented_rx, now) => Err(e),
+        r = &mut work => r,
+        e = keep_lease(ctx, name, lease, &inherited, write_now, presented_rx, now) => {
+            lease_lost = true;
+            if committed.load(std::sync::atomic::Ordering::SeqCst) {
+                // The CA was asked to issue: the certificate may exist, and only this run
+                // has its key. It is stored (the record's check-and-set keeps a second
+                // writer out) or reported with its serial.
+                tracing::warn!(cert = %name, "the lock lease was lost after the CA was asked to issue; finishing the order and its write");
+                work.await
+            } else {
+                Err(e)
+            }
+        }
     };
     // A lost lease is another run's lock now: releasing it would delete that run's lock.
-    let lost = matches!(result, Err(Error::LeaseLost { .. }));
-    if !lost {
-        // DNS-01 values that could not be removed stay listed in the released lease.
-        let mut left = inherited;
-        left.extend(still_presented.borrow().iter().cloned());
-        release(ctx, name, &left, write_now, now).await;
+    // A write that may have landed keeps the lock: it lapses within one lease, and the
+    // next run finds it there and checks the record.
+    match &result {
+        _ if lease_lost => {}
+        Err(Error::NotConfirmed { .. }) => {}
+        _ => {
+            // DNS-01 values that could not be removed stay listed in the released lease.
+            let mut left = inherited;
+            left.extend(still_presented.borrow().iter().cloned());
+            release(ctx, name, &left, write_now, now).await;
+        }
     }
     // The deploy hook runs once the lock is released: a slow reload holds up no other run.
     let (version, record) = result?;

@@ -188,3 +188,71 @@ pub(super) async fn tidy_all(
         }
     }
 }
+
+/// The most left locks one run looks at (the rest wait for the next runs).
+const MAX_LEFT_LOCKS: usize = 1000;
+
+/// The certificates of `part` whose lock another run left behind, lapsed: it died, or lost
+/// Vault before it could write or confirm a certificate. This run reads their records, so
+/// their status and index entries agree with what is stored, and removes the lock (with
+/// the DNS-01 values it lists, verified as any leftovers). Held locks are their holders'.
+/// A lock an older version released (latest version deleted) is removed with its history.
+/// One list request when there are none; a policy without list on `locks/` (printed by
+/// an older version) skips this with a warning.
+pub(super) async fn left_locks(
+    ctx: &Context,
+    part: &crate::index::Part,
+    now: OffsetDateTime,
+) -> Vec<CertName> {
+    use futures::StreamExt;
+    let names = match ctx.store.list_locks().await {
+        Ok(n) => n,
+        Err(crate::store::Error::Vault(crate::vault::Error::Forbidden { path, .. })) => {
+            tracing::warn!("cannot list {path}: locks left by runs that died are not looked at; print the policy again (`certvault policy renew`) and update it in Vault");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::warn!("cannot list the locks (left ones are looked at by a later run): {}", crate::error::chain(&e));
+            return Vec::new();
+        }
+    };
+    let mine: Vec<CertName> = names
+        .into_iter()
+        .filter(|n| part.contains(n.as_str()))
+        .take(MAX_LEFT_LOCKS)
+        .collect();
+    let looked: Vec<(CertName, Option<bool>)> = futures::stream::iter(mine)
+        .map(|n| async move {
+            let left = match ctx.store.load_lock(&n).await {
+                Ok(None) => {
+                    if let Err(e) = ctx.store.forget_lock(&n).await {
+                        tracing::debug!(cert = %n, "could not remove a released lock's history: {}", crate::error::chain(&e));
+                    }
+                    None
+                }
+                Ok(Some(l)) => Some(
+                    l.data.run_id != ctx.run.id
+                        && !crate::store::lease_binds(l.data.expires_at, now),
+                ),
+                Err(e) => {
+                    tracing::debug!(cert = %n, "could not read its lock: {}", crate::error::chain(&e));
+                    None
+                }
+            };
+            (n, left)
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let left: Vec<CertName> = looked
+        .into_iter()
+        .filter_map(|(n, l)| l.unwrap_or(false).then_some(n))
+        .collect();
+    if !left.is_empty() {
+        tracing::info!(
+            certificates = left.len(),
+            "locks left by earlier runs: reading their records again"
+        );
+    }
+    left
+}

@@ -115,6 +115,14 @@ pub(super) async fn act(
                     r.reason = Some(e.to_string());
                     r
                 }
+                Err(e @ Error::NotConfirmed { .. }) => {
+                    // No status written: it may not agree with the record. The lock stays
+                    // and makes the next run check the record.
+                    tracing::error!(cert = %name, "{e}");
+                    r.verdict = Verdict::Unconfirmed;
+                    r.error = Some(e.into());
+                    r
+                }
                 Err(e) => {
                     match ca::trouble(&e) {
                         Trouble::RateLimited => {

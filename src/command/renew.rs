@@ -40,7 +40,7 @@ pub(super) async fn run(
 ) -> Result<Report, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let (mut results, names) = select(ctx, names, args.force, part, now()).await?;
+    let (mut results, names, left) = select(ctx, names, args.force, part, args.dry_run, now()).await?;
     let mut dice = SystemDice::new();
     if !args.dry_run && !args.jitter.is_zero() {
         let millis = dice.below(args.jitter.as_millis() as u64 + 1);
@@ -54,7 +54,7 @@ pub(super) async fn run(
     let started = now();
     let gate = Gate::new(args.ca_failures);
     let mut accounts = Accounts::default();
-    results.extend(pass(ctx, args, names, &gate, &mut accounts, &mut dice, now).await);
+    results.extend(pass(ctx, args, names, &left, &gate, &mut accounts, &mut dice, now).await);
 
     // A certificate skipped because another run's lease held it is looked at again once
     // that lease lapses (its holder renews it while it works, so a live run keeps it; a
@@ -116,7 +116,7 @@ pub(super) async fn run(
                 .filter(|r| r.verdict == Verdict::Renewed)
                 .count();
             args.max_orders = args.max_orders.map(|m| m.saturating_sub(spent));
-            results.extend(pass(ctx, &args, again, &gate, &mut accounts, &mut dice, now).await);
+            results.extend(pass(ctx, &args, again, &left, &gate, &mut accounts, &mut dice, now).await);
         }
     }
     let paused_failing = gate.any_failing();
@@ -163,11 +163,14 @@ async fn wait_for_locks(
     }
 }
 
-/// Load, ask ARI, decide, budget, order: one pass over `names`.
+/// Load, ask ARI, decide, budget, order: one pass over `names`. `left`: certificates whose
+/// lock an earlier run left (see [`super::lease::left_locks`]).
+#[allow(clippy::too_many_arguments)]
 async fn pass(
     ctx: &Context,
     args: &RenewArgs,
     names: Vec<CertName>,
+    left: &std::collections::BTreeSet<CertName>,
     gate: &Gate,
     accounts: &mut Accounts,
     dice: &mut SystemDice,
@@ -179,7 +182,8 @@ async fn pass(
     // A few hundred records at a time: memory holds only the due ones (a first run over a
     // large fleet without an index loads every record).
     for chunk in names.chunks(256) {
-        let (loaded, mut candidates, leftovers) = load(ctx, chunk.to_vec()).await;
+        let (loaded, mut candidates, leftovers) =
+            load(ctx, chunk.to_vec(), left, (!args.dry_run).then_some(at)).await;
         results.extend(loaded);
         ari::refresh(ctx, &mut candidates, accounts, at, args.dry_run, dice).await;
         let (decided, more) = decide_all(candidates, args.force, at);
@@ -266,8 +270,18 @@ async fn select(
     names: Vec<CertName>,
     force: bool,
     part: Part,
+    dry_run: bool,
     now: OffsetDateTime,
-) -> Result<(Vec<CertResult>, Vec<CertName>), Error> {
+) -> Result<Selected, Error> {
+    // Locks earlier runs left: their certificates are read whatever the index says.
+    let left: std::collections::BTreeSet<CertName> = if dry_run {
+        Default::default()
+    } else {
+        super::lease::left_locks(ctx, &part, now)
+            .await
+            .into_iter()
+            .collect()
+    };
     if force || !names.is_empty() {
         let stored = ctx.store.list_certs().await?;
         let names = if names.is_empty() {
@@ -291,7 +305,9 @@ async fn select(
         if !others.is_empty() {
             tracing::info!(shard = %part, skipped = others.len(), "names outside this shard are left to the other shards");
         }
-        return Ok((Vec::new(), mine));
+        let selected: std::collections::BTreeSet<&CertName> = mine.iter().collect();
+        let left = left.into_iter().filter(|n| selected.contains(n)).collect();
+        return Ok((Vec::new(), mine, left));
     }
     let buckets = ctx.store.names_by_shard(part).await?;
     let mut results = Vec::new();
@@ -316,6 +332,21 @@ async fn select(
         let stale: std::collections::BTreeSet<&CertName> = scan.unsettled.iter().collect();
         results.retain(|r| !stale.contains(&r.name));
     }
+    // Only names the index knows (a left lock of a deleted certificate is the next
+    // `index rebuild`'s or `delete`'s).
+    let mut load = scan.load;
+    let loading: std::collections::BTreeSet<&CertName> = load.iter().collect();
+    let settled: std::collections::BTreeSet<&CertName> = results.iter().map(|r| &r.name).collect();
+    let left: std::collections::BTreeSet<CertName> = left
+        .into_iter()
+        .filter(|n| settled.contains(n) || loading.contains(n))
+        .collect();
+    let more: Vec<CertName> = left.iter().filter(|n| settled.contains(n)).cloned().collect();
+    drop((loading, settled));
+    if !more.is_empty() {
+        results.retain(|r| !left.contains(&r.name));
+        load.extend(more);
+    }
     tracing::debug!(
         not_due = results.len(),
         due = scan.due,
@@ -323,8 +354,16 @@ async fn select(
         stale = scan.stale,
         "read the renewal index"
     );
-    Ok((results, scan.load))
+    Ok((results, load, left))
 }
+
+/// What a run loads: the results the index settled, the names to load, and those among
+/// them whose lock an earlier run left.
+type Selected = (
+    Vec<CertResult>,
+    Vec<CertName>,
+    std::collections::BTreeSet<CertName>,
+);
 
 /// Whether the CA of the run's account offers ARI (its directory has `renewalInfo`), by
 /// account name. Another account is not probed (its certificates without renewal
@@ -385,7 +424,17 @@ struct Due {
 /// The certificates loaded, and those whose status says DNS-01 values were left in DNS.
 type Loaded = (Vec<CertResult>, Vec<Candidate>, Vec<(CertName, Spec)>);
 
-async fn load(ctx: &Context, names: Vec<CertName>) -> Loaded {
+/// `left`: certificates whose lock an earlier run left: they are tidied (the lock taken
+/// and released, its DNS-01 values removed) like those whose status counts leftovers.
+/// With `reconcile` (not a dry run), a status that names another certificate than the
+/// record (a run stored it and died, or lost Vault, before writing the status) is
+/// written again from the record.
+async fn load(
+    ctx: &Context,
+    names: Vec<CertName>,
+    left: &std::collections::BTreeSet<CertName>,
+    reconcile: Option<OffsetDateTime>,
+) -> Loaded {
     let mut results: Vec<CertResult> = Vec::new();
     let mut candidates = Vec::new();
     let mut leftovers = Vec::new();
@@ -396,8 +445,18 @@ async fn load(ctx: &Context, names: Vec<CertName>) -> Loaded {
                 spec: Some(spec),
                 status,
             })) => {
-                if status.is_some_and(|s| s.dns_leftovers > 0) {
+                if status.as_ref().is_some_and(|s| s.dns_leftovers > 0) || left.contains(&name) {
                     leftovers.push((name.clone(), spec.data.spec.clone()));
+                }
+                if let (Some(at), Some(s)) = (reconcile, &status) {
+                    if s.serial != cert.data.issued.serial {
+                        tracing::warn!(cert = %name, status = %s.serial, record = %cert.data.issued.serial, "the status names another certificate than the record (an earlier run stored it and could not write the status): written again from the record");
+                        let stored = super::status::Attempt::Stored {
+                            issued: &cert.data.issued,
+                            version: cert.version,
+                        };
+                        super::status::record(ctx, &name, stored, at).await;
+                    }
                 }
                 (cert, spec.data.spec)
             }

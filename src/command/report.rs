@@ -57,6 +57,10 @@ pub enum Verdict {
     Deferred,
     /// `renew --dry-run`: would be ordered now.
     Due,
+    /// Issued by the CA and sent to Vault, which did not confirm the write (it stopped
+    /// answering): it may be stored. The error names the serial; the next run reads the
+    /// record and reports which. Counts as a failure for the exit code.
+    Unconfirmed,
 }
 
 /// One certificate's line of the report (`renew --output json` prints these).
@@ -104,7 +108,7 @@ impl CertResult {
 
     /// A failed certificate, or a renewed one whose deploy hook failed: the run exits 1.
     pub fn is_failure(&self) -> bool {
-        self.verdict == Verdict::Failed || self.error.is_some()
+        matches!(self.verdict, Verdict::Failed | Verdict::Unconfirmed) || self.error.is_some()
     }
 }
 
@@ -127,6 +131,9 @@ pub struct Totals {
     /// `--dry-run`: certificates that would be ordered now.
     #[serde(skip_serializing_if = "is_zero")]
     pub due: usize,
+    /// Issued, sent to Vault, and not confirmed by it: may be stored (the next run tells).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unconfirmed: usize,
     /// DNS-01 values this run could not remove (DNS server or API down): listed in the
     /// released locks, the next run removes them.
     #[serde(skip_serializing_if = "is_zero")]
@@ -178,6 +185,7 @@ impl Report {
                 Verdict::Deleted => &mut totals.deleted,
                 Verdict::Deferred => &mut totals.deferred,
                 Verdict::Due => &mut totals.due,
+                Verdict::Unconfirmed => &mut totals.unconfirmed,
             } += 1;
         }
         let failed = certificates.iter().any(CertResult::is_failure);
@@ -243,6 +251,7 @@ impl Report {
                 Verdict::Failed => writeln!(text, "FAILED   {name}: {error}"),
                 Verdict::Deferred => writeln!(text, "deferred {name}: {reason}"),
                 Verdict::Due => writeln!(text, "due      {name}: would renew now: {reason}"),
+                Verdict::Unconfirmed => writeln!(text, "UNKNOWN  {name}: {error}"),
             };
             if c.verdict == Verdict::Renewed && !error.is_empty() {
                 let _ = writeln!(text, "FAILED   {name}: {error}");
@@ -263,6 +272,9 @@ impl Report {
             "{} renewed, {} not due, {} failed",
             t.renewed, t.not_due, t.failed
         );
+        if t.unconfirmed > 0 {
+            let _ = write!(text, ", {} not confirmed by Vault", t.unconfirmed);
+        }
         if t.deferred > 0 {
             let _ = write!(text, ", {} deferred", t.deferred);
         }

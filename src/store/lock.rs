@@ -143,8 +143,34 @@ impl Store {
         self.save(key, &held.data, read.expect).await.map(drop)
     }
 
-    /// Release the lock of `name` (a KV v2 delete: the history stays).
+    /// Release the lock of `name`: removed with its history, so `locks/` lists only the
+    /// locks that are held or left. A policy printed before this version may not grant
+    /// that (metadata delete): then the latest version is deleted (the history stays).
     pub async fn unlock_cert(&self, name: &CertName) -> Result<(), Error> {
-        Ok(self.kv.delete(&Key::Lock(name).path(&self.prefix)).await?)
+        let path = Key::Lock(name).path(&self.prefix);
+        match self.kv.destroy(&path).await {
+            Err(vault::Error::Forbidden { .. }) => Ok(self.kv.delete(&path).await?),
+            r => Ok(r?),
+        }
+    }
+
+    /// The certificates with a lock document: held, released with DNS-01 values left, or
+    /// left by a run that died or lost Vault (and, from versions before locks were
+    /// removed with their history, released ones: their latest version is deleted).
+    pub async fn list_locks(&self) -> Result<Vec<CertName>, Error> {
+        let keys = self.kv.list(&Key::Locks.path(&self.prefix)).await?;
+        let mut names: Vec<CertName> = keys
+            .iter()
+            .filter(|k| !k.ends_with('/'))
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Remove the history of a released lock (its latest version deleted by an older
+    /// version), so it is no longer listed.
+    pub async fn forget_lock(&self, name: &CertName) -> Result<(), Error> {
+        Ok(self.kv.destroy(&Key::Lock(name).path(&self.prefix)).await?)
     }
 }

@@ -14,6 +14,8 @@ pub enum Key<'a> {
     Spec(&'a CertName),
     Status(&'a CertName),
     Lock(&'a CertName),
+    /// The folder of the locks (for the list of certificates whose lock is left).
+    Locks,
     Solver(&'a str),
     Solvers,
     AnyAccount,
@@ -38,6 +40,7 @@ impl Key<'_> {
             Key::Account(name) => format!("{prefix}/accounts/{name}"),
             Key::Cert(name) => format!("{prefix}/certs/{name}"),
             Key::Lock(name) => format!("{prefix}/locks/{name}"),
+            Key::Locks => format!("{prefix}/locks"),
             Key::Spec(name) => format!("{prefix}/specs/{name}"),
             Key::Status(name) => format!("{prefix}/status/{name}"),
             Key::AnySpec => format!("{prefix}/specs/*"),
@@ -70,7 +73,7 @@ pub enum Api {
 /// A folder ([`Key::Certs`], [`Key::Solvers`]) ends in `/`, as Vault's list requests do.
 pub fn api_path(version: KvVersion, mount: &str, prefix: &str, key: Key<'_>, api: Api) -> String {
     let mut rel = key.path(prefix);
-    if matches!(key, Key::Certs | Key::Solvers | Key::Indexes) {
+    if matches!(key, Key::Certs | Key::Solvers | Key::Indexes | Key::Locks) {
         rel.push('/');
     }
     match (version, api) {

@@ -28,6 +28,9 @@ pub enum Failure {
     NoAnswer { why: NoAnswer, source: Cause },
     /// Anything else (an unparsable answer, a request that could not be built).
     Other(Cause),
+    /// Not sent: Vault has been unavailable for the run's whole retry budget, and the run
+    /// gave up on it ([`super::retry::Outage`]).
+    Abandoned { waited: std::time::Duration },
 }
 
 /// Why nothing answered.
@@ -66,7 +69,7 @@ impl Failure {
                     NoAnswer::Refused | NoAnswer::TimedOut | NoAnswer::Other
                 )
             }
-            Failure::Other(_) => false,
+            Failure::Other(_) | Failure::Abandoned { .. } => false,
         }
     }
 

@@ -21,10 +21,16 @@ impl Kv {
     where
         Fut: Future<Output = Result<T, vaultrs::error::ClientError>>,
     {
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.backoff();
         loop {
+            if let Err(f) = backoff.attempt() {
+                return Err((f, backoff));
+            }
             match attempt().await.map_err(http::from_client) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    backoff.answered();
+                    return Ok(v);
+                }
                 Err(f) => {
                     if !backoff.retry(&f, what).await {
                         return Err((f, backoff));
@@ -32,6 +38,11 @@ impl Kv {
                 }
             }
         }
+    }
+
+    /// The retry state of one request of this run.
+    pub(super) fn backoff(&self) -> Backoff {
+        Backoff::shared(self.retry, self.outage.clone())
     }
 
     /// The one mapping of a failed KV request to an error.
@@ -171,10 +182,13 @@ impl Kv {
                 expected,
             },
         };
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.backoff();
         // Whether an earlier attempt may have landed although its answer was lost.
         let mut uncertain = false;
         loop {
+            if let Err(f) = backoff.attempt() {
+                return Err(self.unconfirmed(path, uncertain, self.error("write", path, f, &backoff)));
+            }
             let attempt = vaultrs::kv2::set_with_options(
                 client,
                 &self.mount,
@@ -185,7 +199,10 @@ impl Kv {
             .await
             .map_err(http::from_client);
             let failure = match attempt {
-                Ok(meta) => return Ok(meta.version),
+                Ok(meta) => {
+                    backoff.answered();
+                    return Ok(meta.version);
+                }
                 Err(f) => f,
             };
             if failure.is_cas_mismatch() {
@@ -210,11 +227,27 @@ impl Kv {
             }
             if uncertain {
                 // Before reporting a failure, learn whether it landed after all.
-                if let Ok(Some(version)) = self.landed(path, data).await {
-                    return Ok(version);
+                match self.landed(path, data).await {
+                    Ok(Some(version)) => return Ok(version),
+                    // Read back: it did not land.
+                    Ok(None) => uncertain = false,
+                    Err(_) => {}
                 }
             }
-            return Err(self.error("write", path, failure, &backoff));
+            return Err(self.unconfirmed(path, uncertain, self.error("write", path, failure, &backoff)));
+        }
+    }
+
+    /// A failed write whose earlier attempt may still land (`uncertain`) is
+    /// [`Error::Unconfirmed`]: its caller must not report it as not written.
+    fn unconfirmed(&self, path: &str, uncertain: bool, e: Error) -> Error {
+        if uncertain {
+            Error::Unconfirmed {
+                path: self.display_path(path),
+                source: Box::new(e),
+            }
+        } else {
+            e
         }
     }
 
@@ -250,6 +283,24 @@ impl Kv {
             Ok(()) => Ok(()),
             Err((f, _)) if f.status() == Some(404) => Ok(()),
             Err((f, b)) => Err(self.error("delete", path, f, &b)),
+        }
+    }
+
+    /// Remove `path` with all its versions and metadata (KV v2; on KV v1 a plain delete),
+    /// so it is no longer listed. Succeeds if there is nothing to remove.
+    pub async fn destroy(&self, path: &str) -> Result<(), Error> {
+        if self.version == KvVersion::V1 {
+            return self.delete(path).await;
+        }
+        let what = format!("delete metadata of {}", self.display_path(path));
+        let client = self.client.as_ref();
+        let result = self
+            .retried(&what, || vaultrs::kv2::delete_metadata(client, &self.mount, path))
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err((f, _)) if f.status() == Some(404) => Ok(()),
+            Err((f, b)) => Err(self.error("delete metadata", path, f, &b)),
         }
     }
 

@@ -116,5 +116,9 @@ pub async fn login(
             mount: mount.clone(),
             source,
         },
+        Failure::Abandoned { waited } => Error::GaveUpOnVault {
+            addr: addr.into(),
+            waited,
+        },
     })
 }

@@ -142,6 +142,14 @@ pub enum Error {
         #[source]
         source: Cause,
     },
+    #[error("Vault at {addr} has not answered for {}s (--vault-retry-timeout): this run gave up on it and sent nothing more; the next run goes on from what is stored", .waited.as_secs())]
+    GaveUpOnVault { addr: String, waited: Duration },
+    #[error("the write of {path} may have landed: Vault received it but did not answer, and could not be asked again; the next run reads it and goes on from what is stored")]
+    Unconfirmed {
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("gave up on Vault after retrying for {}s", .waited.as_secs())]
     GaveUp {
         waited: Duration,
@@ -206,6 +214,8 @@ pub struct Kv {
     mount: String,
     version: KvVersion,
     retry: Duration,
+    /// Shared by every request of the run: an outage costs it one retry budget in all.
+    outage: Arc<retry::Outage>,
     /// Whether the token came from a login by this run (revoked by [`Kv::close`]).
     logged_in: bool,
     /// Renews the token while the run lasts (a login's, or a caller's renewable one).
@@ -284,6 +294,7 @@ impl Kv {
             mount: settings.mount.clone(),
             version: KvVersion::V2,
             retry: settings.retry,
+            outage: Arc::default(),
             logged_in: login.is_some(),
             keep_alive,
         };
@@ -323,6 +334,7 @@ impl Kv {
             mount: mount.to_string(),
             version: KvVersion::V2,
             retry: self.retry,
+            outage: self.outage.clone(),
             logged_in: false,
             keep_alive: None,
         };
@@ -379,6 +391,10 @@ fn failed(addr: &str, op: &'static str, path: String, failure: http::Failure) ->
         },
         http::Failure::NoAnswer { why, source } => unreachable(addr, why, source),
         http::Failure::Other(source) => Error::Other { op, path, source },
+        http::Failure::Abandoned { waited } => Error::GaveUpOnVault {
+            addr: addr.into(),
+            waited,
+        },
     }
 }
 

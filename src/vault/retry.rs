@@ -1,8 +1,15 @@
 //! Bounded retries for idempotent requests: exponential backoff with jitter, within a total
 //! time budget (`--vault-retry-timeout`, default [`crate::defaults::VAULT_RETRY_TIMEOUT`], longer than a Raft
 //! election: OpenBao elects a new leader about 11 s after the old one dies).
+//!
+//! The budget is the run's, not each request's: every request of a run shares one
+//! [`Outage`], which starts with the first attempt that failed after Vault last answered.
+//! Once an outage has lasted the budget, the run gives up on Vault: every later request
+//! fails at once ([`Failure::Abandoned`]) instead of waiting its own budget, so a run with
+//! Vault down ends within one budget (plus one request timeout) of the outage's start.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::http::Failure;
@@ -10,23 +17,87 @@ use super::http::Failure;
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(4);
 
+/// Since when Vault has not answered this run (`None`: it answered the last request).
+#[derive(Debug, Default)]
+pub struct Outage {
+    since: Mutex<Option<Instant>>,
+    /// Set once an outage has lasted the budget: the run gives up on Vault for good.
+    abandoned: Mutex<Option<Duration>>,
+}
+
+impl Outage {
+    fn since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Vault answered (any status that is not a 5xx or 429).
+    fn answered(&self) {
+        *self.since() = None;
+    }
+
+    /// An attempt that started at `at` failed: the outage's start.
+    fn failed(&self, at: Instant) -> Instant {
+        *self.since().get_or_insert(at)
+    }
+
+    /// How long the outage had lasted when the run gave up on Vault, if it did.
+    pub fn abandoned(&self) -> Option<Duration> {
+        *self.abandoned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn abandon(&self) -> Duration {
+        let waited = self.since().map_or(Duration::ZERO, |s| s.elapsed());
+        *self
+            .abandoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(waited)
+    }
+}
+
 /// The retry state of one logical request.
 pub struct Backoff {
     deadline: Instant,
+    budget: Duration,
     delay: Duration,
     started: Instant,
+    attempt_started: Instant,
+    outage: Arc<Outage>,
     pub attempts: u32,
 }
 
 impl Backoff {
+    /// A request with a budget of its own (the first contact, a login).
     pub fn new(budget: Duration) -> Self {
+        Self::shared(budget, Arc::default())
+    }
+
+    /// A request of a run whose requests share `outage`.
+    pub fn shared(budget: Duration, outage: Arc<Outage>) -> Self {
         let now = Instant::now();
         Self {
             deadline: now + budget,
+            budget,
             delay: FIRST_DELAY,
             started: now,
+            attempt_started: now,
+            outage,
             attempts: 0,
         }
+    }
+
+    /// Before each attempt: `Err` once the run has given up on Vault.
+    pub fn attempt(&mut self) -> Result<(), Failure> {
+        if let Some(waited) = self.outage.abandoned() {
+            return Err(Failure::Abandoned { waited });
+        }
+        self.attempt_started = Instant::now();
+        Ok(())
+    }
+
+    /// After an attempt that Vault answered (with anything but a 5xx or 429).
+    pub fn answered(&self) {
+        self.outage.answered();
     }
 
     /// How long this request has been retried.
@@ -39,15 +110,28 @@ impl Backoff {
     pub async fn retry(&mut self, failure: &Failure, what: &str) -> bool {
         self.attempts += 1;
         if !failure.is_transient() {
+            if failure.status().is_some() {
+                self.answered();
+            }
             return false;
         }
+        let since = self.outage.failed(self.attempt_started);
         let now = Instant::now();
-        if now >= self.deadline {
+        let deadline = self.deadline.min(since + self.budget);
+        if now >= deadline {
+            if now >= since + self.budget {
+                let waited = self.outage.abandon();
+                tracing::error!(
+                    "Vault has not answered for {} s (--vault-retry-timeout {} s): this run gives up on Vault; what is not written yet is reported",
+                    waited.as_secs(),
+                    self.budget.as_secs()
+                );
+            }
             return false;
         }
         // Full jitter over the upper half: runs that failed together do not retry together.
         let half = self.delay / 2;
-        let sleep = (half + jitter(half)).min(self.deadline - now);
+        let sleep = (half + jitter(half)).min(deadline - now);
         tracing::warn!(
             attempt = self.attempts,
             "Vault unavailable on {what} ({}); retrying in {} ms",
@@ -66,6 +150,7 @@ fn summary(f: &Failure) -> String {
         Failure::Status { code, detail, .. } => format!("{code}: {detail}"),
         Failure::NoAnswer { why, .. } => format!("{why:?}").to_lowercase(),
         Failure::Other(e) => e.to_string(),
+        Failure::Abandoned { .. } => "given up".into(),
     }
 }
 

@@ -80,8 +80,12 @@ impl Kv {
         api: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), Error> {
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.backoff();
         loop {
+            if let Err(failure) = backoff.attempt() {
+                let op = if body.is_some() { "write" } else { "read" };
+                return Err(super::failed(&self.addr, op, api.into(), failure));
+            }
             let mut req = self.raw(method.clone(), api);
             if let Some(b) = body {
                 req = req.json(b);
@@ -91,6 +95,7 @@ impl Kv {
                     let code = r.status().as_u16();
                     let body = r.json::<Value>().await.unwrap_or(Value::Null);
                     if !(code == 429 || code >= 500) {
+                        backoff.answered();
                         return Ok((code, body));
                     }
                     Failure::Status {
