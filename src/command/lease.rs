@@ -212,7 +212,10 @@ pub(super) async fn left_locks(
             return Vec::new();
         }
         Err(e) => {
-            tracing::warn!("cannot list the locks (left ones are looked at by a later run): {}", crate::error::chain(&e));
+            tracing::warn!(
+                "cannot list the locks (left ones are looked at by a later run): {}",
+                crate::error::chain(&e)
+            );
             return Vec::new();
         }
     };

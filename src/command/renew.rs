@@ -40,7 +40,8 @@ pub(super) async fn run(
 ) -> Result<Report, Error> {
     // A wrong --prefix / --mount is an error naming the paths, not "0 renewed".
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let (mut results, names, left) = select(ctx, names, args.force, part, args.dry_run, now()).await?;
+    let (mut results, names, left) =
+        select(ctx, names, args.force, part, args.dry_run, now()).await?;
     let mut dice = SystemDice::new();
     if !args.dry_run && !args.jitter.is_zero() {
         let millis = dice.below(args.jitter.as_millis() as u64 + 1);
@@ -54,7 +55,19 @@ pub(super) async fn run(
     let started = now();
     let gate = Gate::new(args.ca_failures);
     let mut accounts = Accounts::default();
-    results.extend(pass(ctx, args, names, &left, &gate, &mut accounts, &mut dice, now).await);
+    results.extend(
+        pass(
+            ctx,
+            args,
+            names,
+            &left,
+            &gate,
+            &mut accounts,
+            &mut dice,
+            now,
+        )
+        .await,
+    );
 
     // A certificate skipped because another run's lease held it is looked at again once
     // that lease lapses (its holder renews it while it works, so a live run keeps it; a
@@ -116,7 +129,19 @@ pub(super) async fn run(
                 .filter(|r| r.verdict == Verdict::Renewed)
                 .count();
             args.max_orders = args.max_orders.map(|m| m.saturating_sub(spent));
-            results.extend(pass(ctx, &args, again, &left, &gate, &mut accounts, &mut dice, now).await);
+            results.extend(
+                pass(
+                    ctx,
+                    &args,
+                    again,
+                    &left,
+                    &gate,
+                    &mut accounts,
+                    &mut dice,
+                    now,
+                )
+                .await,
+            );
         }
     }
     let paused_failing = gate.any_failing();
@@ -341,7 +366,11 @@ async fn select(
         .into_iter()
         .filter(|n| settled.contains(n) || loading.contains(n))
         .collect();
-    let more: Vec<CertName> = left.iter().filter(|n| settled.contains(n)).cloned().collect();
+    let more: Vec<CertName> = left
+        .iter()
+        .filter(|n| settled.contains(n))
+        .cloned()
+        .collect();
     drop((loading, settled));
     if !more.is_empty() {
         results.retain(|r| !left.contains(&r.name));

@@ -187,7 +187,11 @@ impl Kv {
         let mut uncertain = false;
         loop {
             if let Err(f) = backoff.attempt() {
-                return Err(self.unconfirmed(path, uncertain, self.error("write", path, f, &backoff)));
+                return Err(self.unconfirmed(
+                    path,
+                    uncertain,
+                    self.error("write", path, f, &backoff),
+                ));
             }
             let attempt = vaultrs::kv2::set_with_options(
                 client,
@@ -234,7 +238,11 @@ impl Kv {
                     Err(_) => {}
                 }
             }
-            return Err(self.unconfirmed(path, uncertain, self.error("write", path, failure, &backoff)));
+            return Err(self.unconfirmed(
+                path,
+                uncertain,
+                self.error("write", path, failure, &backoff),
+            ));
         }
     }
 
@@ -295,7 +303,9 @@ impl Kv {
         let what = format!("delete metadata of {}", self.display_path(path));
         let client = self.client.as_ref();
         let result = self
-            .retried(&what, || vaultrs::kv2::delete_metadata(client, &self.mount, path))
+            .retried(&what, || {
+                vaultrs::kv2::delete_metadata(client, &self.mount, path)
+            })
             .await;
         match result {
             Ok(()) => Ok(()),

@@ -249,7 +249,13 @@ impl Kv {
             .token(creds.token().unwrap_or(""))
             // Never disabled silently: vaultrs would read VAULT_SKIP_VERIFY="" as "skip".
             .verify(true)
-            .timeout(Some(Duration::from_secs(30)))
+            // One attempt waits at most 30 s, and never longer than the whole retry budget:
+            // a stalled Vault costs a run at most the budget plus one attempt.
+            .timeout(Some(
+                settings
+                    .retry
+                    .clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            ))
             .ca_certs(
                 settings
                     .cacert

@@ -1216,3 +1216,58 @@ pub fn approle_with_ttl(policy: &str, ttl: &str) -> (String, String, String) {
     let secret_id = field(reqwest::Method::POST, "secret-id", "secret_id");
     (mount, role_id, secret_id)
 }
+
+/// What the test bed's Pebble issued from a point on: its log names each serial it
+/// issues, and its management API gives the certificate of a serial.
+pub struct PebbleLog {
+    log: PathBuf,
+    offset: u64,
+}
+
+impl PebbleLog {
+    /// From now on.
+    pub fn mark() -> Self {
+        let log = PathBuf::from(env("CERTVAULT_TESTBED_DIR")).join("logs/pebble.log");
+        let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        PebbleLog { log, offset }
+    }
+
+    /// The serials (lowercase hex, as Pebble logs them) issued since the mark whose
+    /// certificate names `domain`.
+    pub fn issued_for(&self, domain: &str) -> Vec<String> {
+        let text = std::fs::read(&self.log).unwrap();
+        let since = String::from_utf8_lossy(&text[self.offset as usize..]).to_string();
+        since
+            .lines()
+            .filter_map(|l| l.split("Issued certificate serial ").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .filter(|serial| {
+                let rsp = http()
+                    .get(format!(
+                        "{}/cert-status-by-serial/{serial}",
+                        env("CERTVAULT_TEST_PEBBLE_MGMT")
+                    ))
+                    .send()
+                    .unwrap();
+                let body: Value = rsp.json().unwrap();
+                sans(body["Certificate"].as_str().unwrap()).contains(&domain.to_string())
+            })
+            .collect()
+    }
+}
+
+/// A serial as certvault stores it, in Pebble's form (lowercase hex, no leading zeros).
+pub fn pebble_serial(stored: &str) -> String {
+    let hex: String = stored
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_lowercase();
+    let trimmed = hex.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
+}
