@@ -57,7 +57,7 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    #[error("{name}: the CA issued certificate serial {serial} ({url}) and this run sent it to Vault, which did not confirm the write: it may be stored; the next run reads the record and reports which (`certvault show {name}` tells now)")]
+    #[error("{name}: the CA issued certificate serial {serial} ({url}) and this run sent it to Vault, which did not confirm the write: it may be stored (`certvault show {name}` tells which); the next run reads the record again and makes its status agree")]
     NotConfirmed {
         name: CertName,
         serial: String,

@@ -45,13 +45,12 @@ impl Outage {
         *self.abandoned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn abandon(&self) -> Duration {
+    /// Give up on Vault; `true` the first time.
+    fn abandon(&self) -> (Duration, bool) {
         let waited = self.since().map_or(Duration::ZERO, |s| s.elapsed());
-        *self
-            .abandoned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(waited)
+        let mut abandoned = self.abandoned.lock().unwrap_or_else(|p| p.into_inner());
+        let first = abandoned.is_none();
+        (*abandoned.get_or_insert(waited), first)
     }
 }
 
@@ -119,8 +118,12 @@ impl Backoff {
         let now = Instant::now();
         let deadline = self.deadline.min(since + self.budget);
         if now >= deadline {
-            if now >= since + self.budget {
-                let waited = self.outage.abandon();
+            let (waited, first) = if now >= since + self.budget {
+                self.outage.abandon()
+            } else {
+                (Duration::ZERO, false)
+            };
+            if first {
                 tracing::error!(
                     "Vault has not answered for {} s (--vault-retry-timeout {} s): this run gives up on Vault; what is not written yet is reported",
                     waited.as_secs(),

@@ -487,3 +487,160 @@ fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     // Exactly one new version: the retried write did not land a second time.
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
 }
+
+/// Vault stalled (SIGSTOP) past the retry budget while four renewals are being written:
+/// the run gives up on Vault within its bound (the budget plus one attempt), and no
+/// certificate that Vault then stored is reported FAILED: it is renewed, or UNKNOWN with
+/// its serial. After Vault resumes, the next run reads the records whose locks were left:
+/// `status/` names the stored certificate of every record, and no lock is left.
+#[test]
+fn a_stalled_vault_never_turns_a_stored_certificate_into_a_failure() {
+    let bao = Bao::start();
+    let mut e = Env::new("stalled");
+    e.token = bao.root.clone();
+    e.extra.push(("VAULT_ADDR".into(), bao.addr.clone()));
+    e.init().ok();
+    let marker = bao.dir.join("in-hook");
+    let hook_cmd = format!(
+        "touch {} && sleep 1 && {}",
+        marker.display(),
+        hook("challtestsrv-auth")
+    );
+    let names = ["s0", "s1", "s2", "s3"];
+    let mut domains = Vec::new();
+    for n in names {
+        let d = domain(n);
+        e.issue_with_auth_hook(n, &[&d], &hook_cmd).ok();
+        domains.push(d);
+    }
+    let _ = std::fs::remove_file(&marker);
+    let read = |name: &str| {
+        let doc = bao.call(
+            &bao.root,
+            Method::GET,
+            &format!("secret/data/{}", e.cert_path(name)),
+            None,
+        );
+        (
+            doc["data"]["metadata"]["version"].as_u64().unwrap(),
+            doc["data"]["data"]["serial"].as_str().unwrap().to_string(),
+        )
+    };
+    let before: Vec<u64> = names.iter().map(|n| read(n).0).collect();
+    let pebble = PebbleLog::mark();
+    let mut run = Background::start(e.command(&[
+        "renew",
+        "--force",
+        "--vault-retry-timeout",
+        "3s",
+        "--lock-lease",
+        "3s",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            run.child.try_wait().unwrap().is_none(),
+            "the run ended before its hook ran"
+        );
+        assert!(Instant::now() < deadline, "the hook never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = bao.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP");
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(40);
+    while run.child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            signal("-CONT");
+            panic!("the run did not end within 40 s of the stall");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = stopped.elapsed();
+    signal("-CONT");
+    let out = run.finish();
+    // Budget 3 s, one attempt at most 3 s, the hooks' 1 s, and margin.
+    assert!(
+        took < Duration::from_secs(15),
+        "the run took {took:?} after the stall:\n{}",
+        out.all()
+    );
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert_contains(&out.stderr, "gives up on Vault");
+    // Vault took the writes it had received before it stopped.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut written = 0;
+    for (i, n) in names.iter().enumerate() {
+        let (version, serial) = read(n);
+        if version > before[i] {
+            written += 1;
+            assert!(
+                !out.stdout.contains(&format!("FAILED   {n}:")),
+                "{n} was stored (version {version}) but reported FAILED:\n{}",
+                out.all()
+            );
+            let renewed = out.stdout.contains(&format!("renewed  {n}:"));
+            let unknown = out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("UNKNOWN  {n}:")) && l.contains(&serial));
+            assert!(
+                renewed || unknown,
+                "{n}: stored, neither renewed nor UNKNOWN with serial {serial}:\n{}",
+                out.all()
+            );
+        }
+    }
+    // Every certificate the CA issued is stored, or printed with its serial.
+    for d in &domains {
+        for serial in pebble.issued_for(d) {
+            let stored = names.iter().any(|n| pebble_serial(&read(n).1) == serial);
+            let printed = out.stdout.to_lowercase().contains(&serial);
+            assert!(
+                stored || printed,
+                "serial {serial} of {d} neither stored nor printed:\n{}",
+                out.all()
+            );
+        }
+    }
+    eprintln!("stall: the run ended {took:?} after it; {written} of 4 written by Vault");
+    // The next run (locks lapse within one lease; 1 s here) repairs status and locks.
+    std::thread::sleep(Duration::from_secs(4));
+    let next = e.run(&["renew", "--lock-lease", "3s"]);
+    assert_eq!(next.code, 0, "{}", next.all());
+    for n in names {
+        let (version, serial) = read(n);
+        let status = bao.call(
+            &bao.root,
+            Method::GET,
+            &format!("secret/data/{}/status/{n}", e.prefix),
+            None,
+        );
+        let s = &status["data"]["data"];
+        assert_eq!(
+            s["serial"].as_str().unwrap(),
+            serial,
+            "{n}: status disagrees with the record: {s}"
+        );
+        assert_eq!(s["cert_version"].as_u64().unwrap(), version, "{n}: {s}");
+    }
+    let locks = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .request(
+            Method::from_bytes(b"LIST").unwrap(),
+            format!("{}/v1/secret/metadata/{}/locks", bao.addr, e.prefix),
+        )
+        .header("X-Vault-Token", &bao.root)
+        .send()
+        .unwrap();
+    assert_eq!(locks.status(), 404, "locks left: {:?}", locks.text());
+}
