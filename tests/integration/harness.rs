@@ -1232,8 +1232,8 @@ impl PebbleLog {
         PebbleLog { log, offset }
     }
 
-    /// The serials (lowercase hex, as Pebble logs them) issued since the mark whose
-    /// certificate names `domain`.
+    /// The serials (in [`pebble_serial`]'s form) issued since the mark whose certificate
+    /// names `domain`.
     pub fn issued_for(&self, domain: &str) -> Vec<String> {
         let text = std::fs::read(&self.log).unwrap();
         let since = String::from_utf8_lossy(&text[self.offset as usize..]).to_string();
@@ -1253,11 +1253,13 @@ impl PebbleLog {
                 let body: Value = rsp.json().unwrap();
                 sans(body["Certificate"].as_str().unwrap()).contains(&domain.to_string())
             })
+            .map(|serial| pebble_serial(&serial))
             .collect()
     }
 }
 
-/// A serial as certvault stores it, in Pebble's form (lowercase hex, no leading zeros).
+/// A serial in one form for comparing (lowercase hex, no separators, no leading zeros),
+/// from certvault's stored form or Pebble's log.
 pub fn pebble_serial(stored: &str) -> String {
     let hex: String = stored
         .chars()
