@@ -197,7 +197,7 @@ pub(super) const TABLE: &[Row] = &[
     Row { v2_only: true, ..row(ADMIN, Slot::Lock, Metadata, &[("delete", &[])],
         "remove a released lock with its history, so the list of locks holds only those left") },
     row(ADMIN, Slot::Locks, Metadata, &[("list", &[])],
-        "find the locks left by runs that died or lost Vault (`certvault migrate` removes those of older versions)"),
+        "find the locks left by runs that died or lost Vault"),
     row(ADMIN, Slot::Index, Data, &[
             ("create", &[Issue, Rebuild, Migrate, Import, Revoke]),
             ("read", &[Issue, Verify, Rebuild, Delete, Migrate, Import, Revoke]),

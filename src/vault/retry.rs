@@ -212,4 +212,45 @@ mod tests {
                 .await
         );
     }
+
+    #[tokio::test]
+    async fn an_outage_costs_the_run_one_budget_in_all() {
+        let unavailable = Failure::NoAnswer {
+            why: super::super::http::NoAnswer::Refused,
+            source: "refused".into(),
+        };
+        let outage = Arc::new(Outage::default());
+        let budget = Duration::from_millis(300);
+        let started = Instant::now();
+        let mut first = Backoff::shared(budget, outage.clone());
+        while first.attempt().is_ok() && first.retry(&unavailable, "read a").await {}
+        assert!(outage.abandoned().is_some(), "the run gave up on Vault");
+        // A later request of the same run is not sent, and does not wait a budget of its own.
+        let mut second = Backoff::shared(budget, outage.clone());
+        assert!(matches!(second.attempt(), Err(Failure::Abandoned { .. })));
+        assert!(started.elapsed() < budget * 2, "{:?}", started.elapsed());
+        // Another run (its own outage) starts afresh.
+        assert!(Backoff::new(budget).attempt().is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_answer_ends_the_outage() {
+        let unavailable = Failure::Status {
+            code: 503,
+            detail: "sealed".into(),
+            body: None,
+        };
+        let outage = Arc::new(Outage::default());
+        let budget = Duration::from_millis(400);
+        let mut a = Backoff::shared(budget, outage.clone());
+        a.attempt().unwrap();
+        assert!(a.retry(&unavailable, "read a").await);
+        a.answered();
+        tokio::time::sleep(budget).await;
+        // Vault answered meanwhile: a new failure starts a new outage with a full budget.
+        let mut b = Backoff::shared(budget, outage.clone());
+        b.attempt().unwrap();
+        assert!(b.retry(&unavailable, "read b").await);
+        assert!(outage.abandoned().is_none());
+    }
 }
