@@ -22,13 +22,58 @@ pub(super) async fn run(
 ) -> Result<Outcome, Error> {
     let names = ctx.store.list_certs().await?;
     let mut text = String::new();
-    let (mut moved, mut failed) = (0, 0);
+    let (mut moved, mut failed, mut refused) = (0, 0, 0);
+    // First pass: the records an older certvault wrote (no spec document), and when this
+    // store got its first spec: the upgrade. A record written after it was not written by
+    // an older certvault: a renew token may have chosen the spec it holds.
+    let mut legacy = Vec::new();
+    let mut upgrade: Option<i64> = None;
     for (name, loaded) in ctx.store.load_entries(names).await {
-        let entry = match loaded {
+        match loaded {
             Ok(Some(Entry {
                 spec: None, cert, ..
-            })) => cert,
-            Ok(_) => continue, // already migrated, or deleted
+            })) => legacy.push((name, cert.written_at)),
+            Ok(Some(Entry {
+                spec: Some(spec), ..
+            })) => {
+                if let Some(t) = spec.written_at {
+                    upgrade = Some(upgrade.map_or(t, |u| u.min(t)));
+                }
+            }
+            // Deleted, or retired (its spec deleted): never migrated.
+            Ok(None) => {}
+            Err(e) => {
+                failed += 1;
+                let _ = writeln!(text, "FAILED   {name}: {}", crate::error::chain(&e));
+            }
+        }
+    }
+    for (name, written_at) in legacy {
+        if let (Some(u), Some(w)) = (upgrade, written_at) {
+            if w > u {
+                refused += 1;
+                let _ = writeln!(
+                    text,
+                    "REFUSED  {name}: its record was written at {}, after this store's first spec ({}), so not by an older certvault: a renew token may have chosen the spec inside it; read it (`certvault show {name}`) and define the certificate with `certvault issue {name} ...`",
+                    at(w),
+                    at(u)
+                );
+                continue;
+            }
+        }
+        let entry = match ctx.store.load_entry(&name).await {
+            Ok(Some(Entry {
+                spec: None, cert, ..
+            })) if cert.written_at == written_at => cert,
+            Ok(Some(Entry { spec: None, .. })) => {
+                refused += 1;
+                let _ = writeln!(
+                    text,
+                    "REFUSED  {name}: its record changed while migrate ran; run migrate again"
+                );
+                continue;
+            }
+            Ok(_) => continue,
             Err(e) => {
                 failed += 1;
                 let _ = writeln!(text, "FAILED   {name}: {}", crate::error::chain(&e));
@@ -74,14 +119,25 @@ pub(super) async fn run(
         }
     }
     let verb = if dry_run { "would move" } else { "moved" };
-    let _ = writeln!(text, "summary: {moved} {verb}, {failed} failed");
+    let _ = write!(text, "summary: {moved} {verb}, {failed} failed");
+    if refused > 0 {
+        let _ = write!(text, ", {refused} refused");
+    }
+    text.push('\n');
     if moved > 0 && !dry_run {
         text.push_str("Check the hooks above: `renew` runs exactly these from now on.\n");
     }
     Ok(Outcome {
         text,
-        failed: failed > 0,
+        failed: failed > 0 || refused > 0,
     })
+}
+
+/// A KV v2 `created_time` (Unix seconds) as RFC 3339.
+fn at(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map(crate::renew::rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// The parts of a spec that decide what `renew` orders and runs.

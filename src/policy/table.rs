@@ -158,8 +158,8 @@ pub(super) const TABLE: &[Row] = &[
     row(ADMIN, Slot::Account, Data, &[
             ("create", &[Init, Import]),
             ("read", &[Init, Issue, Revoke, Account, Import]),
-            ("update", &[Init, Account, Import])],
-        "register ACME accounts and replace them (`certvault init`); `issue` reads them"),
+            ("update", &[Init, Account, Import, Revoke])],
+        "register ACME accounts and replace them (`certvault init`); `issue` reads them; `revoke` and `account` act for the whole ACME account, so they check what changing the account needs"),
     row(ADMIN, Slot::Solver, Data, &[
             ("create", &[DnsAdd, Import]),
             ("read", &[Issue, DnsAdd, DnsList, DnsTest, DnsRemove, Import]),

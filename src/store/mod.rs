@@ -172,19 +172,36 @@ impl Store {
     pub async fn load_entry(&self, n: &CertName) -> LoadedEntry {
         let (cert, spec, status) = futures::join!(
             self.load_read::<CertRecord>(Key::Cert(n)),
-            self.load::<SpecRecord>(Key::Spec(n)),
+            self.load_read::<SpecRecord>(Key::Spec(n)),
             self.load::<StatusRecord>(Key::Status(n))
         );
         match (cert, spec) {
             (Ok(Read { doc: None, expect }), Ok(spec)) => {
-                self.journal.note_deleted(n, expect, spec.as_ref());
+                self.journal.note_deleted(n, expect, spec.doc.as_ref());
+                Ok(None)
+            }
+            // The spec's latest version is deleted (`certvault delete`): the certificate is
+            // retired, whatever a renew token wrote into its record since. It stays deleted:
+            // never renewed, never migrated.
+            (
+                Ok(Read {
+                    doc: Some(cert), ..
+                }),
+                Ok(Read {
+                    doc: None,
+                    expect: Expect::Version(_),
+                }),
+            ) => {
+                tracing::warn!(cert = %n, version = cert.version, "the record was written after its spec was deleted: the certificate stays retired");
+                self.journal
+                    .note_deleted(n, Expect::Version(cert.version), None);
                 Ok(None)
             }
             (
                 Ok(Read {
                     doc: Some(cert), ..
                 }),
-                Ok(spec),
+                Ok(Read { doc: spec, .. }),
             ) => {
                 let status = status.ok().flatten().map(|s| s.data);
                 let entry = Entry { cert, spec, status };

@@ -311,3 +311,124 @@ fn a_forged_pause_defers_for_a_day_at_most_and_list_shows_it() {
         assert_eq!(rows[0]["account"], "default");
     }
 }
+
+/// A retired certificate stays retired: after `delete gone --yes`, a renew token writes a
+/// new version of the soft-deleted record with a spec of its own (a hook and a name of its
+/// choosing). `renew` reports it deleted and runs nothing; `migrate` takes no spec from it;
+/// the spec stays deleted.
+#[test]
+fn a_retired_certificate_is_not_revived_by_a_renew_token() {
+    let e = Env::ready("revive");
+    let dir = tempdir("revive");
+    let marker = dir.join("pwned");
+    let d = domain("revive");
+    e.issue("gone", &[&d], &[]).ok();
+    let (old, _) = vault_read(&e.cert_path("gone")).unwrap();
+    e.run(&["delete", "gone", "--yes"]).ok();
+    let renew = e.as_policy(&["renew"]);
+    // The soft-deleted record's metadata is still there: the renew token may "update" it.
+    let (meta, _) = vault_call(
+        &env("VAULT_TOKEN"),
+        Method::GET,
+        &format!("secret/metadata/{}", e.cert_path("gone")),
+        None,
+    );
+    assert_eq!(meta, 200);
+    let mut forged = old.clone();
+    forged["spec"]["domains"] = json!(["attacker-chosen.example.com"]);
+    forged["spec"]["dns"] = json!({ "kind": "exec", "auth_hook": format!("touch {}", marker.display()), "cleanup_hook": "true" });
+    assert_eq!(
+        put_as(&renew.token, &e.cert_path("gone"), &forged, None),
+        200
+    );
+
+    let run = e.run(&["renew"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_contains(&run.stdout, "deleted  gone");
+    assert!(!run.stdout.contains("migrate"), "{}", run.stdout);
+    let run = e.run(&["migrate"]).ok();
+    assert!(
+        !run.stdout.contains("gone"),
+        "migrate took the forged spec: {}",
+        run.stdout
+    );
+    assert!(vault_read(&format!("{}/specs/gone", e.prefix)).is_none());
+    let run = e.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_contains(&run.stdout, "deleted  gone");
+    assert!(!marker.exists(), "the forged hook ran");
+}
+
+/// `migrate` takes a spec only from a record an older certvault wrote: one written after
+/// the store's first spec document (the upgrade) is refused, even as a new version of a
+/// record that was legacy. A record from before the upgrade is moved.
+#[test]
+fn migrate_refuses_a_spec_written_after_the_upgrade() {
+    let e = Env::ready("postupgrade");
+    let dir = tempdir("postupgrade");
+    let marker = dir.join("pwned");
+    let d = domain("postupgrade");
+    let legacy = |name: &str| {
+        e.issue(name, &[&format!("{name}.{d}")], &[]).ok();
+        vault_root(
+            Method::DELETE,
+            &format!("secret/metadata/{}/specs/{name}", e.prefix),
+            None,
+        );
+    };
+    // Two records as an older certvault left them; then the upgrade (a first spec).
+    legacy("old");
+    legacy("forged");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    e.issue("new", &[&format!("new.{d}")], &[]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // A renew token rewrites one of them with a spec of its choosing.
+    let renew = e.as_policy(&["renew"]);
+    let (mut doc, version) = vault_read(&e.cert_path("forged")).unwrap();
+    doc["spec"]["dns"] = json!({ "kind": "exec", "auth_hook": format!("touch {}", marker.display()), "cleanup_hook": "true" });
+    assert_eq!(
+        put_as(&renew.token, &e.cert_path("forged"), &doc, Some(version)),
+        200
+    );
+
+    let run = e.run(&["migrate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_contains(&run.stdout, "moved    old");
+    assert_contains(&run.stdout, "REFUSED  forged: its record was written at");
+    assert_contains(&run.stdout, "summary: 1 moved, 0 failed, 1 refused");
+    assert!(vault_read(&format!("{}/specs/forged", e.prefix)).is_none());
+    assert!(vault_read(&format!("{}/specs/old", e.prefix)).is_some());
+    let run = e.run(&["renew", "--force", "forged"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_contains(&run.stdout, "FAILED   forged:");
+    assert!(!marker.exists(), "the forged hook ran");
+}
+
+/// The renew role cannot revoke or deactivate through certvault: the capability check
+/// refuses `revoke` and `account deactivate` before anything reaches the CA.
+#[test]
+fn a_renew_token_cannot_revoke_or_deactivate_through_certvault() {
+    let (e, _) = Env::with_cert("norevoke", "web");
+    let renew = e.as_policy(&["renew"]);
+    let run = renew.run(&["revoke", "web"]);
+    fails_with(&run, 1, "update on secret/data/");
+    assert_contains(&run.stderr, "certvault policy admin");
+    let (doc, _) = vault_read(&e.cert_path("web")).unwrap();
+    assert!(doc["revoked_at"].is_null(), "{doc}");
+    let serial = pebble_serial(doc["serial"].as_str().unwrap());
+    let status: Value = http()
+        .get(format!(
+            "{}/cert-status-by-serial/{serial}",
+            env("CERTVAULT_TEST_PEBBLE_MGMT")
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(status["Status"], "Valid", "{status}");
+    let run = renew.run(&["account", "deactivate", "--yes"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert_contains(&run.all(), "certvault policy admin");
+    // The account still works: a renewal with it succeeds.
+    renew.run(&["renew", "--force"]).ok();
+}
