@@ -19,6 +19,7 @@ mod policy;
 mod renew;
 mod secret;
 mod store;
+pub mod text;
 mod vault;
 mod x509;
 

@@ -45,7 +45,7 @@ pub fn init(verbose: u8, quiet: bool, format: Format) {
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| SafeStderr);
     match format {
         Format::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -168,5 +168,28 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["cert"], "web");
+    }
+}
+
+/// stderr, with every control character of an event escaped (`\uXXXX`) except its final
+/// newline, tabs and ESC: text from renew-writable documents in a log line cannot add
+/// lines or move the cursor. tracing-subscriber already escapes ESC in fields and
+/// messages, so the ESC that passes is its own colouring.
+struct SafeStderr;
+
+impl std::io::Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (&*text, ""),
+        };
+        let safe = crate::text::log_line(body);
+        std::io::stderr().write_all(format!("{safe}{end}").as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

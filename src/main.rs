@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     let (logging, settings, command) = match cli::Cli::parse_args().into_parts() {
         Ok(parts) => parts,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", certvault::text::terminal(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
         Ok(outcome) => {
             if !quiet || outcome.failed {
-                print!("{outcome}");
+                print!("{}", certvault::text::terminal(&outcome.to_string()));
             }
             if outcome.failed {
                 ExitCode::from(1)
@@ -31,7 +31,10 @@ async fn main() -> ExitCode {
             }
         }
         Err(err) => {
-            eprintln!("error: {}", certvault::chain(&err));
+            eprintln!(
+                "error: {}",
+                certvault::text::terminal(&certvault::chain(&err))
+            );
             err.exit_code()
         }
     }

@@ -456,40 +456,45 @@ fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {
     if rows.is_empty() && broken.is_empty() {
         text.push_str("no certificates stored yet; add one with `certvault issue`\n");
     }
+    use crate::text::one_line as clean;
     for r in rows {
         text.push_str(&format!(
             "{}  [{}]\n  expires {} ({})\n  {}\n",
             r.name,
-            r.domains.join(", "),
-            r.not_after,
+            clean(&r.domains.join(", ")),
+            clean(&r.not_after),
             relative(now, parse(&r.not_after)),
             if r.due {
                 format!(
                     "renews at the next run: {}",
-                    r.reason.trim_start_matches("due: ")
+                    clean(r.reason.trim_start_matches("due: "))
                 )
             } else {
                 format!(
                     "renews {} ({}; {})",
-                    r.renew_at,
+                    clean(&r.renew_at),
                     relative(now, parse(&r.renew_at)),
-                    r.reason
+                    clean(&r.reason)
                 )
             }
         ));
         if let Some(p) = &r.paused {
-            text.push_str(&format!("  DEFERRED: {p}\n"));
+            text.push_str(&format!("  DEFERRED: {}\n", clean(p)));
         }
         if r.failures > 0 {
             text.push_str(&format!(
                 "  LAST ATTEMPT FAILED ({} in a row): {}\n",
                 r.failures,
-                r.last_error.as_deref().unwrap_or("unknown")
+                clean(r.last_error.as_deref().unwrap_or("unknown"))
             ));
         }
     }
     for b in broken {
-        text.push_str(&format!("{}  UNREADABLE: {}\n", b.name, b.error));
+        text.push_str(&format!(
+            "{}  UNREADABLE: {}\n",
+            b.name,
+            clean(&b.error.to_string())
+        ));
     }
     text
 }

@@ -86,7 +86,7 @@ pub(super) async fn unlock(
     Ok(Outcome {
         text: format!(
             "removed the lock of {name} held by {} since {}; {state}\n",
-            lock.data.holder,
+            crate::text::one_line(&lock.data.holder),
             rfc3339(lock.data.acquired_at)
         ),
         failed: false,
@@ -166,13 +166,13 @@ pub(super) async fn show(
         let _ = writeln!(
             text,
             "           last attempt {} at {}, {} failure(s) in a row{}",
-            s.data.last_result,
+            crate::text::one_line(&s.data.last_result),
             rfc3339(s.data.last_attempt_at),
             s.data.failures,
             s.data
                 .last_error
                 .as_deref()
-                .map(|e| format!(": {e}"))
+                .map(|e| format!(": {}", crate::text::one_line(e)))
                 .unwrap_or_default()
         );
     }
@@ -180,7 +180,7 @@ pub(super) async fn show(
         let _ = writeln!(
             text,
             "  locked   by {} until {}",
-            l.data.holder,
+            crate::text::one_line(&l.data.holder),
             rfc3339(l.data.expires_at)
         );
     }

@@ -221,11 +221,12 @@ impl Report {
             .filter(|c| !only_failures || c.is_failure())
         {
             let name = &c.name;
-            let reason = c.reason.as_deref().unwrap_or_default();
+            // Reasons and errors may quote renew-writable documents: one line each.
+            let reason = crate::text::one_line(c.reason.as_deref().unwrap_or_default());
             let error = c
                 .error
                 .as_ref()
-                .map(CertError::to_string)
+                .map(|e| crate::text::one_line(&e.to_string()).into_owned())
                 .unwrap_or_default();
             let _ = match c.verdict {
                 Verdict::Renewed => writeln!(

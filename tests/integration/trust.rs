@@ -432,3 +432,65 @@ fn a_renew_token_cannot_revoke_or_deactivate_through_certvault() {
     // The account still works: a renewal with it succeeds.
     renew.run(&["renew", "--force"]).ok();
 }
+
+/// Text a renew token writes into `status/` and `locks/` reaches no terminal as control
+/// characters: `list`, `show` and the renew summary show escape sequences, carriage returns
+/// and newlines escaped, so no fake line appears and nothing repaints the screen.
+#[test]
+fn control_characters_from_renew_writable_documents_never_reach_a_terminal() {
+    let (e, _) = Env::with_cert("ctrl", "web");
+    let renew = e.as_policy(&["renew"]);
+    let evil = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\nrenewed  evil: forged line\u{9b}31m\u{202e}";
+    let status_path = format!("{}/status/web", e.prefix);
+    let (mut status, version) = vault_read(&status_path).unwrap();
+    status["last_result"] = json!("failed");
+    status["failures"] = json!(3);
+    status["last_error"] = json!(evil);
+    assert_eq!(
+        put_as(&renew.token, &status_path, &status, Some(version)),
+        200
+    );
+    // The index entry `list` reads: the same text in its status and its basis.
+    let path = shard_path(&e, "web");
+    let (mut doc, _) = vault_read(&path).expect("the index holds the certificate");
+    let mut entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    entries["web"]["status"] =
+        json!({ "last_result": "failed", "failures": 3, "last_error": evil });
+    entries["web"]["basis"] = json!(evil);
+    doc["entries"] = json!(entries.to_string());
+    assert_eq!(put_as(&renew.token, &path, &doc, None), 200);
+    let mut lock = forged_lock(json!([]));
+    lock["holder"] = json!(evil);
+    lock["expires_at"] = json!(at(30));
+    assert_eq!(
+        put_as(
+            &renew.token,
+            &format!("{}/locks/web", e.prefix),
+            &lock,
+            None
+        ),
+        200
+    );
+    let clean = |what: &str, out: &str| {
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() && c != '\n' || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{what}: a control character reached the terminal: {out:?}"
+        );
+        assert!(
+            !out.lines().any(|l| l.starts_with("renewed  evil")),
+            "{what}: a forged line: {out}"
+        );
+    };
+    let monitor = e.as_policy(&["monitor"]);
+    let list = monitor.run(&["list"]).ok();
+    assert_contains(&list.stdout, "LAST ATTEMPT FAILED (3 in a row)");
+    assert_contains(&list.stdout, "\\u001b[2J");
+    clean("list", &list.stdout);
+    let show = e.run(&["show", "web"]).ok();
+    clean("show", &show.stdout);
+    let run = e.run(&["renew", "--force", "--lock-lease", "3s"]);
+    assert_contains(&run.stdout, "skipped  web");
+    clean("renew", &run.stdout);
+    clean("renew log", &run.stderr);
+}

@@ -1,0 +1,65 @@
+//! Text from stored documents on a terminal: control characters (escape sequences, carriage
+//! returns, and in one-line fields newlines) and Unicode direction overrides are shown
+//! escaped as `\uXXXX`, so a document a renew token wrote cannot repaint the screen or add
+//! lines of its own to `list` or the renew summary. The form is also valid inside a JSON
+//! string, so whole JSON documents go through [`terminal`] unchanged in meaning.
+
+use std::borrow::Cow;
+
+/// Whether `c` must not reach a terminal as it is.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| unsafe_char(c) && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) && !keep(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A field of one line: every control character escaped, newlines included.
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    escape(s, |_| false)
+}
+
+/// Whole output: control characters escaped except newlines and tabs.
+pub fn terminal(s: &str) -> Cow<'_, str> {
+    escape(s, |c| c == '\n' || c == '\t')
+}
+
+/// One log line: control characters escaped, newlines included, except tabs and ESC
+/// (the logger's own colouring; it escapes the ESC of the text it formats itself).
+pub fn log_line(s: &str) -> Cow<'_, str> {
+    escape(s, |c| c == '\t' || c == '\u{1b}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_and_fake_lines_are_shown_escaped() {
+        assert_eq!(one_line("plain, ü ok"), "plain, ü ok");
+        assert!(matches!(one_line("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            one_line("x\u{1b}[2J\nrenewed  web\r\u{9b}31m\u{202e}"),
+            "x\\u001b[2J\\u000arenewed  web\\u000d\\u009b31m\\u202e"
+        );
+        assert_eq!(
+            terminal("a\nb\t\u{1b}]0;t\u{7}"),
+            "a\nb\t\\u001b]0;t\\u0007"
+        );
+        // Still JSON: the escape is JSON's own.
+        let v: serde_json::Value = serde_json::from_str(&terminal("{\"a\":\"x\u{9b}y\"}")).unwrap();
+        assert_eq!(v["a"], "x\u{9b}y");
+    }
+}
