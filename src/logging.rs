@@ -151,26 +151,6 @@ impl Visit for Fields {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_keys_first_and_never_overwritten() {
-        let mut fields = Map::new();
-        fields.insert("message".into(), Value::from("renewing"));
-        fields.insert("cert".into(), Value::from("web"));
-        fields.insert("level".into(), Value::from("sneaky"));
-        let text = line("2026-11-26T10:00:00.123Z", &tracing::Level::INFO, fields);
-        assert_eq!(
-            text,
-            r#"{"ts":"2026-11-26T10:00:00.123Z","level":"info","msg":"renewing","cert":"web","field_level":"sneaky"}"#
-        );
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["cert"], "web");
-    }
-}
-
 /// stderr, with every control character of an event escaped (`\uXXXX`) except its final
 /// newline, tabs and ESC: text from renew-writable documents in a log line cannot add
 /// lines or move the cursor. tracing-subscriber already escapes ESC in fields and
@@ -191,5 +171,25 @@ impl std::io::Write for SafeStderr {
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_keys_first_and_never_overwritten() {
+        let mut fields = Map::new();
+        fields.insert("message".into(), Value::from("renewing"));
+        fields.insert("cert".into(), Value::from("web"));
+        fields.insert("level".into(), Value::from("sneaky"));
+        let text = line("2026-11-26T10:00:00.123Z", &tracing::Level::INFO, fields);
+        assert_eq!(
+            text,
+            r#"{"ts":"2026-11-26T10:00:00.123Z","level":"info","msg":"renewing","cert":"web","field_level":"sneaky"}"#
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["cert"], "web");
     }
 }
