@@ -1,8 +1,10 @@
 //! Running a user's command (DNS-01 exec hooks, deploy hooks) as `sh -c <command>`.
 //!
 //! Every hook gets the same treatment:
-//! - an environment without Vault, OpenBao or certvault credentials (`VAULT_TOKEN`,
-//!   `BAO_TOKEN`, `*_SECRET_ID`, `*_JWT`, …), so a hook never sees certvault's token;
+//! - an environment without credentials ([`is_credential`]: certvault's own `VAULT_TOKEN`,
+//!   `BAO_TOKEN`, `*_SECRET_ID`, `*_JWT`, and any `*_TOKEN`, `*_SECRET`, `*_KEY`, `*PASSWORD`
+//!   or URL with a password, such as `AWS_SECRET_ACCESS_KEY` or `CERTVAULT_PUSHGATEWAY`), except
+//!   the variables the admin named in the spec's `hook_env`;
 //! - its own process group, killed as a whole at the timeout or when the run drops the hook
 //!   (on SIGTERM), so a `sleep 400` started by the hook does not outlive it;
 //! - a timeout ([`HOOK_TIMEOUT`]).
@@ -12,26 +14,50 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::model::EnvName;
+
 pub use crate::defaults::HOOK_TIMEOUT;
 
-/// Environment variables never passed to a hook.
-pub fn is_credential(name: &str) -> bool {
-    const SUFFIXES: [&str; 12] = [
+/// Whether a variable of certvault's environment is kept from hooks: its name says it
+/// holds a credential (`*TOKEN`, `*SECRET`, `*_KEY`, `*PASSWORD`, `*_SECRET_ID`, `*JWT`, …,
+/// with or without `_FILE`), whatever its prefix (`VAULT_TOKEN`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `CF_API_TOKEN`), or its value is a URL with a user name or password
+/// in it (`CERTVAULT_PUSHGATEWAY=https://user:pass@…`, a proxy with credentials).
+pub fn is_credential(name: &str, value: &str) -> bool {
+    credential_name(name) || url_with_userinfo(value)
+}
+
+fn credential_name(name: &str) -> bool {
+    /// Anywhere at the end of the name.
+    const ENDS: [&str; 10] = [
         "TOKEN",
         "SECRET",
-        "SECRET_ID",
-        "ROLE_ID",
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "CREDENTIALS",
+        "CREDENTIAL",
         "JWT",
         "HMAC",
-        "KEY",
-        "PASSWORD",
-        "TOKEN_FILE",
-        "SECRET_ID_FILE",
-        "ROLE_ID_FILE",
-        "JWT_FILE",
+        "APIKEY",
     ];
-    (name.starts_with("VAULT_") || name.starts_with("BAO_") || name.starts_with("CERTVAULT_"))
-        && SUFFIXES.iter().any(|s| name.ends_with(s))
+    /// The last word of the name (after `_`), or the whole name.
+    const WORDS: [&str; 6] = ["KEY", "PASS", "AUTH", "SECRET_ID", "ROLE_ID", "PAT"];
+    let upper = name.to_ascii_uppercase();
+    let name = upper.strip_suffix("_FILE").unwrap_or(&upper);
+    ENDS.iter().any(|s| name.ends_with(s))
+        || WORDS
+            .iter()
+            .any(|w| name == *w || name.strip_suffix(w).is_some_and(|h| h.ends_with('_')))
+}
+
+/// `scheme://user[:password]@host…` anywhere in the value.
+fn url_with_userinfo(value: &str) -> bool {
+    value.match_indices("://").any(|(at, _)| {
+        let rest = &value[at + 3..];
+        let authority = rest.split(['/', '?', '#', ' ', ',']).next().unwrap_or("");
+        authority.contains('@')
+    })
 }
 
 /// Why a hook did not succeed.
@@ -70,9 +96,13 @@ impl Drop for Group {
 
 /// Run `command` with `sh -c` and the given variables; its trimmed standard output on
 /// success.
+///
+/// Credentials of certvault's environment ([`is_credential`]) are removed unless named in
+/// `pass` (the spec's `hook_env`); `vars` are set last and win.
 pub async fn run(
     command: &str,
     vars: &[(&str, String)],
+    pass: &[EnvName],
     timeout: Duration,
 ) -> Result<String, Failure> {
     let mut cmd = Command::new("sh");
@@ -83,8 +113,11 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_credential) {
+    for (name, value) in std::env::vars_os() {
+        let passed = name
+            .to_str()
+            .is_some_and(|n| pass.iter().any(|p| p.as_str() == n));
+        if !passed && is_credential(&name.to_string_lossy(), &value.to_string_lossy()) {
             cmd.env_remove(name);
         }
     }
@@ -140,11 +173,50 @@ mod tests {
             "VAULT_ROLE_ID_FILE",
             "CERTVAULT_JWT",
             "CERTVAULT_JWT_FILE",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "CF_API_TOKEN",
+            "DNSIMPLE_TOKEN",
+            "PDNS_API_KEY",
+            "PGPASSWORD",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "github_pat",
+            "KEY",
         ] {
-            assert!(is_credential(n), "{n}");
+            assert!(is_credential(n, "x"), "{n}");
         }
-        for n in ["VAULT_ADDR", "BAO_ADDR", "PATH", "CERTVAULT_MOUNT", "HOME"] {
-            assert!(!is_credential(n), "{n}");
+        for n in [
+            "VAULT_ADDR",
+            "BAO_ADDR",
+            "PATH",
+            "CERTVAULT_MOUNT",
+            "HOME",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "MONKEY",
+            "COMPASS",
+            "SSH_AUTH_SOCK",
+        ] {
+            assert!(!is_credential(n, "x"), "{n}");
+        }
+    }
+
+    #[test]
+    fn urls_with_credentials_are_recognised_by_value() {
+        for v in [
+            "https://user:pass@push.example:9091",
+            "http://token@proxy.local",
+            "a,https://u:p@h/x",
+        ] {
+            assert!(is_credential("CERTVAULT_PUSHGATEWAY", v), "{v}");
+        }
+        for v in [
+            "https://push.example:9091/metrics",
+            "mail me at a@b.example",
+            "https://h.example/path@v2",
+            "",
+        ] {
+            assert!(!is_credential("CERTVAULT_PUSHGATEWAY", v), "{v}");
         }
     }
 
@@ -154,7 +226,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let pidfile = dir.join("child.pid");
         let cmd = format!("sleep 400 & echo $! > {}; wait", pidfile.display());
-        let err = run(&cmd, &[], Duration::from_millis(500))
+        let err = run(&cmd, &[], &[], Duration::from_millis(500))
             .await
             .unwrap_err();
         assert!(matches!(err, Failure::TimedOut { .. }), "{err}");
@@ -179,11 +251,11 @@ mod tests {
 
     #[tokio::test]
     async fn output_and_failure() {
-        let out = run("echo \"$X\"", &[("X", "hello".into())], HOOK_TIMEOUT)
+        let out = run("echo \"$X\"", &[("X", "hello".into())], &[], HOOK_TIMEOUT)
             .await
             .unwrap();
         assert_eq!(out, "hello");
-        let err = run("echo boom >&2; exit 3", &[], HOOK_TIMEOUT)
+        let err = run("echo boom >&2; exit 3", &[], &[], HOOK_TIMEOUT)
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "exited with exit status: 3: boom");

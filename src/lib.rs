@@ -45,8 +45,8 @@ pub use index::Part as Shard;
 pub use logging::{init as init_logging, Format as LogFormat};
 pub use metrics::Sinks as MetricSinks;
 pub use model::{
-    AccountName, CertName, DomainName, HumanDuration, InvalidInput, KeyType, RecordLayout, Secret,
-    SolverName, SolverSpec,
+    AccountName, CertName, DomainName, EnvName, HumanDuration, InvalidInput, KeyType, RecordLayout,
+    Secret, SolverName, SolverSpec,
 };
 pub use policy::Role;
 pub use vault::{KvVersion, Lifetime, Settings as VaultSettings};

@@ -305,6 +305,7 @@ mod tests {
             layouts: Vec::new(),
             profile: None,
             reuse_key: false,
+            hook_env: Vec::new(),
         }
     }
 

@@ -7,8 +7,8 @@ use clap::{Subcommand, ValueEnum};
 
 use certvault::defaults;
 use certvault::{
-    CertName, DnsAddArgs, DomainName, HumanDuration, KeyType, RecordLayout, Role, Secret, Shard,
-    SolverName,
+    CertName, DnsAddArgs, DomainName, EnvName, HumanDuration, KeyType, RecordLayout, Role, Secret,
+    Shard, SolverName,
 };
 
 use super::*;
@@ -79,6 +79,12 @@ pub(crate) enum Cmd {
         /// CERTVAULT_VAULT_PATH, CERTVAULT_VERSION and RENEWED_DOMAINS.
         #[arg(long)]
         deploy_hook: Option<String>,
+        /// Let this variable of certvault's environment through to the hooks (repeatable).
+        /// Hooks get no credentials by default: no variable named like *TOKEN, *SECRET, *_KEY
+        /// or *PASSWORD, and no URL with a password in it. VAULT_*, BAO_* and CERTVAULT_*
+        /// cannot be named.
+        #[arg(long = "hook-env", value_name = "NAME")]
+        hook_env: Vec<EnvName>,
         /// Fields of the record besides certbot's (repeatable): `kubernetes` adds tls.crt,
         /// tls.key and ca.crt; `combined` adds the key and full chain in one PEM; `certbot`
         /// (the default) only cert, chain, fullchain and privkey.
@@ -203,6 +209,12 @@ pub(crate) enum Cmd {
         /// Remove the deploy hook.
         #[arg(long)]
         no_deploy_hook: bool,
+        /// Replace the variables let through to the hooks (repeatable; see issue --hook-env).
+        #[arg(long = "hook-env", value_name = "NAME", conflicts_with = "no_hook_env")]
+        hook_env: Vec<EnvName>,
+        /// Let no credential variable through to the hooks.
+        #[arg(long)]
+        no_hook_env: bool,
         /// Reissue now even if the change alone would not.
         #[arg(long)]
         force: bool,

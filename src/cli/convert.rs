@@ -162,6 +162,7 @@ impl Cli {
                 propagation_check,
                 no_propagation_check,
                 deploy_hook,
+                mut hook_env,
                 mut layouts,
                 profile,
                 reuse_key,
@@ -194,6 +195,11 @@ impl Cli {
                     },
                     profile: profile.filter(|p| !p.trim().is_empty()),
                     reuse_key,
+                    hook_env: {
+                        hook_env.sort();
+                        hook_env.dedup();
+                        hook_env
+                    },
                 },
                 force,
             }),
@@ -348,6 +354,8 @@ impl Cli {
                 cleanup_hook,
                 deploy_hook,
                 no_deploy_hook,
+                mut hook_env,
+                no_hook_env,
                 force,
             } => {
                 let auth_hook = resolve_hook("--auth-hook", auth_hook)?;
@@ -383,6 +391,15 @@ impl Cli {
                             (Some(h), _) => Some(Some(h)),
                             (None, true) => Some(None),
                             (None, false) => None,
+                        },
+                        hook_env: if no_hook_env {
+                            Some(Vec::new())
+                        } else if hook_env.is_empty() {
+                            None
+                        } else {
+                            hook_env.sort();
+                            hook_env.dedup();
+                            Some(hook_env)
                         },
                     },
                     force,

@@ -57,7 +57,7 @@ pub(super) async fn deploy(
         ("RENEWED_DOMAINS", domains),
     ];
     tracing::info!(cert = %name, version, "running the deploy hook");
-    hook::run(command, &vars, hook::HOOK_TIMEOUT)
+    hook::run(command, &vars, &record.spec.hook_env, hook::HOOK_TIMEOUT)
         .await
         .map(drop)
         .map_err(|failure| {

@@ -176,6 +176,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         propagation_check: Some(true),
         deploy_hook: None,
         layouts: Default::default(),
+        hook_env: Vec::new(),
     };
     let mut session = Session::new(&solvers, &spec, 1);
     let value = probe_value();

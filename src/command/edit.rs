@@ -21,6 +21,8 @@ pub struct SpecChanges {
     pub auth_hook: Option<String>,
     pub cleanup_hook: Option<String>,
     pub deploy_hook: Option<Option<String>>,
+    /// `--hook-env` (replaces the list) or `--no-hook-env` (empties it).
+    pub hook_env: Option<Vec<crate::model::EnvName>>,
 }
 
 pub(super) async fn run(
@@ -80,6 +82,9 @@ pub(super) async fn run(
     }
     if let Some(h) = changes.deploy_hook {
         spec.deploy_hook = h;
+    }
+    if let Some(vars) = changes.hook_env {
+        spec.hook_env = vars;
     }
     issue::apply(ctx, name, spec, force, now).await
 }

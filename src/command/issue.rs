@@ -38,6 +38,7 @@ pub(super) async fn run(
         layouts: args.spec.layouts,
         profile: args.spec.profile,
         reuse_key: args.spec.reuse_key,
+        hook_env: args.spec.hook_env,
     };
     apply(ctx, &args.name, spec, args.force, now).await
 }

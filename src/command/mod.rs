@@ -471,6 +471,8 @@ pub struct SpecArgs {
     pub profile: Option<String>,
     /// `--reuse-key`: keep the private key across renewals.
     pub reuse_key: bool,
+    /// `--hook-env NAME`: variables let through to the hooks, sorted and without repeats.
+    pub hook_env: Vec<crate::model::EnvName>,
 }
 
 /// "in 3d 4h" / "2h ago", coarse.

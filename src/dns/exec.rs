@@ -2,8 +2,9 @@
 //!
 //! Each hook runs as `sh -c <command>` with certbot's variables: `CERTBOT_DOMAIN` (without
 //! `*.`), `CERTBOT_VALIDATION`, `CERTBOT_REMAINING_CHALLENGES`, `CERTBOT_ALL_DOMAINS`, and for
-//! cleanup `CERTBOT_AUTH_OUTPUT` (the auth hook's standard output). Vault credentials in the
-//! environment are removed before a hook runs: a hook never sees certvault's token.
+//! cleanup `CERTBOT_AUTH_OUTPUT` (the auth hook's standard output). Credentials in the
+//! environment are removed before a hook runs ([`hook::is_credential`]), except those the
+//! spec's `hook_env` names: a hook never sees certvault's token.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Provider, TxtRecord};
 use crate::hook::{self, Failure, HOOK_TIMEOUT};
-use crate::model::InvalidInput;
+use crate::model::{EnvName, InvalidInput};
 
 /// The hooks, stored at `<prefix>/dns/<solver>` with `"kind": "exec"`, and inline in a
 /// certificate's spec for `issue --dns exec` (the same JSON in both places).
@@ -65,7 +66,8 @@ impl Kind for Config {
             self.cleanup_hook.clone(),
             b.all_domains.to_string(),
             b.challenges,
-        ))
+        )
+        .passing(b.hook_env.to_vec()))
     }
 }
 
@@ -75,6 +77,7 @@ pub struct Hooks {
     all_domains: String,
     remaining: AtomicUsize,
     timeout: Duration,
+    pass: Vec<EnvName>,
 }
 
 impl Hooks {
@@ -85,7 +88,14 @@ impl Hooks {
             all_domains,
             remaining: AtomicUsize::new(challenges),
             timeout: HOOK_TIMEOUT,
+            pass: Vec::new(),
         }
+    }
+
+    /// Let these variables of certvault's environment through to the hooks.
+    pub fn passing(mut self, pass: Vec<EnvName>) -> Self {
+        self.pass = pass;
+        self
     }
 
     async fn run(
@@ -106,7 +116,7 @@ impl Hooks {
             vars.push(("CERTBOT_AUTH_OUTPUT", out.to_string()));
         }
         let domain = || record.domain.to_string();
-        hook::run(command, &vars, self.timeout)
+        hook::run(command, &vars, &self.pass, self.timeout)
             .await
             .map_err(|f| match f {
                 Failure::Exited { status, stderr } => Error::HookFailed {

@@ -31,6 +31,8 @@ pub struct Build<'a> {
     pub all_domains: &'a str,
     /// How many challenges the order has (exec hooks' `CERTBOT_REMAINING_CHALLENGES`).
     pub challenges: usize,
+    /// Variables the certificate's spec lets through to exec hooks (`hook_env`).
+    pub hook_env: &'a [crate::model::EnvName],
 }
 
 /// One provider kind, implemented by its stored `Config`.

@@ -161,6 +161,7 @@ impl<'a> Session<'a> {
                     http: self.solvers.http,
                     all_domains: &self.all_domains,
                     challenges: self.challenges,
+                    hook_env: &self.spec.hook_env,
                 },
             )?;
             self.providers.insert(solver.to_string(), p);

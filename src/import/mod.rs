@@ -203,6 +203,7 @@ pub fn spec(domains: Vec<DomainName>, key_type: KeyType, dns: SolverSpec, accoun
         propagation_check: None,
         deploy_hook: None,
         layouts: Vec::new(),
+        hook_env: Vec::new(),
     }
 }
 

@@ -81,7 +81,43 @@ cert_like_name! {
     SolverName => "solver name"
 }
 
-name_type!(CertName, AccountName, DomainName, SolverName);
+name_type!(CertName, AccountName, DomainName, SolverName, EnvName);
+
+/// An environment variable an admin lets through to a certificate's hooks (`issue
+/// --hook-env NAME`), although it looks like a credential. certvault's own settings and
+/// credentials (`VAULT_*`, `BAO_*`, `CERTVAULT_*`) can never be named.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EnvName(String);
+
+impl FromStr for EnvName {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shaped = !s.is_empty()
+            && s.len() <= 128
+            && !s.as_bytes()[0].is_ascii_digit()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !shaped {
+            return Err(invalid(
+                "hook variable",
+                s,
+                "use 1 to 128 characters of A-Z, a-z, 0-9 or '_', not starting with a digit",
+            ));
+        }
+        let upper = s.to_ascii_uppercase();
+        if ["VAULT_", "BAO_", "CERTVAULT_"]
+            .iter()
+            .any(|p| upper.starts_with(p))
+        {
+            return Err(invalid(
+                "hook variable",
+                s,
+                "certvault's own settings and Vault credentials never reach a hook; give the hook what it needs under another name",
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
 
 /// `s` if it is valid as a certificate name (the same rules), else an error naming `what`.
 fn cert_like(what: &'static str, s: &str) -> Result<String, InvalidInput> {

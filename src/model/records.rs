@@ -51,6 +51,10 @@ pub struct Spec {
     /// Keep the private key across renewals (`issue --reuse-key`); default: a new key each time.
     #[serde(default, skip_serializing_if = "is_false")]
     pub reuse_key: bool,
+    /// Variables passed to this certificate's hooks although they look like credentials
+    /// (`issue --hook-env NAME`); every other credential is removed from a hook's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_env: Vec<EnvName>,
 }
 
 fn is_false(b: &bool) -> bool {

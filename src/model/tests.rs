@@ -64,3 +64,24 @@ fn secret_debug_is_redacted() {
     let s = Secret::new("-----BEGIN PRIVATE KEY-----abc".into());
     assert!(!format!("{s:?}").contains("BEGIN"));
 }
+
+#[test]
+fn hook_variables() {
+    for ok in ["AWS_SECRET_ACCESS_KEY", "CF_API_TOKEN", "_X", "pgpassword"] {
+        assert_eq!(ok.parse::<EnvName>().unwrap().as_str(), ok);
+    }
+    for bad in [
+        "",
+        "1X",
+        "A-B",
+        "A=B",
+        "VAULT_TOKEN",
+        "bao_token",
+        "CERTVAULT_PUSHGATEWAY",
+    ] {
+        let err = bad.parse::<EnvName>().unwrap_err();
+        assert_eq!(err.what, "hook variable", "{bad}");
+    }
+    // A stored spec with a forbidden name is refused when read, not passed through.
+    assert!(serde_json::from_value::<EnvName>(serde_json::json!("VAULT_TOKEN")).is_err());
+}

@@ -36,6 +36,7 @@ pub fn provider(solver: &str, config: &DnsConfig, http: &reqwest::Client) -> Any
             http,
             all_domains: "",
             challenges: 2,
+            hook_env: &[],
         },
     )
     .unwrap()

@@ -494,3 +494,110 @@ fn control_characters_from_renew_writable_documents_never_reach_a_terminal() {
     clean("renew", &run.stdout);
     clean("renew log", &run.stderr);
 }
+
+/// Hooks get no credential of certvault's environment: not certvault's own token, not a
+/// cloud key or session token, not a URL with a password (the Pushgateway's). A variable the
+/// admin named in the spec (`--hook-env`) passes; certvault's own credentials cannot be named.
+/// The renew token's run hands its hooks no more than the admin's.
+#[test]
+fn no_credential_reaches_a_hook_unless_the_spec_names_it() {
+    let e = Env::ready("hookenv");
+    let dir = tempdir("hookenv");
+    let d = domain("hookenv");
+    let gw = env("CERTVAULT_TEST_PUSHGATEWAY").replacen("://", "://pushuser:push-planted-pw@", 1);
+    let planted = [
+        ("AWS_SECRET_ACCESS_KEY", "aws-planted-secret"),
+        ("AWS_SESSION_TOKEN", "aws-planted-session"),
+        ("DNS_API_TOKEN", "dns-planted-token"),
+        (
+            "UPSTREAM_URL",
+            "https://user:url-planted-pw@upstream.example/x",
+        ),
+    ];
+    let with_vars = |base: &Env| {
+        let mut e = base.with_var("CERTVAULT_PUSHGATEWAY", &gw);
+        for (k, v) in planted {
+            e = e.with_var(k, v);
+        }
+        e.with_var("BAO_TOKEN", &base.token)
+            .with_var("PASSED_TOKEN", "passed-by-the-admin")
+    };
+    let admin = with_vars(&e);
+    let dump = |what: &str| format!("env > {}/{what}.$$", dir.display());
+    let auth = format!("{}; {}", dump("auth"), hook("challtestsrv-auth"));
+    let deploy = dump("deploy");
+    // certvault's own credentials can never be let through.
+    for name in ["VAULT_TOKEN", "BAO_SECRET_ID", "CERTVAULT_PUSHGATEWAY"] {
+        let bad = admin.run(&[
+            "issue",
+            "web",
+            "-d",
+            &d,
+            "--auth-hook",
+            &auth,
+            "--hook-env",
+            name,
+        ]);
+        assert_eq!(bad.code, 2, "{name}: {}", bad.all());
+        assert_contains(&bad.stderr, "hook variable");
+        assert_contains(&bad.stderr, "never reach a hook");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cleanup = hook("challtestsrv-cleanup");
+    admin
+        .run(&[
+            "issue",
+            "web",
+            "-d",
+            &d,
+            "--auth-hook",
+            &auth,
+            "--cleanup-hook",
+            &cleanup,
+            "--deploy-hook",
+            &deploy,
+            "--hook-env",
+            "PASSED_TOKEN",
+        ])
+        .ok();
+    let spec = vault_read(&format!("{}/specs/web", e.prefix)).unwrap().0;
+    assert_eq!(spec["hook_env"], json!(["PASSED_TOKEN"]), "{spec}");
+    let renew = with_vars(&e.as_policy(&["renew"]));
+    let run = renew.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
+
+    let mut dumps = Vec::new();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        dumps.push((
+            f.display().to_string(),
+            std::fs::read_to_string(&f).unwrap(),
+        ));
+    }
+    let kinds = |k: &str| dumps.iter().filter(|(p, _)| p.contains(k)).count();
+    assert!(
+        kinds("/auth.") >= 2 && kinds("/deploy.") >= 2,
+        "hooks ran: {dumps:?}"
+    );
+    for (path, text) in &dumps {
+        for secret in [
+            "aws-planted",
+            "dns-planted-token",
+            "url-planted-pw",
+            "push-planted-pw",
+            renew.token.as_str(),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{path}: {secret} reached the hook:\n{text}"
+            );
+        }
+        for name in ["CERTVAULT_PUSHGATEWAY=", "BAO_TOKEN=", "VAULT_TOKEN="] {
+            assert!(!text.lines().any(|l| l.starts_with(name)), "{path}: {text}");
+        }
+        assert_contains(text, "PASSED_TOKEN=passed-by-the-admin");
+        assert_contains(text, "VAULT_ADDR=");
+    }
+}
