@@ -642,7 +642,7 @@ fn prometheus_rules_pass_promtool_and_name_certvault_metrics() {
         )
     };
     let check = promtool("check", "certvault-alerts.yml", &dir).ok();
-    assert_contains(&check.all(), "SUCCESS: 3 rules found");
+    assert_contains(&check.all(), "SUCCESS: 4 rules found");
     let test = promtool("test", "certvault-alerts.test.yml", &dir).ok();
     assert_contains(&test.all(), "SUCCESS");
 

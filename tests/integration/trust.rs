@@ -275,7 +275,16 @@ fn a_forged_pause_defers_for_a_day_at_most_and_list_shows_it() {
         "the renew policy writes pauses"
     );
 
-    let run = e.run(&["renew", "--force", "--output", "json"]);
+    let metrics = tempdir("forgedpause-metrics");
+    let file = metrics.join("certvault.prom");
+    let run = e.run(&[
+        "renew",
+        "--force",
+        "--output",
+        "json",
+        "--metrics-file",
+        &file.display().to_string(),
+    ]);
     let report: Value = serde_json::from_str(&run.stdout).expect("JSON report");
     let web = report["certificates"]
         .as_array()
@@ -295,6 +304,24 @@ fn a_forged_pause_defers_for_a_day_at_most_and_list_shows_it() {
         "until a day after it was stored: {reason}"
     );
     assert_contains(&run.stderr, "longest pause certvault honours");
+
+    // Not silent: the shipped alert fires on what this run wrote, when every run of a day
+    // writes the same (the attacker rewriting the pause daily).
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "certvault_renewals_total{result=\"deferred\"} 1"),
+        "{text}"
+    );
+    let fired = replay_alerts(&metrics, &text, "25h");
+    assert!(
+        fired.contains("CertvaultRenewalsDeferred"),
+        "the shipped rules stay quiet on a run that defers: {fired}"
+    );
+    assert!(
+        !replay_alerts(&metrics, &text, "23h").contains("CertvaultRenewalsDeferred"),
+        "fires within the day a pause may last"
+    );
 
     for who in [e.with_token(e.token.clone()), e.as_policy(&["monitor"])] {
         let list = who.run(&["list"]).ok();
@@ -600,4 +627,60 @@ fn no_credential_reaches_a_hook_unless_the_spec_names_it() {
         assert_contains(text, "PASSED_TOKEN=passed-by-the-admin");
         assert_contains(text, "VAULT_ADDR=");
     }
+}
+
+/// The alerts of deploy/prometheus/certvault-alerts.yml that fire at `at` when the metrics
+/// `text` (one run's exposition) are scraped every minute from the start: promtool runs a
+/// test that expects none, and its failure lists the alerts that fired.
+fn replay_alerts(dir: &std::path::Path, text: &str, at: &str) -> String {
+    let series: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let series = match series.split_once('{') {
+                Some((name, labels)) => format!("{name}{{job=\"certvault\",{labels}"),
+                None => format!("{series}{{job=\"certvault\"}}"),
+            };
+            format!("      - series: '{series}'\n        values: '{value}+0x1800'\n")
+        })
+        .collect();
+    let rules = repo().join("deploy/prometheus/certvault-alerts.yml");
+    let mut test = format!(
+        "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}    alert_rule_test:\n",
+        rules.display(),
+        series.concat()
+    );
+    for alert in [
+        "CertvaultCertificateExpiresSoon",
+        "CertvaultNoSuccessfulRun",
+        "CertvaultCertificateNotReady",
+        "CertvaultRenewalsDeferred",
+    ] {
+        test.push_str(&format!(
+            "      - eval_time: {at}\n        alertname: {alert}\n        exp_alerts: []\n"
+        ));
+    }
+    let file = dir.join(format!("replay-{at}.test.yml"));
+    std::fs::write(&file, test).unwrap();
+    let out = std::process::Command::new(env("PROMTOOL"))
+        .args(["test", "rules", &file.display().to_string()])
+        .output()
+        .expect("run promtool");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || all.contains("FAILED:"),
+        "promtool could not run the replay: {all}"
+    );
+    // Only the alerts promtool says it got.
+    all.split("alertname: ")
+        .skip(1)
+        .filter(|block| block.contains("got:[\n") || block.contains("got:[\r\n"))
+        .map(|block| block.split(',').next().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
