@@ -40,3 +40,7 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 /// can write pauses, so a forged one defers orders for this long at most. A CA that asks
 /// for longer is asked again after this (one order).
 pub const MAX_PAUSE: time::Duration = time::Duration::hours(24);
+/// The longest `renew --jitter`: the run logs in and picks what is due before it waits, so a
+/// longer wait would work from an old picture (and outlive short tokens); spread runs further
+/// through the schedule.
+pub const MAX_JITTER: Duration = Duration::from_secs(3600);

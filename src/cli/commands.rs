@@ -29,9 +29,16 @@ pub(crate) enum Cmd {
         /// External account binding key id (ZeroSSL, Google, ...).
         #[arg(long)]
         eab_kid: Option<String>,
-        /// External account binding HMAC key (base64url). Prefer the environment variable.
-        #[arg(long, env = "CERTVAULT_EAB_HMAC_KEY", value_parser = secret, hide_env_values = true)]
+        /// External account binding HMAC key (base64url): set CERTVAULT_EAB_HMAC_KEY, or use
+        /// --eab-hmac-key-file. Refused as a flag (it would land in shell history).
+        #[arg(long, env = "CERTVAULT_EAB_HMAC_KEY", value_parser = secret, hide_env_values = true, hide = true)]
         eab_hmac_key: Option<Secret>,
+        /// Read the external account binding HMAC key (base64url) from FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "eab_hmac_key")]
+        eab_hmac_key_file: Option<PathBuf>,
+        /// Set by parsing when --eab-hmac-key came on the command line, not from the environment.
+        #[arg(skip)]
+        eab_hmac_key_flag: bool,
         /// Register a new account even if one is stored, replacing it.
         #[arg(long)]
         force: bool,
@@ -63,7 +70,7 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = "ecdsa-p256")]
         key_type: KeyType,
         /// Renew this long before expiry (e.g. 30d). Default: when 1/3 of the lifetime is left.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         renew_before: Option<HumanDuration>,
         /// Write the record where `_acme-challenge.<name>` is, without following its CNAME.
         #[arg(long)]
@@ -136,10 +143,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         force: bool,
         /// How many orders run at once.
-        #[arg(long, env = "CERTVAULT_CONCURRENCY", default_value_t = defaults::CONCURRENCY)]
+        #[arg(long, env = "CERTVAULT_CONCURRENCY", default_value_t = defaults::CONCURRENCY, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
         concurrency: usize,
         /// Length of a certificate's lock lease, renewed while a run works on it (at most 10m).
-        #[arg(long, env = "CERTVAULT_LOCK_LEASE", default_value_t = defaults::LOCK_LEASE.into())]
+        #[arg(long, env = "CERTVAULT_LOCK_LEASE", default_value_t = defaults::LOCK_LEASE.into(), allow_hyphen_values = true)]
         lock_lease: HumanDuration,
         /// Only these certificates.
         names: Vec<CertName>,
@@ -165,14 +172,14 @@ pub(crate) enum Cmd {
         dry_run: bool,
         /// At most N orders in this run, the most urgent first (expired, then the earliest
         /// renewal point); the rest are reported as deferred.
-        #[arg(long, env = "CERTVAULT_MAX_ORDERS")]
+        #[arg(long, env = "CERTVAULT_MAX_ORDERS", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
         max_orders: Option<usize>,
         /// Wait a random time of up to this long before the run starts (e.g. 10m).
-        #[arg(long, env = "CERTVAULT_JITTER", default_value = "0s", value_parser = jitter)]
+        #[arg(long, env = "CERTVAULT_JITTER", default_value = "0s", value_parser = jitter, allow_hyphen_values = true)]
         jitter: Duration,
         /// After this many timeouts or 5xx answers in a row from one CA, start no new
         /// orders to it in this run (the rest are deferred).
-        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = defaults::CA_FAILURES)]
+        #[arg(long, env = "CERTVAULT_CA_FAILURES", default_value_t = defaults::CA_FAILURES, allow_negative_numbers = true, value_parser = whole_number::<u32>)]
         ca_failures: u32,
     },
     /// Change settings of one certificate (same rules as issue for when it reissues).
@@ -180,7 +187,7 @@ pub(crate) enum Cmd {
         /// The certificate.
         name: CertName,
         /// Renew this long before expiry (e.g. 30d).
-        #[arg(long, conflicts_with = "default_renewal")]
+        #[arg(long, conflicts_with = "default_renewal", allow_hyphen_values = true)]
         renew_before: Option<HumanDuration>,
         /// Drop --renew-before: renew when 1/3 of the lifetime is left.
         #[arg(long)]
@@ -286,13 +293,31 @@ pub(crate) enum AccountCmd {
     },
 }
 
+/// A count such as `--concurrency 4`: a negative one is named as such, not taken for a flag.
+pub(crate) fn whole_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| {
+        if s.trim().starts_with('-') {
+            "negative numbers are not accepted: write a whole number like 4".to_string()
+        } else {
+            "write a whole number like 4".to_string()
+        }
+    })
+}
+
 /// `--jitter`: a duration, `0` or `0s` for none.
 pub(crate) fn jitter(s: &str) -> Result<Duration, String> {
     if s.trim().trim_end_matches('s') == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s.trim())
-        .map_err(|_| "write a duration like 10m or 30s (0 for none)".to_string())
+    let wait = humantime::parse_duration(s.trim())
+        .map_err(|_| "write a duration like 10m or 30s (0 for none)".to_string())?;
+    if wait > defaults::MAX_JITTER {
+        return Err(format!(
+            "at most {} (the run picks what is due before it waits); spread runs further through the schedule",
+            humantime::format_duration(defaults::MAX_JITTER)
+        ));
+    }
+    Ok(wait)
 }
 
 /// What every import source takes.

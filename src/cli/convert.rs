@@ -97,6 +97,8 @@ impl Cli {
                 agree_tos,
                 eab_kid,
                 eab_hmac_key,
+                eab_hmac_key_file,
+                eab_hmac_key_flag,
                 force,
                 account_key,
             } => Command::Init(InitArgs {
@@ -112,7 +114,19 @@ impl Cli {
                 email,
                 agree_tos,
                 eab_kid,
-                eab_hmac: eab_hmac_key.filter(|k| !k.expose().is_empty()),
+                eab_hmac: {
+                    if eab_hmac_key_flag {
+                        return Err(InvalidInput {
+                            what: "--eab-hmac-key",
+                            value: "on the command line".into(),
+                            reason: "a secret given as a flag lands in shell history and the process list; set CERTVAULT_EAB_HMAC_KEY or pass --eab-hmac-key-file FILE",
+                        });
+                    }
+                    match eab_hmac_key_file {
+                        Some(file) => Some(eab_hmac_file(&file)?),
+                        None => eab_hmac_key.filter(|k| !k.expose().is_empty()),
+                    }
+                },
                 force,
                 account_key: account_key.filter(|p| !p.as_os_str().is_empty()),
             }),
@@ -469,4 +483,27 @@ impl Cli {
         };
         Ok((logging, settings, command))
     }
+}
+
+/// `--eab-hmac-key-file`: the key, trimmed; the error names the file, never its text.
+fn eab_hmac_file(file: &std::path::Path) -> Result<Secret, InvalidInput> {
+    let err = |reason| InvalidInput {
+        what: "--eab-hmac-key-file",
+        value: file.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|_| err("cannot read it: check the path and that certvault may read it"))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(err(
+            "the file is empty: it must hold the CA's HMAC key (base64url)",
+        ));
+    }
+    if key.contains(char::is_whitespace) {
+        return Err(err(
+            "the file must hold only the HMAC key (base64url), on one line",
+        ));
+    }
+    Ok(Secret::new(key.to_string()))
 }

@@ -90,7 +90,8 @@ pub(crate) struct Global {
         long,
         env = "CERTVAULT_VAULT_RETRY_TIMEOUT",
         default_value_t = defaults::VAULT_RETRY_TIMEOUT.into(),
-        global = true
+        global = true,
+        allow_hyphen_values = true
     )]
     pub(crate) vault_retry_timeout: HumanDuration,
     /// KV mount (version 2, or version 1) that holds certvault's documents.
@@ -120,7 +121,8 @@ pub(crate) struct Global {
         long,
         env = "CERTVAULT_VALIDATION_TIMEOUT",
         default_value_t = defaults::VALIDATION_TIMEOUT.into(),
-        global = true
+        global = true,
+        allow_hyphen_values = true
     )]
     pub(crate) validation_timeout: HumanDuration,
     /// DNS resolvers (ip or ip:port, comma-separated) used to find zones, CNAMEs and
@@ -134,14 +136,15 @@ pub(crate) struct Global {
     pub(crate) dns_resolver: Vec<String>,
     /// Port of the authoritative nameservers queried by the propagation check (default 53).
     /// Given to `dns add`, it is stored with the solver.
-    #[arg(long, env = "CERTVAULT_AUTHORITATIVE_PORT", global = true)]
+    #[arg(long, env = "CERTVAULT_AUTHORITATIVE_PORT", global = true, allow_negative_numbers = true, value_parser = super::whole_number::<u16>)]
     pub(crate) authoritative_port: Option<u16>,
     /// How long to wait for every authoritative nameserver to serve the challenge.
     #[arg(
         long,
         env = "CERTVAULT_PROPAGATION_TIMEOUT",
         default_value_t = defaults::PROPAGATION_TIMEOUT.into(),
-        global = true
+        global = true,
+        allow_hyphen_values = true
     )]
     pub(crate) propagation_timeout: HumanDuration,
     /// How often the authoritative nameservers are asked.
@@ -149,7 +152,8 @@ pub(crate) struct Global {
         long,
         env = "CERTVAULT_PROPAGATION_INTERVAL",
         default_value_t = defaults::PROPAGATION_INTERVAL.into(),
-        global = true
+        global = true,
+        allow_hyphen_values = true
     )]
     pub(crate) propagation_interval: HumanDuration,
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.

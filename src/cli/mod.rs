@@ -1,6 +1,6 @@
 //! The command line: clap only. Turns flags and environment into library values.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 mod commands;
 mod convert;
@@ -37,7 +37,29 @@ pub struct Cli {
 impl Cli {
     /// Parse the process arguments; `dns add NAME --kind K ...` becomes `dns add K NAME ...`.
     pub fn parse_args() -> Self {
-        <Self as Parser>::parse_from(legacy_kind(std::env::args_os().collect()))
+        Self::try_parse_args(legacy_kind(std::env::args_os().collect()))
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse `args` (the program name first), noting which secrets came as flags rather than
+    /// from the environment, so that `into_parts` can refuse them.
+    pub(crate) fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = <Self as CommandFactory>::command().try_get_matches_from(args)?;
+        let mut cli = <Self as FromArgMatches>::from_arg_matches(&matches)?;
+        if let Cmd::Init {
+            eab_hmac_key_flag, ..
+        } = &mut cli.command
+        {
+            *eab_hmac_key_flag = matches
+                .subcommand_matches("init")
+                .and_then(|m| m.value_source("eab_hmac_key"))
+                == Some(clap::parser::ValueSource::CommandLine);
+        }
+        Ok(cli)
     }
 }
 

@@ -69,3 +69,52 @@ fn parsed_secrets_do_not_show_in_debug() {
     let shown = format!("{settings:?} {command:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+#[test]
+fn the_eab_hmac_key_is_refused_as_a_flag_and_read_from_a_file() {
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "certvault",
+            "init",
+            "--directory",
+            "https://ca.example/dir",
+            "--eab-kid",
+            "kid",
+        ];
+        args.extend_from_slice(extra);
+        Cli::try_parse_args(args).unwrap().into_parts()
+    };
+    for flag in [
+        &["--eab-hmac-key", "hmac-SECRET4"][..],
+        &["--eab-hmac-key=hmac-SECRET4"][..],
+    ] {
+        let err = init(flag).err().expect("refused").to_string();
+        assert!(err.contains("CERTVAULT_EAB_HMAC_KEY"), "{err}");
+        assert!(err.contains("--eab-hmac-key-file"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+    let dir = std::env::temp_dir().join(format!("certvault-eab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hmac");
+    std::fs::write(&file, "hmac-SECRET4\n").unwrap();
+    let (_, _, command) = init(&["--eab-hmac-key-file", file.to_str().unwrap()]).unwrap();
+    match command {
+        certvault::Command::Init(a) => assert_eq!(a.eab_hmac.unwrap().expose(), "hmac-SECRET4"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&file, "").unwrap();
+    let err = init(&["--eab-hmac-key-file", file.to_str().unwrap()])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("empty"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = init(&["--eab-hmac-key-file", "/nonexistent/hmac"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent/hmac") && err.contains("cannot read"),
+        "{err}"
+    );
+}

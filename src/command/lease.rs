@@ -237,6 +237,11 @@ pub(super) async fn left_locks(
                     l.data.run_id != ctx.run.id
                         && !crate::store::lease_binds(l.data.expires_at, now),
                 ),
+                // Not a valid lock: taken over (and so removed) like a left one.
+                Err(e @ crate::store::Error::Corrupt { .. }) => {
+                    tracing::warn!(cert = %n, "{e}: taking it over");
+                    Some(true)
+                }
                 Err(e) => {
                     tracing::debug!(cert = %n, "could not read its lock: {}", crate::error::chain(&e));
                     None

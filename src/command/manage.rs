@@ -67,7 +67,20 @@ pub(super) async fn unlock(
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     let path = ctx.store.display(Key::Lock(name));
-    let Some(lock) = ctx.store.load_lock(name).await? else {
+    let lock = match ctx.store.load_lock_or_invalid(name).await? {
+        Ok(lock) => lock,
+        Err(e) => {
+            ctx.store.unlock_cert(name).await?;
+            return Ok(Outcome {
+                text: format!(
+                    "removed the lock of {name}, which was not a valid lock ({})\n",
+                    crate::text::one_line(&e.to_string())
+                ),
+                failed: false,
+            });
+        }
+    };
+    let Some(lock) = lock else {
         return Ok(Outcome {
             text: format!("{name} is not locked ({path} holds no lock)\n"),
             failed: false,
@@ -103,9 +116,11 @@ pub(super) async fn show(
     let (cert, spec, status, lock) = futures::join!(
         ctx.store.load_cert_for_write(name),
         ctx.store.load_spec(name),
-        ctx.store.load_status(name),
-        ctx.store.load_lock(name),
+        ctx.store.load_status_or_invalid(name),
+        ctx.store.load_lock_or_invalid(name),
     );
+    // Status and lock are certvault's own notes, rewritten by the next run: one that is not
+    // valid is shown as such, and never makes `show` fail.
     let (cert, spec, status, lock) = (cert?, spec?, status?, lock?);
     if cert.doc.is_none() && spec.doc.is_none() {
         return Err(Error::UnknownCerts {
@@ -162,7 +177,14 @@ pub(super) async fn show(
         }
     }
     let _ = writeln!(text, "  status   {}", ctx.store.display(Key::Status(name)));
-    if let Some(s) = &status.doc {
+    if let Err(e) = &status {
+        let _ = writeln!(
+            text,
+            "           not valid ({}): the next renew or issue of {name} replaces it",
+            crate::text::one_line(&e.to_string())
+        );
+    }
+    if let Ok(Some(s)) = &status {
         let _ = writeln!(
             text,
             "           last attempt {} at {}, {} failure(s) in a row{}",
@@ -176,6 +198,17 @@ pub(super) async fn show(
                 .unwrap_or_default()
         );
     }
+    let lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => {
+            let _ = writeln!(
+                text,
+                "  lock     not valid ({}): the next run takes it over, or `certvault unlock {name}`",
+                crate::text::one_line(&e.to_string())
+            );
+            None
+        }
+    };
     if let Some(l) = lock.filter(|l| lease_binds(l.data.expires_at, now)) {
         let _ = writeln!(
             text,

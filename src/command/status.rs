@@ -36,8 +36,13 @@ pub(super) async fn record(
     attempt: Attempt<'_>,
     now: OffsetDateTime,
 ) {
-    let read = match ctx.store.load_status(name).await {
-        Ok(r) => r,
+    let read = match ctx.store.load_status_for_repair(name).await {
+        Ok((r, corrupt)) => {
+            if let Some(e) = corrupt {
+                tracing::warn!(cert = %name, "replacing a status document that is not valid: {e}");
+            }
+            r
+        }
         Err(e) => {
             tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
             return;
@@ -101,8 +106,13 @@ pub(super) async fn record(
 /// Record how many DNS-01 values are left in DNS for `name` (listed in its released lock),
 /// when that changed: the index then makes the next run read the record and remove them.
 pub(super) async fn leftovers(ctx: &Context, name: &CertName, count: usize) {
-    let read = match ctx.store.load_status(name).await {
-        Ok(r) => r,
+    let read = match ctx.store.load_status_for_repair(name).await {
+        Ok((r, corrupt)) => {
+            if let Some(e) = corrupt {
+                tracing::warn!(cert = %name, "replacing a status document that is not valid: {e}");
+            }
+            r
+        }
         Err(e) => {
             tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
             return;

@@ -40,7 +40,12 @@ impl Store {
         lease: std::time::Duration,
     ) -> Result<Lock, Error> {
         let key = Key::Lock(name);
-        let read = self.load_read::<LockRecord>(key).await?;
+        // A lock that is not a valid document (written by hand, or by a renew token) binds
+        // nobody: it is taken over like a lapsed one, and lists no leftovers.
+        let (read, corrupt) = self.load_read_replaceable::<LockRecord>(key).await?;
+        if let Some(e) = corrupt {
+            tracing::warn!(cert = %name, "taking over a lock that is not valid: {e}");
+        }
         let leftovers = read
             .doc
             .as_ref()
@@ -118,6 +123,18 @@ impl Store {
         self.load(Key::Lock(name)).await
     }
 
+    /// The lock of `name`, or why its document is not valid (`Err` only for Vault).
+    pub async fn load_lock_or_invalid(
+        &self,
+        name: &CertName,
+    ) -> Result<Result<Option<Versioned<LockRecord>>, Error>, Error> {
+        let (read, corrupt) = self.load_read_replaceable(Key::Lock(name)).await?;
+        Ok(match corrupt {
+            Some(e) => Err(e),
+            None => Ok(read.doc),
+        })
+    }
+
     /// Release the lock of `name`, which this run (`run_id`) holds, keeping `leftovers`
     /// (DNS-01 values that could not be removed) for the next run: the lease is written
     /// lapsed, so the next run takes it over at once and removes them. Without leftovers
@@ -133,7 +150,8 @@ impl Store {
             return self.unlock_cert(name).await;
         }
         let key = Key::Lock(name);
-        let read = self.load_read::<LockRecord>(key).await?;
+        // Not valid any more (overwritten): not ours; the next run takes it over.
+        let (read, _) = self.load_read_replaceable::<LockRecord>(key).await?;
         let Some(mut held) = read.doc.filter(|d| d.data.run_id == run_id) else {
             // Not ours any more: its holder keeps its own list.
             return Ok(());

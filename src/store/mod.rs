@@ -54,6 +54,18 @@ pub enum Error {
 
 /// serde quotes the offending value (`invalid type: string "…"`), which could be key
 /// material: keep the message, drop what is between quotes.
+/// What kind of JSON value `v` is, for messages (never its text).
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number that is not a whole number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 pub(crate) fn redact_quoted(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut quoted = false;
@@ -269,6 +281,27 @@ impl Store {
         self.load_read(Key::Status(name)).await
     }
 
+    /// The status of `name`, or why its document is not valid (`Err` only for Vault).
+    pub async fn load_status_or_invalid(
+        &self,
+        name: &CertName,
+    ) -> Result<Result<Option<Versioned<StatusRecord>>, Error>, Error> {
+        let (read, corrupt) = self.load_read_replaceable(Key::Status(name)).await?;
+        Ok(match corrupt {
+            Some(e) => Err(e),
+            None => Ok(read.doc),
+        })
+    }
+
+    /// The status of `name` for a rewrite: one that is not a valid document reads as none
+    /// (with the error), and the write replaces it.
+    pub async fn load_status_for_repair(
+        &self,
+        name: &CertName,
+    ) -> Result<(Read<StatusRecord>, Option<Error>), Error> {
+        self.load_read_replaceable(Key::Status(name)).await
+    }
+
     pub async fn save_status(
         &self,
         name: &CertName,
@@ -360,40 +393,82 @@ impl Store {
         &self,
         key: Key<'_>,
     ) -> Result<Read<T>, Error> {
+        let (read, corrupt) = self.load_read_replaceable(key).await?;
+        match corrupt {
+            Some(e) => Err(e),
+            None => Ok(read),
+        }
+    }
+
+    /// Like [`Store::load_read`], but a document that is not a valid certvault document
+    /// reads as absent, with the error, and with the expectation of its version, so that
+    /// the caller can replace it (status and lock documents, which certvault rewrites). A
+    /// document of a newer schema is still an error.
+    pub(crate) async fn load_read_replaceable<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+    ) -> Result<(Read<T>, Option<Error>), Error> {
         let path = key.path(&self.prefix);
         // Tests count these (a run with nothing due reads no record).
         tracing::debug!(target: "certvault::reads", "read {}", self.kv.display_path(&path));
         let read = self.kv.read(&path).await?;
         let Some(doc) = read.doc else {
-            return Ok(Read {
-                doc: None,
-                expect: read.expect,
-            });
+            return Ok((
+                Read {
+                    doc: None,
+                    expect: read.expect,
+                },
+                None,
+            ));
         };
         let shown = self.kv.display_path(&path);
-        match doc.data.get("schema").and_then(|v| v.as_u64()) {
-            Some(found) if found > u64::from(SCHEMA_VERSION) => {
-                return Err(Error::NewerSchema { path: shown, found })
-            }
-            Some(_) => {}
-            None => {
-                return Err(Error::Corrupt {
-                    path: shown,
-                    reason: "no schema field".into(),
+        let corrupt = |reason: String| Error::Corrupt {
+            path: shown.clone(),
+            reason,
+        };
+        let checked = match doc.data.get("schema") {
+            None => Err(corrupt("no schema field".into())),
+            Some(v) => match v.as_u64() {
+                Some(found) if found > u64::from(SCHEMA_VERSION) => {
+                    return Err(Error::NewerSchema { path: shown, found })
+                }
+                Some(_) => Ok(()),
+                None => Err(corrupt(format!(
+                    "its schema field is {}, not a whole number",
+                    json_kind(v)
+                ))),
+            },
+        };
+        let parsed = checked.and_then(|()| {
+            serde_path_to_error::deserialize(doc.data).map_err(|e| {
+                let field = e.path().to_string();
+                let what = redact_quoted(&e.into_inner().to_string());
+                corrupt(if field == "." {
+                    what
+                } else {
+                    format!("field {field}: {what}")
                 })
-            }
-        }
-        let data = serde_json::from_value(doc.data).map_err(|e| Error::Corrupt {
-            path: shown,
-            reason: redact_quoted(&e.to_string()),
-        })?;
-        Ok(Read {
-            doc: Some(Versioned {
-                data,
-                version: doc.version,
-                written_at: doc.written_at,
-            }),
-            expect: read.expect,
+            })
+        });
+        Ok(match parsed {
+            Ok(data) => (
+                Read {
+                    doc: Some(Versioned {
+                        data,
+                        version: doc.version,
+                        written_at: doc.written_at,
+                    }),
+                    expect: read.expect,
+                },
+                None,
+            ),
+            Err(e) => (
+                Read {
+                    doc: None,
+                    expect: read.expect,
+                },
+                Some(e),
+            ),
         })
     }
 

@@ -684,3 +684,93 @@ fn replay_alerts(dir: &std::path::Path, text: &str, at: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The smaller findings: a status or lock document a renew token made unparsable never stops
+/// `show` or the certificate (the next run takes the lock over and rewrites the status), the
+/// messages name the field and its fault, and the flags that would sleep for millennia or put a
+/// secret in shell history are refused with what to do instead.
+#[test]
+fn broken_notes_heal_and_bad_flags_name_the_fix() {
+    let (e, d) = Env::with_cert("smaller", "web");
+    let renew = e.as_policy(&["renew"]);
+    let status_path = format!("{}/status/web", e.prefix);
+    let lock_path = format!("{}/locks/web", e.prefix);
+    // The schema field of the wrong type, and a lock whose holder is a number.
+    let (mut status, _) = vault_read(&status_path).unwrap();
+    status["schema"] = json!("1");
+    assert_eq!(put_as(&renew.token, &status_path, &status, None), 200);
+    let mut lock = forged_lock(json!([]));
+    lock["holder"] = json!(5);
+    lock["expires_at"] = json!(at(300));
+    assert_eq!(put_as(&renew.token, &lock_path, &lock, None), 200);
+
+    let show = e.run(&["show", "web"]).ok();
+    assert_contains(
+        &show.stdout,
+        "its schema field is a string, not a whole number",
+    );
+    assert_contains(&show.stdout, "field holder: invalid type: integer");
+    assert!(!show.all().contains("no schema field"), "{}", show.all());
+
+    // A lock that is not valid binds nobody: the run takes it over and renews.
+    let (before, _) = vault_read(&e.cert_path("web")).unwrap();
+    let run = e.run(&["renew", "--force", "--output", "json", "web"]).ok();
+    assert_eq!(
+        verdicts(&run.json()),
+        vec![("web".to_string(), "renewed".to_string())],
+        "{}",
+        run.all()
+    );
+    assert_contains(&run.stderr, "taking over a lock that is not valid");
+    let (after, _) = vault_read(&e.cert_path("web")).unwrap();
+    assert_ne!(before["serial"], after["serial"]);
+    verify_record(&after, &[&d]);
+    assert!(vault_read(&lock_path).is_none(), "the lock stays");
+    // The status is rewritten whole, and `show` reads it again.
+    let (status, _) = vault_read(&status_path).unwrap();
+    assert_eq!(status["schema"], json!(1));
+    assert_eq!(status["serial"], after["serial"]);
+    assert_eq!(status["last_result"], "renewed");
+    let show = e.run(&["show", "web"]).ok();
+    assert_contains(&show.stdout, "last attempt renewed");
+    assert!(!show.stdout.contains("not valid"), "{}", show.stdout);
+
+    // A lock that is not valid on a certificate that is not due: `unlock` removes it.
+    assert_eq!(put_as(&renew.token, &lock_path, &lock, None), 200);
+    let unlock = e.run(&["unlock", "web"]).ok();
+    assert_contains(&unlock.stdout, "which was not a valid lock");
+    assert!(vault_read(&lock_path).is_none());
+
+    // Flags.
+    fails_with(&renew.run(&["renew", "--jitter", "999y"]), 2, "at most 1h");
+    fails_with(
+        &renew.run(&["renew", "--max-orders", "-5"]),
+        2,
+        "negative numbers are not accepted",
+    );
+    fails_with(
+        &renew.run(&["renew", "--concurrency", "-1"]),
+        2,
+        "negative numbers are not accepted",
+    );
+    fails_with(
+        &e.run(&["edit", "web", "--renew-before", "-5d"]),
+        2,
+        "write a positive duration",
+    );
+    let init = e.run(&[
+        "init",
+        "--directory",
+        "https://localhost:14000/dir",
+        "--eab-kid",
+        "kid",
+        "--eab-hmac-key",
+        "hmac-SECRET-in-history",
+    ]);
+    fails_with(
+        &init,
+        2,
+        "set CERTVAULT_EAB_HMAC_KEY or pass --eab-hmac-key-file",
+    );
+    assert!(!init.all().contains("SECRET-in-history"), "{}", init.all());
+}
