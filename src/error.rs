@@ -102,6 +102,13 @@ pub enum Error {
     ReaderNeedsName,
     #[error("account key {path}: {reason}")]
     AccountKey { path: String, reason: String },
+    #[error("the key of ACME account {url} was changed at the CA, but the new key could not be stored at {path} ({cause}); {recovery}")]
+    AdoptedNotStored {
+        url: String,
+        path: String,
+        cause: String,
+        recovery: String,
+    },
     #[error("cannot import from {source_name}: {reason}")]
     ImportSource { source_name: String, reason: String },
 }

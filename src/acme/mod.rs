@@ -36,6 +36,7 @@ macro_rules! nonce_retry {
 }
 
 mod account;
+pub mod keychange;
 mod order;
 mod transport;
 
@@ -63,6 +64,8 @@ pub enum Error {
         #[source]
         source: instant_acme::Error,
     },
+    #[error("cannot reach the ACME CA at {url} ({reason}); check the URL, the network and --acme-ca-cert")]
+    Unreachable { url: String, reason: String },
     #[error("the CA at {directory} knows no account for this key (asked with onlyReturnExisting); nothing was registered. Check the directory URL, or register a new account with `certvault init` without --account-key")]
     AccountKeyUnknown { directory: String },
     #[error("the ACME account stored in Vault is not known to the CA at {directory} (deactivated, or the CA was reset); run `certvault init --force` to register a new account")]

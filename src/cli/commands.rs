@@ -44,7 +44,8 @@ pub(crate) enum Cmd {
         force: bool,
         /// Import an existing account key instead of registering (PEM, or a JWK such as
         /// certbot's private_key.json): the CA finds its account (onlyReturnExisting).
-        /// ECDSA P-256 keys only: RSA keys (certbot's) cannot sign with instant-acme.
+        /// An RSA or P-384 key (certbot's, lego's) has its account's key changed at the CA to
+        /// a new P-256 key: the account URL stays, the old key stops working.
         #[arg(long, value_name = "FILE")]
         account_key: Option<PathBuf>,
     },
@@ -329,6 +330,10 @@ pub(crate) struct ImportCommon {
     /// Replace existing records, specs, solvers and accounts of the same name.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Carry over an RSA or P-384 account: change its key at the CA to a new P-256 key (the
+    /// account URL stays; the source client's copy of the old key stops working).
+    #[arg(long)]
+    pub(crate) adopt_account: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -162,6 +162,7 @@ impl Cli {
                     source,
                     dry_run: common.dry_run,
                     force: common.force,
+                    adopt_account: common.adopt_account,
                 })
             }
             Cmd::Issue {

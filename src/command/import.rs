@@ -45,6 +45,8 @@ pub struct ImportArgs {
     pub source: Source,
     pub dry_run: bool,
     pub force: bool,
+    /// Carry RSA and P-384 accounts over by a key change to a new P-256 key.
+    pub adopt_account: bool,
 }
 
 /// Counts for the summary line.
@@ -243,7 +245,29 @@ async fn account_item(
             );
             return;
         }
-        AccountKey::P256(k) => k,
+        AccountKey::Legacy(old) if !args.adopt_account => {
+            if let (Some(s), Some(u)) = (&existing, &a.url) {
+                if stored_url(&s.data) == *u {
+                    tally.unchanged(text, format_args!("already  account {u} at {path}"));
+                    return;
+                }
+            }
+            if existing.is_none() {
+                tally.errors += 1;
+            }
+            let forward = match &existing {
+                Some(s) => format!("without it, its {users} certificate(s) renew with the account already stored at {path} ({})", stored_url(&s.data)),
+                None => format!("without it, its {users} certificate(s) are imported and name account {:?}, which must be carried over or registered anew before they renew", a.name),
+            };
+            let _ = writeln!(
+                text,
+                "NOT CARRIED OVER account {url} ({}): {}; run the import again with --adopt-account to do that (--dry-run shows it first); {forward}",
+                a.from,
+                key::adopt_note(&old.describe())
+            );
+            return;
+        }
+        AccountKey::Legacy(_) | AccountKey::P256(_) => &a.key,
     };
     if let (Some(s), Some(u)) = (&existing, &a.url) {
         if stored_url(&s.data) == *u {
@@ -261,12 +285,23 @@ async fn account_item(
         return;
     };
     if args.dry_run {
-        tally.written(text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}"));
+        match k {
+            AccountKey::Legacy(old) => tally.written(text, format_args!("would carry over account {url} at {directory}: change its {} key at the CA to a new ECDSA P-256 key (the account URL stays; the source client's copy of the old key stops working) and store it at {path}", old.describe())),
+            _ => tally.written(text, format_args!("would look up account {url} at {directory} (onlyReturnExisting, no registration) and store it at {path}")),
+        }
         return;
     }
-    let found = match ctx.http() {
-        Ok(http) => key::find_account(&http, directory, k).await,
-        Err(e) => {
+    let found = match (ctx.http(), k) {
+        (Ok(http), AccountKey::P256(k)) => key::find_account(&http, directory, k).await,
+        (Ok(http), AccountKey::Legacy(old)) => {
+            let found = crate::acme::keychange::find(&http, directory, old).await;
+            return adopt_item(
+                ctx, a, old, existing, found, directory, args, text, tally, now,
+            )
+            .await;
+        }
+        (Ok(_), AccountKey::Unsupported(_)) => return,
+        (Err(e), _) => {
             tally.error(text, format_args!("account {}", a.name), &e);
             return;
         }
@@ -306,6 +341,58 @@ async fn account_item(
         Err(e) => {
             tally.error(text, format_args!("account {}", a.name), &e);
         }
+    }
+}
+
+/// `--adopt-account`: the account of `old` was `found` at `directory`; change its key to a
+/// new P-256 key and store it, unless the same account is stored already.
+#[allow(clippy::too_many_arguments)]
+async fn adopt_item(
+    ctx: &Context,
+    a: &AccountItem,
+    old: &crate::acme::keychange::JwsKey,
+    existing: Option<crate::vault::Versioned<AccountRecord>>,
+    found: Result<String, crate::acme::Error>,
+    directory: &str,
+    args: &ImportArgs,
+    text: &mut String,
+    tally: &mut Tally,
+    now: OffsetDateTime,
+) {
+    let path = ctx.store.display(Key::Account(&a.name));
+    let found_url = match found {
+        Ok(u) => u,
+        Err(e) => {
+            let url = a.url.as_deref().unwrap_or("(no account URL recorded)");
+            tally.error(text, format_args!("account {url} ({})", a.from), &e);
+            return;
+        }
+    };
+    let expect = match &existing {
+        Some(s) if stored_url(&s.data) == found_url => {
+            tally.unchanged(text, format_args!("already  account {found_url} at {path}"));
+            return;
+        }
+        Some(s) if !args.force => {
+            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
+            return;
+        }
+        Some(s) => Expect::Version(s.version),
+        None => Expect::Absent,
+    };
+    match super::account::adopt(ctx, &a.name, directory, old, a.contact.clone(), expect, now).await
+    {
+        Ok((url, v)) => {
+            tally.written(
+                text,
+                format_args!(
+                    "account  {url} carried over: its {} key was changed at the CA to a new ECDSA P-256 key (the account URL stays; the copy in {} no longer works) -> {path} (version {v})",
+                    old.describe(),
+                    a.from
+                ),
+            );
+        }
+        Err(e) => tally.error(text, format_args!("account {}", a.name), &e),
     }
 }
 

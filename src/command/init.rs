@@ -128,6 +128,9 @@ async fn from_key(
     let text = crate::import::files::read_limited(file).map_err(bad)?;
     let k = match key::parse(&text).map_err(bad)? {
         AccountKey::P256(k) => k,
+        AccountKey::Legacy(old) => {
+            return adopt_key(ctx, name, existing, &old, args, now).await;
+        }
         AccountKey::Unsupported(what) => {
             return Err(bad(format!(
                 "{}. Nothing was registered. To go on, register a new account: `certvault init --directory {directory} --agree-tos` without --account-key (the CA then sees a new account URL; certificates issued by the old account are unaffected)",
@@ -138,26 +141,84 @@ async fn from_key(
     let http = ctx.http()?;
     let (credentials, url) = key::find_account(&http, directory, &k).await?;
     let path = ctx.store.display(Key::Account(name));
-    let expect = match &existing {
-        Some(s) if super::import::stored_url(&s.data) == url => {
+    let expect = match existing_expect(&existing, &url, &path, force).map_err(bad)? {
+        Ok(expect) => expect,
+        Err(version) => {
             return Ok(Outcome {
-                text: format!("ACME account {url} is already stored at {path} (version {}); nothing changed\n", s.version),
+                text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
                 failed: false,
             })
         }
-        Some(s) if !force => {
-            return Err(bad(format!(
-                "it belongs to account {url}, but {path} holds another account ({}); pass --force to replace it, or --account <name> to keep both",
-                super::import::stored_url(&s.data)
-            )))
-        }
-        Some(s) => Expect::Version(s.version),
-        None => Expect::Absent,
     };
     let record = account_record(directory, contact, credentials, now);
     let version = ctx.store.save_account(name, &record, expect).await?;
     Ok(Outcome {
         text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
+        failed: false,
+    })
+}
+
+/// What storing account `url` at `path` expects (`Ok(Ok)`), that it is stored already
+/// (`Ok(Err(version))`), or why not (another account is stored and `force` is not given).
+fn existing_expect(
+    existing: &Option<Versioned<AccountRecord>>,
+    url: &str,
+    path: &str,
+    force: bool,
+) -> Result<Result<Expect, u64>, String> {
+    Ok(Ok(match existing {
+        Some(s) if super::import::stored_url(&s.data) == url => return Ok(Err(s.version)),
+        Some(s) if !force => {
+            return Err(format!(
+                "it belongs to account {url}, but {path} holds another account ({}); pass --force to replace it, or --account <name> to keep both",
+                super::import::stored_url(&s.data)
+            ))
+        }
+        Some(s) => Expect::Version(s.version),
+        None => Expect::Absent,
+    }))
+}
+
+/// `init --account-key FILE` with an RSA or P-384 key: its account's key is changed at the CA
+/// to a new P-256 key, which is stored (see [`super::account::adopt`]).
+async fn adopt_key(
+    ctx: &Context,
+    name: &str,
+    existing: Option<Versioned<AccountRecord>>,
+    old: &crate::acme::keychange::JwsKey,
+    args: InitArgs,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let directory = args.directory.as_str();
+    let shown = args
+        .account_key
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let http = ctx.http()?;
+    let url = crate::acme::keychange::find(&http, directory, old).await?;
+    let path = ctx.store.display(Key::Account(name));
+    let expect = match existing_expect(&existing, &url, &path, args.force).map_err(|reason| {
+        Error::AccountKey {
+            path: shown.clone(),
+            reason,
+        }
+    })? {
+        Ok(expect) => expect,
+        Err(version) => {
+            return Ok(Outcome {
+                text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
+                failed: false,
+            })
+        }
+    };
+    let (url, version) =
+        super::account::adopt(ctx, name, directory, old, args.email.clone(), expect, now).await?;
+    Ok(Outcome {
+        text: format!(
+            "carried over the existing ACME account {url} at {directory}: its {} key was changed at the CA to a new ECDSA P-256 key (RFC 8555 key change; the account URL stays, the old key in {shown} no longer works)\nstored at {path} (version {version})\n",
+            old.describe()
+        ),
         failed: false,
     })
 }

@@ -1,9 +1,10 @@
 //! Existing ACME account keys (certbot's `private_key.json` JWK, lego's PEM, any PEM) and
 //! finding their account again at the CA with `onlyReturnExisting` (RFC 8555 §7.3.1).
 //!
-//! instant-acme 0.8.5 signs with ECDSA P-256 keys only (`Key::from_pkcs8_der`), so only
-//! those accounts can be carried over. certbot 2.x makes RSA account keys: they are
-//! recognised and refused with that reason, never used to register a new account.
+//! instant-acme 0.8.5 signs with ECDSA P-256 keys only (`Key::from_pkcs8_der`). certbot 2.x
+//! makes RSA account keys, lego RSA or P-384 ones when asked: those are read as
+//! [`AccountKey::Legacy`], whose account is carried over by changing its key to a new P-256
+//! one ([`crate::acme::keychange`], `--adopt-account`). Other kinds (Ed25519) are refused.
 
 use std::fmt;
 
@@ -14,6 +15,8 @@ use serde_json::Value;
 pub enum AccountKey {
     /// ECDSA P-256: usable. PKCS#8 DER (never shown).
     P256(Pkcs8),
+    /// RSA or ECDSA P-384: its account is carried over by a key change to a new P-256 key.
+    Legacy(crate::acme::keychange::JwsKey),
     /// A key instant-acme cannot sign with; the text says which (e.g. "RSA 2048-bit").
     Unsupported(String),
 }
@@ -31,6 +34,7 @@ impl fmt::Debug for AccountKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AccountKey::P256(_) => f.write_str("AccountKey::P256(<redacted>)"),
+            AccountKey::Legacy(k) => write!(f, "AccountKey::Legacy({k:?})"),
             AccountKey::Unsupported(what) => write!(f, "AccountKey::Unsupported({what})"),
         }
     }
@@ -39,8 +43,18 @@ impl fmt::Debug for AccountKey {
 /// Why an account key cannot be carried over, for errors and notes.
 pub fn unsupported_reason(what: &str) -> String {
     format!(
-        "it is an {what} key, and certvault's ACME library (instant-acme 0.8.5) signs only with \
-         ECDSA P-256 account keys, so this account cannot be carried over"
+        "it is an {what} key, and certvault carries over only RSA, ECDSA P-256 and P-384 \
+         account keys, so this account cannot be carried over"
+    )
+}
+
+/// What `--adopt-account` does with an account whose key is `what` (RSA, P-384).
+pub fn adopt_note(what: &str) -> String {
+    format!(
+        "its key is {what}, which certvault's ACME library (instant-acme) cannot sign with; \
+         --adopt-account changes the account's key at the CA to a new ECDSA P-256 key (RFC 8555 \
+         key change: the account URL, its rate-limit overrides and its certificates stay), and \
+         the source client's copy of the old key stops working"
     )
 }
 
@@ -72,14 +86,11 @@ pub fn from_jwk(jwk: &Value) -> Result<AccountKey, String> {
     };
     match jwk.get("kty").and_then(Value::as_str) {
         Some("RSA") => {
-            let bits = field("n").map(|n| {
-                let n = n.iter().skip_while(|b| **b == 0).count();
-                n * 8
-            });
-            Ok(AccountKey::Unsupported(match bits {
-                Ok(bits) => format!("RSA {bits}-bit"),
-                Err(_) => "RSA".into(),
-            }))
+            let (n, e, d) = (field("n")?, field("e")?, field("d")?);
+            let (p, q) = (field("p")?, field("q")?);
+            let (dp, dq, qi) = (field("dp")?, field("dq")?, field("qi")?);
+            crate::acme::keychange::JwsKey::rsa_components(&n, &e, &d, &p, &q, &dp, &dq, &qi)
+                .map(AccountKey::Legacy)
         }
         Some("EC") => match jwk.get("crv").and_then(Value::as_str) {
             Some("P-256") => {
@@ -91,6 +102,10 @@ pub fn from_jwk(jwk: &Value) -> Result<AccountKey, String> {
                 check_p256(&der)?;
                 Ok(AccountKey::P256(Pkcs8(der)))
             }
+            Some("P-384") => {
+                let (d, x, y) = (field("d")?, field("x")?, field("y")?);
+                crate::acme::keychange::JwsKey::p384_components(&d, &x, &y).map(AccountKey::Legacy)
+            }
             Some(crv) => Ok(AccountKey::Unsupported(format!("ECDSA {crv}"))),
             None => Err("the EC JWK has no \"crv\" field".into()),
         },
@@ -100,8 +115,21 @@ pub fn from_jwk(jwk: &Value) -> Result<AccountKey, String> {
 }
 
 fn from_pem(pem: &str) -> Result<AccountKey, String> {
-    let key = rcgen::KeyPair::from_pem(pem)
-        .map_err(|_| "not a readable PEM private key (PKCS#8, SEC1 or PKCS#1)".to_string())?;
+    use crate::acme::keychange::JwsKey;
+    use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    let unreadable = || "not a readable PEM private key (PKCS#8, SEC1 or PKCS#1)".to_string();
+    let Ok(key) = rcgen::KeyPair::from_pem(pem) else {
+        // rcgen reads no PKCS#1 (`RSA PRIVATE KEY`, lego's RSA account keys).
+        return match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| unreadable())? {
+            PrivateKeyDer::Pkcs1(k) => {
+                JwsKey::rsa_der(k.secret_pkcs1_der()).map(AccountKey::Legacy)
+            }
+            PrivateKeyDer::Sec1(k) => JwsKey::p384_der(k.secret_sec1_der())
+                .map(AccountKey::Legacy)
+                .map_err(|_| "an EC PRIVATE KEY on a curve other than P-256 or P-384".into()),
+            _ => Err(unreadable()),
+        };
+    };
     let alg = key.algorithm();
     if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         // rcgen keeps the DER it was given: SEC1 (`EC PRIVATE KEY`, lego's) is rewrapped.
@@ -119,11 +147,11 @@ fn from_pem(pem: &str) -> Result<AccountKey, String> {
         check_p256(&der)?;
         Ok(AccountKey::P256(Pkcs8(der)))
     } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
-        Ok(AccountKey::Unsupported("ECDSA P-384".into()))
+        JwsKey::p384_der(&key.serialize_der()).map(AccountKey::Legacy)
     } else if alg == &rcgen::PKCS_ED25519 {
         Ok(AccountKey::Unsupported("Ed25519".into()))
     } else {
-        Ok(AccountKey::Unsupported("RSA".into()))
+        JwsKey::rsa_der(&key.serialize_der()).map(AccountKey::Legacy)
     }
 }
 

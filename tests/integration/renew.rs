@@ -77,10 +77,11 @@ fn a_concurrent_write_is_detected_not_overwritten() {
     let d = domain("c");
     let path = e.cert_path("race");
     // The auth hook writes the record itself when RACE is set: between certvault's read
-    // and its write.
+    // and its write. Hooks get no VAULT_* variable and no credential the spec does not
+    // name, so the spec names RACE_TOKEN and the address comes as RACE_ADDR.
     let racer = format!(
         "{} && if [ -n \"${{RACE:-}}\" ]; then curl -fsS -o /dev/null -H \"X-Vault-Token: $RACE_TOKEN\" \
-         -X POST \"$VAULT_ADDR/v1/secret/data/{path}\" -d '{{\"data\":{{\"schema\":1,\"marker\":\"concurrent\"}}}}'; fi",
+         -X POST \"$RACE_ADDR/v1/secret/data/{path}\" -d '{{\"data\":{{\"schema\":1,\"marker\":\"concurrent\"}}}}'; fi",
         hook("challtestsrv-auth")
     );
     e.run(&[
@@ -94,6 +95,8 @@ fn a_concurrent_write_is_detected_not_overwritten() {
         &racer,
         "--cleanup-hook",
         &hook("challtestsrv-cleanup"),
+        "--hook-env",
+        "RACE_TOKEN",
     ])
     .ok();
     assert_eq!(vault_read(&path).unwrap().1, 1);
@@ -101,6 +104,7 @@ fn a_concurrent_write_is_detected_not_overwritten() {
         extra: vec![
             ("RACE".into(), "1".into()),
             ("RACE_TOKEN".into(), env("VAULT_TOKEN")),
+            ("RACE_ADDR".into(), env("VAULT_ADDR")),
         ],
         ..Env::new("x")
     };
