@@ -160,7 +160,8 @@ fn certbot_folder_imports_as_is_and_renews() {
 
     let run = e.run(&["import", "certbot", cfg_s]);
     assert!(!run.all().contains(&secret), "secret in output");
-    // certbot's account keys are RSA: reported, not carried over, not re-registered.
+    // certbot's account keys are RSA: without --adopt-account reported, not carried over,
+    // not re-registered, and the note says what the flag would do.
     assert_eq!(run.code, 1, "{}", run.all());
     assert_eq!(
         run.stdout.matches("NOT CARRIED OVER account").count(),
@@ -168,7 +169,11 @@ fn certbot_folder_imports_as_is_and_renews() {
         "{}",
         run.all()
     );
-    assert_contains(&run.stdout, "instant-acme 0.8.5");
+    assert_contains(&run.stdout, "run the import again with --adopt-account");
+    assert_contains(
+        &run.stdout,
+        "the source client's copy of the old key stops working",
+    );
     assert_contains(&run.stdout, "summary: 4 written");
 
     // Stored as they are: same serial, same key, same chain.
@@ -224,24 +229,45 @@ fn certbot_folder_imports_as_is_and_renews() {
     assert_contains(&again.stdout, "summary: 0 written, 4 already there");
     assert_eq!(vault_read(&e.cert_path(&manual_name)).unwrap().1, 1);
 
-    // The way forward for the RSA accounts: register them, then everything renews.
+    // The RSA accounts carried over: a dry run names them, then each account's key is
+    // changed at the CA to a new P-256 key, the account URL stays, and everything renews
+    // with those accounts.
     let ids = certbot_account_ids(&tmp);
     assert_eq!(ids.len(), 2);
+    let dry = e.run(&["import", "certbot", cfg_s, "--adopt-account", "--dry-run"]);
+    assert_eq!(
+        dry.stdout.matches("would carry over account").count(),
+        2,
+        "{}",
+        dry.all()
+    );
+    assert_contains(&dry.stdout, "change its RSA 2048-bit key at the CA");
+    let adopted = e.run(&["import", "certbot", cfg_s, "--adopt-account"]);
+    assert_eq!(adopted.code, 0, "{}", adopted.all());
+    assert_eq!(
+        adopted
+            .stdout
+            .matches("carried over: its RSA 2048-bit key")
+            .count(),
+        2,
+        "{}",
+        adopted.all()
+    );
     for (host, id) in &ids {
-        let directory = format!("https://{host}/dir");
+        let regr: serde_json::Value = serde_json::from_str(&pem(
+            &cfg.join(format!("accounts/{host}/dir/{id}/regr.json"))
+        ))
+        .unwrap();
         let account = format!("certbot-{}", &id[..8]);
-        e.run(&[
-            "--account",
-            &account,
-            "init",
-            "--directory",
-            &directory,
-            "--agree-tos",
-        ])
-        .ok();
+        let (acct, version) =
+            vault_read(&format!("{}/accounts/{account}", e.prefix)).expect("account stored");
+        assert_eq!(version, 1);
+        assert_eq!(
+            acct["credentials"]["id"], regr["uri"],
+            "the same account URL"
+        );
+        assert_eq!(acct["directory"], format!("https://{host}/dir"));
     }
-    let forward = e.run(&["import", "certbot", cfg_s]);
-    assert_eq!(forward.code, 0, "{}", forward.all());
     let renewed = e.run(&["renew", "--force"]).ok();
     assert_contains(&renewed.stdout, "3 renewed");
     for name in [&manual_name, &bind_a, &bind_b] {
@@ -249,6 +275,18 @@ fn certbot_folder_imports_as_is_and_renews() {
         assert_eq!(version, 2);
         assert!(record_key_matches(&doc));
     }
+    // The CA no longer knows certbot's copy of the key.
+    let (host, id) = &ids[0];
+    let old = cfg.join(format!("accounts/{host}/dir/{id}/private_key.json"));
+    let lookup = Env::new("imp-cb-old").run(&[
+        "init",
+        "--directory",
+        &format!("https://{host}/dir"),
+        "--account-key",
+        old.to_str().unwrap(),
+    ]);
+    assert_ne!(lookup.code, 0, "{}", lookup.all());
+    assert_contains(&lookup.stderr, "knows no account for this key");
 }
 
 /// The bad-input cases, each next to a good lineage that still imports.
@@ -700,7 +738,7 @@ fn certbot_in_vault_layout_imports_read_only() {
     ]);
     assert!(!run.all().contains(token), "{}", run.all());
     assert_contains(&run.stdout, "NOT CARRIED OVER account");
-    assert_contains(&run.stdout, "RSA");
+    assert_contains(&run.stdout, "its key is RSA 2048-bit");
     let (doc, version) = vault_read(&e.cert_path(&name)).unwrap();
     assert_eq!(version, 1);
     assert_eq!(
@@ -729,19 +767,75 @@ fn certbot_in_vault_layout_imports_read_only() {
         .unwrap();
     assert_eq!(rsp["data"]["current_version"], 1);
 
-    // init --account-key with certbot's RSA private_key.json: refused with the reason,
-    // nothing registered.
-    let refused = e.init_with(&[
+    // A half-done carry-over: the key changes at the CA, Vault refuses the write (a token
+    // that may not write accounts/). The change is undone at the CA, so certbot's key still
+    // finds the account (the next import proves it), and the error says so.
+    let acct_path = format!("{}/accounts/default", e.prefix);
+    let admin = e.apply_policy(&["admin"]);
+    let no_accounts = crate::harness::unique("cv-noacct");
+    crate::harness::vault_policy(
+        &no_accounts,
+        &format!(
+            "path \"secret/data/{acct_path}\" {{ capabilities = [\"read\"] }}\npath \"{}/*\" {{ capabilities = [\"read\", \"list\"] }}\n",
+            mount.0
+        ),
+    );
+    let mut limited = e.with_token(crate::harness::vault_token(
+        &unique("tok"),
+        &[&admin, &no_accounts],
+    ));
+    limited.extra = e.extra.clone();
+    let import_args = [
+        "import",
+        "vault-layout",
+        "--from",
+        &from,
+        "--server",
+        &env("CERTVAULT_TEST_DIRECTORY"),
+        "--adopt-account",
+    ];
+    let half = limited.run(&import_args);
+    assert_eq!(half.code, 1, "{}", half.all());
+    assert_contains(&half.all(), "could not be stored");
+    assert_contains(&half.stdout, "the key change was undone at the CA");
+    assert!(vault_read(&acct_path).is_none());
+
+    // Carried over: same account URL, and the certificate renews with it.
+    let regr: serde_json::Value = serde_json::from_str(&pem(&acct.join("regr.json"))).unwrap();
+    let adopted = e.run(&import_args);
+    assert_eq!(adopted.code, 0, "{}", adopted.all());
+    assert_contains(&adopted.stdout, "carried over: its RSA 2048-bit key");
+    let (stored, _) = vault_read(&acct_path).unwrap();
+    assert_eq!(stored["credentials"]["id"], regr["uri"]);
+    // The recipe's DNSimple solver is not on this bed: solve with the test bed's hooks.
+    e.run(&[
+        "edit",
+        &name,
+        "--dns",
+        "exec",
+        "--auth-hook",
+        &hook("challtestsrv-auth"),
+        "--cleanup-hook",
+        &hook("challtestsrv-cleanup"),
+    ])
+    .ok();
+    let renewed = e.run(&["renew", "--force", &name]).ok();
+    assert_contains(&renewed.stdout, "1 renewed");
+    // Version 2 is the edit (settings only), 3 the renewal.
+    let (doc, version) = vault_read(&e.cert_path(&name)).unwrap();
+    assert_eq!(version, 3);
+    verify_record(&doc, &[&name]);
+
+    // init --account-key with certbot's RSA private_key.json after the carry-over: the CA no
+    // longer knows that key; nothing is registered.
+    let other = Env::new("imp-vl-old");
+    let refused = other.init_with(&[
         "--account-key",
         acct.join("private_key.json").to_str().unwrap(),
     ]);
-    assert_eq!(refused.code, 2, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("RSA") && refused.stderr.contains("P-256"),
-        "{}",
-        refused.all()
-    );
-    assert!(vault_read(&format!("{}/accounts/default", e.prefix)).is_none());
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert_contains(&refused.stderr, "knows no account for this key");
+    assert!(vault_read(&format!("{}/accounts/default", other.prefix)).is_none());
 }
 
 #[test]
