@@ -438,6 +438,7 @@ fn lego(
     domain: &str,
     (provider, resolver): (&str, &str),
     envs: &[(&str, String)],
+    extra: &[&str],
 ) {
     let mut cmd = Command::new("lego");
     cmd.args([
@@ -457,6 +458,7 @@ fn lego(
         resolver,
     ])
     .args(["-d", domain])
+    .args(extra)
     .env("LEGO_CA_CERTIFICATES", env("CERTVAULT_ACME_CA_CERT"));
     for (k, v) in envs {
         cmd.env(k, v);
@@ -511,7 +513,7 @@ fn lego_folder_imports_with_its_account_and_renews() {
         ),
     ];
     for (name, ca, email, (provider, resolver), envs) in &runs {
-        lego(&path, (ca, email), name, (provider, resolver), envs);
+        lego(&path, (ca, email), name, (provider, resolver), envs, &[]);
     }
     let url_of = |host: &str, email: &str| -> String {
         let text = pem(&path.join(format!("accounts/{host}/{email}/account.json")));
@@ -636,6 +638,98 @@ fn lego_folder_imports_with_its_account_and_renews() {
             (acct["credentials"]["id"].as_str().unwrap(), version),
             (url.as_str(), 1)
         );
+    }
+}
+
+/// lego's RSA and P-384 account keys (PKCS#1 and SEC1 PEM, made with `--key-type`) carried
+/// over: a dry run names them, the import changes each key at the CA to a new P-256 key, the
+/// account URLs stay, the certificates renew with those accounts, and the CA no longer knows
+/// lego's keys.
+#[test]
+fn lego_rsa_and_p384_accounts_are_carried_over() {
+    let tmp = tempdir("lego-adopt");
+    let id = unique("la");
+    let path = tmp.join("lego");
+    let exec = tmp.join("exec.sh");
+    std::fs::write(
+        &exec,
+        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ca = env("CERTVAULT_TEST_DIRECTORY");
+    let kinds = [("rsa2048", "RSA 2048-bit"), ("ec384", "ECDSA P-384")];
+    let mut names = Vec::new();
+    for (kind, _) in kinds {
+        let name = format!("{kind}.{id}.example.com");
+        lego(
+            &path,
+            (&ca, &format!("{kind}@example.com")),
+            &name,
+            ("exec", &env("CERTVAULT_TEST_DNS")),
+            &[
+                ("EXEC_PATH", exec.display().to_string()),
+                ("EXEC_POLLING_INTERVAL", "1".into()),
+            ],
+            &["--key-type", kind],
+        );
+        names.push(name);
+    }
+    let account_dir =
+        |kind: &str| path.join(format!("accounts/localhost_14000/{kind}@example.com"));
+    let e = Env::new("imp-lego-adopt");
+    let folder = path.to_str().unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "lego", folder, "--server", &ca];
+        args.extend_from_slice(extra);
+        e.run(&args)
+    };
+    let plain = import(&[]);
+    assert_eq!(plain.code, 1, "{}", plain.all());
+    assert_eq!(
+        plain.stdout.matches("NOT CARRIED OVER account").count(),
+        2,
+        "{}",
+        plain.all()
+    );
+    let dry = import(&["--adopt-account", "--dry-run"]);
+    for (_, what) in kinds {
+        assert_contains(&dry.stdout, &format!("would carry over account"));
+        assert_contains(&dry.stdout, &format!("change its {what} key at the CA"));
+    }
+    assert!(vault_read(&format!("{}/accounts/lego-rsa2048-example.com", e.prefix)).is_none());
+    let adopted = import(&["--adopt-account"]);
+    assert_eq!(adopted.code, 0, "{}", adopted.all());
+    for ((kind, what), name) in kinds.iter().zip(&names) {
+        assert_contains(&adopted.stdout, &format!("carried over: its {what} key"));
+        let account = format!("lego-{kind}-example.com");
+        let registration: serde_json::Value =
+            serde_json::from_str(&pem(&account_dir(kind).join("account.json"))).unwrap();
+        let (acct, _) = vault_read(&format!("{}/accounts/{account}", e.prefix)).expect(&account);
+        assert_eq!(
+            acct["credentials"]["id"],
+            registration["registration"]["uri"]
+        );
+        // lego keeps no solver: hooks, without reissuing; then renew with the account.
+        e.issue(name, &[name], &["--account", &account]).ok();
+    }
+    let renewed = e.run(&["renew", "--force"]).ok();
+    assert_contains(&renewed.stdout, "2 renewed");
+    for (kind, _) in kinds {
+        let key = account_dir(kind).join(format!("keys/{kind}@example.com.key"));
+        let old = Env::new("imp-lego-old").run(&[
+            "init",
+            "--directory",
+            &ca,
+            "--account-key",
+            key.to_str().unwrap(),
+        ]);
+        assert_ne!(old.code, 0, "{}", old.all());
+        assert_contains(&old.stderr, "knows no account for this key");
+    }
+    for name in &names {
+        let (doc, _) = vault_read(&e.cert_path(name)).unwrap();
+        verify_record(&doc, &[name]);
     }
 }
 
