@@ -694,7 +694,7 @@ fn lego_rsa_and_p384_accounts_are_carried_over() {
     );
     let dry = import(&["--adopt-account", "--dry-run"]);
     for (_, what) in kinds {
-        assert_contains(&dry.stdout, &format!("would carry over account"));
+        assert_contains(&dry.stdout, "would carry over account");
         assert_contains(&dry.stdout, &format!("change its {what} key at the CA"));
     }
     assert!(vault_read(&format!("{}/accounts/lego-rsa2048-example.com", e.prefix)).is_none());
