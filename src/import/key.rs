@@ -238,17 +238,28 @@ mod tests {
 
     #[test]
     fn rsa_and_garbage() {
-        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        // RSA and P-384 keys are carried over by a key change; Ed25519 is not.
+        for (alg, what) in [
+            (&rcgen::PKCS_RSA_SHA256, "RSA 2048-bit"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "ECDSA P-384"),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            match parse(&key.serialize_pem()).unwrap() {
+                AccountKey::Legacy(k) => assert_eq!(k.describe(), what),
+                other => panic!("{other:?}"),
+            }
+        }
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         assert!(matches!(
-            parse(&rsa.serialize_pem()),
+            parse(&ed.serialize_pem()),
             Ok(AccountKey::Unsupported(_))
         ));
+        // An RSA JWK without its private parts: named, never quoted.
         let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xffu8; 256]);
         let jwk = serde_json::json!({"kty":"RSA","n":n,"e":"AQAB","d":"c2VjcmV0"});
-        match parse(&jwk.to_string()).unwrap() {
-            AccountKey::Unsupported(what) => assert_eq!(what, "RSA 2048-bit"),
-            other => panic!("{other:?}"),
-        }
+        let err = parse(&jwk.to_string()).unwrap_err();
+        assert!(err.contains("\"p\""), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
         for bad in [
             "",
             "{",
