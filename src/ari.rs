@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 /// What the CA said about one certificate's renewal, stored under `ari` in `certs/<NAME>`
 /// (and the key-free `status/<NAME>`). `list --output json` shows the first six fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AriState {
     /// The suggested window (RFC 9773 §4.2); `None` until a fetch succeeded.
     #[serde(default, with = "time::serde::rfc3339::option")]

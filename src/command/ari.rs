@@ -193,6 +193,44 @@ pub(super) async fn refresh(
     }
 }
 
+/// `issue` and `import`: ask the CA for the renewal window of a certificate just stored, so
+/// `list` shows the ARI renewal point from the first minute (a CA without `renewalInfo`:
+/// nothing happens, the lifetime rule applies). The record's version afterwards (a new one
+/// when the window was kept) and the ARI state.
+pub(super) async fn first_window(
+    ctx: &Context,
+    name: &CertName,
+    spec: &Spec,
+    record: CertRecord,
+    version: u64,
+    accounts: &mut Accounts,
+    now: OffsetDateTime,
+) -> (u64, Option<AriState>) {
+    let current = crate::x509::current(&record.issued.cert).ok();
+    let mut candidates = [Candidate {
+        name: name.clone(),
+        record: Versioned {
+            data: record,
+            version,
+            written_at: None,
+        },
+        spec: spec.clone(),
+        current,
+        damage: None,
+    }];
+    refresh(
+        ctx,
+        &mut candidates,
+        accounts,
+        now,
+        false,
+        &mut SystemDice::new(),
+    )
+    .await;
+    let [c] = candidates;
+    (c.record.version, c.record.data.facts.ari)
+}
+
 /// Write the new ARI facts on top of the version read; the new version, or `None` when
 /// another writer came first (the next run fetches again).
 async fn save(ctx: &Context, name: &CertName, record: &Versioned<CertRecord>) -> Option<u64> {

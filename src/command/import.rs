@@ -172,8 +172,11 @@ pub(super) async fn run(
     for s in &plan.solvers {
         solver_item(ctx, s, &args, &mut text, &mut tally).await;
     }
+    // The renewal window (ARI) of each certificate stored, asked through its account once
+    // it is connected (an account that is not stored: none).
+    let mut accounts = super::ari::Accounts::default();
     for c in &plan.certs {
-        cert_item(ctx, c, &args, &mut text, &mut tally, now).await;
+        cert_item(ctx, c, &args, &mut accounts, &mut text, &mut tally, now).await;
     }
     let verb = if args.dry_run {
         "would write"
@@ -463,6 +466,7 @@ async fn cert_item(
     ctx: &Context,
     c: &CertItem,
     args: &ImportArgs,
+    accounts: &mut super::ari::Accounts,
     text: &mut String,
     tally: &mut Tally,
     now: OffsetDateTime,
@@ -522,6 +526,7 @@ async fn cert_item(
         return;
     }
     let mut version = read.doc.as_ref().map(|d| d.version).unwrap_or(0);
+    let mut written = None;
     if let Some(expect) = cert_expect {
         let record = CertRecord {
             facts: Default::default(),
@@ -536,7 +541,10 @@ async fn cert_item(
                 .unwrap_or_default(),
         };
         match ctx.store.save_cert(name, &record, expect).await {
-            Ok(v) => version = v,
+            Ok(v) => {
+                version = v;
+                written = Some(record);
+            }
             Err(e) => return fail(text, tally, &e),
         }
     }
@@ -555,6 +563,16 @@ async fn cert_item(
         needs: c.needs_solver.as_deref(),
     };
     status::record(ctx, name, attempt, now).await;
+    // The CA's renewal window from the first minute, when the account is stored already.
+    let mut renews = None;
+    if let Some(record) = written {
+        if matches!(ctx.store.load_account(&c.spec.account).await, Ok(Some(_))) {
+            let (v, ari) =
+                super::ari::first_window(ctx, name, &c.spec, record, version, accounts, now).await;
+            version = v;
+            renews = ari.and_then(|a| a.chosen_at);
+        }
+    }
     tally.written(
         text,
         format_args!(
@@ -562,6 +580,13 @@ async fn cert_item(
             c.from
         ),
     );
+    if let Some(at) = renews {
+        let _ = writeln!(
+            text,
+            "  renews at {} (inside the CA's renewal window, ARI)",
+            crate::renew::rfc3339(at)
+        );
+    }
     notes(c, text);
 }
 

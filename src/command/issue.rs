@@ -221,18 +221,29 @@ pub(super) async fn apply(
     if let Some(e) = refused {
         return Err(e);
     }
+    // The CA's renewal window (ARI), asked once now so `list` shows it at once.
+    let not_after = record.issued.not_after;
+    let serial = record.issued.serial.clone();
+    let domains = record.spec.domains.clone();
+    let mut accounts = super::ari::Accounts::default();
+    let (version, ari) =
+        super::ari::first_window(ctx, name, &spec, record, version, &mut accounts, now()).await;
     let mut text = format!(
         "issued {name}: {}\n  not after {} (serial {})\n  stored at {path} (version {version})\n",
-        record
-            .spec
-            .domains
+        domains
             .iter()
             .map(|d| d.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        rfc3339(record.issued.not_after),
-        record.issued.serial,
+        rfc3339(not_after),
+        serial,
     );
+    if let Some(at) = ari.as_ref().and_then(|a| a.chosen_at) {
+        text.push_str(&format!(
+            "  renews at {} (inside the CA's renewal window, ARI)\n",
+            rfc3339(at)
+        ));
+    }
     if let Err(e) = &deploy {
         text.push_str(&format!("  FAILED: {e}\n"));
     }

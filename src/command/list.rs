@@ -298,7 +298,8 @@ async fn show_pauses(ctx: &Context, rows: &mut [Row], now: OffsetDateTime) {
 /// A row from an index entry (no document read).
 fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> Row {
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(now);
-    let (not_after, renew_at) = (at(e.not_after), at(e.renew_at));
+    let (point, basis) = e.point();
+    let (not_after, renew_at) = (at(e.not_after), at(point));
     let (renew_at, due, reason) = if now >= not_after {
         (
             not_after,
@@ -306,14 +307,15 @@ fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> R
             format!("due: expired at {}", rfc3339(not_after)),
         )
     } else if now >= renew_at {
-        let r = format!(
-            "due: renewal point {} reached ({})",
-            rfc3339(renew_at),
-            e.basis
-        );
+        // The public contract: when ARI decides, `reason` is `ari`.
+        let r = if basis == crate::renew::Basis::Ari.to_string() {
+            basis
+        } else {
+            format!("due: renewal point {} reached ({basis})", rfc3339(renew_at))
+        };
         (renew_at, true, r)
     } else {
-        (renew_at, false, e.basis.clone())
+        (renew_at, false, basis)
     };
     let status = e.status.as_ref();
     Row {

@@ -418,8 +418,9 @@ fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
     }
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
     let mut r = CertResult::new(name.clone(), Verdict::NotDue);
-    r.reason = Some(e.basis.clone());
-    r.renew_at = at(e.ari_at.map_or(e.renew_at, |a| a.min(e.renew_at)));
+    let (renew_at, basis) = e.point();
+    r.reason = Some(basis);
+    r.renew_at = at(renew_at);
     r.not_after = at(e.not_after);
     r.version = Some(e.version);
     r

@@ -178,6 +178,24 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Entry {
+    /// The renewal point and its reason as `decide` gives them without a clock: the time ARI
+    /// chose when the entry holds a window for this certificate (never later than the
+    /// safety net, the last 1/20 of the lifetime), else the lifetime rule or `renew_before`.
+    pub fn point(&self) -> (i64, String) {
+        let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok();
+        if let (Some(ari), Some(chosen), Some(nb)) = (&self.ari, self.ari_at, at(self.not_before)) {
+            if ari.window(nb).is_some() {
+                let net = self.not_after - (self.not_after - self.not_before) / 20;
+                return if chosen <= net {
+                    (chosen, crate::renew::Basis::Ari.to_string())
+                } else {
+                    (net, crate::renew::Basis::SafetyNet.to_string())
+                };
+            }
+        }
+        (self.renew_at, self.basis.clone())
+    }
+
     /// The first moment at which a run must look at the record: the renewal point, the ARI
     /// chosen time, the next ARI check, expiry. `i64::MIN` when due now whatever the time.
     pub fn look_at(&self) -> i64 {

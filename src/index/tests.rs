@@ -232,3 +232,30 @@ fn every_shard_is_date_checked_within_the_bound() {
         .count();
     assert!((36..=38).contains(&due_in_a_day), "{due_in_a_day}");
 }
+
+#[test]
+fn the_point_is_what_ari_chose_up_to_the_safety_net() {
+    // A 100 000 s lifetime: the safety net at 95 000 s.
+    let mut e = entry(1, 1, 66_667);
+    e.not_after = 100_000;
+    assert_eq!(e.point(), (66_667, "1/3 of lifetime left".to_string()));
+    let t = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).unwrap();
+    let ari = |chosen: i64| crate::ari::AriState {
+        window_start: Some(t(80_000)),
+        window_end: Some(t(99_000)),
+        chosen_at: Some(t(chosen)),
+        ..Default::default()
+    };
+    for (chosen, want) in [
+        (90_000, (90_000, "ari")),
+        (97_000, (95_000, "safety net: 1/20 of lifetime left")),
+    ] {
+        e.ari = Some(ari(chosen));
+        e.ari_at = Some(chosen);
+        assert_eq!(e.point(), (want.0, want.1.to_string()));
+    }
+    // A window that makes no sense (chosen outside it) leaves the lifetime rule.
+    e.ari = Some(ari(10));
+    e.ari_at = Some(10);
+    assert_eq!(e.point().1, "1/3 of lifetime left");
+}

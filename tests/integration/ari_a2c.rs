@@ -30,21 +30,41 @@ fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_
     let a2c = Acme2certifier::start(&[("CAhandler", "cert_validity_days: 90")]);
     let e = a2c.env("a2cwin");
     // Renew 10 s after notBefore by the lifetime rule: "due" once that has passed.
-    e.issue(
-        "w",
-        &["w.a2c.example.com"],
-        &["--renew-before", "89d 23h 59m 50s"],
-    )
-    .ok();
-    let (issued, v1) = vault_read(&e.cert_path("w")).unwrap();
+    let issued_run = e
+        .issue(
+            "w",
+            &["w.a2c.example.com"],
+            &["--renew-before", "89d 23h 59m 50s"],
+        )
+        .ok();
+    // The window is asked for right after the certificate is stored: one request, one more
+    // version, and `list` shows the ARI renewal point from the first minute.
+    assert_eq!(ari_requests(&a2c), 1);
+    assert_contains(&issued_run.stdout, "(inside the CA's renewal window, ARI)");
+    let (issued, v2) = vault_read(&e.cert_path("w")).unwrap();
+    assert_eq!(v2, 2, "the certificate, then its ARI facts");
+    let first = json(&e.run(&["list", "--output", "json"]).ok());
+    assert!(first[0]["ari"]["chosen_at"].is_string(), "{first}");
+    let (nb0, na0) = (t(&issued["not_before"]), t(&issued["not_after"]));
+    let by_ari = t(&issued["ari"]["chosen_at"]) <= na0 - (na0 - nb0) / 20;
+    assert_eq!(
+        first[0]["reason"],
+        if by_ari {
+            "ari"
+        } else {
+            "safety net: 1/20 of lifetime left"
+        },
+        "{first}"
+    );
     let due_by_lifetime = t(&issued["not_after"]) - time::Duration::seconds(90 * 86400 - 10);
     let wait = due_by_lifetime + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
     std::thread::sleep(wait.try_into().unwrap_or_default());
     let run = e.run(&["renew", "--output", "json"]).ok();
     let c = &json(&run)["certificates"][0];
     assert_eq!(c["verdict"], "not_due", "{c}\n{}", run.stderr);
-    assert_eq!(ari_requests(&a2c), 1);
-    let (doc, v2) = vault_read(&e.cert_path("w")).unwrap();
+    assert_eq!(ari_requests(&a2c), 1, "Retry-After holds");
+    let (doc, v) = vault_read(&e.cert_path("w")).unwrap();
+    assert_eq!(v, v2, "nothing new to write");
     // ARI decides, unless the time it chose (uniformly in a window that reaches notAfter)
     // lies in the last 1/20 of the lifetime: then the safety net comes first.
     let (nb0, na0) = (t(&doc["not_before"]), t(&doc["not_after"]));
@@ -56,7 +76,6 @@ fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_
         "safety net: 1/20 of lifetime left"
     };
     assert_eq!(c["reason"], want, "{c}\n{}", run.stderr);
-    assert_eq!(v2, v1 + 1, "the new ARI facts are written once");
     let ari = &doc["ari"];
     let (nb, na) = (t(&doc["not_before"]), t(&doc["not_after"]));
     let (start, end, chosen) = (
@@ -102,7 +121,32 @@ fn a_server_restarted_with_renewal_force_makes_a_plain_renew_renew_with_reason_a
     let mut a2c = Acme2certifier::start(&[]);
     let e = a2c.env("a2cforce");
     e.issue("f", &["f.a2c.example.com"], &[]).ok();
-    let (old, v1) = vault_read(&e.cert_path("f")).unwrap();
+    // `issue` asked for the window already; a day later (its Retry-After passed, written
+    // here as an admin would see it then) the CA is asked again.
+    let (mut old, _) = vault_read(&e.cert_path("f")).unwrap();
+    assert!(old["ari"]["chosen_at"].is_string(), "{old}");
+    let listed = json(
+        &e.as_policy(&["monitor"])
+            .run(&["list", "--output", "json"])
+            .ok(),
+    );
+    let (nb, na) = (t(&old["not_before"]), t(&old["not_after"]));
+    let by_ari = t(&old["ari"]["chosen_at"]) <= na - (na - nb) / 20;
+    assert_eq!(
+        listed[0]["reason"],
+        if by_ari {
+            "ari"
+        } else {
+            "safety net: 1/20 of lifetime left"
+        },
+        "the monitor's list from the index: {listed}"
+    );
+    assert_eq!(
+        listed[0]["ari"]["chosen_at"], old["ari"]["chosen_at"],
+        "{listed}"
+    );
+    old["ari"]["retry_after"] = old["ari"]["fetched_at"].clone();
+    let v1 = vault_write(&e.cert_path("f"), &old);
     a2c.restart(&[("Renewalinfo", "renewal_force: True")]);
     let run = e.run(&["renew", "--output", "json"]).ok();
     let c = &json(&run)["certificates"][0];
