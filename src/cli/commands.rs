@@ -359,6 +359,18 @@ pub(crate) enum ImportCmd {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// An acme.sh home folder (~/.acme.sh or its --config-home): ca/<host>/<path>/account.*,
+    /// <domain>[_ecc]/ and the DNS API credentials in account.conf.
+    AcmeSh {
+        /// The acme.sh home folder.
+        dir: PathBuf,
+        /// The ACME directory URL, for an account whose CA no certificate names (well-known
+        /// CAs are recognised).
+        #[arg(long)]
+        server: Option<String>,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
     /// certbot's files kept in Vault: <mount>/<path>/account/*, <path>/certificates/*
     /// and <mount>/dnsimple (read only).
     VaultLayout {

@@ -146,6 +146,17 @@ impl Cli {
                         },
                         common,
                     ),
+                    ImportCmd::AcmeSh {
+                        dir,
+                        server,
+                        common,
+                    } => (
+                        ImportSource::AcmeSh {
+                            dir,
+                            server: server.map(|s| directory_url(&s)),
+                        },
+                        common,
+                    ),
                     ImportCmd::VaultLayout {
                         from,
                         server,

@@ -33,6 +33,11 @@ pub enum Source {
         dir: PathBuf,
         server: Option<String>,
     },
+    /// An acme.sh home folder.
+    AcmeSh {
+        dir: PathBuf,
+        server: Option<String>,
+    },
     /// `<mount>/<path>` of the certbot-in-Vault layout.
     VaultLayout {
         from: String,
@@ -124,6 +129,16 @@ pub(super) async fn run(
             import::lego::plan(
                 dir,
                 &import::lego::Options {
+                    account,
+                    server: server.as_deref(),
+                },
+            ),
+        ),
+        Source::AcmeSh { dir, server } => (
+            dir.display().to_string(),
+            import::acme_sh::plan(
+                dir,
+                &import::acme_sh::Options {
                     account,
                     server: server.as_deref(),
                 },

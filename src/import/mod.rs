@@ -5,6 +5,7 @@
 //! to write, and the problems found (each naming its file and the reason). Nothing here
 //! writes; `command::import` applies a plan with check-and-set.
 
+pub mod acme_sh;
 pub mod certbot;
 pub mod files;
 pub mod key;

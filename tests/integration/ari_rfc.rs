@@ -44,9 +44,13 @@ fn a_fresh_process_renews_with_replaces_from_the_account_that_ordered_it() {
         "the first issuance replaces nothing"
     );
     assert_eq!(orders[1]["replaces"], old_id.as_str(), "{orders:?}");
+    assert!(
+        old.get("ari").is_some(),
+        "issue asked for the window: {old}"
+    );
     let (new, v2) = record(&e, "c0");
-    // ARI was fetched (one write), then the renewal (one write).
-    assert_eq!(v2, v1 + 2);
+    // The window was fetched by `issue` (its Retry-After holds): the renewal is one write.
+    assert_eq!(v2, v1 + 1);
     assert_eq!(new["replaced"], old_id.as_str());
     assert_eq!(new["ordered_by"], account_url.as_str());
     assert!(
@@ -181,6 +185,14 @@ fn a_failing_ca_is_paused_for_the_run_and_the_run_exits_non_zero() {
 fn dry_run_fetches_ari_plans_everything_and_orders_or_writes_nothing() {
     let server = AriServer::start();
     let e = setup(&server, "dryrun", 3);
+    // Records without renewal information yet (as from a version before `issue` asked).
+    for i in 0..3 {
+        let (mut doc, _) = record(&e, &format!("c{i}"));
+        doc.as_object_mut().unwrap().remove("ari");
+        vault_write(&e.cert_path(&format!("c{i}")), &doc);
+    }
+    let asked = server.renewal_info_requests();
+    assert_eq!(asked, 3, "issue asked once each");
     let before: Vec<u64> = (0..3).map(|i| record(&e, &format!("c{i}")).1).collect();
     let orders = server.new_orders().len();
     let run = e
@@ -199,7 +211,7 @@ fn dry_run_fetches_ari_plans_everything_and_orders_or_writes_nothing() {
     assert_eq!(report["totals"]["due"], 2, "{report}");
     assert_eq!(report["totals"]["deferred"], 1, "{report}");
     assert_eq!(report["totals"]["renewed"], 0);
-    assert_eq!(server.renewal_info_requests(), 3, "ARI is fetched");
+    assert_eq!(server.renewal_info_requests(), asked + 3, "ARI is fetched");
     assert_eq!(server.new_orders().len(), orders, "no ordering endpoint");
     let after: Vec<u64> = (0..3).map(|i| record(&e, &format!("c{i}")).1).collect();
     assert_eq!(before, after, "nothing written");
