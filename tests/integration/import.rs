@@ -976,3 +976,172 @@ fn layouts_add_consumer_fields_in_the_same_write() {
         doc.as_object().map(|o| o.keys().collect::<Vec<_>>())
     );
 }
+
+/// An acme.sh home folder in acme.sh 3.x's layout (checked against acme.sh's own output; no
+/// package of acme.sh is available here, so the folder is laid out from a real issuance
+/// through the BIND test bed): `ca/localhost/dir/{account.key,account.json,ca.conf}`,
+/// `<domain>_ecc/{<domain>.conf,.cer,.key,ca.cer,fullchain.cer}` and `account.conf` with the
+/// `dns_nsupdate` settings. The account is found again (same URL), `dns_nsupdate` becomes an
+/// RFC 2136 solver with the key file's secret, the reload command the deploy hook; a DNS API
+/// certvault has no provider for is marked as needing a solver, a broken folder is named, and
+/// the good certificate renews.
+#[test]
+fn acme_sh_folder_imports_and_renews() {
+    use base64::Engine;
+    let tmp = tempdir("acme-sh");
+    let id = unique("as");
+    let good = format!("a.{id}.example.test");
+    let other = format!("g.{id}.example.test");
+    let broken = format!("b.{id}.example.test");
+    // The real issuance the folder is laid out from: one account, three certificates.
+    let src = Env::bind("acme-sh-src");
+    src.init_bind().ok();
+    src.add_bind_solver("bind");
+    for name in [&good, &other, &broken] {
+        src.run(&["issue", name, "-d", name, "--dns", "bind"]).ok();
+    }
+    let (acct, _) = vault_read(&format!("{}/accounts/default", src.prefix)).unwrap();
+    let der = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(acct["credentials"]["key_pkcs8"].as_str().unwrap())
+        .unwrap();
+    let account_pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let account_url = acct["credentials"]["id"].as_str().unwrap().to_string();
+    let home = tmp.join("acme.sh");
+    let ca = home.join("ca/localhost/dir");
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::write(ca.join("account.key"), &account_pem).unwrap();
+    std::fs::write(
+        ca.join("account.json"),
+        format!("{{\"status\":\"valid\",\"contact\":[\"mailto:ops@example.com\"],\"orders\":\"{account_url}/orders\"}}"),
+    )
+    .unwrap();
+    std::fs::write(
+        ca.join("ca.conf"),
+        format!("CA_EMAIL='ops@example.com'\nACCOUNT_URL='{account_url}'\nCA_KEY_HASH='x'\n"),
+    )
+    .unwrap();
+    let (bind_ip, bind_port) = env("CERTVAULT_TEST_BIND1")
+        .rsplit_once(':')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let key_file = tmp.join("tsig.key");
+    std::fs::write(
+        &key_file,
+        format!(
+            "key \"{}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{}\";\n}};\n",
+            env("CERTVAULT_TEST_TSIG_NAME"),
+            env("CERTVAULT_TEST_TSIG_SECRET")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("account.conf"),
+        format!(
+            "USER_PATH='/usr/bin'\nSAVED_NSUPDATE_SERVER='{bind_ip}'\nSAVED_NSUPDATE_SERVER_PORT='{bind_port}'\nSAVED_NSUPDATE_KEY='{}'\nSAVED_NSUPDATE_ZONE=''\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let deployed = tmp.join("deployed");
+    let reload = format!("touch {}", deployed.display());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&reload);
+    for (name, webroot) in [
+        (&good, "dns_nsupdate"),
+        (&other, "dns_gandi_livedns"),
+        (&broken, "dns_nsupdate"),
+    ] {
+        let (doc, _) = vault_read(&src.cert_path(name)).unwrap();
+        let dir = home.join(format!("{name}_ecc"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let field = |f: &str| doc[f].as_str().unwrap().to_string();
+        std::fs::write(dir.join(format!("{name}.cer")), field("cert")).unwrap();
+        std::fs::write(dir.join("ca.cer"), field("chain")).unwrap();
+        std::fs::write(dir.join("fullchain.cer"), field("fullchain")).unwrap();
+        let key = if name == &broken {
+            // Another certificate's key: named, and the rest still imports.
+            vault_read(&src.cert_path(&good)).unwrap().0["privkey"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        } else {
+            field("privkey")
+        };
+        std::fs::write(dir.join(format!("{name}.key")), key).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.conf")),
+            format!(
+                "Le_Domain='{name}'\nLe_Alt='no'\nLe_Webroot='{webroot}'\nLe_PreHook=''\nLe_PostHook=''\nLe_RenewHook=''\nLe_API='{}'\nLe_Keylength='ec-256'\nLe_ReloadCmd='__ACME_BASE64__START_{b64}__ACME_BASE64__END_'\n",
+                env("CERTVAULT_TEST_DIRECTORY_BIND")
+            ),
+        )
+        .unwrap();
+    }
+
+    let e = Env::bind("imp-acme-sh");
+    let folder = home.to_str().unwrap();
+    let secret = env("CERTVAULT_TEST_TSIG_SECRET");
+    let dry = e.run(&["import", "acme-sh", folder, "--dry-run"]);
+    assert!(!dry.all().contains(&secret), "secret in the dry run");
+    assert_contains(&dry.stdout, "would store solver acme-sh-nsupdate");
+    assert_contains(&dry.stdout, &format!("would look up account {account_url}"));
+    assert!(
+        vault_read(&e.cert_path(&good)).is_none(),
+        "the dry run wrote"
+    );
+
+    let run = e.run(&["import", "acme-sh", folder]);
+    assert!(!run.all().contains(&secret), "secret in the output");
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_contains(
+        &run.stdout,
+        "the private key does not match the certificate",
+    );
+    assert_contains(&run.stdout, "NEEDS A SOLVER");
+    assert_contains(&run.stdout, "dns_gandi_livedns has no certvault provider");
+    assert!(vault_read(&e.cert_path(&broken)).is_none());
+    let (acct, _) = vault_read(&format!("{}/accounts/default", e.prefix)).unwrap();
+    assert_eq!(acct["credentials"]["id"], account_url.as_str());
+    let (solver, _) = vault_read(&format!("{}/dns/acme-sh-nsupdate", e.prefix)).unwrap();
+    assert_eq!(solver["kind"], "rfc2136");
+    assert_eq!(solver["tsig_secret"], secret.as_str());
+    assert_eq!(solver["server"], env("CERTVAULT_TEST_BIND1").as_str());
+    for name in [&good, &other] {
+        let (doc, version) = vault_read(&e.cert_path(name)).unwrap();
+        let (orig, _) = vault_read(&src.cert_path(name)).unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(doc["serial"], orig["serial"]);
+        assert_eq!(doc["privkey"], orig["privkey"]);
+        verify_record_bind(&doc, &[name]);
+    }
+    let (spec, _) = vault_read(&format!("{}/specs/{good}", e.prefix)).unwrap();
+    assert_eq!(spec["dns"]["default"], "acme-sh-nsupdate");
+    assert_eq!(spec["deploy_hook"], reload.as_str());
+    assert_eq!(spec["key_type"], "ecdsa-p256");
+    let (status, _) = vault_read(&format!("{}/status/{other}", e.prefix)).unwrap();
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("dns_gandi_livedns"),
+        "{status}"
+    );
+    // Again: nothing new; then the good one renews through the imported solver.
+    let again = e.run(&["import", "acme-sh", folder]);
+    assert_contains(&again.stdout, "0 written");
+    let renewed = e.run(&["renew", "--force", &good]).ok();
+    assert_contains(&renewed.stdout, "1 renewed");
+    let (doc, version) = vault_read(&e.cert_path(&good)).unwrap();
+    assert_eq!(version, 2);
+    verify_record_bind(&doc, &[&good]);
+    assert!(
+        deployed.exists(),
+        "the reload command ran as the deploy hook"
+    );
+    // Not an acme.sh folder: named, with what was expected.
+    let not = e.run(&["import", "acme-sh", tmp.to_str().unwrap()]);
+    assert_eq!(not.code, 2, "{}", not.all());
+    assert_contains(&not.stderr, "is it an acme.sh home folder");
+}
