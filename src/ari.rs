@@ -63,6 +63,37 @@ pub struct AriView {
 }
 
 impl AriState {
+    /// Whether `other` says the same about the same certificate (window, chosen time,
+    /// explanation), differing at most in when to ask again: such a change is kept in the
+    /// key-free status document only, so KV history of the record is not spent on it.
+    pub fn same_window(&self, other: &AriState) -> bool {
+        self.serial == other.serial
+            && self.window_start == other.window_start
+            && self.window_end == other.window_end
+            && self.chosen_at == other.chosen_at
+            && self.explanation_url == other.explanation_url
+    }
+
+    /// The state of the record (`self`) with the newer fetch timing the status document
+    /// holds for the same window (`status`), if it is newer.
+    pub fn with_timing_of(&self, status: Option<&AriState>) -> AriState {
+        let Some(s) = status.filter(|s| self.same_window(s)) else {
+            return self.clone();
+        };
+        let last = |a: &AriState| a.fetched_at.max(a.last_failure_at);
+        if last(s) <= last(self) {
+            return self.clone();
+        }
+        AriState {
+            retry_after: s.retry_after,
+            fetched_at: s.fetched_at,
+            failures: s.failures,
+            last_failure_at: s.last_failure_at,
+            last_error: s.last_error.clone(),
+            ..self.clone()
+        }
+    }
+
     pub fn view(&self) -> AriView {
         let t = |t: Option<OffsetDateTime>| t.map(crate::renew::rfc3339);
         AriView {
@@ -220,6 +251,46 @@ pub fn failed(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn newer_timing_of_the_same_window_comes_from_the_status() {
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
+        let record = AriState {
+            window_start: Some(t(100)),
+            window_end: Some(t(200)),
+            chosen_at: Some(t(150)),
+            fetched_at: Some(t(10)),
+            retry_after: Some(t(20)),
+            serial: "01".into(),
+            ..Default::default()
+        };
+        let status = AriState {
+            fetched_at: Some(t(30)),
+            retry_after: Some(t(40)),
+            ..record.clone()
+        };
+        assert!(record.same_window(&status));
+        let merged = record.with_timing_of(Some(&status));
+        assert_eq!(
+            (merged.fetched_at, merged.retry_after),
+            (Some(t(30)), Some(t(40)))
+        );
+        assert_eq!(merged.chosen_at, record.chosen_at);
+        // Older timing, another window or another certificate: the record's own.
+        assert_eq!(status.with_timing_of(Some(&record)), status);
+        let other = AriState {
+            chosen_at: Some(t(160)),
+            ..status.clone()
+        };
+        assert_eq!(record.with_timing_of(Some(&other)), record);
+        let renewed = AriState {
+            serial: "02".into(),
+            ..status
+        };
+        assert_eq!(record.with_timing_of(Some(&renewed)), record);
+        assert_eq!(record.with_timing_of(None), record);
+    }
+
     use super::*;
     use time::macros::datetime;
 

@@ -145,6 +145,7 @@ pub(super) async fn refresh(
         .collect()
         .await;
     let mut changed = Vec::new();
+    let mut timing = Vec::new();
     for (i, result) in fetched {
         let c = &mut candidates[i];
         let serial = c.record.data.issued.serial.clone();
@@ -170,12 +171,36 @@ pub(super) async fn refresh(
                 ari::failed(now, previous, &serial, &e.to_string(), true)
             }
         };
-        if previous != Some(&next) {
-            c.record.data.facts.ari = Some(next);
-            changed.push(i);
+        match previous {
+            Some(p) if *p == next => {}
+            // Only when to ask again changed: the status document keeps it (the record
+            // keeps the window), unless there is no status document to keep it in.
+            Some(p) if p.same_window(&next) => {
+                c.record.data.facts.ari = Some(next);
+                timing.push(i);
+            }
+            _ => {
+                c.record.data.facts.ari = Some(next);
+                changed.push(i);
+            }
         }
     }
-    if dry_run || changed.is_empty() {
+    if dry_run {
+        return;
+    }
+    let kept: Vec<Option<usize>> = futures::stream::iter(timing)
+        .map(|i| {
+            let c = &candidates[i];
+            async move {
+                let ari = c.record.data.facts.ari.as_ref();
+                (!status_ari(ctx, &c.name, ari, c.record.version).await).then_some(i)
+            }
+        })
+        .buffer_unordered(ctx.settings.concurrency.max(1))
+        .collect()
+        .await;
+    changed.extend(kept.into_iter().flatten());
+    if changed.is_empty() {
         return;
     }
     let writes: Vec<(usize, Option<u64>)> = futures::stream::iter(changed)
@@ -250,16 +275,21 @@ async fn save(ctx: &Context, name: &CertName, record: &Versioned<CertRecord>) ->
     }
 }
 
-/// Mirror the ARI facts into the status document (for monitors), if there is one.
-async fn status_ari(ctx: &Context, name: &CertName, ari: Option<&AriState>, version: u64) {
+/// Mirror the ARI facts into the status document (for monitors), if there is one; whether
+/// it was written.
+async fn status_ari(ctx: &Context, name: &CertName, ari: Option<&AriState>, version: u64) -> bool {
     let Ok(read) = ctx.store.load_status(name).await else {
-        return;
+        return false;
     };
-    let Some(doc) = read.doc else { return };
+    let Some(doc) = read.doc else { return false };
     let mut status = doc.data;
     status.ari = ari.cloned();
     status.cert_version = version;
-    if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
-        tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+    match ctx.store.save_status(name, &status, read.expect).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+            false
+        }
     }
 }

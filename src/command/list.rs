@@ -149,12 +149,17 @@ pub(super) fn full_row(
         None => (&record.spec, false),
     };
     let facts = &record.facts;
+    // When the CA may be asked again can be newer in the status document.
+    let ari = facts
+        .ari
+        .as_ref()
+        .map(|a| a.with_timing_of(status.and_then(|s| s.ari.as_ref())));
     let (renew_at, decision) = schedule(
         now,
         spec,
         &current,
         inspection.damage.as_deref(),
-        facts.ari.as_ref(),
+        ari.as_ref(),
         facts.revoked_at,
     );
     let mut why = reason(&decision);
@@ -180,7 +185,7 @@ pub(super) fn full_row(
         failures: status.map_or(0, |s| s.failures),
         last_error: status.and_then(|s| s.last_error.clone()),
         profile: spec.profile.clone(),
-        ari: facts.ari.as_ref().map(AriState::view),
+        ari: ari.as_ref().map(AriState::view),
         revoked_at: facts.revoked_at.map(rfc3339),
         account: spec.account.clone(),
         paused: None,

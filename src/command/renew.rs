@@ -471,10 +471,15 @@ async fn load(
     for (name, loaded) in ctx.store.load_entries(names).await {
         let (record, spec) = match loaded {
             Ok(Some(Entry {
-                cert,
+                mut cert,
                 spec: Some(spec),
                 status,
             })) => {
+                // When to ask the CA again may be newer in the status document.
+                if let Some(ari) = cert.data.facts.ari.as_ref() {
+                    let merged = ari.with_timing_of(status.as_ref().and_then(|s| s.ari.as_ref()));
+                    cert.data.facts.ari = Some(merged);
+                }
                 if status.as_ref().is_some_and(|s| s.dns_leftovers > 0) || left.contains(&name) {
                     leftovers.push((name.clone(), spec.data.spec.clone()));
                 }

@@ -50,6 +50,9 @@ impl Journal {
         let spec_version = entry.spec.as_ref().map_or(0, |s| s.version);
         let spec = entry.spec.as_ref().map(|s| &s.data);
         let mut facts = facts(&entry.cert, spec, spec_version);
+        if let Some(s) = status {
+            merge_status_ari(&mut facts, s);
+        }
         facts.status = status.map(status_of);
         self.note(
             name,
@@ -134,6 +137,12 @@ impl Journal {
     }
 
     pub fn note_status(&self, name: &CertName, status: &StatusRecord) {
+        {
+            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = notes.get_mut(name).and_then(|n| n.entry.as_mut()) {
+                merge_status_ari(e, status);
+            }
+        }
         self.note(
             name,
             Noted {
@@ -183,6 +192,23 @@ impl Journal {
         let verified =
             std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));
         (notes, verified)
+    }
+}
+
+/// The ARI state of an entry's certificate: its chosen time, and the next query at its
+/// Retry-After (now when none is known).
+fn apply_ari(e: &mut Entry, ari: &crate::ari::AriState) {
+    e.ari_at = ari.chosen_at.map(|t| t.unix_timestamp());
+    e.ari_check_at = Some(ari.retry_after.map_or(i64::MIN, |t| t.unix_timestamp()));
+    e.ari = Some(ari.clone());
+}
+
+/// The record's ARI state in `e`, with the newer fetch timing of the status document (which
+/// keeps it when only that changed).
+fn merge_status_ari(e: &mut Entry, status: &StatusRecord) {
+    if let Some(ari) = e.ari.as_ref() {
+        let merged = ari.with_timing_of(status.ari.as_ref());
+        apply_ari(e, &merged);
     }
 }
 
@@ -236,10 +262,7 @@ pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_versi
         .as_ref()
         .filter(|a| a.serial == issued.serial)
     {
-        e.ari_at = ari.chosen_at.map(|t| t.unix_timestamp());
-        // The next ARI query: at its Retry-After, or now when none is known.
-        e.ari_check_at = Some(ari.retry_after.map_or(i64::MIN, |t| t.unix_timestamp()));
-        e.ari = Some(ari.clone());
+        apply_ari(&mut e, ari);
     }
     let Some(spec) = spec.map(|s| &s.spec) else {
         e.due_now = Some("its spec is not migrated yet (`certvault migrate`)".into());

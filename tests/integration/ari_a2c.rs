@@ -114,6 +114,47 @@ fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_
     assert_eq!(json(&again)["certificates"][0]["verdict"], "not_due");
     assert_eq!(ari_requests(&a2c), 1, "{:?}", a2c.requests());
     assert_eq!(vault_read(&e.cert_path("w")).unwrap().1, v2);
+
+    // Its Retry-After passed (written here as a day later would see it): the CA is asked
+    // again and says the same window. Only the key-free status document changes; the
+    // record keeps its version (no KV history spent on when to ask next).
+    let (mut aged, _) = vault_read(&e.cert_path("w")).unwrap();
+    aged["ari"]["retry_after"] = aged["ari"]["fetched_at"].clone();
+    let v3 = vault_write(&e.cert_path("w"), &aged);
+    let status_path = format!("{}/status/w", e.prefix);
+    let (_, s1) = vault_read(&status_path).unwrap();
+    let refetch = e.run(&["renew", "--output", "json"]).ok();
+    assert_eq!(json(&refetch)["certificates"][0]["verdict"], "not_due");
+    assert_eq!(ari_requests(&a2c), 2, "{:?}", a2c.requests());
+    let (record, v) = vault_read(&e.cert_path("w")).unwrap();
+    assert_eq!(v, v3, "the same window is not written to the record again");
+    assert_eq!(record["ari"]["chosen_at"], aged["ari"]["chosen_at"]);
+    let (status, s2) = vault_read(&status_path).unwrap();
+    assert_eq!(s2, s1 + 1, "the status document keeps the new timing");
+    assert!(
+        t(&status["ari"]["fetched_at"]) > t(&aged["ari"]["fetched_at"]),
+        "{status}"
+    );
+    assert_eq!(status["ari"]["chosen_at"], aged["ari"]["chosen_at"]);
+    // list shows the newer timing; the next run honours it (no request).
+    let listed = json(&e.run(&["list", "--output", "json"]).ok());
+    let second = |v: &Value| t(v).replace_nanosecond(0).unwrap();
+    assert_eq!(
+        second(&listed[0]["ari"]["fetched_at"]),
+        second(&status["ari"]["fetched_at"])
+    );
+    let monitor = json(
+        &e.as_policy(&["monitor"])
+            .run(&["list", "--output", "json"])
+            .ok(),
+    );
+    assert_eq!(
+        second(&monitor[0]["ari"]["retry_after"]),
+        second(&status["ari"]["retry_after"])
+    );
+    e.run(&["renew"]).ok();
+    assert_eq!(ari_requests(&a2c), 2, "the status's Retry-After holds");
+    assert_eq!(vault_read(&e.cert_path("w")).unwrap().1, v3);
 }
 
 #[test]
