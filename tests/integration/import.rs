@@ -9,12 +9,11 @@ use crate::harness::{
     verify_chain, verify_chain_bind, verify_record, verify_record_bind, Env,
 };
 
-/// `certbot certonly` into `cfg` (config, work and logs folders below it).
-fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
+/// `certbot SUBCOMMAND` on `server` with its config, work and logs folders below `cfg`.
+fn certbot_cmd(cfg: &Path, subcommand: &str, server: &str) -> Command {
     let mut cmd = Command::new("certbot");
     let [config, work, logs] = ["c", "w", "l"].map(|d| cfg.join(d).display().to_string());
-    cmd.arg("certonly")
-        .args(how)
+    cmd.arg(subcommand)
         .args([
             "--server",
             server,
@@ -36,10 +35,45 @@ fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
             "CERTVAULT_TEST_CHALLTESTSRV",
             env("CERTVAULT_TEST_CHALLTESTSRV"),
         );
-    for d in domains {
-        cmd.args(["-d", d]);
+    cmd
+}
+
+/// Run certbot to success. The test bed's Pebbles reject 5 % of nonces on purpose, and
+/// certbot retries a rejected nonce only once: a run that failed on that alone is run again
+/// (at most twice more); any other failure fails the test.
+fn run_certbot(mut make: impl FnMut() -> Command, what: &str) {
+    for _ in 0..2 {
+        let out = make().output().expect("run certbot");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            text.contains("invalid anti-replay nonce"),
+            "{what} failed ({}):\n{text}",
+            out.status
+        );
     }
-    output_ok(&mut cmd, "certbot");
+    output_ok(&mut make(), what);
+}
+
+/// `certbot certonly` into `cfg` (config, work and logs folders below it).
+fn certbot(cfg: &Path, server: &str, domains: &[String], how: &[&str]) {
+    run_certbot(
+        || {
+            let mut cmd = certbot_cmd(cfg, "certonly", server);
+            cmd.args(how);
+            for d in domains {
+                cmd.args(["-d", d]);
+            }
+            cmd
+        },
+        "certbot",
+    );
 }
 
 fn manual(deploy: &str) -> Vec<String> {
@@ -1144,4 +1178,41 @@ fn acme_sh_folder_imports_and_renews() {
     let not = e.run(&["import", "acme-sh", tmp.to_str().unwrap()]);
     assert_eq!(not.code, 2, "{}", not.all());
     assert_contains(&not.stderr, "is it an acme.sh home folder");
+}
+
+/// `init --account-key` with certbot's RSA `private_key.json` (certbot registered the account):
+/// the account's key is changed at the CA to a new P-256 key, the account URL is stored, and
+/// certvault issues with it; a second run changes nothing.
+#[test]
+fn init_carries_an_rsa_account_key_over() {
+    let tmp = tempdir("cb-init");
+    run_certbot(
+        || certbot_cmd(&tmp, "register", &env("CERTVAULT_TEST_DIRECTORY")),
+        "certbot register",
+    );
+    let (host, id) = certbot_account_ids(&tmp).remove(0);
+    let dir = tmp.join(format!("c/accounts/{host}/dir/{id}"));
+    let regr: serde_json::Value = serde_json::from_str(&pem(&dir.join("regr.json"))).unwrap();
+    let key = dir.join("private_key.json");
+    let e = Env::new("cb-init");
+    let run = e.init_with(&["--account-key", key.to_str().unwrap()]).ok();
+    assert_contains(&run.stdout, "its RSA 2048-bit key was changed at the CA");
+    let (acct, version) = vault_read(&format!("{}/accounts/default", e.prefix)).unwrap();
+    assert_eq!(acct["credentials"]["id"], regr["uri"]);
+    assert_eq!(version, 1);
+    let name = format!("i.{}.example.com", unique("cbi"));
+    e.issue(&name, &[&name], &[]).ok();
+    let (doc, _) = vault_read(&e.cert_path(&name)).unwrap();
+    assert_eq!(doc["ordered_by"], regr["uri"]);
+    verify_record(&doc, &[&name]);
+    // The CA no longer knows the RSA key: a second run says so and changes nothing.
+    let again = e.init_with(&["--account-key", key.to_str().unwrap()]);
+    assert_ne!(again.code, 0, "{}", again.all());
+    assert_contains(&again.stderr, "knows no account for this key");
+    assert_eq!(
+        vault_read(&format!("{}/accounts/default", e.prefix))
+            .unwrap()
+            .1,
+        1
+    );
 }
