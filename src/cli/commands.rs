@@ -235,6 +235,9 @@ pub(crate) enum Cmd {
         /// Print what would move; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Output format (json: every moved certificate, the distinct settings, the totals).
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Store existing certificates as they are (same serial and key), with their account,
     /// solvers and settings: from certbot, lego, or certbot's files kept in Vault.

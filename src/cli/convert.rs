@@ -366,7 +366,10 @@ impl Cli {
                 }
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
-            Cmd::Migrate { dry_run } => Command::Migrate { dry_run },
+            Cmd::Migrate { dry_run, output } => Command::Migrate {
+                dry_run,
+                json: output == Output::Json,
+            },
             Cmd::Manage(m) => Command::Manage(m),
             Cmd::Edit {
                 name,

@@ -85,6 +85,8 @@ pub enum Command {
     /// Move specs of older records to their admin-only documents.
     Migrate {
         dry_run: bool,
+        /// `--output json`: every moved certificate, the distinct settings and the totals.
+        json: bool,
     },
     /// Store existing certificates (certbot, lego, certbot-in-Vault) as they are.
     Import(ImportArgs),
@@ -405,9 +407,9 @@ async fn run_checked(
             out
         }
         Command::Manage(m) => m.run(ctx, now).await,
-        Command::Migrate { dry_run } => {
+        Command::Migrate { dry_run, json } => {
             ctx.check("migrate", Work::Migrate).await?;
-            let out = migrate::run(ctx, dry_run, now()).await;
+            let out = migrate::run(ctx, dry_run, json, now()).await;
             settle_index(ctx, dry_run, now()).await;
             out
         }

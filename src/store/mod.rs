@@ -165,6 +165,17 @@ impl Store {
         Ok(names)
     }
 
+    /// Names with a spec document (its latest version may be deleted: a retired
+    /// certificate). Entries that are not valid names are skipped.
+    pub async fn list_specs(&self) -> Result<std::collections::BTreeSet<CertName>, Error> {
+        let keys = self.kv.list(&Key::Specs.path(&self.prefix)).await?;
+        Ok(keys
+            .iter()
+            .filter(|k| !k.ends_with('/'))
+            .filter_map(|k| k.parse().ok())
+            .collect())
+    }
+
     pub async fn load_cert(&self, name: &CertName) -> Result<Option<Versioned<CertRecord>>, Error> {
         self.load(Key::Cert(name)).await
     }

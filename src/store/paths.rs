@@ -12,6 +12,8 @@ pub enum Key<'a> {
     Cert(&'a CertName),
     Certs,
     Spec(&'a CertName),
+    /// The folder of the specs (for `migrate`'s list of migrated certificates).
+    Specs,
     Status(&'a CertName),
     Lock(&'a CertName),
     /// The folder of the locks (for the list of certificates whose lock is left).
@@ -42,6 +44,7 @@ impl Key<'_> {
             Key::Lock(name) => format!("{prefix}/locks/{name}"),
             Key::Locks => format!("{prefix}/locks"),
             Key::Spec(name) => format!("{prefix}/specs/{name}"),
+            Key::Specs => format!("{prefix}/specs"),
             Key::Status(name) => format!("{prefix}/status/{name}"),
             Key::AnySpec => format!("{prefix}/specs/*"),
             Key::AnyStatus => format!("{prefix}/status/*"),
@@ -73,7 +76,10 @@ pub enum Api {
 /// A folder ([`Key::Certs`], [`Key::Solvers`]) ends in `/`, as Vault's list requests do.
 pub fn api_path(version: KvVersion, mount: &str, prefix: &str, key: Key<'_>, api: Api) -> String {
     let mut rel = key.path(prefix);
-    if matches!(key, Key::Certs | Key::Solvers | Key::Indexes | Key::Locks) {
+    if matches!(
+        key,
+        Key::Certs | Key::Specs | Key::Solvers | Key::Indexes | Key::Locks
+    ) {
         rel.push('/');
     }
     match (version, api) {

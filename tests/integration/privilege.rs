@@ -267,3 +267,70 @@ fn help_names_and_policy_names() {
         "{hcl}"
     );
 }
+
+/// `migrate` killed (SIGKILL) part-way through 1,500 records an older certvault left, then run
+/// again: it moves exactly the rest, and ends as one uninterrupted run would (a spec and a
+/// status for every record, each spec the record's own); a third run moves nothing. The
+/// text output lists the distinct settings with their counts; `--output json` every one.
+#[test]
+fn migrate_killed_mid_way_resumes_and_ends_the_same() {
+    const N: usize = 1500;
+    let (e, _) = Env::with_cert("mresume", "seed");
+    let (seed, _) = vault_read(&e.cert_path("seed")).unwrap();
+    for kind in ["certs", "specs", "status"] {
+        vault_root(
+            Method::DELETE,
+            &format!("secret/metadata/{}/{kind}/seed", e.prefix),
+            None,
+        );
+    }
+    let name = |i: usize| format!("r{i:04}");
+    for i in 0..N {
+        vault_write(&e.cert_path(&name(i)), &seed);
+    }
+    let specs = || -> usize {
+        let (_, listed) = vault_call(
+            &env("VAULT_TOKEN"),
+            Method::from_bytes(b"LIST").unwrap(),
+            &format!("secret/metadata/{}/specs", e.prefix),
+            None,
+        );
+        listed["data"]["keys"].as_array().map_or(0, Vec::len)
+    };
+    let mut child = e.command(&["migrate"]).spawn().expect("start migrate");
+    wait_until("migrate moves its first specs", 60, || specs() >= 50);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "migrate ended before it could be killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = specs();
+    assert!(done > 0 && done < N, "killed part-way: {done} of {N}");
+
+    let again = e.run(&["migrate"]).ok();
+    assert_contains(
+        &again.stdout,
+        &format!("summary: {} moved, 0 failed", N - done),
+    );
+    // Many moved: the distinct settings with their counts, not a line per certificate.
+    assert_contains(&again.stdout, &format!("{:>7} x account default", N - done));
+    assert!(
+        again.stdout.matches("moved    r").count() == 0,
+        "{}",
+        again.stdout
+    );
+    assert_eq!(specs(), N);
+    for i in 0..N {
+        let (spec, _) = vault_read(&format!("{}/specs/{}", e.prefix, name(i))).unwrap();
+        assert_eq!(spec["domains"], seed["spec"]["domains"], "{}", name(i));
+        assert_eq!(spec["dns"], seed["spec"]["dns"]);
+        let (status, _) = vault_read(&format!("{}/status/{}", e.prefix, name(i)))
+            .unwrap_or_else(|| panic!("no status for {}", name(i)));
+        assert_eq!(status["serial"], seed["serial"]);
+    }
+    let third = e.run(&["migrate", "--output", "json"]).ok();
+    let report: Value = serde_json::from_str(&third.stdout).unwrap();
+    assert_eq!(report["totals"]["moved"], 0, "{report}");
+    assert_eq!(report["moved"], json!([]));
+}
