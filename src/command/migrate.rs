@@ -59,7 +59,13 @@ pub(super) async fn run(
         .collect();
     // When this store got its first spec: the upgrade. A record written after it was not
     // written by an older certvault: a renew token may have chosen the spec it holds.
-    let upgrade = first_spec(ctx, &specs).await;
+    // (Read only when there is something to migrate: a run with nothing to move reads no
+    // spec.)
+    let upgrade = if names.is_empty() {
+        None
+    } else {
+        first_spec(ctx, &specs).await
+    };
     drop(specs);
     let mut text = String::new();
     let (mut moved, mut failed, mut refused) = (0usize, 0usize, 0usize);
