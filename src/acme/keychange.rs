@@ -131,8 +131,9 @@ impl JwsKey {
         match &self.inner {
             Inner::Rsa(k) => {
                 let public = k.public_key();
-                let (n, e) = rsa_public(public.as_ref());
-                json!({ "e": b64(&e), "kty": "RSA", "n": b64(&n) })
+                let n = public.modulus().big_endian_without_leading_zero();
+                let e = public.exponent().big_endian_without_leading_zero();
+                json!({ "e": b64(e), "kty": "RSA", "n": b64(n) })
             }
             Inner::Ec(k, _, crv) => {
                 let point = &k.public_key().as_ref()[1..];
@@ -163,27 +164,13 @@ impl JwsKey {
         }
     }
 
-    /// A flattened JWS of `payload` (`None`: the empty payload of POST-as-GET).
+    /// A flattened JWS of `payload`.
     fn jws(&self, protected: Value, payload: &Value) -> Result<Value, Error> {
         let protected = b64(protected.to_string().as_bytes());
         let payload = b64(payload.to_string().as_bytes());
         let signature = self.sign(format!("{protected}.{payload}").as_bytes())?;
         Ok(json!({ "protected": protected, "payload": payload, "signature": b64(&signature) }))
     }
-}
-
-/// (n, e) of an RSA public key in PKCS#1 DER (`SEQUENCE { INTEGER n, INTEGER e }`).
-fn rsa_public(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    use x509_parser::der_parser::parse_der;
-    let ints = parse_der(der).ok().and_then(|(_, obj)| {
-        let seq = obj.as_sequence().ok()?;
-        let int = |i: usize| -> Option<Vec<u8>> {
-            let bytes = seq.get(i)?.as_slice().ok()?;
-            Some(bytes.iter().skip_while(|b| **b == 0).copied().collect())
-        };
-        Some((int(0)?, int(1)?))
-    });
-    ints.unwrap_or_default()
 }
 
 /// The directory URLs a key change needs.
@@ -405,29 +392,21 @@ pub async fn adopt(
         op: "load the new account key",
         source: instant_acme::Error::Crypto,
     })?;
-    session.change(&url, old, &new).await?;
-    // instant-acme's own form of the credentials (`key_pkcs8` is its base64url of the DER).
+    // instant-acme's own form of the credentials (`key_pkcs8` is its base64url of the DER),
+    // checked before the key change, the one step that cannot be taken back by itself.
     let credentials = json!({
         "id": url,
         "key_pkcs8": b64(&new_key),
         "directory": directory,
     });
-    let parsed: Result<instant_acme::AccountCredentials, _> =
-        serde_json::from_value(credentials.clone());
-    if parsed.is_err() {
-        // Cannot happen with instant-acme 0.8's format; the CA has the new key, so go back.
-        let adopted = Adopted {
-            url,
-            credentials,
-            new_key,
-        };
-        undo(http, directory, &adopted, old).await?;
-        return Err(Error::BadCredentials {
-            reason:
-                "instant-acme did not accept the new key's credentials; the key change was undone"
-                    .into(),
-        });
-    }
+    // (The error is not shown: it could quote the key.)
+    serde_json::from_value::<instant_acme::AccountCredentials>(credentials.clone())
+        .map(drop)
+        .map_err(|_| Error::Protocol {
+            op: "prepare the new account key's credentials (nothing was changed at the CA)",
+            source: instant_acme::Error::Crypto,
+        })?;
+    session.change(&url, old, &new).await?;
     Ok(Adopted {
         url,
         credentials,

@@ -39,6 +39,22 @@ pub(super) struct Connected {
 pub(super) struct Accounts(pub BTreeMap<String, Result<Connected, CertError>>);
 
 impl Accounts {
+    /// An account the command has connected already (`issue`), so it is not connected again.
+    pub fn with(name: &str, account: instant_acme::Account, directory: String) -> Self {
+        let connected = Connected {
+            account,
+            directory,
+            hint: crate::acme::RetryHint::default(),
+        };
+        Self(std::iter::once((name.to_string(), Ok(connected))).collect())
+    }
+
+    /// Whether account `name` is connected, or could not be (it is not stored, its CA is
+    /// down): known after [`Accounts::connect`].
+    pub fn usable(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(Ok(_)))
+    }
+
     pub async fn connect(&mut self, ctx: &Context, name: &str) {
         if self.0.contains_key(name) {
             return;

@@ -331,17 +331,8 @@ async fn account_item(
             return;
         }
     };
-    let expect = match &existing {
-        Some(s) if stored_url(&s.data) == found_url => {
-            tally.unchanged(text, format_args!("already  account {found_url} at {path}"));
-            return;
-        }
-        Some(s) if !args.force => {
-            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
-            return;
-        }
-        Some(s) => Expect::Version(s.version),
-        None => Expect::Absent,
+    let Some(expect) = import_slot(&existing, &found_url, a, &path, args, text, tally) else {
+        return;
     };
     let record = super::init::account_record(directory, a.contact.clone(), credentials, now);
     match ctx.store.save_account(&a.name, &record, expect).await {
@@ -359,6 +350,30 @@ async fn account_item(
         Err(e) => {
             tally.error(text, format_args!("account {}", a.name), &e);
         }
+    }
+}
+
+/// The check-and-set for storing account `url` as `a.name`, or `None` when it is stored
+/// already or another account holds the name (both reported).
+fn import_slot(
+    existing: &Option<crate::vault::Versioned<AccountRecord>>,
+    url: &str,
+    a: &AccountItem,
+    path: &str,
+    args: &ImportArgs,
+    text: &mut String,
+    tally: &mut Tally,
+) -> Option<Expect> {
+    match super::init::slot(existing, url, args.force) {
+        super::init::Slot::Stored(_) => {
+            tally.unchanged(text, format_args!("already  account {url} at {path}"));
+            None
+        }
+        super::init::Slot::Taken(other) => {
+            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({other}); pass --force to replace it", a.name));
+            None
+        }
+        super::init::Slot::Write(expect) => Some(expect),
     }
 }
 
@@ -386,17 +401,8 @@ async fn adopt_item(
             return;
         }
     };
-    let expect = match &existing {
-        Some(s) if stored_url(&s.data) == found_url => {
-            tally.unchanged(text, format_args!("already  account {found_url} at {path}"));
-            return;
-        }
-        Some(s) if !args.force => {
-            tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({}); pass --force to replace it", a.name, stored_url(&s.data)));
-            return;
-        }
-        Some(s) => Expect::Version(s.version),
-        None => Expect::Absent,
+    let Some(expect) = import_slot(&existing, &found_url, a, &path, args, text, tally) else {
+        return;
     };
     match super::account::adopt(ctx, &a.name, directory, old, a.contact.clone(), expect, now).await
     {
@@ -581,7 +587,9 @@ async fn cert_item(
     // The CA's renewal window from the first minute, when the account is stored already.
     let mut renews = None;
     if let Some(record) = written {
-        if matches!(ctx.store.load_account(&c.spec.account).await, Ok(Some(_))) {
+        // Connected once per account (an account that is not stored: no ARI, quietly).
+        accounts.connect(ctx, &c.spec.account).await;
+        if accounts.usable(&c.spec.account) {
             let (v, ari) =
                 super::ari::first_window(ctx, name, &c.spec, record, version, accounts, now).await;
             version = v;

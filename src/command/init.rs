@@ -141,14 +141,9 @@ async fn from_key(
     let http = ctx.http()?;
     let (credentials, url) = key::find_account(&http, directory, &k).await?;
     let path = ctx.store.display(Key::Account(name));
-    let expect = match existing_expect(&existing, &url, &path, force).map_err(bad)? {
+    let expect = match init_slot(&existing, &url, &path, force, &shown)? {
         Ok(expect) => expect,
-        Err(version) => {
-            return Ok(Outcome {
-                text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
-                failed: false,
-            })
-        }
+        Err(done) => return Ok(done),
     };
     let record = account_record(directory, contact, credentials, now);
     let version = ctx.store.save_account(name, &record, expect).await?;
@@ -158,25 +153,45 @@ async fn from_key(
     })
 }
 
-/// What storing account `url` at `path` expects (`Ok(Ok)`), that it is stored already
-/// (`Ok(Err(version))`), or why not (another account is stored and `force` is not given).
-fn existing_expect(
+/// Where account `url` would go, given what is stored under that name already.
+pub(super) enum Slot {
+    /// The same account is stored (at this version): nothing to write.
+    Stored(u64),
+    /// Another account is stored, and `force` was not given: its URL.
+    Taken(String),
+    /// Write with this check-and-set.
+    Write(Expect),
+}
+
+pub(super) fn slot(existing: &Option<Versioned<AccountRecord>>, url: &str, force: bool) -> Slot {
+    match existing {
+        Some(s) if super::import::stored_url(&s.data) == url => Slot::Stored(s.version),
+        Some(s) if !force => Slot::Taken(super::import::stored_url(&s.data)),
+        Some(s) => Slot::Write(Expect::Version(s.version)),
+        None => Slot::Write(Expect::Absent),
+    }
+}
+
+/// `init --account-key`: the check-and-set for account `url`, or the outcome when there is
+/// nothing to write (stored already) or no right to (another account, without `--force`).
+fn init_slot(
     existing: &Option<Versioned<AccountRecord>>,
     url: &str,
     path: &str,
     force: bool,
-) -> Result<Result<Expect, u64>, String> {
-    Ok(Ok(match existing {
-        Some(s) if super::import::stored_url(&s.data) == url => return Ok(Err(s.version)),
-        Some(s) if !force => {
-            return Err(format!(
-                "it belongs to account {url}, but {path} holds another account ({}); pass --force to replace it, or --account <name> to keep both",
-                super::import::stored_url(&s.data)
-            ))
-        }
-        Some(s) => Expect::Version(s.version),
-        None => Expect::Absent,
-    }))
+    key_file: &str,
+) -> Result<Result<Expect, Outcome>, Error> {
+    match slot(existing, url, force) {
+        Slot::Stored(version) => Ok(Err(Outcome {
+            text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
+            failed: false,
+        })),
+        Slot::Taken(other) => Err(Error::AccountKey {
+            path: key_file.to_string(),
+            reason: format!("it belongs to account {url}, but {path} holds another account ({other}); pass --force to replace it, or --account <name> to keep both"),
+        }),
+        Slot::Write(expect) => Ok(Ok(expect)),
+    }
 }
 
 /// `init --account-key FILE` with an RSA or P-384 key: its account's key is changed at the CA
@@ -198,19 +213,9 @@ async fn adopt_key(
     let http = ctx.http()?;
     let url = crate::acme::keychange::find(&http, directory, old).await?;
     let path = ctx.store.display(Key::Account(name));
-    let expect = match existing_expect(&existing, &url, &path, args.force).map_err(|reason| {
-        Error::AccountKey {
-            path: shown.clone(),
-            reason,
-        }
-    })? {
+    let expect = match init_slot(&existing, &url, &path, args.force, &shown)? {
         Ok(expect) => expect,
-        Err(version) => {
-            return Ok(Outcome {
-                text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
-                failed: false,
-            })
-        }
+        Err(done) => return Ok(done),
     };
     let (url, version) =
         super::account::adopt(ctx, name, directory, old, args.email.clone(), expect, now).await?;

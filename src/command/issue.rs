@@ -225,7 +225,7 @@ pub(super) async fn apply(
     let not_after = record.issued.not_after;
     let serial = record.issued.serial.clone();
     let domains = record.spec.domains.clone();
-    let mut accounts = super::ari::Accounts::default();
+    let mut accounts = super::ari::Accounts::with(&spec.account, account, directory);
     let (version, ari) =
         super::ari::first_window(ctx, name, &spec, record, version, &mut accounts, now()).await;
     let mut text = format!(

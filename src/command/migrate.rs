@@ -99,7 +99,7 @@ pub(super) async fn run(
                         "version": version,
                         "moved": what,
                     }));
-                } else if each.len() <= LIST_EACH {
+                } else if each.len() < LIST_EACH {
                     each.push(match version {
                         Some(v) => format!("moved    {name} -> {path} (version {v}): {what}"),
                         None => format!("would move {name} -> {path}: {what}"),
@@ -139,7 +139,7 @@ pub(super) async fn run(
             failed: failed > 0 || refused > 0,
         });
     }
-    if each.len() <= LIST_EACH {
+    if moved <= LIST_EACH {
         for line in &each {
             let _ = writeln!(text, "{line}");
         }

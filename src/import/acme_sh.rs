@@ -15,7 +15,7 @@ use std::path::Path;
 use base64::Engine;
 
 use super::files::{self, Root};
-use super::{key, AccountItem, CertItem, Plan};
+use super::{AccountItem, CertItem, Plan};
 use crate::dns::{self, cloudflare, dnsimple, powerdns, rfc2136, ProviderConfig};
 use crate::model::{CertName, KeyType, Secret, SolverSpec};
 
@@ -116,10 +116,7 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             format!("acme-sh-{}", super::clean_name(&rel.replace('/', "-")))
         };
         let key_file = ca.join("account.key");
-        let key = match root
-            .read(&key_file)
-            .and_then(|t| key::parse(&t).map_err(|r| format!("broken account key: {r}")))
-        {
+        let key = match root.account_key(&key_file) {
             Ok(k) => k,
             Err(reason) => {
                 plan.problem(key_file.display().to_string(), reason);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::files::{self, Root};
-use super::{key, AccountItem, CertItem, Plan};
+use super::{AccountItem, CertItem, Plan};
 use crate::dns::{self, cloudflare, dnsimple, rfc2136, ProviderConfig};
 use crate::model::{CertName, HumanDuration, KeyType, SolverSpec};
 
@@ -102,10 +102,7 @@ fn accounts(root: &Root, single: &str, plan: &mut Plan) -> BTreeMap<String, Stri
         ids.insert(id, name.clone());
         let key_file = dir.join("private_key.json");
         let shown = key_file.display().to_string();
-        let key = match root
-            .read(&key_file)
-            .and_then(|t| key::parse(&t).map_err(|r| format!("broken account key: {r}")))
-        {
+        let key = match root.account_key(&key_file) {
             Ok(k) => k,
             Err(reason) => {
                 plan.problem(shown, reason);

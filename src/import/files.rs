@@ -64,6 +64,12 @@ impl Root {
         }
     }
 
+    /// Read and parse an account key file inside the folder.
+    pub fn account_key(&self, path: &Path) -> Result<super::key::AccountKey, String> {
+        self.read(path)
+            .and_then(|t| super::key::parse(&t).map_err(|r| format!("broken account key: {r}")))
+    }
+
     /// Read a text file inside the folder (at most `MAX_FILE` bytes).
     pub fn read(&self, path: &Path) -> Result<String, String> {
         let real = self.inside(path)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::files::{self, Root};
-use super::{key, AccountItem, CertItem, Plan};
+use super::{AccountItem, CertItem, Plan};
 use crate::model::{CertName, KeyType};
 
 pub struct Options<'a> {
@@ -79,10 +79,7 @@ pub fn plan(dir: &Path, opts: &Options<'_>) -> Result<Plan, String> {
             }
         };
         let key_file = dir.join("keys").join(format!("{email}.key"));
-        let key = match root
-            .read(&key_file)
-            .and_then(|t| key::parse(&t).map_err(|r| format!("broken account key: {r}")))
-        {
+        let key = match root.account_key(&key_file) {
             Ok(k) => k,
             Err(reason) => {
                 plan.problem(key_file.display().to_string(), reason);

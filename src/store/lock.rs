@@ -128,11 +128,7 @@ impl Store {
         &self,
         name: &CertName,
     ) -> Result<Result<Option<Versioned<LockRecord>>, Error>, Error> {
-        let (read, corrupt) = self.load_read_replaceable(Key::Lock(name)).await?;
-        Ok(match corrupt {
-            Some(e) => Err(e),
-            None => Ok(read.doc),
-        })
+        self.load_or_invalid(Key::Lock(name)).await
     }
 
     /// Release the lock of `name`, which this run (`run_id`) holds, keeping `leftovers`

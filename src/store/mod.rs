@@ -297,7 +297,15 @@ impl Store {
         &self,
         name: &CertName,
     ) -> Result<Result<Option<Versioned<StatusRecord>>, Error>, Error> {
-        let (read, corrupt) = self.load_read_replaceable(Key::Status(name)).await?;
+        self.load_or_invalid(Key::Status(name)).await
+    }
+
+    /// A document, or why it is not a valid one (the outer `Err` only for Vault).
+    pub(crate) async fn load_or_invalid<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+    ) -> Result<Result<Option<Versioned<T>>, Error>, Error> {
+        let (read, corrupt) = self.load_read_replaceable(key).await?;
         Ok(match corrupt {
             Some(e) => Err(e),
             None => Ok(read.doc),

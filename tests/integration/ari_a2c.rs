@@ -18,6 +18,19 @@ fn t(v: &Value) -> time::OffsetDateTime {
     .unwrap()
 }
 
+/// The safety net of a record and the reason `decide` gives it: ARI decides, unless the time
+/// it chose (uniformly in a window that reaches notAfter) lies in the last 1/20 of the
+/// lifetime, where the safety net comes first.
+fn ari_reason(doc: &Value) -> (time::OffsetDateTime, &'static str) {
+    let (nb, na) = (t(&doc["not_before"]), t(&doc["not_after"]));
+    let safety = na - (na - nb) / 20;
+    if t(&doc["ari"]["chosen_at"]) <= safety {
+        (safety, "ari")
+    } else {
+        (safety, "safety net: 1/20 of lifetime left")
+    }
+}
+
 fn ari_requests(a2c: &Acme2certifier) -> usize {
     a2c.requests()
         .iter()
@@ -45,17 +58,7 @@ fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_
     assert_eq!(v2, 2, "the certificate, then its ARI facts");
     let first = json(&e.run(&["list", "--output", "json"]).ok());
     assert!(first[0]["ari"]["chosen_at"].is_string(), "{first}");
-    let (nb0, na0) = (t(&issued["not_before"]), t(&issued["not_after"]));
-    let by_ari = t(&issued["ari"]["chosen_at"]) <= na0 - (na0 - nb0) / 20;
-    assert_eq!(
-        first[0]["reason"],
-        if by_ari {
-            "ari"
-        } else {
-            "safety net: 1/20 of lifetime left"
-        },
-        "{first}"
-    );
+    assert_eq!(first[0]["reason"], ari_reason(&issued).1, "{first}");
     let due_by_lifetime = t(&issued["not_after"]) - time::Duration::seconds(90 * 86400 - 10);
     let wait = due_by_lifetime + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
     std::thread::sleep(wait.try_into().unwrap_or_default());
@@ -67,14 +70,8 @@ fn a_future_window_is_not_renewed_even_with_the_lifetime_rule_relaxed_and_retry_
     assert_eq!(v, v2, "nothing new to write");
     // ARI decides, unless the time it chose (uniformly in a window that reaches notAfter)
     // lies in the last 1/20 of the lifetime: then the safety net comes first.
-    let (nb0, na0) = (t(&doc["not_before"]), t(&doc["not_after"]));
-    let safety = na0 - (na0 - nb0) / 20;
-    let by_ari = t(&doc["ari"]["chosen_at"]) <= safety;
-    let want = if by_ari {
-        "ari"
-    } else {
-        "safety net: 1/20 of lifetime left"
-    };
+    let (safety, want) = ari_reason(&doc);
+    let by_ari = want == "ari";
     assert_eq!(c["reason"], want, "{c}\n{}", run.stderr);
     let ari = &doc["ari"];
     let (nb, na) = (t(&doc["not_before"]), t(&doc["not_after"]));
@@ -171,15 +168,9 @@ fn a_server_restarted_with_renewal_force_makes_a_plain_renew_renew_with_reason_a
             .run(&["list", "--output", "json"])
             .ok(),
     );
-    let (nb, na) = (t(&old["not_before"]), t(&old["not_after"]));
-    let by_ari = t(&old["ari"]["chosen_at"]) <= na - (na - nb) / 20;
     assert_eq!(
         listed[0]["reason"],
-        if by_ari {
-            "ari"
-        } else {
-            "safety net: 1/20 of lifetime left"
-        },
+        ari_reason(&old).1,
         "the monitor's list from the index: {listed}"
     );
     assert_eq!(

@@ -92,13 +92,18 @@ fn manual(deploy: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The address and port of the test bed's primary BIND.
+fn bind_primary() -> (String, String) {
+    env("CERTVAULT_TEST_BIND1")
+        .rsplit_once(':')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap()
+}
+
 /// certbot's rfc2136 credentials file for the test bed's BIND (mode 600).
 fn rfc2136_ini(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let (ip, port) = env("CERTVAULT_TEST_BIND1")
-        .rsplit_once(':')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
+    let (ip, port) = bind_primary();
     let file = dir.join("rfc2136.ini");
     std::fs::write(
         &file,
@@ -500,23 +505,26 @@ fn lego(
     output_ok(cmd.arg("run"), "lego");
 }
 
+/// lego's `exec` DNS provider script for the test bed's challtestsrv (which answers no SOA,
+/// so lego's own propagation check is off where it is used).
+fn lego_exec_script(dir: &Path) -> PathBuf {
+    let exec = dir.join("exec.sh");
+    std::fs::write(
+        &exec,
+        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    exec
+}
+
 #[test]
 fn lego_folder_imports_with_its_account_and_renews() {
     let tmp = tempdir("lego");
     let id = unique("lg");
     let path = tmp.join("lego");
     // exec: the challtestsrv, which answers no SOA, so lego's own propagation check is off.
-    let exec = tmp.join("exec.sh");
-    std::fs::write(
-        &exec,
-        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
-    )
-    .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&exec).unwrap().permissions(),
-        0o755,
-    );
-    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec = lego_exec_script(&tmp);
     let exec_name = format!("x.{id}.example.com");
     let bind_name = format!("l.{id}.example.test");
     // (name, CA, email, lego's DNS provider and resolver, its settings)
@@ -684,13 +692,7 @@ fn lego_rsa_and_p384_accounts_are_carried_over() {
     let tmp = tempdir("lego-adopt");
     let id = unique("la");
     let path = tmp.join("lego");
-    let exec = tmp.join("exec.sh");
-    std::fs::write(
-        &exec,
-        format!("#!/bin/sh\ncase \"$1\" in\npresent) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {0}/set-txt;;\ncleanup) curl -fsS -o /dev/null --noproxy '*' -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {0}/clear-txt;;\nesac\n", env("CERTVAULT_TEST_CHALLTESTSRV")),
-    )
-    .unwrap();
-    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec = lego_exec_script(&tmp);
     let ca = env("CERTVAULT_TEST_DIRECTORY");
     let kinds = [("rsa2048", "RSA 2048-bit"), ("ec384", "ECDSA P-384")];
     let mut names = Vec::new();
@@ -1057,10 +1059,7 @@ fn acme_sh_folder_imports_and_renews() {
         format!("CA_EMAIL='ops@example.com'\nACCOUNT_URL='{account_url}'\nCA_KEY_HASH='x'\n"),
     )
     .unwrap();
-    let (bind_ip, bind_port) = env("CERTVAULT_TEST_BIND1")
-        .rsplit_once(':')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
+    let (bind_ip, bind_port) = bind_primary();
     let key_file = tmp.join("tsig.key");
     std::fs::write(
         &key_file,
