@@ -219,7 +219,9 @@ impl Env {
             .env(
                 "CERTVAULT_TEST_CHALLTESTSRV",
                 env("CERTVAULT_TEST_CHALLTESTSRV"),
-            );
+            )
+            // What the challtestsrv hooks read (hooks get no CERTVAULT_* variable).
+            .env("CHALLTESTSRV_URL", env("CERTVAULT_TEST_CHALLTESTSRV"));
         for (k, v) in &self.extra {
             cmd.env(k, v);
         }
@@ -1188,7 +1190,7 @@ impl Acme2certifier {
     pub fn env(&self, tag: &str) -> Env {
         let mut e = Env::new(tag);
         e.extra.push((
-            "CERTVAULT_TEST_CHALLTESTSRV".into(),
+            "CHALLTESTSRV_URL".into(),
             env("CERTVAULT_TEST_CHALLTESTSRV_53"),
         ));
         e.run(&["init", "--directory", &self.directory, "--agree-tos"])
