@@ -145,6 +145,10 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
             vec![format!(" {}", t.dns_left)],
         ),
     ];
+    // A sharded run labels every sample with its part, so N jobs' series stay apart.
+    let shard = report
+        .shard
+        .map(|p| format!("shard=\"{}\"", label(&p.to_string())));
     let mut out = String::new();
     for (name, kind, help, samples) in families {
         if samples.is_empty() {
@@ -152,10 +156,27 @@ pub fn exposition(report: &Report, ended_at: f64, last_success: Option<f64>) -> 
         }
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for s in samples {
-            let _ = writeln!(out, "{name}{s}");
+            let _ = match (&shard, s.strip_prefix('{')) {
+                (None, _) => writeln!(out, "{name}{s}"),
+                (Some(l), Some(rest)) => writeln!(out, "{name}{{{l},{rest}"),
+                (Some(l), None) => writeln!(out, "{name}{{{l}}}{s}"),
+            };
         }
     }
     out
+}
+
+/// The Pushgateway group of a run: `job=certvault`, plus `shard` for a sharded run (its
+/// value base64url-encoded in the path, as the Pushgateway reads `shard@base64`), so the
+/// shards of one fleet never replace each other's metrics.
+pub fn push_url(base: &str, shard: Option<crate::index::Part>) -> String {
+    use base64::Engine as _;
+    let mut url = format!("{}/metrics/job/certvault", base.trim_end_matches('/'));
+    if let Some(p) = shard {
+        let value = base64::engine::general_purpose::URL_SAFE.encode(p.to_string());
+        let _ = write!(url, "/shard@base64/{value}");
+    }
+    url
 }
 
 fn seconds(t: f64) -> String {
@@ -208,28 +229,27 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), Error> {
 /// a failed one only updates the metrics it sends (POST), so the last-success time stays.
 pub async fn push(
     http: &reqwest::Client,
-    base: &str,
+    url: &str,
     text: String,
     success: bool,
 ) -> Result<(), Error> {
-    let url = format!("{}/metrics/job/certvault", base.trim_end_matches('/'));
     // The URL may carry Basic-auth credentials (user:password@): never in a message.
-    let shown = match reqwest::Url::parse(&url) {
+    let shown = match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
             let _ = u.set_password(None);
             u.to_string()
         }
-        Err(_) => url.clone(),
+        Err(_) => url.to_string(),
     };
     let err = |failure| Error::Push {
         url: shown.clone(),
         failure,
     };
     let request = if success {
-        http.put(&url)
+        http.put(url)
     } else {
-        http.post(&url)
+        http.post(url)
     };
     let response = request
         .header("Content-Type", "text/plain; version=0.0.4")

@@ -154,8 +154,13 @@ pub(crate) enum Cmd {
         /// Only the certificates whose name hashes to shard I of N (0-based, e.g. 0/4):
         /// first 8 bytes of SHA-256 of the name, big-endian, mod N. Splits a fleet across
         /// several jobs; the per-certificate lock still keeps overlapping jobs apart.
-        #[arg(long, env = "CERTVAULT_SHARD", value_name = "I/N")]
-        shard: Option<Shard>,
+        /// `auto`: I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) and N from
+        /// --shard-count.
+        #[arg(long, env = "CERTVAULT_SHARD", value_name = "I/N|auto")]
+        shard: Option<ShardArg>,
+        /// N for `--shard auto`: the Indexed Job's completions.
+        #[arg(long, env = "CERTVAULT_SHARD_COUNT", value_name = "N")]
+        shard_count: Option<String>,
         /// text (a line per certificate and a summary) or json (per certificate: name,
         /// verdict, reason, not_after, version, error; plus totals).
         #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -387,6 +392,24 @@ pub(crate) enum ImportCmd {
         #[command(flatten)]
         common: ImportCommon,
     },
+}
+
+/// `--shard`: a part given as I/N, or `auto` (from the Indexed Job's environment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShardArg {
+    Auto,
+    Part(Shard),
+}
+
+impl std::str::FromStr for ShardArg {
+    type Err = certvault::InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "auto" {
+            Ok(Self::Auto)
+        } else {
+            s.parse().map(Self::Part)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -34,6 +34,78 @@ pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, InvalidInput> {
         })
 }
 
+/// The part `--shard` names. `auto` takes I from `JOB_COMPLETION_INDEX` (Kubernetes sets it
+/// in each pod of an Indexed Job) and N from `--shard-count` / `CERTVAULT_SHARD_COUNT` (the
+/// manifest passes the job's completions); a count without `auto` is refused, since it
+/// would silently mean nothing.
+pub(crate) fn resolve_shard(
+    shard: Option<ShardArg>,
+    completion_index: Option<String>,
+    count: Option<String>,
+) -> Result<Option<Shard>, InvalidInput> {
+    let count = count.filter(|c| !c.trim().is_empty());
+    match shard {
+        None | Some(ShardArg::Part(_)) if count.is_some() => Err(InvalidInput {
+            what: "--shard-count (CERTVAULT_SHARD_COUNT)",
+            value: count.unwrap_or_default(),
+            reason: "it is only read with --shard auto (CERTVAULT_SHARD=auto); with --shard I/N the count is N",
+        }),
+        None => Ok(None),
+        Some(ShardArg::Part(p)) => Ok(Some(p)),
+        Some(ShardArg::Auto) => {
+            let index = completion_index
+                .filter(|i| !i.trim().is_empty())
+                .ok_or_else(|| {
+                    missing(
+                        "JOB_COMPLETION_INDEX",
+                        "--shard auto reads it, and Kubernetes sets it only in an Indexed Job \
+                         (spec.completionMode: Indexed); elsewhere use --shard I/N",
+                    )
+                })?;
+            let count = count.ok_or_else(|| {
+                missing(
+                    "--shard-count (CERTVAULT_SHARD_COUNT)",
+                    "--shard auto needs the job's completion count: pass \
+                     CERTVAULT_SHARD_COUNT equal to spec.completions in the manifest",
+                )
+            })?;
+            let whole = |what, v: &str, reason| {
+                v.trim().parse::<u64>().map_err(|_| InvalidInput {
+                    what,
+                    value: v.to_string(),
+                    reason,
+                })
+            };
+            let i = whole(
+                "JOB_COMPLETION_INDEX",
+                &index,
+                "it must be a whole number (Kubernetes sets 0 .. completions-1)",
+            )?;
+            let n = whole(
+                "--shard-count (CERTVAULT_SHARD_COUNT)",
+                &count,
+                "write the job's completions, a whole number from 1 to 65536",
+            )?;
+            format!("{i}/{n}")
+                .parse()
+                .map(Some)
+                .map_err(|e: InvalidInput| InvalidInput {
+                    what: "--shard auto",
+                    value: format!(
+                        "JOB_COMPLETION_INDEX={index} CERTVAULT_SHARD_COUNT={count}"
+                    ),
+                    reason: if n == 0 || n > 65536 {
+                        "the count must be between 1 and 65536"
+                    } else if i >= n {
+                        "the index must be below the count: make CERTVAULT_SHARD_COUNT equal to the job's completions"
+                    } else {
+                        e.reason
+                    },
+                })
+        }
+    }
+}
+
 /// A hook whose command starts with a path: made absolute against the current folder (a
 /// scheduler runs `renew` elsewhere), and it must be an executable file now, not exit 127
 /// later. A command that starts with a bare name (`sh`, `true`) is found in PATH when it
@@ -313,6 +385,7 @@ impl Cli {
                 lock_lease,
                 names,
                 shard,
+                shard_count,
                 output,
                 metrics_file,
                 pushgateway,
@@ -348,7 +421,11 @@ impl Cli {
                         ca_failures: ca_failures.max(1),
                     },
                     names,
-                    shard: shard.unwrap_or(Shard::ALL),
+                    shard: resolve_shard(
+                        shard,
+                        std::env::var("JOB_COMPLETION_INDEX").ok(),
+                        shard_count,
+                    )?,
                     json: output == Output::Json,
                     metrics: MetricSinks {
                         file: metrics_file.filter(|p| !p.as_os_str().is_empty()),

@@ -56,8 +56,9 @@ pub enum Command {
     Renew {
         args: RenewArgs,
         names: Vec<CertName>,
-        /// `--shard I/N`: only the certificates of this part.
-        shard: crate::index::Part,
+        /// `--shard I/N` (or `auto`): only the certificates of this part. Metrics and the
+        /// report name it.
+        shard: Option<crate::index::Part>,
         /// `--output json`: the report as JSON instead of the text summary.
         json: bool,
         metrics: crate::metrics::Sinks,
@@ -362,9 +363,11 @@ async fn run_checked(
             metrics,
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
-            let report = renew::run(ctx, &args, names, shard, now).await;
+            let part = shard.unwrap_or(crate::index::Part::ALL);
+            let report = renew::run(ctx, &args, names, part, now).await;
             settle_index(ctx, args.dry_run, now()).await;
-            let report = report?;
+            let mut report = report?;
+            report.shard = shard;
             if args.dry_run {
                 // A dry run writes nothing: no metrics either.
                 let sinks = crate::metrics::Sinks::default();

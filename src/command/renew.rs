@@ -629,7 +629,8 @@ pub(super) async fn publish(
             // A client that cannot be built fails the push only, never the run's report.
             match ctx.http() {
                 Ok(http) => {
-                    if let Err(e) = metrics::push(&http, url, text, success).await {
+                    let url = metrics::push_url(url, report.shard);
+                    if let Err(e) = metrics::push(&http, &url, text, success).await {
                         errors.push(e);
                     }
                 }

@@ -162,6 +162,22 @@ pub struct Report {
     /// `--dry-run`: nothing was ordered or written.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// `--shard I/N` (or `auto`): the part this run covered, as `I/N`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_display"
+    )]
+    pub shard: Option<crate::index::Part>,
+}
+
+fn opt_display<S: Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 fn time_str<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +212,7 @@ impl Report {
             duration_seconds: (ended_at - started_at).as_seconds_f64().max(0.0),
             failed,
             dry_run: false,
+            shard: None,
         }
     }
 

@@ -212,6 +212,148 @@ fn shard_selects_by_the_documented_hash() {
 }
 
 #[test]
+fn indexed_job_shards_renew_every_due_certificate_exactly_once() {
+    // As a Kubernetes Indexed Job runs them: N pods at once, each with its
+    // JOB_COMPLETION_INDEX, CERTVAULT_SHARD=auto and CERTVAULT_SHARD_COUNT=N.
+    const N: u64 = 3;
+    let (e, d) = Env::with_cert("idx-auto", "web");
+    crate::renew::make_due(&e, "web", &[&d], 1);
+    let names: Vec<String> = std::iter::once("web".to_string())
+        .chain((0..7).map(|i| format!("c{i}")))
+        .collect();
+    for n in &names[1..] {
+        copy_by_hand(&e, "web", n);
+    }
+    let before: Vec<u64> = names
+        .iter()
+        .map(|n| vault_read(&e.cert_path(n)).unwrap().1)
+        .collect();
+    let dir = tempdir("idx-auto");
+    let gw = env("CERTVAULT_TEST_PUSHGATEWAY");
+    let pods: Vec<_> = (0..N)
+        .map(|i| {
+            e.with_var("CERTVAULT_SHARD", "auto")
+                .with_var("CERTVAULT_SHARD_COUNT", &N.to_string())
+                .with_var("JOB_COMPLETION_INDEX", &i.to_string())
+                .command(&[
+                    "renew",
+                    "--metrics-file",
+                    &dir.join(format!("{i}.prom")).display().to_string(),
+                    "--pushgateway",
+                    &gw,
+                    "--output",
+                    "json",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut renewed: Vec<String> = Vec::new();
+    for (i, pod) in pods.into_iter().enumerate() {
+        let out = pod.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(report["shard"], format!("{i}/{N}"), "{text}");
+        let mine: Vec<String> = report["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(c["verdict"], "renewed", "{text}");
+                c["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: Vec<String> = names
+            .iter()
+            .filter(|n| documented_hash(n) % N == i as u64)
+            .cloned()
+            .collect();
+        let mut got = mine.clone();
+        got.sort();
+        let mut want = want;
+        want.sort();
+        assert_eq!(got, want, "pod {i}\n{text}");
+        renewed.extend(mine);
+        // Every sample of the pod's metrics names its shard.
+        let metrics = std::fs::read_to_string(dir.join(format!("{i}.prom"))).unwrap();
+        let label = format!("shard=\"{i}/{N}\"");
+        for l in metrics.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.contains(&label), "{l}");
+        }
+    }
+    renewed.sort();
+    let mut all = names.clone();
+    all.sort();
+    assert_eq!(renewed, all, "every due certificate, each once");
+    for (n, v) in names.iter().zip(before) {
+        assert_eq!(vault_read(&e.cert_path(n)).unwrap().1, v + 1, "{n}");
+    }
+    // Each shard pushed to its own group: none replaced another's metrics.
+    let pushed = http()
+        .get(format!("{gw}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for i in 0..N {
+        let series = format!(
+            "certvault_run_last_success_timestamp_seconds{{instance=\"\",job=\"certvault\",shard=\"{i}/{N}\"}} "
+        );
+        assert!(pushed.contains(&series), "{series}\n{pushed}");
+        let group = format!(
+            "{gw}/metrics/job/certvault/shard@base64/{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE,
+                format!("{i}/{N}")
+            )
+        );
+        let gone = http().delete(&group).send().unwrap();
+        assert!(gone.status().is_success(), "{group}");
+    }
+    // Outside an Indexed Job, or with the count missing or wrong: exit 2, naming the fix.
+    let auto = e.with_var("CERTVAULT_SHARD", "auto");
+    for (vars, says) in [
+        (vec![("CERTVAULT_SHARD_COUNT", "3")], "JOB_COMPLETION_INDEX"),
+        (vec![("JOB_COMPLETION_INDEX", "0")], "spec.completions"),
+        (
+            vec![
+                ("JOB_COMPLETION_INDEX", "3"),
+                ("CERTVAULT_SHARD_COUNT", "3"),
+            ],
+            "below the count",
+        ),
+        (
+            vec![
+                ("JOB_COMPLETION_INDEX", "x"),
+                ("CERTVAULT_SHARD_COUNT", "3"),
+            ],
+            "whole number",
+        ),
+    ] {
+        let env = vars
+            .iter()
+            .fold(auto.with_var("CERTVAULT_LOG", "warn"), |e, (k, v)| {
+                e.with_var(k, v)
+            });
+        let run = env.run(&["renew"]);
+        assert_eq!(run.code, 2, "{}", run.all());
+        assert_contains(&run.stderr, says);
+    }
+    let run = e
+        .with_var("CERTVAULT_SHARD_COUNT", "3")
+        .run(&["renew", "--shard", "0/3"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_contains(&run.stderr, "only read with --shard auto");
+}
+
+#[test]
 fn two_overlapping_shards_renew_each_certificate_once() {
     // Two names in different halves of --shard I/2 (by the documented hash).
     let pick = |parity: u64| {
