@@ -15,6 +15,7 @@ mod index;
 mod logging;
 mod metrics;
 mod model;
+mod notify;
 mod policy;
 mod renew;
 mod secret;
@@ -48,6 +49,7 @@ pub use model::{
     AccountName, CertName, DomainName, EnvName, HumanDuration, InvalidInput, KeyType, RecordLayout,
     Secret, SolverName, SolverSpec,
 };
+pub use notify::{Notify, Target as NotifyTarget};
 pub use policy::Role;
 pub use vault::{KvVersion, Lifetime, Settings as VaultSettings};
 

@@ -172,6 +172,25 @@ pub(crate) enum Cmd {
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
         #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
         pushgateway: Option<String>,
+        /// After a run with failed or deferred certificates, or certificates expiring within
+        /// --notify-expiring, POST a JSON document to this URL (repeatable; in
+        /// CERTVAULT_NOTIFY, separate URLs with spaces). alertmanager+http://HOST:PORT sends
+        /// alerts to the Alertmanager API instead.
+        #[arg(
+            long,
+            env = "CERTVAULT_NOTIFY",
+            value_name = "URL",
+            value_delimiter = ' '
+        )]
+        notify: Vec<String>,
+        /// With --notify: a certificate that expires this soon after the run is reported.
+        #[arg(
+            long,
+            env = "CERTVAULT_NOTIFY_EXPIRING",
+            default_value = "7d",
+            allow_hyphen_values = true
+        )]
+        notify_expiring: HumanDuration,
         /// Decide everything and fetch renewal information, but order nothing and write
         /// nothing: print what would happen and why.
         #[arg(long)]

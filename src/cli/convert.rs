@@ -389,6 +389,8 @@ impl Cli {
                 output,
                 metrics_file,
                 pushgateway,
+                notify,
+                notify_expiring,
                 dry_run,
                 max_orders,
                 jitter,
@@ -439,6 +441,20 @@ impl Cli {
                             }
                             u => u,
                         },
+                    },
+                    notify: certvault::Notify {
+                        targets: notify
+                            .iter()
+                            .filter(|u| !u.trim().is_empty())
+                            .map(|u| {
+                                certvault::NotifyTarget::parse(u).map_err(|_| InvalidInput {
+                                    what: "--notify",
+                                    value: redact_url(u),
+                                    reason: "write an http:// or https:// URL (a JSON webhook) or alertmanager+http://HOST:PORT (the Alertmanager API)",
+                                })
+                            })
+                            .collect::<Result<_, _>>()?,
+                        expiring: notify_expiring.0,
                     },
                 }
             }
@@ -598,4 +614,12 @@ fn eab_hmac_file(file: &std::path::Path) -> Result<Secret, InvalidInput> {
         ));
     }
     Ok(Secret::new(key.to_string()))
+}
+
+/// A `--notify` value for an error message: what comes before an `@` may be credentials.
+fn redact_url(u: &str) -> String {
+    match u.rsplit_once('@') {
+        Some((_, rest)) => format!("…@{rest}"),
+        None => u.to_string(),
+    }
 }

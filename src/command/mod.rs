@@ -62,6 +62,8 @@ pub enum Command {
         /// `--output json`: the report as JSON instead of the text summary.
         json: bool,
         metrics: crate::metrics::Sinks,
+        /// `--notify`: where to say that certificates failed, were deferred or expire soon.
+        notify: crate::notify::Notify,
     },
     Dns(DnsCommand),
     /// Change settings of one certificate.
@@ -361,6 +363,7 @@ async fn run_checked(
             shard,
             json,
             metrics,
+            notify,
         } => {
             ctx.check("renew", Work::Renew { account }).await?;
             let part = shard.unwrap_or(crate::index::Part::ALL);
@@ -371,9 +374,10 @@ async fn run_checked(
             if args.dry_run {
                 // A dry run writes nothing: no metrics either.
                 let sinks = crate::metrics::Sinks::default();
-                return renew::publish(ctx, &report, json, &sinks, now()).await;
+                let notify = crate::notify::Notify::default();
+                return renew::publish(ctx, &report, json, &sinks, &notify, now()).await;
             }
-            renew::publish(ctx, &report, json, &metrics, now()).await
+            renew::publish(ctx, &report, json, &metrics, &notify, now()).await
         }
         Command::Revoke { name, reason } => {
             let work = Work::Revoke {

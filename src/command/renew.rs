@@ -607,9 +607,24 @@ pub(super) async fn publish(
     report: &Report,
     json: bool,
     sinks: &metrics::Sinks,
+    notify: &crate::notify::Notify,
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     let mut failed = report.failed;
+    if !notify.targets.is_empty() {
+        match ctx.http() {
+            Ok(http) => {
+                for e in crate::notify::send(&http, notify, report, now).await {
+                    tracing::error!("{}", crate::error::chain(&e));
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot send notifications: {}", crate::error::chain(&e));
+                failed = true;
+            }
+        }
+    }
     if !sinks.is_empty() {
         let end = now.unix_timestamp_nanos() as f64 / 1e9;
         let success = !report.failed;
