@@ -267,6 +267,21 @@ pub(crate) enum Cmd {
     /// solvers and settings: from certbot, lego, or certbot's files kept in Vault.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Check everything a renewal depends on and say what is wrong: Vault and the token's
+    /// role, the CA directory (ARI, profiles) and account, and per certificate CAA, the
+    /// _acme-challenge CNAME chain, the authoritative servers and a probe record through
+    /// its solver. Exit 0 when nothing failed.
+    Doctor {
+        /// Only this certificate (repeatable; default: every certificate).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<CertName>,
+        /// Do not write a probe record through the solvers.
+        #[arg(long)]
+        no_probe: bool,
+        /// text (a table) or json (`ok` and `checks`: check, subject, status, detail).
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Print a ready-to-apply Vault policy (HCL) for the current mount and prefix.
     Policy {
         /// admin (init, issue, solvers), renew (unattended renewals), monitor (list, no keys), or reader (one certificate).

@@ -459,6 +459,15 @@ impl Cli {
                 }
             }
             Cmd::Policy { role, name } => Command::Policy { role, cert: name },
+            Cmd::Doctor {
+                names,
+                no_probe,
+                output,
+            } => Command::Doctor {
+                names,
+                probe: !no_probe,
+                json: output == Output::Json,
+            },
             Cmd::Migrate { dry_run, output } => Command::Migrate {
                 dry_run,
                 json: output == Output::Json,

@@ -234,7 +234,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
 }
 
 /// 43 base64url characters, like a real challenge value (acme-dns accepts only those).
-fn probe_value() -> String {
+pub(super) fn probe_value() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     let nanos = std::time::SystemTime::now()

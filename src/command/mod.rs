@@ -4,6 +4,7 @@ mod account;
 mod ari;
 mod deploy;
 mod dns;
+mod doctor;
 mod edit;
 mod gate;
 mod import;
@@ -93,6 +94,13 @@ pub enum Command {
     },
     /// Store existing certificates (certbot, lego, certbot-in-Vault) as they are.
     Import(ImportArgs),
+    /// Check what renewals depend on and say what is wrong.
+    Doctor {
+        names: Vec<CertName>,
+        /// Write a probe record through each certificate's solver.
+        probe: bool,
+        json: bool,
+    },
     /// Print the HCL policy of `role` (no Vault access).
     Policy {
         role: Role,
@@ -207,6 +215,16 @@ impl Context {
 
     /// Stop before doing anything if the token lacks a capability `work` needs.
     async fn check(&self, command: &'static str, work: Work<'_>) -> Result<(), Error> {
+        let missing = self.missing(work).await?;
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingCapabilities { command, missing })
+        }
+    }
+
+    /// The capabilities `work` needs that the token lacks.
+    async fn missing(&self, work: Work<'_>) -> Result<Vec<policy::Need>, Error> {
         let layout = Layout {
             version: self.store.kv().version(),
             mount: self.store.kv().mount(),
@@ -219,12 +237,7 @@ impl Context {
             .capabilities(&policy::paths(&needs))
             .await
             .map_err(crate::store::Error::from)?;
-        let missing = policy::missing(needs, &have);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::MissingCapabilities { command, missing })
-        }
+        Ok(policy::missing(needs, &have))
     }
 
     /// Load each named solver once (a missing one is simply absent).
@@ -300,7 +313,19 @@ pub async fn run(
     if let Command::Policy { role, cert } = &command {
         return policy_text(&settings, *role, cert.as_ref());
     }
-    let ctx = Context::connect(settings, shutdown.clone()).await?;
+    let doctor_json = match &command {
+        Command::Doctor { json, .. } => Some(*json),
+        _ => None,
+    };
+    let vault_addr = settings.vault.addr.clone();
+    let ctx = match Context::connect(settings, shutdown.clone()).await {
+        Ok(ctx) => ctx,
+        // The doctor's first finding: print it as a report, exit 1.
+        Err(e) => match doctor_json {
+            Some(json) => return Ok(doctor::unreachable(&vault_addr, &e, json)),
+            None => return Err(e),
+        },
+    };
     // On SIGTERM/SIGINT the orders stop and clean up their DNS records (they watch
     // `shutdown`) and the run ends normally. Whatever is still busy GRACE later is dropped,
     // so the login token is revoked before a CronJob's deadline kills the process.
@@ -431,6 +456,7 @@ async fn run_checked(
             ctx.check("dns", cmd.work()).await?;
             dns::run(ctx, cmd).await
         }
+        Command::Doctor { names, probe, json } => doctor::run(ctx, names, probe, json).await,
         Command::Policy { .. } => unreachable!("handled without Vault"),
     }
 }

@@ -197,3 +197,47 @@ fn glue(answer: &Answer, host: &Name) -> Vec<IpAddr> {
         })
         .collect()
 }
+
+/// The relevant CAA record set of `name` (RFC 8659 §3): the CAA records of the closest
+/// name, climbing from `name` towards the root, that has any; `None` when no name up to the
+/// registrable level (two labels) has one. Returns the owner and the records.
+pub async fn caa(
+    lookup: &Lookup,
+    name: &Fqdn,
+) -> Result<Option<(String, Vec<hickory_net::proto::rr::rdata::CAA>)>, Error> {
+    let mut candidate = name.to_name();
+    loop {
+        let answer = lookup.ask(&candidate, RecordType::CAA).await?;
+        let set: Vec<_> = answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::CAA(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        if !set.is_empty() {
+            return Ok(Some((text(&candidate), set)));
+        }
+        if candidate.num_labels() <= 2 {
+            return Ok(None);
+        }
+        candidate = candidate.base_name();
+    }
+}
+
+/// Ask `server` for the SOA of `zone` without recursion: it must answer as the zone's
+/// authority.
+pub async fn answers_for(server: SocketAddr, zone: &Zone, timeout: Duration) -> Result<(), String> {
+    let name = zone.to_name();
+    match query(server, &name, RecordType::SOA, false, timeout).await {
+        Ok(a)
+            if a.code == ResponseCode::NoError
+                && a.answers.iter().any(|r| matches!(r.data, RData::SOA(_))) =>
+        {
+            Ok(())
+        }
+        Ok(a) => Err(format!("answered {} without the zone's SOA", a.code)),
+        Err(e) => Err(e.reason),
+    }
+}
