@@ -194,7 +194,15 @@ fn label(v: &str) -> String {
 pub fn previous_last_success(path: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix(LAST_SUCCESS)?.strip_prefix(' '))
+        .find_map(|l| {
+            let rest = l.strip_prefix(LAST_SUCCESS)?;
+            // With or without labels: a sharded run writes `{shard="I/N"}`.
+            let rest = match rest.strip_prefix('{') {
+                Some(labels) => &labels[labels.find('}')? + 1..],
+                None => rest,
+            };
+            rest.strip_prefix(' ')
+        })
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -302,6 +310,20 @@ mod tests {
         let path = dir.join("certvault.prom");
         write_file(&path, &exposition(&report, end, Some(1234.5))).unwrap();
         assert_eq!(previous_last_success(&path), Some(1234.5));
+        // A sharded run's file: the sample carries the shard label.
+        let mut sharded = report;
+        sharded.shard = "1/4".parse().ok();
+        assert!(sharded.shard.is_some());
+        write_file(&path, &exposition(&sharded, end, Some(99.0))).unwrap();
+        assert_contains_shard(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(previous_last_success(&path), Some(99.0));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn assert_contains_shard(text: &str) {
+        assert!(
+            text.contains(&format!("{LAST_SUCCESS}{{shard=\"1/4\"}} 99")),
+            "{text}"
+        );
     }
 }
