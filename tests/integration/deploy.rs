@@ -715,3 +715,174 @@ fn license_is_apache_2_everywhere() {
         env!("CARGO_PKG_VERSION")
     );
 }
+
+/// `patch` applied to `target` as a strategic-merge patch, in the parts the sharded component
+/// uses: maps merge key by key, lists of named items (containers, env) merge by `name` (an
+/// item of the same name is merged, a new one is appended), anything else is replaced, and
+/// null deletes.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    let named = |l: &[Value]| !l.is_empty() && l.iter().all(|i| i["name"].is_string());
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match (t.get_mut(k), v) {
+                    (_, Value::Null) => {
+                        t.remove(k);
+                    }
+                    (Some(tv), _) => strategic_merge(tv, v),
+                    (None, _) => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if named(t) && named(p) => {
+            for item in p {
+                match t.iter_mut().find(|i| i["name"] == item["name"]) {
+                    Some(existing) => strategic_merge(existing, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// `kubernetes-validate --strict` of `doc`, written as `name` in `dir`.
+fn validate_k8s(dir: &Path, name: &str, doc: &Value) -> Run {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(doc).unwrap()).unwrap();
+    run_cmd(
+        Command::new(env("KUBERNETES_VALIDATE"))
+            .arg("--strict")
+            .arg(&path),
+    )
+}
+
+/// deploy/kubernetes/components/sharded applied to the CronJob (as kustomize would, with the
+/// strategic-merge patch it names): an Indexed Job of N pods, each renewing part
+/// JOB_COMPLETION_INDEX of N, that the API schemas accept and that stays locked down.
+#[test]
+fn sharded_component_makes_an_indexed_job_that_validates() {
+    let (_, docs) = manifests();
+    let dir = repo().join("deploy/kubernetes/components/sharded");
+    let component = yaml_docs(&dir.join("kustomization.yaml")).remove(0);
+    assert_eq!(component["apiVersion"], "kustomize.config.k8s.io/v1alpha1");
+    assert_eq!(component["kind"], "Component");
+    let text = read("deploy/kubernetes/components/sharded/kustomization.yaml");
+    assert_contains(&text, "components/sharded");
+    assert_contains(&text, "CERTVAULT_SHARD_COUNT");
+    assert_contains(&text, "must be equal");
+
+    // One patch, a file of this folder, aimed at the base's CronJob.
+    let cronjobs = of_kind(&docs, "CronJob");
+    assert_eq!(cronjobs.len(), 1);
+    let cronjob = cronjobs[0];
+    let patches = component["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1, "{component}");
+    let target = &patches[0]["target"];
+    assert_eq!(target["kind"], "CronJob");
+    assert_eq!(target["name"], cronjob["metadata"]["name"]);
+    assert_eq!(
+        format!(
+            "{}/{}",
+            target["group"].as_str().unwrap(),
+            target["version"].as_str().unwrap()
+        ),
+        cronjob["apiVersion"].as_str().unwrap()
+    );
+    let patch_file = dir.join(patches[0]["path"].as_str().unwrap());
+    assert!(
+        patch_file.is_file(),
+        "{}: no such file",
+        patch_file.display()
+    );
+    let files: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected: BTreeSet<String> = [
+        "kustomization.yaml".to_string(),
+        patches[0]["path"].as_str().unwrap().to_string(),
+    ]
+    .into();
+    assert_eq!(files, expected, "every file of the component is used");
+    let mut patch_docs = yaml_docs(&patch_file);
+    assert_eq!(patch_docs.len(), 1);
+    let patch = patch_docs.remove(0);
+    assert_eq!(patch["apiVersion"], cronjob["apiVersion"]);
+    assert_eq!(patch["kind"], "CronJob");
+    assert_eq!(patch["metadata"]["name"], cronjob["metadata"]["name"]);
+
+    let mut patched = cronjob.clone();
+    strategic_merge(&mut patched, &patch);
+
+    // The API schemas accept the result, and --strict still rejects a field it does not have.
+    let tmp = tempdir("k8s-sharded");
+    let run = validate_k8s(&tmp, "cronjob.yaml", &patched).ok();
+    assert_eq!(
+        run.all().matches(" passed for resource ").count(),
+        1,
+        "{}",
+        run.all()
+    );
+    let mut bad = patched.clone();
+    let spec = bad["spec"]["jobTemplate"]["spec"].as_object_mut().unwrap();
+    let mode = spec.remove("completionMode").unwrap();
+    spec.insert("completionMod".into(), mode);
+    let rejected = validate_k8s(&tmp, "bad.yaml", &bad);
+    assert_ne!(rejected.code, 0, "{}", rejected.all());
+    std::fs::remove_dir_all(&tmp).unwrap();
+
+    // An Indexed Job of N pods at once, each with part JOB_COMPLETION_INDEX of N.
+    let job = &patched["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["completionMode"], "Indexed");
+    let completions = job["completions"].as_u64().unwrap();
+    assert!(completions > 1, "{job}");
+    assert_eq!(job["parallelism"].as_u64(), Some(completions), "{job}");
+    let pod = &job["template"]["spec"];
+    assert_locked_down(pod, "sharded CronJob");
+    let containers = pod["containers"].as_array().unwrap();
+    let env_names: Vec<&str> = containers[0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let unique_names: BTreeSet<&&str> = env_names.iter().collect();
+    assert_eq!(unique_names.len(), env_names.len(), "{env_names:?}");
+    let vars = container_env(&docs, pod);
+    assert_eq!(vars["CERTVAULT_SHARD"], "auto");
+    assert_eq!(vars["CERTVAULT_SHARD_COUNT"], completions.to_string());
+    // What the base set is still there; Kubernetes sets the index itself.
+    let base_vars = container_env(
+        &docs,
+        &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    );
+    for (k, v) in &base_vars {
+        assert_eq!(vars.get(k), Some(v), "{k}");
+    }
+    assert!(!vars.contains_key("JOB_COMPLETION_INDEX"));
+    let names = certvault_env_names();
+    for k in vars.keys() {
+        assert!(
+            names.contains(k),
+            "sharded CronJob: certvault does not read {k}"
+        );
+    }
+
+    // certvault takes each pod's part from these settings: pod I runs part I of N, and an
+    // index past the count is refused.
+    let e = Env::ready("k8s-sharded");
+    let pod_env = |index: u64| {
+        e.with_var("CERTVAULT_SHARD", &vars["CERTVAULT_SHARD"])
+            .with_var("CERTVAULT_SHARD_COUNT", &vars["CERTVAULT_SHARD_COUNT"])
+            .with_var("JOB_COMPLETION_INDEX", &index.to_string())
+    };
+    for i in 0..completions {
+        let run = pod_env(i).run(&["renew", "--output", "json"]).ok();
+        assert_eq!(run.json()["shard"], format!("{i}/{completions}"));
+    }
+    let past = pod_env(completions).run(&["renew"]);
+    fails_with(&past, 2, "the index must be below the count");
+}
