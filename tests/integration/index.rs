@@ -217,13 +217,25 @@ fn indexed_job_shards_renew_every_due_certificate_exactly_once() {
     // JOB_COMPLETION_INDEX, CERTVAULT_SHARD=auto and CERTVAULT_SHARD_COUNT=N.
     const N: u64 = 3;
     let (e, d) = Env::with_cert("idx-auto", "web");
-    crate::renew::make_due(&e, "web", &[&d], 1);
     let names: Vec<String> = std::iter::once("web".to_string())
         .chain((0..7).map(|i| format!("c{i}")))
         .collect();
-    for n in &names[1..] {
-        copy_by_hand(&e, "web", n);
+    // Each its own name: the pods order at once, and the challtestsrv cleanup hook clears
+    // every TXT value of a name.
+    let domains: Vec<String> = std::iter::once(d.clone())
+        .chain((0..7).map(|i| format!("c{i}.{d}")))
+        .collect();
+    for (n, dn) in names.iter().zip(&domains).skip(1) {
+        e.issue(n, &[dn], &[]).ok();
     }
+    for (n, dn) in names.iter().zip(&domains) {
+        crate::renew::make_due(&e, n, &[dn], 1);
+    }
+    // `make_due` reissues: wait until the last one's renewal point has passed too.
+    wait_until("every certificate is due", 20, || {
+        let list = e.run(&["list", "--output", "json"]).ok().json();
+        list.as_array().unwrap().iter().all(|c| c["due"] == true)
+    });
     let before: Vec<u64> = names
         .iter()
         .map(|n| vault_read(&e.cert_path(n)).unwrap().1)
