@@ -95,7 +95,7 @@ impl AriState {
     }
 
     pub fn view(&self) -> AriView {
-        let t = |t: Option<OffsetDateTime>| t.map(crate::renew::rfc3339);
+        let t = |t: Option<OffsetDateTime>| t.map(crate::text::rfc3339);
         AriView {
             window_start: t(self.window_start),
             window_end: t(self.window_end),

@@ -42,14 +42,14 @@ pub enum FetchError {
 pub enum FetchFailure {
     #[error("certificate without an ARI identifier")]
     NoIdentifier,
-    #[error("invalid window: end {} is not after start {}", crate::renew::rfc3339(*.end), crate::renew::rfc3339(*.start))]
+    #[error("invalid window: end {} is not after start {}", crate::text::rfc3339(*.end), crate::text::rfc3339(*.start))]
     InvalidWindow {
         start: OffsetDateTime,
         end: OffsetDateTime,
     },
     #[error("{}", crate::acme::problem_summary(.0))]
     Refused(instant_acme::Problem),
-    #[error("{}", crate::error::chain(.0))]
+    #[error("{}", crate::text::chain(.0))]
     Request(instant_acme::Error),
 }
 

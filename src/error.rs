@@ -30,7 +30,7 @@ pub enum Error {
     UnknownCerts { names: Vec<CertName>, path: String },
     #[error("a DNS solver is already stored at {path}; pass --force to replace it")]
     SolverExists { path: String },
-    #[error("{name} is locked by another certvault run ({holder}) until {}; that run renews its lease while it works: retry after that, or if that run is gone, `certvault unlock {name}`", crate::renew::rfc3339(*.until))]
+    #[error("{name} is locked by another certvault run ({holder}) until {}; that run renews its lease while it works: retry after that, or if that run is gone, `certvault unlock {name}`", crate::text::rfc3339(*.until))]
     Locked {
         name: CertName,
         holder: String,
@@ -149,40 +149,10 @@ impl Error {
     }
 }
 
-/// The error and its causes on one line, outermost first: `a: b: c`. Every cause is printed
-/// once: certvault's errors never repeat their source in their own message (a message that
-/// shows a cause inline passes on that cause's own source instead, see
-/// [`crate::command::DeployFailed`]).
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = next_cause(err);
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = next_cause(e);
-    }
-    out
-}
-
-/// The cause printed after `e`. instant-acme's `Http`, `Json` and `InvalidUri` errors put
-/// their `#[from]` source into their own message (`"HTTP request failure: {0}"`); for those,
-/// known by their kind, the next cause is that source's own.
-fn next_cause<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    match e.downcast_ref::<instant_acme::Error>() {
-        Some(
-            instant_acme::Error::Http(_)
-            | instant_acme::Error::Json(_)
-            | instant_acme::Error::InvalidUri(_),
-        ) => e.source().and_then(|s| s.source()),
-        _ => e.source(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::chain;
 
     /// Only a token certvault logged in for is revoked: the message must not claim it for a
     /// caller's token (it cannot tell which it was).

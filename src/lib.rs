@@ -41,7 +41,8 @@ pub use dns::{
     AddArgs as DnsAddArgs, AnyProvider, Build as DnsBuild, Config as DnsConfig, Fqdn,
     ProviderConfig, SecretSource, Settings as DnsSettings, SolverSettings, TxtRecord, Zone,
 };
-pub use error::{chain, Error};
+pub use error::Error;
+pub use text::chain;
 pub use index::Part as Shard;
 pub use logging::{init as init_logging, Format as LogFormat};
 pub use metrics::Sinks as MetricSinks;

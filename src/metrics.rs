@@ -41,7 +41,7 @@ pub enum Error {
 /// Why a push did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum PushFailure {
-    #[error("cannot reach it ({})", crate::error::chain(.0))]
+    #[error("cannot reach it ({})", crate::text::chain(.0))]
     Unreachable(reqwest::Error),
     #[error("HTTP {status}: {body}")]
     Status {

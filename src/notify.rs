@@ -21,7 +21,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::command::report::{CertError, CertResult, Report, Totals, Verdict};
-use crate::renew::rfc3339;
+use crate::text::rfc3339;
 
 /// Where notifications go, and what counts as expiring.
 #[derive(Debug, Clone, Default)]
@@ -276,7 +276,7 @@ fn words(concerns: &[Concern]) -> String {
 /// A notification that was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot send the notification to {target}: cannot reach it ({})", crate::error::chain(.failure))]
+    #[error("cannot send the notification to {target}: cannot reach it ({})", crate::text::chain(.failure))]
     Unreachable {
         target: String,
         failure: reqwest::Error,

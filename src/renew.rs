@@ -163,15 +163,7 @@ fn join(names: &[DomainName]) -> String {
         .join(",")
 }
 
-/// Format a time as RFC 3339 (UTC, whole seconds).
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
+pub use crate::text::rfc3339;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

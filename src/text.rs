@@ -42,6 +42,47 @@ pub fn log_line(s: &str) -> Cow<'_, str> {
     escape(s, |c| c == '\t' || c == '\u{1b}')
 }
 
+/// The error and its causes on one line, outermost first: `a: b: c`. Every cause is printed
+/// once: certvault's errors never repeat their source in their own message (a message that
+/// shows a cause inline passes on that cause's own source instead, see
+/// `DeployFailed` in `hook`).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = next_cause(err);
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = next_cause(e);
+    }
+    out
+}
+
+/// The cause printed after `e`. instant-acme's `Http`, `Json` and `InvalidUri` errors put
+/// their `#[from]` source into their own message (`"HTTP request failure: {0}"`); for those,
+/// known by their kind, the next cause is that source's own.
+fn next_cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match e.downcast_ref::<instant_acme::Error>() {
+        Some(
+            instant_acme::Error::Http(_)
+            | instant_acme::Error::Json(_)
+            | instant_acme::Error::InvalidUri(_),
+        ) => e.source().and_then(|s| s.source()),
+        _ => e.source(),
+    }
+}
+
+/// Format a time as RFC 3339 (UTC, whole seconds).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,9 +200,9 @@ impl<'a> Session<'a> {
             .get(directory_url)
             .send()
             .await
-            .map_err(|e| unreachable(crate::error::chain(&e)))?
+            .map_err(|e| unreachable(crate::text::chain(&e)))?
             .error_for_status()
-            .map_err(|e| unreachable(crate::error::chain(&e)))?
+            .map_err(|e| unreachable(crate::text::chain(&e)))?
             .json()
             .await
             .map_err(|_| unreachable("the answer is not an ACME directory".into()))?;
@@ -250,7 +250,7 @@ impl<'a> Session<'a> {
     fn transport(&self, e: reqwest::Error) -> Error {
         Error::Unreachable {
             url: self.directory_url.to_string(),
-            reason: crate::error::chain(&e),
+            reason: crate::text::chain(&e),
         }
     }
 

@@ -120,7 +120,7 @@ pub(super) async fn adopt(
             Err(e) => {
                 tracing::warn!(
                     "could not store the new account key at {path}: {}",
-                    crate::error::chain(&e)
+                    crate::text::chain(&e)
                 );
                 // Trying again cannot help a refusal or a conflict.
                 let settled = matches!(
@@ -138,12 +138,12 @@ pub(super) async fn adopt(
             }
         }
     }
-    let cause = failure.map(|e| crate::error::chain(&e)).unwrap_or_default();
+    let cause = failure.map(|e| crate::text::chain(&e)).unwrap_or_default();
     let recovery = match keychange::undo(&http, directory, &adopted, old).await {
         Ok(()) => "the key change was undone at the CA, so the source client's old key works again and nothing is lost; fix the cause and run the command again".to_string(),
         Err(e) => format!(
             "changing the key back failed too ({}): no stored key can use this account now; register a new one with `certvault --account {name} init --force --directory {directory} --agree-tos` (the certificates it issued stay valid)",
-            crate::error::chain(&e)
+            crate::text::chain(&e)
         ),
     };
     Err(Error::AdoptedNotStored {

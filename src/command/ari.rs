@@ -285,7 +285,7 @@ async fn save(ctx: &Context, name: &CertName, record: &Versioned<CertRecord>) ->
             Some(v)
         }
         Err(e) => {
-            tracing::warn!(cert = %name, "could not keep the renewal information: {}", crate::error::chain(&e));
+            tracing::warn!(cert = %name, "could not keep the renewal information: {}", crate::text::chain(&e));
             None
         }
     }
@@ -304,7 +304,7 @@ async fn status_ari(ctx: &Context, name: &CertName, ari: Option<&AriState>, vers
     match ctx.store.save_status(name, &status, read.expect).await {
         Ok(_) => true,
         Err(e) => {
-            tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+            tracing::warn!(cert = %name, "could not write the status document: {}", crate::text::chain(&e));
             false
         }
     }

@@ -118,7 +118,7 @@ async fn list(ctx: &Context) -> Result<Outcome, Error> {
             Ok(None) => {}
             Err(e) => {
                 failed = true;
-                rows.push([name, "UNREADABLE".into(), crate::error::chain(&e)]);
+                rows.push([name, "UNREADABLE".into(), crate::text::chain(&e)]);
             }
         }
     }
@@ -219,12 +219,12 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         }
         (_, false) => {
             for e in &cleanup {
-                let _ = writeln!(text, "cleanup FAILED: {}", crate::error::chain(e));
+                let _ = writeln!(text, "cleanup FAILED: {}", crate::text::chain(e));
             }
         }
     }
     if let Err(e) = result {
-        let _ = writeln!(text, "FAILED: {}", crate::error::chain(&e));
+        let _ = writeln!(text, "FAILED: {}", crate::text::chain(&e));
         return Ok(Outcome { text, failed: true });
     }
     Ok(Outcome {

@@ -120,7 +120,7 @@ fn table(rows: &[Row]) -> String {
 /// The report when Vault cannot even be reached or logged in to.
 pub(super) fn unreachable(vault: &str, e: &Error, json: bool) -> Outcome {
     let mut r = Report::default();
-    r.push("vault", vault, Status::Fail, crate::error::chain(e));
+    r.push("vault", vault, Status::Fail, crate::text::chain(e));
     r.outcome(json)
 }
 
@@ -141,7 +141,7 @@ async fn directory(http: &reqwest::Client, url: &str) -> Result<Directory, Strin
         .map_err(|e| {
             format!(
                 "cannot reach it ({})",
-                crate::error::chain(&e.without_url())
+                crate::text::chain(&e.without_url())
             )
         })?;
     let status = rsp.status();
@@ -283,7 +283,7 @@ pub(super) async fn run(
                 "certificate",
                 ctx.store.display(Key::Certs),
                 Status::Fail,
-                format!("cannot list: {}", crate::error::chain(&e)),
+                format!("cannot list: {}", crate::text::chain(&e)),
             );
             Vec::new()
         }
@@ -315,7 +315,7 @@ pub(super) async fn run(
                 "certificate",
                 name.to_string(),
                 Status::Fail,
-                crate::error::chain(&e),
+                crate::text::chain(&e),
             ),
         }
     }
@@ -378,7 +378,7 @@ async fn token(ctx: &Context, account: &str, r: &mut Report) {
             Status::Fail,
             format!(
                 "cannot ask Vault for the token's capabilities: {}",
-                crate::error::chain(&e)
+                crate::text::chain(&e)
             ),
         ),
         (Ok(a), Ok(n), Ok(m)) => {
@@ -432,7 +432,7 @@ async fn check_account(
     let record = match ctx.account_record(account).await {
         Ok(rec) => rec,
         Err(e) => {
-            r.push("account", subject, Status::Fail, crate::error::chain(&e));
+            r.push("account", subject, Status::Fail, crate::text::chain(&e));
             return None;
         }
     };
@@ -478,7 +478,7 @@ async fn check_account(
             Status::Fail,
             format!(
                 "deactivated at {}; run `certvault init --force` for a new account",
-                crate::renew::rfc3339(at)
+                crate::text::rfc3339(at)
             ),
         );
         return Some(dir);
@@ -519,7 +519,7 @@ async fn check_account(
             format!("the CA knows this key as {found}, but Vault stores {url}"),
         ),
         Err(crate::acme::Error::AccountKeyUnknown { .. }) => r.push("account", subject, Status::Fail, format!("{url} is not known to the CA with the key stored in Vault (deactivated, the CA was reset, or the key was replaced); run `certvault init --force` to register a new account")),
-        Err(e) => r.push("account", subject, Status::Fail, crate::error::chain(&e)),
+        Err(e) => r.push("account", subject, Status::Fail, crate::text::chain(&e)),
     }
     Some(dir)
 }
@@ -564,7 +564,7 @@ async fn certificate(
                 CaaVerdict::Forbidden(why) => r.push("caa", subject.clone(), Status::Fail, format!("CAA at {owner} forbids this CA: {why}; the CA will refuse the order")),
                 CaaVerdict::Unknown(issuers) => r.push("caa", subject.clone(), Status::Warn, format!("CAA at {owner} allows only {}; the CA publishes no caaIdentities, so check that it is one of them", issuers.join(", "))),
             },
-            Err(e) => r.push("caa", subject.clone(), Status::Warn, format!("cannot look up CAA ({}; resolvers {})", crate::error::chain(&e), lookup.describe())),
+            Err(e) => r.push("caa", subject.clone(), Status::Warn, format!("cannot look up CAA ({}; resolvers {})", crate::text::chain(&e), lookup.describe())),
         }
         if !seen.insert(base.to_string()) {
             continue;
@@ -582,7 +582,7 @@ async fn certificate(
                     Status::Fail,
                     format!(
                         "{}; fix the CNAME or the solver's --zone/--resolver",
-                        crate::error::chain(&e)
+                        crate::text::chain(&e)
                     ),
                 );
                 continue;
@@ -679,7 +679,7 @@ impl Report {
                 "solver",
                 subject,
                 Status::Fail,
-                format!("{solver}: {}", crate::error::chain(&e)),
+                format!("{solver}: {}", crate::text::chain(&e)),
             ),
             (Ok(()), Some(e)) => self.push(
                 "solver",
@@ -687,7 +687,7 @@ impl Report {
                 Status::Fail,
                 format!(
                     "{solver}: probe written but not removed: {}",
-                    crate::error::chain(e)
+                    crate::text::chain(e)
                 ),
             ),
         }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::Context;
 use crate::model::{PauseRecord, SCHEMA_VERSION};
-use crate::renew::rfc3339;
+use crate::text::rfc3339;
 
 /// Why a CA gets no new orders.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl Gate {
                 tracing::warn!(
                     account,
                     "could not read the CA pause: {}",
-                    crate::error::chain(&e)
+                    crate::text::chain(&e)
                 )
             }
         }
@@ -136,7 +136,7 @@ impl Gate {
         refusal: &crate::Error,
         now: OffsetDateTime,
     ) {
-        let detail = crate::error::chain(refusal);
+        let detail = crate::text::chain(refusal);
         // A CA asking for longer than the longest pause is asked again then.
         let until = until.min(now + crate::defaults::MAX_PAUSE);
         let reason = format!(
@@ -168,7 +168,7 @@ impl Gate {
                 tracing::warn!(
                     account,
                     "could not read the CA pause: {}",
-                    crate::error::chain(&e)
+                    crate::text::chain(&e)
                 );
                 return;
             }
@@ -177,7 +177,7 @@ impl Gate {
             tracing::warn!(
                 account,
                 "could not store the CA pause (this run still honours it): {}",
-                crate::error::chain(&e)
+                crate::text::chain(&e)
             );
         }
     }

@@ -108,7 +108,7 @@ impl Tally {
         self.note(
             Failed,
             text,
-            format_args!("ERROR    {what}: {}", crate::error::chain(e)),
+            format_args!("ERROR    {what}: {}", crate::text::chain(e)),
         );
     }
 }
@@ -607,7 +607,7 @@ async fn cert_item(
         let _ = writeln!(
             text,
             "  renews at {} (inside the CA's renewal window, ARI)",
-            crate::renew::rfc3339(at)
+            crate::text::rfc3339(at)
         );
     }
     notes(c, text);

@@ -59,7 +59,7 @@ fn disagreement(stored: Option<&Entry>, fresh: &Entry) -> Option<String> {
     (a != b).then(|| {
         let at = |t: i64| {
             OffsetDateTime::from_unix_timestamp(t)
-                .map(crate::renew::rfc3339)
+                .map(crate::text::rfc3339)
                 .unwrap_or_else(|_| t.to_string())
         };
         format!(
@@ -204,7 +204,7 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
     for (name, e) in &unreadable {
         text.push_str(&format!(
             "UNREADABLE (no entry; renew loads it every run until fixed): {name}: {}\n",
-            crate::error::chain(e)
+            crate::text::chain(e)
         ));
     }
     Ok(Outcome {

@@ -57,11 +57,11 @@ pub(super) async fn keep_lease(
                 return Error::LeaseLost { name: name.clone() }
             }
             Err(e) if now() + every >= lapses => {
-                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::error::chain(&e));
+                tracing::error!(cert = %name, "could not renew the lock lease: {}", crate::text::chain(&e));
                 return Error::LeaseLost { name: name.clone() };
             }
             Err(e) => {
-                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::error::chain(&e))
+                tracing::warn!(cert = %name, "could not renew the lock lease, retrying: {}", crate::text::chain(&e))
             }
         }
     }
@@ -81,7 +81,7 @@ pub(super) async fn clean_leftovers(
     let http = match ctx.http() {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(cert = %name, "cannot remove the DNS-01 values a dead run left: {}", crate::error::chain(&e));
+            tracing::warn!(cert = %name, "cannot remove the DNS-01 values a dead run left: {}", crate::text::chain(&e));
             return leftovers;
         }
     };
@@ -129,7 +129,7 @@ pub(super) async fn release(
     now: fn() -> OffsetDateTime,
 ) {
     if let Err(e) = ctx.store.release_lock(name, &ctx.run.id, now(), left).await {
-        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::error::chain(&e));
+        tracing::warn!(cert = %name, "could not release the lock (it expires by itself): {}", crate::text::chain(&e));
     }
     if !left.is_empty() {
         tracing::warn!(cert = %name, values = left.len(), "DNS-01 values are left in DNS; the lock lists them and the next run removes them");
@@ -183,7 +183,7 @@ pub(super) async fn tidy_all(
                 tracing::info!(cert = %name, "another run holds the lock: it removes the DNS-01 values left")
             }
             Err(e) => {
-                tracing::warn!(cert = %name, "could not remove the DNS-01 values an earlier run left: {}", crate::error::chain(&e))
+                tracing::warn!(cert = %name, "could not remove the DNS-01 values an earlier run left: {}", crate::text::chain(&e))
             }
         }
     }
@@ -214,7 +214,7 @@ pub(super) async fn left_locks(
         Err(e) => {
             tracing::warn!(
                 "cannot list the locks (left ones are looked at by a later run): {}",
-                crate::error::chain(&e)
+                crate::text::chain(&e)
             );
             return Vec::new();
         }
@@ -229,7 +229,7 @@ pub(super) async fn left_locks(
             let left = match ctx.store.load_lock(&n).await {
                 Ok(None) => {
                     if let Err(e) = ctx.store.forget_lock(&n).await {
-                        tracing::debug!(cert = %n, "could not remove a released lock's history: {}", crate::error::chain(&e));
+                        tracing::debug!(cert = %n, "could not remove a released lock's history: {}", crate::text::chain(&e));
                     }
                     None
                 }
@@ -243,7 +243,7 @@ pub(super) async fn left_locks(
                     Some(true)
                 }
                 Err(e) => {
-                    tracing::debug!(cert = %n, "could not read its lock: {}", crate::error::chain(&e));
+                    tracing::debug!(cert = %n, "could not read its lock: {}", crate::text::chain(&e));
                     None
                 }
             };

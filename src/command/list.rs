@@ -72,7 +72,7 @@ pub(super) enum Unreadable {
 impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unreadable::Read(e) => f.write_str(&crate::error::chain(e)),
+            Unreadable::Read(e) => f.write_str(&crate::text::chain(e)),
             Unreadable::Damaged(why) => f.write_str(why),
             Unreadable::NoSpec => {
                 f.write_str("no spec document yet: an admin runs `certvault migrate`")
@@ -280,7 +280,7 @@ async fn show_pauses(ctx: &Context, rows: &mut [Row], now: OffsetDateTime) {
                 tracing::debug!(
                     account,
                     "cannot read the CA pause: {}",
-                    crate::error::chain(&e)
+                    crate::text::chain(&e)
                 );
                 continue;
             }

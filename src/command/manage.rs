@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{relative, settle_index, Context, Outcome};
 use crate::model::CertName;
 use crate::policy::Work;
-use crate::renew::rfc3339;
+use crate::text::rfc3339;
 use crate::store::{lease_binds, Key};
 use crate::Error;
 

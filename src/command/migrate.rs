@@ -198,7 +198,7 @@ async fn one(
     now: OffsetDateTime,
 ) -> Done {
     let failed = |e: &(dyn std::error::Error + 'static)| {
-        Done::Failed(format!("FAILED   {name}: {}", crate::error::chain(e)))
+        Done::Failed(format!("FAILED   {name}: {}", crate::text::chain(e)))
     };
     let cert = match ctx.store.load_cert(name).await {
         Ok(Some(cert)) => cert,
@@ -256,7 +256,7 @@ async fn one(
 /// A KV v2 `created_time` (Unix seconds) as RFC 3339.
 fn at(t: i64) -> String {
     OffsetDateTime::from_unix_timestamp(t)
-        .map(crate::renew::rfc3339)
+        .map(crate::text::rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
 

@@ -80,7 +80,7 @@ pub(super) async fn act(
             let mut result = order(ctx, solvers, connected, &name, &spec, &record, replaces.clone(), key.clone(), None, now).await;
             if let (Err(e), Some(id)) = (&result, &replaces) {
                 let why = match ca::trouble(e) {
-                    Trouble::AlreadyReplaced => Some(format!("the CA answered alreadyReplaced for {id} ({}); ordered once more without replaces", crate::error::chain(e))),
+                    Trouble::AlreadyReplaced => Some(format!("the CA answered alreadyReplaced for {id} ({}); ordered once more without replaces", crate::text::chain(e))),
                     Trouble::ReplacesIgnored => {
                         gate.ignore_replaces(&acct);
                         Some(format!("the CA did not reflect replaces {id} in the order (RFC 9773 section 5); ordered once more without it"))

@@ -434,7 +434,7 @@ pub(super) async fn flush_index(ctx: &Context, now: OffsetDateTime) {
         Ok(n) => tracing::debug!(documents = n, "updated the renewal index"),
         Err(e) => tracing::warn!(
             "could not update the renewal index (the next run repairs it): {}",
-            crate::error::chain(&e)
+            crate::text::chain(&e)
         ),
     }
 }
@@ -615,12 +615,12 @@ pub(super) async fn publish(
         match ctx.http() {
             Ok(http) => {
                 for e in crate::notify::send(&http, notify, report, now).await {
-                    tracing::error!("{}", crate::error::chain(&e));
+                    tracing::error!("{}", crate::text::chain(&e));
                     failed = true;
                 }
             }
             Err(e) => {
-                tracing::error!("cannot send notifications: {}", crate::error::chain(&e));
+                tracing::error!("cannot send notifications: {}", crate::text::chain(&e));
                 failed = true;
             }
         }
@@ -650,7 +650,7 @@ pub(super) async fn publish(
                     }
                 }
                 Err(e) => {
-                    tracing::error!("cannot push metrics: {}", crate::error::chain(&e));
+                    tracing::error!("cannot push metrics: {}", crate::text::chain(&e));
                     failed = true;
                 }
             }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::relative;
 use crate::model::CertName;
-use crate::renew::rfc3339;
+use crate::text::rfc3339;
 use crate::Error;
 
 /// What went wrong with a certificate: the error itself, shared (results and failed account
@@ -31,7 +31,7 @@ impl From<Error> for CertError {
 
 impl fmt::Display for CertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::error::chain(self.error()))
+        f.write_str(&crate::text::chain(self.error()))
     }
 }
 

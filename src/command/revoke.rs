@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{Context, Outcome};
 use crate::model::CertName;
-use crate::renew::rfc3339;
+use crate::text::rfc3339;
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;
@@ -62,7 +62,7 @@ pub(super) async fn run(
             s.revoked_at = Some(now);
             s.cert_version = version;
             if let Err(e) = ctx.store.save_status(name, &s, status.expect).await {
-                tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+                tracing::warn!(cert = %name, "could not write the status document: {}", crate::text::chain(&e));
             }
         }
     }

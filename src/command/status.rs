@@ -44,7 +44,7 @@ pub(super) async fn record(
             r
         }
         Err(e) => {
-            tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
+            tracing::warn!(cert = %name, "could not read the status document: {}", crate::text::chain(&e));
             return;
         }
     };
@@ -99,7 +99,7 @@ pub(super) async fn record(
         }
     }
     if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
-        tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+        tracing::warn!(cert = %name, "could not write the status document: {}", crate::text::chain(&e));
     }
 }
 
@@ -114,7 +114,7 @@ pub(super) async fn leftovers(ctx: &Context, name: &CertName, count: usize) {
             r
         }
         Err(e) => {
-            tracing::warn!(cert = %name, "could not read the status document: {}", crate::error::chain(&e));
+            tracing::warn!(cert = %name, "could not read the status document: {}", crate::text::chain(&e));
             return;
         }
     };
@@ -128,6 +128,6 @@ pub(super) async fn leftovers(ctx: &Context, name: &CertName, count: usize) {
     }
     status.dns_leftovers = count;
     if let Err(e) = ctx.store.save_status(name, &status, read.expect).await {
-        tracing::warn!(cert = %name, "could not write the status document: {}", crate::error::chain(&e));
+        tracing::warn!(cert = %name, "could not write the status document: {}", crate::text::chain(&e));
     }
 }

@@ -51,7 +51,7 @@ impl Solvers<'_> {
     pub fn unreadable(solver: &str, e: &crate::store::Error) -> Error {
         Error::Config {
             solver: solver.to_string(),
-            reason: crate::error::chain(e),
+            reason: crate::text::chain(e),
         }
     }
 

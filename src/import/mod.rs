@@ -210,5 +210,5 @@ pub fn spec(domains: Vec<DomainName>, key_type: KeyType, dns: SolverSpec, accoun
 
 /// For messages: the time a certificate expires.
 pub fn expiry(t: OffsetDateTime) -> String {
-    crate::renew::rfc3339(t)
+    crate::text::rfc3339(t)
 }

@@ -25,7 +25,7 @@ async fn doc(kv: &Kv, path: &str) -> Result<Option<Value>, String> {
     kv.read(path)
         .await
         .map(|r| r.doc.map(|d| d.data))
-        .map_err(|e| crate::error::chain(&e))
+        .map_err(|e| crate::text::chain(&e))
 }
 
 pub async fn plan(kv: &Kv, path: &str, opts: &Options<'_>) -> Result<Plan, String> {
@@ -37,7 +37,7 @@ pub async fn plan(kv: &Kv, path: &str, opts: &Options<'_>) -> Result<Plan, Strin
     let names = kv
         .list(&certs_dir)
         .await
-        .map_err(|e| crate::error::chain(&e))?;
+        .map_err(|e| crate::text::chain(&e))?;
     let key_doc = doc(kv, &format!("{account_dir}/private_key")).await?;
     if names.is_empty() && key_doc.is_none() {
         return Err(format!(

@@ -322,7 +322,7 @@ impl Kv {
             Ok(()) => tracing::debug!("revoked the login token"),
             Err(e) => tracing::warn!(
                 "could not revoke the login token (it expires at its TTL): {}",
-                crate::error::chain(&e)
+                crate::text::chain(&e)
             ),
         }
     }

@@ -95,7 +95,7 @@ pub async fn check_and_keep_alive(
                 }
                 Err(e) => tracing::warn!(
                     "could not renew the {whose} token: {}",
-                    crate::error::chain(&e)
+                    crate::text::chain(&e)
                 ),
             }
         }
@@ -139,14 +139,14 @@ async fn keep_alive(client: &VaultClient, mut ttl: Duration, whose: &str) {
                     if wait < Duration::from_millis(200) {
                         tracing::warn!(
                             "could not renew the {whose} token, it expires now: {}",
-                            crate::error::chain(&e)
+                            crate::text::chain(&e)
                         );
                         return;
                     }
                     tracing::warn!(
                         "could not renew the {whose} token (retrying in {}s): {}",
                         wait.as_secs_f32(),
-                        crate::error::chain(&e)
+                        crate::text::chain(&e)
                     );
                     tokio::time::sleep(wait).await;
                     left = left.saturating_sub(wait);
