@@ -87,7 +87,7 @@ pub enum Error {
     #[error("no domain given: pass at least one -d <name>")]
     NoDomains,
     #[error(transparent)]
-    Deploy(#[from] crate::command::DeployFailed),
+    Deploy(#[from] crate::hook::DeployFailed),
     /// An order's account was not connected before the order (a bug if it happens).
     #[error("account not loaded")]
     AccountNotLoaded,

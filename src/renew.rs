@@ -11,16 +11,7 @@ use time::OffsetDateTime;
 use crate::ari::AriState;
 use crate::model::{DomainName, HumanDuration, KeyType, Spec};
 
-/// What the certificate in Vault actually is (read from the certificate itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
-    /// The SAN DNS names of the certificate.
-    pub domains: BTreeSet<DomainName>,
-    /// `None` when the key algorithm is not one certvault issues.
-    pub key_type: Option<KeyType>,
-}
+pub use crate::x509::Current;
 
 /// Everything the decision looks at. New inputs become new fields.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,17 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::*;
 
 use crate::model::{DomainName, KeyType};
-use crate::renew::Current;
+
+/// What the certificate in Vault actually is (read from the certificate itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The SAN DNS names of the certificate.
+    pub domains: BTreeSet<DomainName>,
+    /// `None` when the key algorithm is not one certvault issues.
+    pub key_type: Option<KeyType>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid certificate: {0}")]

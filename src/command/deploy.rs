@@ -4,32 +4,7 @@ use super::Context;
 use crate::hook;
 use crate::model::{CertName, CertRecord};
 use crate::store::Key;
-
-/// The deploy hook of a stored certificate failed; the certificate stays stored.
-#[derive(Debug)]
-pub struct DeployFailed {
-    pub path: String,
-    pub version: u64,
-    pub failure: hook::Failure,
-}
-
-impl std::fmt::Display for DeployFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the deploy hook failed ({}); the new certificate is stored at {} (version {}) and stays there",
-            self.failure, self.path, self.version
-        )
-    }
-}
-
-/// The hook's failure is part of the message: its cause (why it could not be started) is
-/// the next one, so no cause is printed twice.
-impl std::error::Error for DeployFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.failure)
-    }
-}
+use crate::hook::DeployFailed;
 
 /// Run the spec's deploy hook, if any, for the version just written.
 pub(super) async fn deploy(

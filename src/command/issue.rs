@@ -2,7 +2,8 @@
 
 use time::OffsetDateTime;
 
-use super::deploy::{deploy, DeployFailed};
+use super::deploy::deploy;
+use crate::hook::DeployFailed;
 use super::lease::{clean_leftovers, keep_lease, release, take_lock};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
 use crate::model::{CertName, CertRecord, LayoutFields, Secret, Spec, SpecRecord, SCHEMA_VERSION};

@@ -34,7 +34,6 @@ use crate::store::{Key, Store};
 use crate::vault::{Kv, KvVersion};
 use crate::{acme, Error, Settings};
 
-pub use deploy::DeployFailed;
 pub use dns::DnsCommand;
 pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
