@@ -18,6 +18,7 @@ mod model;
 mod notify;
 mod policy;
 mod renew;
+mod report;
 mod secret;
 mod store;
 pub mod text;

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::command::report::{CertResult, Report, Verdict};
+use crate::report::{CertResult, Report, Verdict};
 
 /// Where a run's metrics go.
 #[derive(Debug, Clone, Default)]

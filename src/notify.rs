@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::command::report::{CertError, CertResult, Report, Totals, Verdict};
+use crate::report::{CertError, CertResult, Report, Totals, Verdict};
 use crate::text::rfc3339;
 
 /// Where notifications go, and what counts as expiring.

@@ -83,6 +83,24 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// "in 3d 4h" / "2h ago", coarse.
+pub fn relative(now: time::OffsetDateTime, t: time::OffsetDateTime) -> String {
+    let d = t - now;
+    let secs = d.whole_seconds().unsigned_abs();
+    let text = if secs >= 2 * 86400 {
+        format!("{}d", secs / 86400)
+    } else if secs >= 3600 {
+        format!("{}h{}m", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{}m", secs / 60)
+    };
+    if d.is_negative() {
+        format!("{text} ago")
+    } else {
+        format!("in {text}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

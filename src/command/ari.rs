@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::report::CertError;
+use crate::report::CertError;
 use super::Context;
 use crate::ari::{self, AriState, Dice};
 use crate::ca::{self, FetchError};

@@ -18,7 +18,6 @@ pub use manage::Manage;
 mod migrate;
 mod order;
 mod renew;
-pub mod report;
 mod revoke;
 mod run_id;
 mod status;
@@ -509,20 +508,4 @@ pub struct SpecArgs {
     pub hook_env: Vec<crate::model::EnvName>,
 }
 
-/// "in 3d 4h" / "2h ago", coarse.
-pub(crate) fn relative(now: OffsetDateTime, t: OffsetDateTime) -> String {
-    let d = t - now;
-    let secs = d.whole_seconds().unsigned_abs();
-    let text = if secs >= 2 * 86400 {
-        format!("{}d", secs / 86400)
-    } else if secs >= 3600 {
-        format!("{}h{}m", secs / 3600, secs % 3600 / 60)
-    } else {
-        format!("{}m", secs / 60)
-    };
-    if d.is_negative() {
-        format!("{text} ago")
-    } else {
-        format!("in {text}")
-    }
-}
+pub(crate) use crate::text::relative;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::ari::Accounts;
 use super::gate::{Gate, DEFAULT_PAUSE};
 use super::issue::{obtain_and_save, Order};
-use super::report::{CertError, CertResult, Verdict};
+use crate::report::{CertError, CertResult, Verdict};
 use super::{status, Context};
 use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::ari::{self, Accounts, Candidate, SystemDice};
 use super::gate::Gate;
 use super::order::{act, Ordered};
-use super::report::{CertResult, Report, Verdict};
+use crate::report::{CertResult, Report, Verdict};
 use super::{Context, Outcome};
 use crate::ari::Dice;
 use crate::index::Part;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
-use super::relative;
+use crate::text::relative;
 use crate::model::CertName;
 use crate::text::rfc3339;
 use crate::Error;
