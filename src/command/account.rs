@@ -12,7 +12,7 @@ use crate::Error;
 async fn load(
     ctx: &Context,
     name: &str,
-) -> Result<crate::vault::Versioned<crate::model::AccountRecord>, Error> {
+) -> Result<crate::vault::Versioned<crate::records::AccountRecord>, Error> {
     ctx.store
         .load_account(name)
         .await?

@@ -12,7 +12,8 @@ use crate::report::CertError;
 use super::Context;
 use crate::ari::{self, AriState, Dice};
 use crate::ca::{self, FetchError};
-use crate::model::{CertName, CertRecord, Spec};
+use crate::model::{CertName, Spec};
+use crate::records::CertRecord;
 use crate::renew::Current;
 use crate::vault::{Expect, Versioned};
 

@@ -2,7 +2,8 @@
 
 use super::Context;
 use crate::hook;
-use crate::model::{CertName, CertRecord};
+use crate::model::CertName;
+use crate::records::CertRecord;
 use crate::store::Key;
 use crate::hook::DeployFailed;
 

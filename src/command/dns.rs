@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use super::{Context, Outcome};
 use crate::dns::{self, Config, Fqdn, Session, Solvers};
-use crate::model::{CertName, KeyType, SolverName, SolverRecord, SolverSpec, Spec, SCHEMA_VERSION};
+use crate::model::{CertName, KeyType, SolverName, SolverSpec, Spec, SCHEMA_VERSION};
+use crate::records::SolverRecord;
 use crate::policy::Work;
 use crate::store::Key;
 use crate::vault::Expect;

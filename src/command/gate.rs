@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 use super::Context;
-use crate::model::{PauseRecord, SCHEMA_VERSION};
+use crate::model::SCHEMA_VERSION;
+use crate::records::PauseRecord;
 use crate::text::rfc3339;
 
 /// Why a CA gets no new orders.

@@ -14,9 +14,8 @@ use time::OffsetDateTime;
 
 use super::{status, Context, Outcome};
 use crate::import::{self, key, key::AccountKey, AccountItem, CertItem, Plan, SolverItem};
-use crate::model::{
-    AccountRecord, CertRecord, LayoutFields, SolverRecord, SpecRecord, SCHEMA_VERSION,
-};
+use crate::model::{LayoutFields, SCHEMA_VERSION};
+use crate::records::{AccountRecord, CertRecord, SolverRecord, SpecRecord};
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;

@@ -15,7 +15,7 @@ use crate::Error;
 async fn load(
     ctx: &Context,
     names: Vec<CertName>,
-) -> Vec<(CertName, LoadedEntry, Option<crate::model::StatusRecord>)> {
+) -> Vec<(CertName, LoadedEntry, Option<crate::records::StatusRecord>)> {
     let loaded = ctx.store.load_entries(names).await;
     // What loading noted for the index is not written by these commands.
     ctx.store.journal.discard();
@@ -30,7 +30,7 @@ async fn load(
 }
 
 /// The entry a record makes, with its status.
-fn fresh(entry: &crate::store::Entry, status: Option<&crate::model::StatusRecord>) -> Entry {
+fn fresh(entry: &crate::store::Entry, status: Option<&crate::records::StatusRecord>) -> Entry {
     let mut e = index::facts(
         &entry.cert,
         entry.spec.as_ref().map(|s| &s.data),

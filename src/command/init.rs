@@ -4,7 +4,8 @@ use time::OffsetDateTime;
 
 use super::{Context, Outcome};
 use crate::acme::{self, Eab};
-use crate::model::{AccountRecord, SCHEMA_VERSION};
+use crate::model::SCHEMA_VERSION;
+use crate::records::AccountRecord;
 use crate::store::Key;
 use crate::vault::{Expect, Versioned};
 use crate::Error;

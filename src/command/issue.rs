@@ -6,7 +6,8 @@ use super::deploy::deploy;
 use crate::hook::DeployFailed;
 use super::lease::{clean_leftovers, keep_lease, release, take_lock};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
-use crate::model::{CertName, CertRecord, LayoutFields, Secret, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::model::{CertName, LayoutFields, Secret, Spec, SCHEMA_VERSION};
+use crate::records::{CertRecord, SpecRecord};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
 use crate::vault::Expect;
@@ -181,7 +182,7 @@ pub(super) async fn apply(
         spec: spec.clone(),
         expect,
         extra,
-        facts: crate::model::CaFacts {
+        facts: crate::records::CaFacts {
             ordered_by: Some(account.id().to_string()),
             ..Default::default()
         },
@@ -288,7 +289,7 @@ pub(super) struct Order {
     /// Fields a user added to the record, kept in the new version.
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
     /// What the new record says about its lineage (who ordered it, what it replaced).
-    pub facts: crate::model::CaFacts,
+    pub facts: crate::records::CaFacts,
     /// `replaces` and a kept key.
     pub options: acme::OrderOptions,
 }

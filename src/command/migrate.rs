@@ -13,7 +13,8 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::{status, Context, Outcome};
-use crate::model::{CertName, SolverSpec, Spec, SpecRecord, SCHEMA_VERSION};
+use crate::model::{CertName, SolverSpec, Spec, SCHEMA_VERSION};
+use crate::records::SpecRecord;
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;

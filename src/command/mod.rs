@@ -271,7 +271,7 @@ impl Context {
     }
 
     /// The stored ACME account `name`, or the error that says to run `init`.
-    async fn account_record(&self, name: &str) -> Result<crate::model::AccountRecord, Error> {
+    async fn account_record(&self, name: &str) -> Result<crate::records::AccountRecord, Error> {
         Ok(self
             .store
             .load_account(name)
@@ -295,7 +295,7 @@ impl Context {
 /// Reach the CA of a stored account: (account, directory URL).
 async fn connect(
     http: &reqwest::Client,
-    record: crate::model::AccountRecord,
+    record: crate::records::AccountRecord,
 ) -> Result<(instant_acme::Account, String), Error> {
     let account = acme::account(http, &record.directory, record.credentials).await?;
     Ok((account, record.directory))

@@ -8,7 +8,8 @@
 use time::OffsetDateTime;
 
 use super::Context;
-use crate::model::{CertName, Issued, StatusRecord, SCHEMA_VERSION};
+use crate::model::{CertName, Issued, SCHEMA_VERSION};
+use crate::records::StatusRecord;
 
 /// What happened to a certificate.
 pub(super) enum Attempt<'a> {

@@ -9,22 +9,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+
 
 use super::registry::{Build, Kind, SecretSource};
 use super::{Error, Provider, TxtRecord};
 use crate::hook::{self, Failure, HOOK_TIMEOUT};
 use crate::model::{EnvName, InvalidInput};
 
-/// The hooks, stored at `<prefix>/dns/<solver>` with `"kind": "exec"`, and inline in a
-/// certificate's spec for `issue --dns exec` (the same JSON in both places).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Config {
-    pub auth_hook: String,
-    /// Empty: nothing to clean up.
-    #[serde(default)]
-    pub cleanup_hook: String,
-}
+pub use crate::model::ExecConfig as Config;
 
 /// `certvault dns add exec NAME --auth-hook CMD [--cleanup-hook CMD]`
 #[derive(Debug, clap::Args)]

@@ -401,12 +401,12 @@ mod tests {
         ];
         for doc in docs {
             let value: serde_json::Value = serde_json::from_str(doc).unwrap();
-            let record: crate::model::SolverRecord =
+            let record: crate::records::SolverRecord =
                 serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{doc}: {e}"));
             assert_eq!(serde_json::to_value(&record).unwrap(), value, "{doc}");
             record.config.validate("old").unwrap();
         }
-        let r: crate::model::SolverRecord = serde_json::from_str(docs[5]).unwrap();
+        let r: crate::records::SolverRecord = serde_json::from_str(docs[5]).unwrap();
         assert_eq!(r.config.settings.zone.unwrap().as_str(), "example.net");
         // A minimal exec document (no cleanup hook) still loads.
         let e: Config = serde_json::from_str(r#"{"kind":"exec","auth_hook":"/bin/true"}"#).unwrap();

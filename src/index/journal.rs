@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{Entry, Noted, Status};
-use crate::model::{CertName, CertRecord, SpecRecord, StatusRecord, SCHEMA_VERSION};
+use crate::model::{CertName, SCHEMA_VERSION};
+use crate::records::{CertRecord, SpecRecord, StatusRecord};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
 use crate::store;
 use crate::vault::{Expect, Versioned};

@@ -9,10 +9,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-mod records;
+mod spec;
 
 pub use crate::secret::Secret;
-pub use records::*;
+pub use spec::*;
+
+/// The hooks, stored at `<prefix>/dns/<solver>` with `"kind": "exec"`, and inline in a
+/// certificate's spec for `issue --dns exec` (the same JSON in both places).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecConfig {
+    pub auth_hook: String,
+    /// Empty: nothing to clean up.
+    #[serde(default)]
+    pub cleanup_hook: String,
+}
 
 /// Version of the documents certvault writes. A reader refuses newer ones.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -340,7 +350,7 @@ impl fmt::Display for HumanDuration {
 pub enum SolverSpec {
     /// certbot-compatible manual hooks, run with `sh -c` (the same document as a stored
     /// `exec` solver).
-    Exec(crate::dns::exec::Config),
+    Exec(ExecConfig),
     /// Solvers stored in Vault (`<prefix>/dns/<solver>`), chosen per record name: the
     /// longest matching zone in `zones`, else `default`.
     Solvers {
@@ -384,7 +394,7 @@ impl SolverSpec {
                     "needs --auth-hook <command> (and usually --cleanup-hook)",
                 )
             })?;
-            return Ok(SolverSpec::Exec(crate::dns::exec::Config {
+            return Ok(SolverSpec::Exec(ExecConfig {
                 auth_hook,
                 cleanup_hook: cleanup_hook.unwrap_or_default(),
             }));

@@ -2,7 +2,8 @@
 
 use time::OffsetDateTime;
 
-use crate::model::{CertName, LockRecord, SCHEMA_VERSION};
+use crate::model::{CertName, SCHEMA_VERSION};
+use crate::records::LockRecord;
 use crate::vault::{self, Expect, Versioned};
 
 use super::*;

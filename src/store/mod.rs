@@ -20,10 +20,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{
-    AccountRecord, CertName, CertRecord, PauseRecord, SolverRecord, SpecRecord, StatusRecord,
-    SCHEMA_VERSION,
-};
+use crate::model::{CertName, SCHEMA_VERSION};
+use crate::records::{AccountRecord, CertRecord, PauseRecord, SolverRecord, SpecRecord, StatusRecord};
 use crate::vault::{self, Expect, Kv, Read, Versioned};
 
 mod lock;
