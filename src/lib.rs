@@ -44,7 +44,6 @@ pub use dns::{
     ProviderConfig, SecretSource, Settings as DnsSettings, SolverSettings, TxtRecord, Zone,
 };
 pub use error::Error;
-pub use text::chain;
 pub use index::Part as Shard;
 pub use logging::{init as init_logging, Format as LogFormat};
 pub use metrics::Sinks as MetricSinks;
@@ -54,6 +53,7 @@ pub use model::{
 };
 pub use notify::{Notify, Target as NotifyTarget};
 pub use policy::Role;
+pub use text::chain;
 pub use vault::{KvVersion, Lifetime, Settings as VaultSettings};
 
 use std::path::PathBuf;

@@ -209,3 +209,13 @@ impl fmt::Debug for AccountRecord {
             .finish()
     }
 }
+
+/// A certificate as `renew` and `list` see it: its record and its admin-only spec (`None`
+/// for a record written before specs had their own documents: `certvault migrate`).
+#[derive(Debug)]
+pub struct Entry {
+    pub cert: crate::vault::Versioned<CertRecord>,
+    pub spec: Option<crate::vault::Versioned<SpecRecord>>,
+    /// The key-free status document, when there is a readable one.
+    pub status: Option<StatusRecord>,
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::text::relative;
 use crate::model::CertName;
+use crate::text::relative;
 use crate::text::rfc3339;
 use crate::Error;
 

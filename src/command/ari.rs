@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use crate::report::CertError;
 use super::Context;
 use crate::ari::{self, AriState, Dice};
 use crate::ca::{self, FetchError};
 use crate::model::{CertName, Spec};
 use crate::records::CertRecord;
 use crate::renew::Current;
+use crate::report::CertError;
 use crate::vault::{Expect, Versioned};
 
 /// A certificate `renew` looks at: its record, its trusted spec and what it is.

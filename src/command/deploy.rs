@@ -2,10 +2,10 @@
 
 use super::Context;
 use crate::hook;
+use crate::hook::DeployFailed;
 use crate::model::CertName;
 use crate::records::CertRecord;
 use crate::store::Key;
-use crate::hook::DeployFailed;
 
 /// Run the spec's deploy hook, if any, for the version just written.
 pub(super) async fn deploy(

@@ -138,12 +138,7 @@ async fn directory(http: &reqwest::Client, url: &str) -> Result<Directory, Strin
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot reach it ({})",
-                crate::text::chain(&e.without_url())
-            )
-        })?;
+        .map_err(|e| format!("cannot reach it ({})", crate::text::chain(&e.without_url())))?;
     let status = rsp.status();
     if !status.is_success() {
         return Err(format!("answered HTTP {status}"));

@@ -3,9 +3,9 @@
 use time::OffsetDateTime;
 
 use super::deploy::deploy;
-use crate::hook::DeployFailed;
 use super::lease::{clean_leftovers, keep_lease, release, take_lock};
 use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
+use crate::hook::DeployFailed;
 use crate::model::{CertName, LayoutFields, Secret, Spec, SCHEMA_VERSION};
 use crate::records::{CertRecord, SpecRecord};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};

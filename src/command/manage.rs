@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use super::{relative, settle_index, Context, Outcome};
 use crate::model::CertName;
 use crate::policy::Work;
-use crate::text::rfc3339;
 use crate::store::{lease_binds, Key};
+use crate::text::rfc3339;
 use crate::Error;
 
 /// Commands that look after one certificate (also the CLI's subcommands of these names).

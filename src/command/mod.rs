@@ -161,7 +161,8 @@ impl DnsTally {
 #[derive(Default)]
 pub(crate) struct LoadedSolvers {
     pub configs: BTreeMap<String, crate::dns::Config>,
-    pub broken: BTreeMap<String, crate::store::Error>,
+    /// Solvers whose configuration could not be read: the read error, printed.
+    pub broken: BTreeMap<String, String>,
     pub folder: String,
 }
 
@@ -254,7 +255,7 @@ impl Context {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    out.broken.insert(name, e);
+                    out.broken.insert(name, crate::text::chain(&e));
                 }
             }
         }

@@ -8,13 +8,13 @@ use time::OffsetDateTime;
 use super::ari::Accounts;
 use super::gate::{Gate, DEFAULT_PAUSE};
 use super::issue::{obtain_and_save, Order};
-use crate::report::{CertError, CertResult, Verdict};
 use super::{status, Context};
 use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};
 use crate::model::Spec;
 use crate::records::{CaFacts, CertRecord};
 use crate::renew::renewal_point;
+use crate::report::{CertError, CertResult, Verdict};
 use crate::vault::{Expect, Versioned};
 use crate::{x509, Error};
 

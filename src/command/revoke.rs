@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::{Context, Outcome};
 use crate::model::CertName;
-use crate::text::rfc3339;
 use crate::store::Key;
+use crate::text::rfc3339;
 use crate::vault::Expect;
 use crate::Error;
 

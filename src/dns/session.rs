@@ -35,8 +35,8 @@ pub struct Solvers<'a> {
     pub http: &'a reqwest::Client,
     /// Loaded solver configurations by name (missing ones fail with `UnknownSolver`).
     pub configs: &'a BTreeMap<String, Config>,
-    /// Solvers whose configuration could not be read, with the error.
-    pub broken: &'a BTreeMap<String, crate::store::Error>,
+    /// Solvers whose configuration could not be read, with the read error's text.
+    pub broken: &'a BTreeMap<String, String>,
     /// Where a missing configuration was looked for: `<mount>/<prefix>/dns/`.
     pub folder: String,
     /// Told what an order has presented and not yet cleaned up, after each change (the
@@ -47,11 +47,11 @@ pub struct Solvers<'a> {
 impl Solvers<'_> {
     /// The error of a solver whose stored configuration could not be read.
     /// [`Error::Config`] carries its reason as text (the DNS errors hold no storage
-    /// errors): the read error is printed here.
-    pub fn unreadable(solver: &str, e: &crate::store::Error) -> Error {
+    /// errors): the loader printed the read error.
+    pub fn unreadable(solver: &str, reason: &str) -> Error {
         Error::Config {
             solver: solver.to_string(),
-            reason: crate::text::chain(e),
+            reason: reason.to_string(),
         }
     }
 

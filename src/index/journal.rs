@@ -10,7 +10,6 @@ use super::{Entry, Noted, Status};
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::records::{CertRecord, SpecRecord, StatusRecord};
 use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
-use crate::store;
 use crate::vault::{Expect, Versioned};
 
 /// Flush early when this many certificates are noted (a first run over a large fleet).
@@ -45,7 +44,7 @@ impl Journal {
     pub fn note_loaded(
         &self,
         name: &CertName,
-        entry: &store::Entry,
+        entry: &crate::records::Entry,
         status: Option<&StatusRecord>,
     ) {
         let spec_version = entry.spec.as_ref().map_or(0, |s| s.version);
@@ -188,7 +187,7 @@ impl Journal {
         drop(self.take());
     }
 
-    pub(super) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, Checked>) {
+    pub(crate) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, Checked>) {
         let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
         let verified =
             std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));

@@ -16,7 +16,6 @@
 //! Nothing here does I/O or reads the clock; [`sync`] does the Vault side.
 
 pub mod journal;
-pub mod sync;
 
 pub use journal::{facts, Journal};
 

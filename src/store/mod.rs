@@ -21,9 +21,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::{CertName, SCHEMA_VERSION};
-use crate::records::{AccountRecord, CertRecord, PauseRecord, SolverRecord, SpecRecord, StatusRecord};
+use crate::records::{
+    AccountRecord, CertRecord, PauseRecord, SolverRecord, SpecRecord, StatusRecord,
+};
 use crate::vault::{self, Expect, Kv, Read, Versioned};
 
+mod index_sync;
 mod lock;
 mod paths;
 
@@ -80,15 +83,8 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
     out
 }
 
-/// A certificate as `renew` and `list` see it: its record and its admin-only spec (`None`
-/// for a record written before specs had their own documents: `certvault migrate`).
-#[derive(Debug)]
-pub struct Entry {
-    pub cert: Versioned<CertRecord>,
-    pub spec: Option<Versioned<SpecRecord>>,
-    /// The key-free status document, when there is a readable one.
-    pub status: Option<StatusRecord>,
-}
+pub use crate::records::Entry;
+
 
 /// The outcome of reading one certificate (`None`: its latest version is deleted).
 pub type LoadedEntry = Result<Option<Entry>, Error>;
