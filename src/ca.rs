@@ -112,11 +112,8 @@ pub enum Trouble {
     Other,
 }
 
-/// Classify an order error.
-pub fn trouble(e: &crate::Error) -> Trouble {
-    let crate::Error::Acme(e) = e else {
-        return Trouble::Other;
-    };
+/// Classify an order's ACME error.
+pub fn trouble(e: &Error) -> Trouble {
     let problem_type = |p: &instant_acme::Problem| {
         p.r#type
             .as_deref()

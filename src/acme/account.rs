@@ -163,7 +163,7 @@ pub async fn account_hinted(
         check_url(url).map_err(|why| bad(format!("credentials.directory {why}")))?;
     }
     let creds: AccountCredentials = serde_json::from_value(credentials)
-        .map_err(|e| bad(crate::store::redact_quoted(&e.to_string())))?;
+        .map_err(|e| bad(crate::secret::redact_quoted(&e.to_string())))?;
     builder_hinted(http, hint)
         .from_credentials(creds)
         .await

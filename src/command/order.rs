@@ -80,7 +80,7 @@ pub(super) async fn act(
             let key = super::issue::kept_key(&record.data, &spec);
             let mut result = order(ctx, solvers, connected, &name, &spec, &record, replaces.clone(), key.clone(), None, now).await;
             if let (Err(e), Some(id)) = (&result, &replaces) {
-                let why = match ca::trouble(e) {
+                let why = match trouble(e) {
                     Trouble::AlreadyReplaced => Some(format!("the CA answered alreadyReplaced for {id} ({}); ordered once more without replaces", crate::text::chain(e))),
                     Trouble::ReplacesIgnored => {
                         gate.ignore_replaces(&acct);
@@ -125,7 +125,7 @@ pub(super) async fn act(
                     r
                 }
                 Err(e) => {
-                    match ca::trouble(&e) {
+                    match trouble(&e) {
                         Trouble::RateLimited => {
                             let until = connected
                                 .hint
@@ -213,4 +213,13 @@ async fn failed(
     status::record(ctx, &r.name, attempt, now()).await;
     r.error = Some(error);
     r
+}
+
+/// What an order's error means for pausing the CA or ordering again (only ACME errors
+/// mean anything).
+fn trouble(e: &Error) -> Trouble {
+    match e {
+        Error::Acme(e) => ca::trouble(e),
+        _ => Trouble::Other,
+    }
 }

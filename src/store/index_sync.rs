@@ -10,7 +10,9 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 
 use crate::index::journal::Checked;
-use crate::index::{date_check_due, merge, shard_of, staggered, to_verify, Entry, Noted, Part, Shard};
+use crate::index::{
+    date_check_due, merge, shard_of, staggered, to_verify, Entry, Noted, Part, Shard,
+};
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::store::{self, Error, Key, Store};
 use crate::vault::{self, Expect};

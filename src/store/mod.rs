@@ -67,24 +67,9 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-pub(crate) fn redact_quoted(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut quoted = false;
-    for c in msg.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"…\"");
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
-}
+pub(crate) use crate::secret::redact_quoted;
 
 pub use crate::records::Entry;
-
 
 /// The outcome of reading one certificate (`None`: its latest version is deleted).
 pub type LoadedEntry = Result<Option<Entry>, Error>;
