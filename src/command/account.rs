@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Context, Outcome};
+use super::context::{Context, Outcome};
 use crate::store::Key;
 use crate::vault::Expect;
 use crate::Error;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::Context;
+use super::context::Context;
 use crate::ari::{self, AriState, Dice};
 use crate::ca::{self, FetchError};
 use crate::model::{CertName, Spec};

@@ -1,6 +1,6 @@
 //! The deploy hook: run after each new certificate is stored, never undoing it.
 
-use super::Context;
+use super::context::Context;
 use crate::hook;
 use crate::hook::DeployFailed;
 use crate::model::CertName;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Context, Outcome};
+use super::context::{Context, Outcome};
 use crate::dns::{self, Config, Fqdn, Session, Solvers};
 use crate::model::{CertName, KeyType, SolverName, SolverSpec, Spec, SCHEMA_VERSION};
 use crate::policy::Work;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Context, LoadedSolvers, Outcome};
+use super::context::{Context, LoadedSolvers, Outcome};
 use crate::dns::{self, Fqdn, Session};
 use crate::model::{CertName, Spec};
 use crate::policy::Work;

@@ -4,7 +4,8 @@
 
 use time::OffsetDateTime;
 
-use super::{issue, Context, Outcome};
+use super::context::{Context, Outcome};
+use super::issue;
 use crate::model::{CertName, DomainName, HumanDuration, KeyType, SolverSpec};
 use crate::store::Key;
 use crate::Error;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use super::Context;
+use super::context::Context;
 use crate::model::SCHEMA_VERSION;
 use crate::records::PauseRecord;
 use crate::text::rfc3339;

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use super::{status, Context, Outcome};
+use super::context::{Context, Outcome};
+use super::status;
 use crate::import::{self, key, key::AccountKey, AccountItem, CertItem, Plan, SolverItem};
 use crate::model::{LayoutFields, SCHEMA_VERSION};
 use crate::records::{AccountRecord, CertRecord, SolverRecord, SpecRecord};

@@ -4,8 +4,8 @@
 
 use time::OffsetDateTime;
 
+use super::context::{Context, Outcome};
 use super::list::{self, Broken, Unreadable};
-use super::{Context, Outcome};
 use crate::index::{self, Entry, Part, Shard, SHARDS};
 use crate::model::CertName;
 use crate::store::{Key, LoadedEntry};

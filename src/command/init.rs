@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Context, Outcome};
+use super::context::{Context, Outcome};
 use crate::acme::{self, Eab};
 use crate::model::SCHEMA_VERSION;
 use crate::records::AccountRecord;

@@ -2,14 +2,16 @@
 
 use time::OffsetDateTime;
 
+use super::context::{Context, LoadedSolvers, Outcome};
 use super::deploy::deploy;
 use super::lease::{clean_leftovers, keep_lease, release, take_lock};
-use super::{relative, status, Context, LoadedSolvers, Outcome, SpecArgs};
+use super::status;
 use crate::hook::DeployFailed;
 use crate::model::{CertName, LayoutFields, Secret, Spec, SCHEMA_VERSION};
 use crate::records::{CertRecord, SpecRecord};
 use crate::renew::{decide, renew_before_fits, rfc3339, Decision, Facts};
 use crate::store::{Key, Lock};
+use crate::text::relative;
 use crate::vault::Expect;
 use crate::{acme, x509, Error};
 
@@ -92,7 +94,7 @@ pub(super) async fn apply(
     let http = ctx.http()?;
     let mut connected = None;
     if let Some(profile) = &spec.profile {
-        let (account, directory) = super::connect(&http, account_record.clone()).await?;
+        let (account, directory) = super::context::connect(&http, account_record.clone()).await?;
         let offered = crate::ca::profiles(&account);
         if !offered.contains(profile) {
             return Err(Error::UnknownProfile {
@@ -174,7 +176,7 @@ pub(super) async fn apply(
     };
     let (account, directory) = match connected {
         Some(c) => c,
-        None => super::connect(&http, account_record).await?,
+        None => super::context::connect(&http, account_record).await?,
     };
     let key = existing.as_ref().and_then(|d| kept_key(&d.data, &spec));
     let order = Order {
@@ -455,4 +457,24 @@ pub(super) async fn obtain_and_save(
         record,
         deploy,
     })
+}
+
+/// The solver, key and renewal settings given to `issue`.
+#[derive(Debug, Clone)]
+pub struct SpecArgs {
+    pub domains: Vec<crate::model::DomainName>,
+    pub key_type: crate::model::KeyType,
+    pub dns: crate::model::SolverSpec,
+    pub renew_before: Option<crate::model::HumanDuration>,
+    pub follow_cname: bool,
+    pub propagation_check: Option<bool>,
+    pub deploy_hook: Option<String>,
+    /// Consumer layouts (`--layout`), sorted and without repeats.
+    pub layouts: Vec<crate::model::RecordLayout>,
+    /// `--profile`: the CA profile to order (must be offered by the CA).
+    pub profile: Option<String>,
+    /// `--reuse-key`: keep the private key across renewals.
+    pub reuse_key: bool,
+    /// `--hook-env NAME`: variables let through to the hooks, sorted and without repeats.
+    pub hook_env: Vec<crate::model::EnvName>,
 }

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Context, LoadedSolvers};
+use super::context::{Context, LoadedSolvers};
 use crate::model::{CertName, Spec};
 use crate::Error;
 

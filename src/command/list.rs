@@ -8,13 +8,14 @@ use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{relative, Context, Outcome};
+use super::context::{Context, Outcome};
 use crate::ari::AriState;
 use crate::index::Part;
 use crate::model::{CertName, Spec};
 use crate::records::StatusRecord;
 use crate::renew::{decide, rfc3339, Basis, Current, Decision, Facts, Reason};
 use crate::store::{Api, Entry, Key};
+use crate::text::relative;
 use crate::{x509, Error};
 
 /// One row of `list --output json`. Times are RFC 3339.

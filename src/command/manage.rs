@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::{relative, settle_index, Context, Outcome};
+use super::context::{settle_index, Context, Outcome};
 use crate::model::CertName;
 use crate::policy::Work;
 use crate::store::{lease_binds, Key};
+use crate::text::relative;
 use crate::text::rfc3339;
 use crate::Error;
 

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::{status, Context, Outcome};
+use super::context::{Context, Outcome};
+use super::status;
 use crate::model::{CertName, SolverSpec, Spec, SCHEMA_VERSION};
 use crate::records::SpecRecord;
 use crate::store::Key;
@@ -120,7 +121,7 @@ pub(super) async fn run(
         since_flush += 1;
         if since_flush >= INDEX_EVERY && !dry_run {
             since_flush = 0;
-            super::renew::flush_index(ctx, now).await;
+            super::context::flush_index(ctx, now).await;
         }
     }
     drop(done);

@@ -2,6 +2,7 @@
 
 mod account;
 mod ari;
+mod context;
 mod deploy;
 mod dns;
 mod doctor;
@@ -22,24 +23,22 @@ mod revoke;
 mod run_id;
 mod status;
 
-use std::collections::BTreeMap;
-use std::fmt;
-
 use time::OffsetDateTime;
 
-use crate::model::{CertName, DomainName, HumanDuration, KeyType, SolverSpec};
+use crate::model::CertName;
 use crate::policy::{self, Layout, Role, Work};
-use crate::store::{Key, Store};
-use crate::vault::{Kv, KvVersion};
-use crate::{acme, Error, Settings};
+use crate::vault::KvVersion;
+use crate::{Error, Settings};
 
+pub use context::Outcome;
+use context::{settle_index, Context};
 pub use dns::DnsCommand;
 pub use edit::SpecChanges;
 pub use import::{ImportArgs, Source as ImportSource};
 pub use init::InitArgs;
 pub use issue::IssueArgs;
+pub use issue::SpecArgs;
 pub use renew::RenewArgs;
-pub(crate) use run_id::RunId;
 
 #[derive(Debug)]
 pub enum Command {
@@ -104,202 +103,6 @@ pub enum Command {
         role: Role,
         cert: Option<CertName>,
     },
-}
-
-/// What a command printed and whether it fully succeeded.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub text: String,
-    /// A partial failure (some certificates failed): exit non-zero after printing.
-    pub failed: bool,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-/// What every command works with.
-pub(crate) struct Context {
-    pub store: Store,
-    pub settings: Settings,
-    /// Becomes `true` on SIGTERM/SIGINT.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Who this run is, as recorded in the locks it holds.
-    pub run: RunId,
-    /// DNS-01 values this run left in DNS, and values earlier runs left that it removed.
-    pub dns_tally: DnsTally,
-    http: std::sync::OnceLock<reqwest::Client>,
-}
-
-/// Counts of DNS-01 values left in DNS (for the summary and metrics).
-#[derive(Debug, Default)]
-pub(crate) struct DnsTally {
-    /// Left in DNS by this run (listed in the released locks for the next run).
-    pub left: std::sync::atomic::AtomicUsize,
-    /// Left by earlier runs and removed (or found not to be the certificate's) by this one.
-    pub cleared: std::sync::atomic::AtomicUsize,
-}
-
-impl DnsTally {
-    pub fn add_left(&self, n: usize) {
-        self.left.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
-    pub fn add_cleared(&self, n: usize) {
-        self.cleared
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
-    /// (left, cleared)
-    pub fn get(&self) -> (usize, usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.left.load(Relaxed), self.cleared.load(Relaxed))
-    }
-}
-
-/// Stored DNS solver configurations loaded for a run, and the ones that failed to load.
-#[derive(Default)]
-pub(crate) struct LoadedSolvers {
-    pub configs: BTreeMap<String, crate::dns::Config>,
-    /// Solvers whose configuration could not be read: the read error, printed.
-    pub broken: BTreeMap<String, String>,
-    pub folder: String,
-}
-
-impl LoadedSolvers {
-    /// The solvers as a DNS-01 session uses them, with the run's DNS settings and client;
-    /// `presented` is told what an order presents (for the lock lease).
-    pub(crate) fn for_orders<'a>(
-        &'a self,
-        ctx: &'a Context,
-        http: &'a reqwest::Client,
-        presented: Option<tokio::sync::watch::Sender<Vec<crate::dns::Leftover>>>,
-    ) -> crate::dns::Solvers<'a> {
-        crate::dns::Solvers {
-            settings: &ctx.settings.dns,
-            http,
-            configs: &self.configs,
-            broken: &self.broken,
-            folder: self.folder.clone(),
-            presented,
-        }
-    }
-}
-
-impl Context {
-    async fn connect(
-        settings: Settings,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Self, Error> {
-        if crate::store::clean_prefix(&settings.prefix).is_none() {
-            // Before logging in: a bad setting must not cost a token.
-            return Err(crate::store::Error::BadPrefix(settings.prefix.clone()).into());
-        }
-        let kv = Kv::connect(&settings.vault)
-            .await
-            .map_err(crate::store::Error::from)?;
-        let store = match Store::new(kv, &settings.prefix) {
-            Ok(s) => s,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Self {
-            store,
-            settings,
-            shutdown,
-            run: RunId::new(),
-            dns_tally: DnsTally::default(),
-            http: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// Stop before doing anything if the token lacks a capability `work` needs.
-    async fn check(&self, command: &'static str, work: Work<'_>) -> Result<(), Error> {
-        let missing = self.missing(work).await?;
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::MissingCapabilities { command, missing })
-        }
-    }
-
-    /// The capabilities `work` needs that the token lacks.
-    async fn missing(&self, work: Work<'_>) -> Result<Vec<policy::Need>, Error> {
-        let layout = Layout {
-            version: self.store.kv().version(),
-            mount: self.store.kv().mount(),
-            prefix: self.store.prefix(),
-        };
-        let needs = policy::needs(work, &layout);
-        let have = self
-            .store
-            .kv()
-            .capabilities(&policy::paths(&needs))
-            .await
-            .map_err(crate::store::Error::from)?;
-        Ok(policy::missing(needs, &have))
-    }
-
-    /// Load each named solver once (a missing one is simply absent).
-    async fn load_solvers(&self, names: impl IntoIterator<Item = String>) -> LoadedSolvers {
-        let mut out = LoadedSolvers {
-            folder: self.store.display(Key::Solvers) + "/",
-            ..Default::default()
-        };
-        for name in names {
-            if out.configs.contains_key(&name) || out.broken.contains_key(&name) {
-                continue;
-            }
-            match self.store.load_solver(&name).await {
-                Ok(Some(r)) => {
-                    out.configs.insert(name, r.data.config);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    out.broken.insert(name, crate::text::chain(&e));
-                }
-            }
-        }
-        out
-    }
-
-    /// The run's one HTTP client (ACME and DNS APIs share its connection pool).
-    fn http(&self) -> Result<reqwest::Client, Error> {
-        if let Some(c) = self.http.get() {
-            return Ok(c.clone());
-        }
-        let client = acme::http_client(self.settings.acme_ca_cert.as_deref())?;
-        Ok(self.http.get_or_init(|| client).clone())
-    }
-
-    /// The stored ACME account `name`, or the error that says to run `init`.
-    async fn account_record(&self, name: &str) -> Result<crate::records::AccountRecord, Error> {
-        Ok(self
-            .store
-            .load_account(name)
-            .await?
-            .ok_or_else(|| Error::NoAccount {
-                path: self.store.display(Key::Account(name)),
-            })?
-            .data)
-    }
-
-    /// Load an ACME account from Vault and reach its CA.
-    async fn account(
-        &self,
-        http: &reqwest::Client,
-        name: &str,
-    ) -> Result<(instant_acme::Account, String), Error> {
-        connect(http, self.account_record(name).await?).await
-    }
-}
-
-/// Reach the CA of a stored account: (account, directory URL).
-async fn connect(
-    http: &reqwest::Client,
-    record: crate::records::AccountRecord,
-) -> Result<(instant_acme::Account, String), Error> {
-    let account = acme::account(http, &record.directory, record.credentials).await?;
-    Ok((account, record.directory))
 }
 
 /// Run one command. `now` is the clock; nothing below reads another.
@@ -460,16 +263,6 @@ async fn run_checked(
     }
 }
 
-/// After a command that changes certificates: write what it noted for the renewal index,
-/// or drop it after a dry run (which writes nothing, not the index either).
-async fn settle_index(ctx: &Context, dry_run: bool, now: OffsetDateTime) {
-    if dry_run {
-        ctx.store.journal.discard();
-    } else {
-        renew::flush_index(ctx, now).await;
-    }
-}
-
 /// `certvault policy ROLE [NAME]`: the HCL for the configured mount and prefix. Needs no
 /// Vault access; the KV version is `--kv-version` (default 2).
 fn policy_text(settings: &Settings, role: Role, cert: Option<&CertName>) -> Result<Outcome, Error> {
@@ -488,25 +281,3 @@ fn policy_text(settings: &Settings, role: Role, cert: Option<&CertName>) -> Resu
         failed: false,
     })
 }
-
-/// The solver, key and renewal settings given to `issue`.
-#[derive(Debug, Clone)]
-pub struct SpecArgs {
-    pub domains: Vec<DomainName>,
-    pub key_type: KeyType,
-    pub dns: SolverSpec,
-    pub renew_before: Option<HumanDuration>,
-    pub follow_cname: bool,
-    pub propagation_check: Option<bool>,
-    pub deploy_hook: Option<String>,
-    /// Consumer layouts (`--layout`), sorted and without repeats.
-    pub layouts: Vec<crate::model::RecordLayout>,
-    /// `--profile`: the CA profile to order (must be offered by the CA).
-    pub profile: Option<String>,
-    /// `--reuse-key`: keep the private key across renewals.
-    pub reuse_key: bool,
-    /// `--hook-env NAME`: variables let through to the hooks, sorted and without repeats.
-    pub hook_env: Vec<crate::model::EnvName>,
-}
-
-pub(crate) use crate::text::relative;

@@ -6,9 +6,10 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::ari::Accounts;
+use super::context::Context;
 use super::gate::{Gate, DEFAULT_PAUSE};
 use super::issue::{obtain_and_save, Order};
-use super::{status, Context};
+use super::status;
 use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};
 use crate::model::Spec;
@@ -156,7 +157,7 @@ pub(super) async fn act(
 #[allow(clippy::too_many_arguments)]
 async fn order(
     ctx: &Context,
-    solvers: &super::LoadedSolvers,
+    solvers: &super::context::LoadedSolvers,
     connected: &super::ari::Connected,
     name: &crate::model::CertName,
     spec: &Spec,

@@ -5,9 +5,9 @@
 use time::OffsetDateTime;
 
 use super::ari::{self, Accounts, Candidate, SystemDice};
+use super::context::{Context, Outcome};
 use super::gate::Gate;
 use super::order::{act, Ordered};
-use super::{Context, Outcome};
 use crate::ari::Dice;
 use crate::index::Part;
 use crate::model::{CertName, Spec};
@@ -227,7 +227,7 @@ async fn pass(
         }
         due.extend(more);
         if !args.dry_run && ctx.store.journal.len() >= crate::index::journal::FLUSH_AT {
-            flush_index(ctx, now()).await;
+            super::context::flush_index(ctx, now()).await;
         }
     }
     drop(names);
@@ -425,19 +425,6 @@ fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
     r.not_after = at(e.not_after);
     r.version = Some(e.version);
     r
-}
-
-/// Write what this run learned to the index. The index is a cache of the records: a write
-/// that fails is logged, and a later run repairs what it missed.
-pub(super) async fn flush_index(ctx: &Context, now: OffsetDateTime) {
-    match ctx.store.flush_index(now).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(documents = n, "updated the renewal index"),
-        Err(e) => tracing::warn!(
-            "could not update the renewal index (the next run repairs it): {}",
-            crate::text::chain(&e)
-        ),
-    }
 }
 
 /// One certificate to order: its record, its trusted spec, why, and how urgent.

@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Context, Outcome};
+use super::context::{Context, Outcome};
 use crate::model::CertName;
 use crate::store::Key;
 use crate::text::rfc3339;

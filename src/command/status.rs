@@ -7,7 +7,7 @@
 
 use time::OffsetDateTime;
 
-use super::Context;
+use super::context::Context;
 use crate::model::{CertName, Issued, SCHEMA_VERSION};
 use crate::records::StatusRecord;
 
