@@ -217,10 +217,6 @@ pub(super) async fn run(
     })
 }
 
-pub(super) fn stored_url(record: &AccountRecord) -> String {
-    record.credentials["id"].as_str().unwrap_or("?").to_string()
-}
-
 async fn account_item(
     ctx: &Context,
     a: &AccountItem,
@@ -252,7 +248,7 @@ async fn account_item(
             }
             let dir = a.directory.as_deref().unwrap_or("<directory URL>");
             let forward = match &existing {
-                Some(s) => format!("its {users} certificate(s) will renew with the account already stored at {path} ({})", stored_url(&s.data)),
+                Some(s) => format!("its {users} certificate(s) will renew with the account already stored at {path} ({})", super::account_doc::stored_url(&s.data)),
                 None => format!("its {users} certificate(s) are imported and name account {:?}: before they renew, register a new account with `certvault --account {} init --directory {dir} --agree-tos` (the CA will see a new account URL)", a.name, a.name),
             };
             let _ = writeln!(
@@ -265,7 +261,7 @@ async fn account_item(
         }
         AccountKey::Legacy(old) if !args.adopt_account => {
             if let (Some(s), Some(u)) = (&existing, &a.url) {
-                if stored_url(&s.data) == *u {
+                if super::account_doc::stored_url(&s.data) == *u {
                     tally.unchanged(text, format_args!("already  account {u} at {path}"));
                     return;
                 }
@@ -274,7 +270,7 @@ async fn account_item(
                 tally.errors += 1;
             }
             let forward = match &existing {
-                Some(s) => format!("without it, its {users} certificate(s) renew with the account already stored at {path} ({})", stored_url(&s.data)),
+                Some(s) => format!("without it, its {users} certificate(s) renew with the account already stored at {path} ({})", super::account_doc::stored_url(&s.data)),
                 None => format!("without it, its {users} certificate(s) are imported and name account {:?}, which must be carried over or registered anew before they renew", a.name),
             };
             let _ = writeln!(
@@ -288,7 +284,7 @@ async fn account_item(
         AccountKey::Legacy(_) | AccountKey::P256(_) => &a.key,
     };
     if let (Some(s), Some(u)) = (&existing, &a.url) {
-        if stored_url(&s.data) == *u {
+        if super::account_doc::stored_url(&s.data) == *u {
             tally.unchanged(text, format_args!("already  account {u} at {path}"));
             return;
         }
@@ -334,7 +330,7 @@ async fn account_item(
     let Some(expect) = import_slot(&existing, &found_url, a, &path, args, text, tally) else {
         return;
     };
-    let record = super::init::account_record(directory, a.contact.clone(), credentials, now);
+    let record = super::account_doc::account_record(directory, a.contact.clone(), credentials, now);
     match ctx.store.save_account(&a.name, &record, expect).await {
         Ok(v) => {
             tally.written(
@@ -364,16 +360,16 @@ fn import_slot(
     text: &mut String,
     tally: &mut Tally,
 ) -> Option<Expect> {
-    match super::init::slot(existing, url, args.force) {
-        super::init::Slot::Stored(_) => {
+    match super::account_doc::slot(existing, url, args.force) {
+        super::account_doc::Slot::Stored(_) => {
             tally.unchanged(text, format_args!("already  account {url} at {path}"));
             None
         }
-        super::init::Slot::Taken(other) => {
+        super::account_doc::Slot::Taken(other) => {
             tally.note(Conflict, text, format_args!("SKIPPED  account {}: {path} holds another account ({other}); pass --force to replace it", a.name));
             None
         }
-        super::init::Slot::Write(expect) => Some(expect),
+        super::account_doc::Slot::Write(expect) => Some(expect),
     }
 }
 
@@ -404,7 +400,8 @@ async fn adopt_item(
     let Some(expect) = import_slot(&existing, &found_url, a, &path, args, text, tally) else {
         return;
     };
-    match super::account::adopt(ctx, &a.name, directory, old, a.contact.clone(), expect, now).await
+    match super::account_doc::adopt(ctx, &a.name, directory, old, a.contact.clone(), expect, now)
+        .await
     {
         Ok((url, v)) => {
             tally.written(

@@ -4,7 +4,6 @@ use time::OffsetDateTime;
 
 use super::context::{Context, Outcome};
 use crate::acme::{self, Eab};
-use crate::model::SCHEMA_VERSION;
 use crate::records::AccountRecord;
 use crate::store::Key;
 use crate::vault::{Expect, Versioned};
@@ -96,7 +95,8 @@ pub(super) async fn run(
     let http = ctx.http()?;
     let (credentials, account_url) =
         acme::register(&http, &args.directory, &args.email, eab.as_ref()).await?;
-    let mut record = account_record(&args.directory, args.email, credentials, now());
+    let mut record =
+        super::account_doc::account_record(&args.directory, args.email, credentials, now());
     record.eab_kid = eab.map(|e| e.kid);
     let version = ctx.store.save_account(name, &record, expect).await?;
     tracing::info!(account = %account_url, "registered ACME account");
@@ -146,31 +146,12 @@ async fn from_key(
         Ok(expect) => expect,
         Err(done) => return Ok(done),
     };
-    let record = account_record(directory, contact, credentials, now);
+    let record = super::account_doc::account_record(directory, contact, credentials, now);
     let version = ctx.store.save_account(name, &record, expect).await?;
     Ok(Outcome {
         text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
         failed: false,
     })
-}
-
-/// Where account `url` would go, given what is stored under that name already.
-pub(super) enum Slot {
-    /// The same account is stored (at this version): nothing to write.
-    Stored(u64),
-    /// Another account is stored, and `force` was not given: its URL.
-    Taken(String),
-    /// Write with this check-and-set.
-    Write(Expect),
-}
-
-pub(super) fn slot(existing: &Option<Versioned<AccountRecord>>, url: &str, force: bool) -> Slot {
-    match existing {
-        Some(s) if super::import::stored_url(&s.data) == url => Slot::Stored(s.version),
-        Some(s) if !force => Slot::Taken(super::import::stored_url(&s.data)),
-        Some(s) => Slot::Write(Expect::Version(s.version)),
-        None => Slot::Write(Expect::Absent),
-    }
 }
 
 /// `init --account-key`: the check-and-set for account `url`, or the outcome when there is
@@ -182,16 +163,16 @@ fn init_slot(
     force: bool,
     key_file: &str,
 ) -> Result<Result<Expect, Outcome>, Error> {
-    match slot(existing, url, force) {
-        Slot::Stored(version) => Ok(Err(Outcome {
+    match super::account_doc::slot(existing, url, force) {
+        super::account_doc::Slot::Stored(version) => Ok(Err(Outcome {
             text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
             failed: false,
         })),
-        Slot::Taken(other) => Err(Error::AccountKey {
+        super::account_doc::Slot::Taken(other) => Err(Error::AccountKey {
             path: key_file.to_string(),
             reason: format!("it belongs to account {url}, but {path} holds another account ({other}); pass --force to replace it, or --account <name> to keep both"),
         }),
-        Slot::Write(expect) => Ok(Ok(expect)),
+        super::account_doc::Slot::Write(expect) => Ok(Ok(expect)),
     }
 }
 
@@ -219,7 +200,8 @@ async fn adopt_key(
         Err(done) => return Ok(done),
     };
     let (url, version) =
-        super::account::adopt(ctx, name, directory, old, args.email.clone(), expect, now).await?;
+        super::account_doc::adopt(ctx, name, directory, old, args.email.clone(), expect, now)
+            .await?;
     Ok(Outcome {
         text: format!(
             "carried over the existing ACME account {url} at {directory}: its {} key was changed at the CA to a new ECDSA P-256 key (RFC 8555 key change; the account URL stays, the old key in {shown} no longer works)\nstored at {path} (version {version})\n",
@@ -227,22 +209,4 @@ async fn adopt_key(
         ),
         failed: false,
     })
-}
-
-/// The record of an account registered, or found at the CA by its key, now.
-pub(super) fn account_record(
-    directory: &str,
-    contact: Vec<String>,
-    credentials: serde_json::Value,
-    now: OffsetDateTime,
-) -> AccountRecord {
-    AccountRecord {
-        schema: SCHEMA_VERSION,
-        directory: directory.to_string(),
-        contact,
-        eab_kid: None,
-        created_at: now,
-        credentials,
-        deactivated_at: None,
-    }
 }

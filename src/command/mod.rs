@@ -1,6 +1,7 @@
 //! One module per verb. Each takes plain values (no clap) and returns an [`Outcome`].
 
 mod account;
+mod account_doc;
 mod ari;
 mod context;
 mod deploy;
