@@ -223,6 +223,27 @@ pub fn check_address(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A request to `<addr>/v1/<api>` with the client's TLS settings, token and namespace.
+pub(super) fn raw(
+    client: &vaultrs::client::VaultClient,
+    addr: &str,
+    method: reqwest::Method,
+    api: &str,
+) -> reqwest::RequestBuilder {
+    let mut req = client
+        .http
+        .http
+        .request(method, format!("{addr}/v1/{api}"))
+        .header("X-Vault-Request", "true");
+    if !client.settings.token.is_empty() {
+        req = req.header("X-Vault-Token", &client.settings.token);
+    }
+    if let Some(ns) = &client.settings.namespace {
+        req = req.header("X-Vault-Namespace", ns);
+    }
+    req
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,11 @@ use std::future::Future;
 use serde_json::Value;
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 
+use super::client::Kv;
+use super::error::Error;
 use super::http::{self, Failure, NoAnswer};
 use super::retry::Backoff;
-use super::{Error, Expect, Kv, KvVersion, Read, Versioned};
+use super::types::{Expect, KvVersion, Read, Versioned};
 
 impl Kv {
     /// Run `attempt` until it succeeds, fails for good, or the retry budget is spent.
@@ -47,7 +49,7 @@ impl Kv {
 
     /// The one mapping of a failed KV request to an error.
     fn error(&self, op: &'static str, path: &str, failure: Failure, backoff: &Backoff) -> Error {
-        let e = super::failed(&self.addr, op, self.display_path(path), failure);
+        let e = super::error::failed(&self.addr, op, self.display_path(path), failure);
         if backoff.attempts > 1 {
             Error::GaveUp {
                 waited: backoff.waited(),

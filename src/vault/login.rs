@@ -3,9 +3,9 @@
 use vaultrs::api::AuthInfo;
 use vaultrs::client::VaultClient;
 
+use super::error::Error;
 use super::http::{self, Failure};
 use super::retry::Backoff;
-use super::Error;
 use crate::auth::{self, Method};
 use crate::model::Secret;
 
@@ -110,7 +110,7 @@ pub async fn login(
             detail,
             hint,
         },
-        Failure::NoAnswer { why, source } => super::unreachable(addr, why, source),
+        Failure::NoAnswer { why, source } => super::error::unreachable(addr, why, source),
         Failure::Other(source) => Error::LoginFailed {
             method: name,
             mount: mount.clone(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use vaultrs::client::VaultClient;
 
-use super::Error;
+use super::error::Error;
 use crate::auth;
 
 /// How long the token must live for a command that orders certificates.
@@ -48,7 +48,7 @@ struct Facts {
 }
 
 async fn lookup(client: &VaultClient, addr: &str) -> Option<Facts> {
-    let rsp = super::raw(client, addr, reqwest::Method::GET, "auth/token/lookup-self")
+    let rsp = super::http::raw(client, addr, reqwest::Method::GET, "auth/token/lookup-self")
         .send()
         .await
         .ok()?;
