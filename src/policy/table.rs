@@ -3,7 +3,7 @@
 //! `certvault policy <role>` prints the rows of a role, and a command's start-up check asks
 //! for the capabilities its role's rows list it under: both read this table only.
 
-use super::Role;
+use super::role::Role;
 use crate::model::CertName;
 use crate::store::{Api, Key};
 use crate::vault::KvVersion;
