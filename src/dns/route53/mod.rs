@@ -27,7 +27,6 @@ mod wire;
 
 use wire::*;
 
-const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
 /// Stored at `<prefix>/dns/<solver>` with `"kind": "route53"`; also the flags of
 /// `certvault dns add route53 NAME [--access-key-id ID]` (with an access key id, the secret

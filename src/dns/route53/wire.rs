@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::*;
+pub(super) const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
+
 
 /// `"value"`, as Route 53 wants TXT values.
 pub(super) fn quoted(value: &str) -> String {
