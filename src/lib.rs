@@ -17,6 +17,7 @@ mod metrics;
 mod model;
 mod notify;
 mod policy;
+mod random;
 mod records;
 mod renew;
 mod report;

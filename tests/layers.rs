@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom up: a module may use only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["text", "defaults", "secret"],
+    &["text", "defaults", "secret", "random"],
     &["model", "logging"],
     &["x509", "ari", "hook", "auth"],
     &["renew"],

@@ -83,32 +83,18 @@ impl Accounts {
     }
 }
 
-/// Random numbers from the system's source (the clock and pid when it is missing),
-/// stretched with splitmix64. Only picks times inside ARI windows and the jitter.
-pub(super) struct SystemDice(u64);
+/// Picks times inside ARI windows and the jitter from the one random source.
+pub(super) struct SystemDice;
 
 impl SystemDice {
     pub fn new() -> Self {
-        let mut seed = [0u8; 8];
-        if std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-            .is_err()
-        {
-            let t = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
-            seed = (t ^ u64::from(std::process::id())).to_le_bytes();
-        }
-        Self(u64::from_le_bytes(seed))
+        Self
     }
 }
 
 impl Dice for SystemDice {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((u128::from(z) * u128::from(n.max(1))) >> 64) as u64
+        crate::random::below(n.max(1))
     }
 }
 

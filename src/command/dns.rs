@@ -237,16 +237,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
 /// 43 base64url characters, like a real challenge value (acme-dns accepts only those).
 pub(super) fn probe_value() -> String {
     use base64::Engine;
-    let mut bytes = [0u8; 32];
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b =
-            (nanos >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(37) ^ std::process::id() as u8;
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>())
 }
 
 async fn remove(ctx: &Context, name: &SolverName) -> Result<Outcome, Error> {

@@ -8,7 +8,6 @@
 //! fails at once ([`Failure::Abandoned`]) instead of waiting its own budget, so a run with
 //! Vault down ends within one budget (plus one request timeout) of the outage's start.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -162,11 +161,9 @@ fn jitter(max: Duration) -> Duration {
     if max.is_zero() {
         return Duration::ZERO;
     }
-    // RandomState is seeded per instance from the OS: enough randomness for a jitter.
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    Duration::from_nanos(r % max.as_nanos().max(1) as u64)
+    Duration::from_nanos(crate::random::below(
+        max.as_nanos().min(u64::MAX as u128) as u64
+    ))
 }
 
 #[cfg(test)]
