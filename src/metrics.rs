@@ -11,11 +11,27 @@ use std::path::{Path, PathBuf};
 use crate::report::{CertResult, Report, Verdict};
 
 /// Where a run's metrics go.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Sinks {
     pub file: Option<PathBuf>,
     /// Pushgateway base URL; metrics go to `<url>/metrics/job/certvault`.
     pub pushgateway: Option<String>,
+}
+
+/// The Pushgateway URL may carry Basic-auth credentials: only its host is shown.
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gw = self.pushgateway.as_deref().map(|u| {
+            reqwest::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "<unparsable>".into())
+        });
+        f.debug_struct("Sinks")
+            .field("file", &self.file)
+            .field("pushgateway_host", &gw)
+            .finish()
+    }
 }
 
 impl Sinks {

@@ -170,8 +170,8 @@ pub(crate) enum Cmd {
         #[arg(long, env = "CERTVAULT_METRICS_FILE")]
         metrics_file: Option<PathBuf>,
         /// Push Prometheus metrics of the run to this Pushgateway (job=certvault).
-        #[arg(long, env = "CERTVAULT_PUSHGATEWAY")]
-        pushgateway: Option<String>,
+        #[arg(long, env = "CERTVAULT_PUSHGATEWAY", value_parser = super::global::secret, hide_env_values = true)]
+        pushgateway: Option<Secret>,
         /// After a run with failed or deferred certificates, or certificates expiring within
         /// --notify-expiring, POST a JSON document to this URL (repeatable; in
         /// CERTVAULT_NOTIFY, separate URLs with spaces). alertmanager+http://HOST:PORT sends
@@ -180,9 +180,11 @@ pub(crate) enum Cmd {
             long,
             env = "CERTVAULT_NOTIFY",
             value_name = "URL",
-            value_delimiter = ' '
+            value_delimiter = ' ',
+            value_parser = super::global::secret,
+            hide_env_values = true
         )]
-        notify: Vec<String>,
+        notify: Vec<Secret>,
         /// With --notify: a certificate that expires this soon after the run is reported.
         #[arg(
             long,

@@ -431,11 +431,14 @@ impl Cli {
                     json: output == Output::Json,
                     metrics: MetricSinks {
                         file: metrics_file.filter(|p| !p.as_os_str().is_empty()),
-                        pushgateway: match pushgateway.filter(|u| !u.trim().is_empty()) {
+                        pushgateway: match pushgateway
+                            .map(|u| u.expose().to_string())
+                            .filter(|u| !u.trim().is_empty())
+                        {
                             Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                                 return Err(InvalidInput {
                                     what: "--pushgateway",
-                                    value: u,
+                                    value: redact_url(&u),
                                     reason: "write the Pushgateway's base URL, like http://pushgateway:9091",
                                 })
                             }
@@ -445,6 +448,7 @@ impl Cli {
                     notify: certvault::Notify {
                         targets: notify
                             .iter()
+                            .map(Secret::expose)
                             .filter(|u| !u.trim().is_empty())
                             .map(|u| {
                                 certvault::NotifyTarget::parse(u).map_err(|_| InvalidInput {

@@ -68,6 +68,31 @@ fn parsed_secrets_do_not_show_in_debug() {
     let (_, settings, command) = cli.into_parts().unwrap();
     let shown = format!("{settings:?} {command:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
+
+    // URLs whose user info (or path) holds credentials: --pushgateway and --notify.
+    let cli = Cli::try_parse_from([
+        "certvault",
+        "renew",
+        "--pushgateway",
+        "http://user:pw-SECRET6@gw.example:9091",
+        "--notify",
+        "https://user:pw-SECRET7@hooks.example/T0/SECRET8",
+    ])
+    .unwrap();
+    let shown = format!("{cli:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    let (_, settings, command) = cli.into_parts().unwrap();
+    let shown = format!("{settings:?} {command:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("gw.example"), "{shown}");
+
+    // A --pushgateway that is no URL is refused without echoing what precedes an `@`.
+    let cli = Cli::try_parse_from(["certvault", "renew", "--pushgateway", "user:pw-SECRET9@gw"]);
+    let Err(e) = cli.unwrap().into_parts() else {
+        panic!("a --pushgateway that is no URL was accepted");
+    };
+    let e = e.to_string();
+    assert!(e.contains("--pushgateway") && !e.contains("SECRET"), "{e}");
 }
 
 #[test]
