@@ -550,7 +550,7 @@ async fn certificate(
         };
         // CAA through the resolvers the certificate's solver uses.
         let session = Session::new(&solvers, spec, 1);
-        let lookup = solvers.lookup_for(first_solver(spec).as_deref());
+        let lookup = solvers.lookup_for(session.solver_for(&fqdn).as_deref());
         match dns::zone::caa(&lookup, &fqdn).await {
             Ok(None) => r.push("caa", subject.clone(), Status::Ok, "no CAA records: any CA may issue"),
             Ok(Some((owner, set))) => match caa_verdict(&set, wildcard, identities) {
@@ -630,15 +630,6 @@ async fn certificate(
         }
         if probe {
             r.push_probe(&solvers, spec, base, &placed.solver).await;
-        }
-    }
-}
-
-fn first_solver(spec: &Spec) -> Option<String> {
-    match &spec.dns {
-        crate::model::SolverSpec::Exec(_) => None,
-        crate::model::SolverSpec::Solvers { default, .. } => {
-            default.as_ref().map(|s| s.to_string())
         }
     }
 }

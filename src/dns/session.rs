@@ -169,6 +169,11 @@ impl<'a> Session<'a> {
         Ok(&self.providers[solver])
     }
 
+    /// The solver the spec picks for `name` (`exec` for inline hooks), if any.
+    pub fn solver_for(&self, name: &Fqdn) -> Option<String> {
+        self.choose_solver(name).ok()
+    }
+
     fn choose_solver(&self, name: &Fqdn) -> Result<String, Error> {
         match &self.spec.dns {
             SolverSpec::Exec(_) => Ok(INLINE_EXEC.to_string()),
