@@ -44,3 +44,9 @@ pub const MAX_PAUSE: time::Duration = time::Duration::hours(24);
 /// longer wait would work from an old picture (and outlive short tokens); spread runs further
 /// through the schedule.
 pub const MAX_JITTER: Duration = Duration::from_secs(3600);
+
+/// `--index-grow-above`: the renewal index grows when the fleet has more certificates than
+/// this per index document on average. At about 450 bytes an entry, 320 entries are
+/// 144 KiB, and the fullest of thousands of documents stays below 256 KiB (Raft's default
+/// entry limit is 1 MiB).
+pub const INDEX_GROW_ABOVE: u64 = 320;

@@ -76,6 +76,9 @@ pub struct Settings {
     pub quiet: bool,
     /// Length of a certificate's lock lease (`--lock-lease`, default 60 s, at most 10 min).
     pub lock_lease: std::time::Duration,
+    /// When the renewal index grows: more certificates than this per index document on
+    /// average (`--index-grow-above`, default [`index::GROW_ABOVE`]).
+    pub index_grow_above: u64,
     pub timeouts: acme::Timeouts,
     /// Zone discovery and propagation checks.
     pub dns: dns::Settings,

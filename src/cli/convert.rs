@@ -569,6 +569,7 @@ impl Cli {
             quiet: g.quiet,
             concurrency: concurrency_flag,
             lock_lease: lease_flag,
+            index_grow_above: g.index_grow_above,
             timeouts: Timeouts {
                 validation: g.validation_timeout.0,
                 issuance: ISSUANCE_TIMEOUT,

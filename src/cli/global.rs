@@ -156,6 +156,17 @@ pub(crate) struct Global {
         allow_hyphen_values = true
     )]
     pub(crate) propagation_interval: HumanDuration,
+    /// Grow the renewal index when the fleet has more certificates than this per index
+    /// document on average (1 to 10000). Smaller documents, more of them to read.
+    #[arg(
+        long,
+        env = "CERTVAULT_INDEX_GROW_ABOVE",
+        default_value_t = defaults::INDEX_GROW_ABOVE,
+        value_parser = clap::value_parser!(u64).range(1..=10_000),
+        global = true,
+        hide_short_help = true
+    )]
+    pub(crate) index_grow_above: u64,
     /// More log output on stderr (-v debug, -vv trace). CERTVAULT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,

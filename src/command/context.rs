@@ -106,7 +106,7 @@ impl Context {
             .await
             .map_err(crate::store::Error::from)?;
         let store = match Store::new(kv, &settings.prefix) {
-            Ok(s) => s,
+            Ok(s) => s.with_index_grow_above(settings.index_grow_above),
             Err(e) => return Err(e.into()),
         };
         Ok(Self {

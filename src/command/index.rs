@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::context::{Context, Outcome};
 use super::list::{self, Broken, Unreadable};
-use crate::index::{self, Entry, Part, Shard, SHARDS};
+use crate::index::{self, Entry, Layout, Part, Shard};
 use crate::model::CertName;
 use crate::store::{Key, LoadedEntry};
 use crate::Error;
@@ -85,13 +85,13 @@ pub(super) async fn verify(
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
-    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
+    let buckets = ctx.store.names_by_shard(Part::ALL, None).await?;
     let mut rows = Vec::new();
     let mut broken = Vec::new();
     let mut disagree: Vec<(String, String)> = Vec::new();
-    for s in 0..SHARDS {
-        let names = buckets.get(&s).cloned().unwrap_or_default();
-        let shard = ctx.store.load_shard(s).await?;
+    for s in buckets.layout.all() {
+        let names = buckets.by_shard.get(&s).cloned().unwrap_or_default();
+        let shard = ctx.store.load_shard(buckets.layout, s).await?;
         for name in shard.entries.keys() {
             if names.binary_search(name).is_err() {
                 disagree.push((
@@ -166,12 +166,19 @@ pub(super) async fn verify(
 
 /// `index rebuild`: every index document rewritten from the records, one at a time.
 pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Result<Outcome, Error> {
-    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
-    let (mut entries, mut documents, mut unreadable) = (0usize, 0usize, Vec::new());
+    // The layout the fleet needs (never smaller than the stored one): a grown fleet's
+    // rebuild is also its move to the larger layout.
     let at = now();
-    for s in 0..SHARDS {
+    let listed = ctx.store.names_by_shard(Part::ALL, None).await?;
+    let certificates: usize = listed.by_shard.values().map(Vec::len).sum();
+    let layout = listed
+        .layout
+        .wanted(certificates, ctx.store.index_grow_above());
+    let buckets = regroup(listed.by_shard.into_values().flatten(), layout);
+    let (mut entries, mut documents, mut unreadable) = (0usize, 0usize, Vec::new());
+    for s in layout.all() {
         let names = buckets.get(&s).cloned().unwrap_or_default();
-        let mut shard = Shard::empty(s, index::staggered(s, at));
+        let mut shard = Shard::empty(s, layout, index::staggered(s, layout, at));
         for (name, loaded, status) in load(ctx, names).await {
             match loaded {
                 Ok(Some(entry)) => {
@@ -195,11 +202,31 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         }
         entries += shard.entries.len();
         documents += usize::from(!shard.entries.is_empty());
-        ctx.store.replace_shard(s, &shard).await?;
+        ctx.store.replace_shard(layout, s, &shard).await?;
+    }
+    if layout != listed.layout {
+        ctx.store
+            .save_layout(layout, listed.layout, certificates, at)
+            .await?;
+    }
+    // The documents of the layout this one replaced (by this rebuild or a growing run).
+    let previous = ctx.store.previous_layout().await?;
+    let mut removed = 0;
+    for old in [Some(listed.layout), previous] {
+        match old {
+            Some(old) if old < layout => removed += remove_layout(ctx, old).await?,
+            _ => {}
+        }
     }
     let mut text = format!(
-        "rebuilt the renewal index at {}/: {entries} entries in {documents} documents\n",
-        ctx.store.display(Key::Indexes)
+        "rebuilt the renewal index at {}/: {entries} entries in {documents} documents (layout of {} documents{})\n",
+        ctx.store.display(Key::Indexes),
+        layout.shards(),
+        if removed > 0 {
+            format!("; {removed} documents of a smaller layout deleted")
+        } else {
+            String::new()
+        }
     );
     for (name, e) in &unreadable {
         text.push_str(&format!(
@@ -211,4 +238,30 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         text,
         failed: !unreadable.is_empty(),
     })
+}
+
+/// `names` grouped by their document in `layout`.
+fn regroup(
+    names: impl Iterator<Item = CertName>,
+    layout: Layout,
+) -> std::collections::BTreeMap<u16, Vec<CertName>> {
+    let mut out: std::collections::BTreeMap<u16, Vec<CertName>> = Default::default();
+    for n in names {
+        out.entry(layout.shard_of(n.as_str())).or_default().push(n);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// Delete every document of `old` (left empty when the index grew from it). Returns how
+/// many there were.
+async fn remove_layout(ctx: &Context, old: Layout) -> Result<usize, Error> {
+    let mut removed = 0;
+    for s in old.all() {
+        let empty = Shard::empty(s, old, 0);
+        removed += usize::from(ctx.store.replace_shard(old, s, &empty).await?);
+    }
+    Ok(removed)
 }

@@ -237,7 +237,7 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
     ctx.store.ensure_in_use(&ctx.settings.account).await?;
     // The index gives the rows of certificates with an entry; the others (no entry yet,
     // due whatever the time: damaged, names changed) are read one by one.
-    let buckets = ctx.store.names_by_shard(Part::ALL).await?;
+    let buckets = ctx.store.names_by_shard(Part::ALL, None).await?;
     let mut rows = Vec::new();
     let scan = ctx
         .store

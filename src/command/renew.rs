@@ -335,7 +335,10 @@ async fn select(
         let left = left.into_iter().filter(|n| selected.contains(n)).collect();
         return Ok((Vec::new(), mine, left));
     }
-    let buckets = ctx.store.names_by_shard(part).await?;
+    let buckets = ctx
+        .store
+        .names_by_shard(part, (!dry_run).then_some(now))
+        .await?;
     let mut results = Vec::new();
     // A certificate with no renewal information yet is read while its CA offers ARI, so
     // its first query happens now (as without the index); with a CA without ARI, not.

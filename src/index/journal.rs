@@ -20,6 +20,8 @@ pub const FLUSH_AT: usize = 20_000;
 pub struct Journal {
     notes: Mutex<BTreeMap<CertName, Noted>>,
     verified: Mutex<BTreeMap<u16, Checked>>,
+    /// The layout the verified shard numbers are of (the one the run's scan read).
+    layout: Mutex<Option<super::Layout>>,
 }
 
 /// When this run checked a shard's entries: their versions against the records' metadata,
@@ -162,6 +164,11 @@ impl Journal {
         );
     }
 
+    /// The scan reads the index in `layout`.
+    pub fn use_layout(&self, layout: super::Layout) {
+        *self.layout.lock().unwrap_or_else(|p| p.into_inner()) = Some(layout);
+    }
+
     pub fn note_verified(&self, shard: u16, at: i64) {
         if let Ok(mut v) = self.verified.lock() {
             v.entry(shard).or_default().versions = Some(at);
@@ -187,13 +194,20 @@ impl Journal {
         drop(self.take());
     }
 
-    pub(crate) fn take(&self) -> (BTreeMap<CertName, Noted>, BTreeMap<u16, Checked>) {
+    /// The notes, the verified shards, and the layout those shard numbers are of.
+    pub(crate) fn take(&self) -> (BTreeMap<CertName, Noted>, Verified, Option<super::Layout>) {
         let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
         let verified =
             std::mem::take(&mut *self.verified.lock().unwrap_or_else(|p| p.into_inner()));
-        (notes, verified)
+        let layout = *self.layout.lock().unwrap_or_else(|p| p.into_inner());
+        (notes, verified, layout)
     }
 }
+
+/// Shards verified this run, and when.
+pub(crate) type Verified = BTreeMap<u16, Checked>;
+
+impl Journal {}
 
 /// The ARI state of an entry's certificate: its chosen time, and the next query at its
 /// Retry-After (now when none is known).

@@ -10,8 +10,14 @@
 //!
 //! **The hash.** A certificate's hash is the first 8 bytes of SHA-256 of its name (the UTF-8
 //! bytes of `NAME` in `certs/NAME`), read as a big-endian unsigned 64-bit integer. Its index
-//! document is `index/<hash mod 256>` (three decimal digits, `index/000` … `index/255`), and
-//! `renew --shard I/N` handles the names whose hash mod N is I.
+//! document is number `hash mod S`, where S is the layout's document count: 256
+//! (`index/000` … `index/255`, the only layout before the index could grow) or a larger power
+//! of two named in `index/layout` (`index/<S>/<n>`, e.g. `index/4096/0017`). `renew --shard
+//! I/N` handles the names whose hash mod N is I.
+//!
+//! **Growing.** A document must stay well below Raft's 1 MiB entry limit, so the layout
+//! doubles (as often as needed) when the fleet has more than [`GROW_ABOVE`] certificates per
+//! document on average; see [`Layout::wanted`]. It never shrinks.
 //!
 //! Nothing here does I/O or reads the clock; [`sync`] does the Vault side.
 
@@ -28,9 +34,100 @@ use time::OffsetDateTime;
 
 use crate::model::{CertName, InvalidInput, SCHEMA_VERSION};
 
-/// How many index documents there are. Fixed, so a shard is a pure function of the name and
-/// no run has to agree with another on a layout; an absent document is an empty shard.
+/// How many index documents the first layout has (and every store had before the index
+/// could grow): `index/000` … `index/255`.
 pub const SHARDS: u16 = 256;
+
+/// The largest layout: 65,536 documents (16 million certificates at [`GROW_ABOVE`]).
+pub const MAX_SHARDS: u32 = 65_536;
+
+/// A run grows the layout when the fleet has more certificates than this per document on
+/// average (see [`crate::defaults::INDEX_GROW_ABOVE`]). Growing doubles the count until the
+/// average is at most half this.
+pub const GROW_ABOVE: u64 = crate::defaults::INDEX_GROW_ABOVE;
+
+/// How many index documents there are, and so which one holds a name. Absent
+/// `index/layout` means [`Layout::FIRST`]. An absent document is an empty shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Layout {
+    shards: u32,
+}
+
+impl Layout {
+    /// The layout of every store before the index could grow.
+    pub const FIRST: Layout = Layout {
+        shards: SHARDS as u32,
+    };
+
+    /// A layout of `shards` documents: a power of two from 256 to [`MAX_SHARDS`].
+    pub fn new(shards: u32) -> Option<Layout> {
+        (shards.is_power_of_two() && (u32::from(SHARDS)..=MAX_SHARDS).contains(&shards))
+            .then_some(Layout { shards })
+    }
+
+    pub fn shards(self) -> u32 {
+        self.shards
+    }
+
+    /// The document numbers, `0..shards`.
+    pub fn all(self) -> impl Iterator<Item = u16> {
+        (0..self.shards).map(|s| s as u16)
+    }
+
+    /// The document that holds `name`.
+    pub fn shard_of(self, name: &str) -> u16 {
+        (hash(name) % u64::from(self.shards)) as u16
+    }
+
+    /// The layout a fleet of `certificates` needs, starting from this one: this one while
+    /// the average stays at most `grow_above` a document ([`GROW_ABOVE`] by default), else
+    /// doubled until it is at most half that (capped at [`MAX_SHARDS`]). Never smaller
+    /// than this one.
+    pub fn wanted(self, certificates: usize, grow_above: u64) -> Layout {
+        let n = certificates as u64;
+        if n <= u64::from(self.shards) * grow_above {
+            return self;
+        }
+        let mut shards = self.shards;
+        while u64::from(shards) * (grow_above / 2).max(1) < n && shards < MAX_SHARDS {
+            shards *= 2;
+        }
+        Layout { shards }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} documents", self.shards)
+    }
+}
+
+/// `index/layout`: how many documents the index has, written by the run that grew it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutRecord {
+    pub schema: u32,
+    pub shards: u32,
+    /// The layout it replaced (its documents are left empty).
+    #[serde(default)]
+    pub previous: u32,
+    /// When (Unix seconds), and for how many certificates.
+    #[serde(default)]
+    pub grown_at: i64,
+    #[serde(default)]
+    pub certificates: u64,
+}
+
+impl LayoutRecord {
+    /// The layout it names, or why it cannot be used.
+    pub fn layout(&self) -> Result<Layout, String> {
+        Layout::new(self.shards).ok_or_else(|| {
+            format!(
+                "shards is {}; it must be a power of two from {SHARDS} to {MAX_SHARDS}",
+                self.shards
+            )
+        })
+    }
+}
 
 /// How long a shard's entries may go without their versions being checked against the
 /// records' metadata (see [`to_verify`]).
@@ -57,11 +154,6 @@ pub fn hash(name: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// The index document (0..[`SHARDS`]) that holds `name`'s entry.
-pub fn shard_of(name: &str) -> u16 {
-    (hash(name) % u64::from(SHARDS)) as u16
-}
-
 /// `--shard I/N`: this run handles the names whose hash mod N is I (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
@@ -76,10 +168,10 @@ impl Part {
         hash(name) % self.count == self.index
     }
 
-    /// Whether index document `shard` can hold names of this part. When N divides
-    /// [`SHARDS`], a part needs only SHARDS/N documents; otherwise every one.
-    pub fn touches(&self, shard: u16) -> bool {
-        u64::from(SHARDS) % self.count != 0 || u64::from(shard) % self.count == self.index
+    /// Whether index document `shard` of `layout` can hold names of this part. When N
+    /// divides the document count S, a part needs only S/N documents; otherwise every one.
+    pub fn touches(&self, shard: u16, layout: Layout) -> bool {
+        u64::from(layout.shards) % self.count != 0 || u64::from(shard) % self.count == self.index
     }
 }
 
@@ -235,7 +327,7 @@ pub struct Shard {
     pub schema: u32,
     /// Which shard this is, and of how many (a document with other numbers is ignored).
     pub shard: u16,
-    pub of: u16,
+    pub of: u32,
     /// When the entries' versions were last checked against the records' metadata.
     pub verified_at: i64,
     /// When the entries' dates were last checked against the records (every record of
@@ -279,11 +371,11 @@ mod packed {
 }
 
 impl Shard {
-    pub fn empty(shard: u16, verified_at: i64) -> Self {
+    pub fn empty(shard: u16, layout: Layout, verified_at: i64) -> Self {
         Shard {
             schema: SCHEMA_VERSION,
             shard,
-            of: SHARDS,
+            of: layout.shards,
             verified_at,
             dated_at: Some(verified_at),
             entries: BTreeMap::new(),
@@ -306,15 +398,19 @@ impl Shard {
         )
     }
 
-    /// Why a document read at `index/<shard>` cannot be used, if it cannot.
-    pub fn problem(&self, shard: u16) -> Option<String> {
-        if self.shard != shard || self.of != SHARDS {
+    /// Why a document read as document `shard` of `layout` cannot be used, if it cannot.
+    pub fn problem(&self, shard: u16, layout: Layout) -> Option<String> {
+        if self.shard != shard || self.of != layout.shards {
             return Some(format!(
-                "it says shard {} of {}, expected {shard} of {SHARDS}",
-                self.shard, self.of
+                "it says shard {} of {}, expected {shard} of {}",
+                self.shard, self.of, layout.shards
             ));
         }
-        if let Some(wrong) = self.entries.keys().find(|n| shard_of(n.as_str()) != shard) {
+        if let Some(wrong) = self
+            .entries
+            .keys()
+            .find(|n| layout.shard_of(n.as_str()) != shard)
+        {
             return Some(format!("{wrong} does not belong in it"));
         }
         None
@@ -431,8 +527,8 @@ pub fn date_check_due(dated_at: i64, now: OffsetDateTime) -> bool {
 /// The `verified_at` a rebuild gives shard `shard`: spread over the last [`VERIFY_EVERY`],
 /// so that afterwards about the same number of shards comes due for checking each day
 /// instead of all of them at once.
-pub fn staggered(shard: u16, now: OffsetDateTime) -> i64 {
-    let step = VERIFY_EVERY.whole_seconds() / i64::from(SHARDS);
+pub fn staggered(shard: u16, layout: Layout, now: OffsetDateTime) -> i64 {
+    let step = VERIFY_EVERY.whole_seconds() / i64::from(layout.shards);
     now.unix_timestamp() - i64::from(shard) * step
 }
 

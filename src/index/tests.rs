@@ -36,7 +36,7 @@ fn the_hash_is_the_documented_one() {
     assert_eq!(hash("web"), u64::from_str_radix(&hex, 16).unwrap());
     // Known value, so a change of algorithm cannot pass unnoticed.
     assert_eq!(format!("{:016x}", hash("abc")), "ba7816bf8f01cfea");
-    assert_eq!(shard_of("abc"), 0xea);
+    assert_eq!(Layout::FIRST.shard_of("abc"), 0xea);
     let part: Part = "2/3".parse().unwrap();
     assert_eq!(part.contains("abc"), 0xba7816bf8f01cfea_u64 % 3 == 2);
 }
@@ -48,9 +48,11 @@ fn parts_parse_and_pick_their_documents() {
     }
     let p: Part = "1/4".parse().unwrap();
     assert_eq!(p, Part { index: 1, count: 4 });
-    assert!(p.touches(1) && p.touches(5) && !p.touches(2));
+    assert!(
+        p.touches(1, Layout::FIRST) && p.touches(5, Layout::FIRST) && !p.touches(2, Layout::FIRST)
+    );
     let odd: Part = "1/3".parse().unwrap();
-    assert!((0..SHARDS).all(|s| odd.touches(s)));
+    assert!((0..SHARDS).all(|s| odd.touches(s, Layout::FIRST)));
     // Every name is in exactly one part, and its document is one that part reads.
     for i in 0..500 {
         let name = format!("c{i}");
@@ -68,7 +70,7 @@ fn parts_parse_and_pick_their_documents() {
             index: parts[0],
             count: 4
         }
-        .touches(shard_of(&name)));
+        .touches(Layout::FIRST.shard_of(&name), Layout::FIRST));
     }
 }
 
@@ -159,7 +161,7 @@ fn verification_rotates_and_catches_up() {
     assert!(to_verify(&[], now).is_empty());
     // A rebuild spreads the shards over the period: right after it only the oldest.
     let spread: Vec<(u16, i64, usize)> = (0..SHARDS)
-        .map(|s| (s, staggered(s, now), VERIFY_AT_LEAST))
+        .map(|s| (s, staggered(s, Layout::FIRST, now), VERIFY_AT_LEAST))
         .collect();
     assert_eq!(to_verify(&spread, now), vec![SHARDS - 1]);
     // A day later (runs in between did nothing), about a seventh of them.
@@ -169,7 +171,7 @@ fn verification_rotates_and_catches_up() {
 
 #[test]
 fn entries_are_stored_as_one_string() {
-    let mut s = Shard::empty(0, 0);
+    let mut s = Shard::empty(0, Layout::FIRST, 0);
     s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
     let v = serde_json::to_value(&s).unwrap();
     assert!(v["entries"].is_string(), "{v}");
@@ -182,11 +184,14 @@ fn entries_are_stored_as_one_string() {
 
 #[test]
 fn shards_reject_foreign_documents() {
-    let mut s = Shard::empty(0xea, 0);
-    assert_eq!(s.problem(0xea), None);
-    assert!(s.problem(1).is_some());
+    let mut s = Shard::empty(0xea, Layout::FIRST, 0);
+    assert_eq!(s.problem(0xea, Layout::FIRST), None);
+    assert!(s.problem(1, Layout::FIRST).is_some());
     s.entries.insert("web".parse().unwrap(), entry(1, 1, 0));
-    assert_eq!(shard_of("web") == 0xea, s.problem(0xea).is_none());
+    assert_eq!(
+        Layout::FIRST.shard_of("web") == 0xea,
+        s.problem(0xea, Layout::FIRST).is_none()
+    );
 }
 
 #[test]
@@ -194,7 +199,7 @@ fn check_times_later_than_vaults_own_write_time_do_not_count() {
     let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let t = now.unix_timestamp();
     let day = 86_400;
-    let mut s = Shard::empty(0, t - day);
+    let mut s = Shard::empty(0, Layout::FIRST, t - day);
     s.dated_at = Some(t - 2 * day);
     // Claims at or before the write (and now) are believed.
     assert_eq!(s.checked_at(Some(t - day), now), (t - day, t - 2 * day));
@@ -228,7 +233,12 @@ fn every_shard_is_date_checked_within_the_bound() {
     assert!(date_check_due(i64::MIN, now));
     // New documents spread their checks over the period: about a seventh a day.
     let due_in_a_day = (0..SHARDS)
-        .filter(|s| date_check_due(staggered(*s, now), now + time::Duration::days(1)))
+        .filter(|s| {
+            date_check_due(
+                staggered(*s, Layout::FIRST, now),
+                now + time::Duration::days(1),
+            )
+        })
         .count();
     assert!((36..=38).contains(&due_in_a_day), "{due_in_a_day}");
 }
@@ -258,4 +268,64 @@ fn the_point_is_what_ari_chose_up_to_the_safety_net() {
     e.ari = Some(ari(10));
     e.ari_at = Some(10);
     assert_eq!(e.point().1, "1/3 of lifetime left");
+}
+
+#[test]
+fn the_layout_doubles_past_its_average_and_never_shrinks() {
+    let first = Layout::FIRST;
+    assert_eq!(first.shards(), 256);
+    assert_eq!(first.wanted(0, GROW_ABOVE), first);
+    assert_eq!(first.wanted(256 * 320, GROW_ABOVE), first);
+    // One more: doubled until the average is at most 160.
+    assert_eq!(first.wanted(256 * 320 + 1, GROW_ABOVE).shards(), 1024);
+    // A million certificates: 8192 documents of about 122 entries.
+    let million = first.wanted(1_000_000, GROW_ABOVE);
+    assert_eq!(million.shards(), 8192);
+    assert!(1_000_000 / u64::from(million.shards()) <= GROW_ABOVE / 2);
+    // Never smaller than the stored layout, never above the largest.
+    assert_eq!(million.wanted(10, GROW_ABOVE), million);
+    assert_eq!(
+        first.wanted(usize::MAX / 2, GROW_ABOVE).shards(),
+        MAX_SHARDS
+    );
+    assert_eq!(first.wanted(300, 1).shards(), 512);
+    for bad in [0, 1, 128, 255, 257, 384, MAX_SHARDS * 2] {
+        assert_eq!(Layout::new(bad), None, "{bad}");
+    }
+    assert_eq!(Layout::new(4096).map(Layout::shards), Some(4096));
+}
+
+#[test]
+fn a_grown_layout_splits_each_document_and_is_spelled_in_its_folder() {
+    let big = Layout::new(4096).unwrap();
+    for i in 0..2000 {
+        let name = format!("c{i}");
+        // hash mod 4096 mod 256 = hash mod 256: each old document splits into 16.
+        assert_eq!(
+            big.shard_of(&name) % 256,
+            Layout::FIRST.shard_of(&name),
+            "{name}"
+        );
+    }
+    assert_eq!(big.all().count(), 4096);
+    use crate::store::Key;
+    assert_eq!(Key::Index(Layout::FIRST, 7).path("p"), "p/index/007");
+    assert_eq!(Key::Index(big, 7).path("p"), "p/index/4096/0007");
+    assert_eq!(
+        Key::Index(Layout::new(65536).unwrap(), 65535).path("p"),
+        "p/index/65536/65535"
+    );
+    assert_eq!(Key::IndexLayout.path("p"), "p/index/layout");
+    // A document of another layout is not used.
+    let doc = Shard::empty(7, Layout::FIRST, 0);
+    assert!(doc.problem(7, big).is_some());
+    assert!(doc.problem(7, Layout::FIRST).is_none());
+    let record = LayoutRecord {
+        schema: 1,
+        shards: 300,
+        previous: 256,
+        grown_at: 0,
+        certificates: 0,
+    };
+    assert!(record.layout().unwrap_err().contains("power of two"));
 }

@@ -2,7 +2,7 @@
 //! ([`Journal`]), reading the index to find what to load ([`Store::scan_index`]), checking
 //! a rotating slice of entries against the records' metadata, and writing each touched
 //! document once per run with check-and-set, re-reading and merging on a conflict
-//! ([`Store::flush_index`]).
+//! ([`Store::flush_index`]), and growing the layout with the fleet ([`Store::names_by_shard`]).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::index::journal::Checked;
 use crate::index::{
-    date_check_due, merge, shard_of, staggered, to_verify, Entry, Noted, Part, Shard,
+    date_check_due, merge, staggered, to_verify, Entry, Layout, LayoutRecord, Noted, Part, Shard,
 };
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::store::{self, Error, Key, Store};
@@ -35,6 +35,16 @@ pub struct Scan {
     pub unsettled: Vec<CertName>,
 }
 
+/// The names of a run's part, grouped by the index document of `layout` that holds them.
+#[derive(Debug)]
+pub struct Buckets {
+    pub layout: Layout,
+    pub by_shard: BTreeMap<u16, Vec<CertName>>,
+}
+
+/// Why a flush started over: another run grew the layout meanwhile.
+struct LayoutChanged;
+
 /// A shard as read: the document (an empty one if absent or unusable) and its version.
 struct ReadShard {
     shard: Shard,
@@ -46,13 +56,40 @@ struct ReadShard {
 }
 
 impl Store {
-    async fn read_shard(&self, shard: u16) -> Result<ReadShard, Error> {
-        let key = Key::Index(shard);
+    /// The layout `index/layout` names (the first one when absent or unusable) and what a
+    /// write replacing it must expect.
+    pub async fn index_layout(&self) -> Result<(Layout, Expect), Error> {
+        let (read, bad) = self
+            .load_read_replaceable::<LayoutRecord>(Key::IndexLayout)
+            .await?;
+        if let Some(e) = bad {
+            tracing::warn!(
+                "{} is not usable ({}): using the first layout",
+                self.display(Key::IndexLayout),
+                crate::text::chain(&e)
+            );
+        }
+        let layout = match read.doc.map(|d| d.data.layout()) {
+            None => Layout::FIRST,
+            Some(Ok(l)) => l,
+            Some(Err(why)) => {
+                tracing::warn!(
+                    "{} is not usable ({why}): using the first layout",
+                    self.display(Key::IndexLayout)
+                );
+                Layout::FIRST
+            }
+        };
+        Ok((layout, read.expect))
+    }
+
+    async fn read_shard(&self, layout: Layout, shard: u16) -> Result<ReadShard, Error> {
+        let key = Key::Index(layout, shard);
         tracing::debug!(target: "certvault::reads", "read {}", self.display(key));
         let read = self.kv().read(&key.path(self.prefix())).await?;
         let Some(doc) = read.doc else {
             return Ok(ReadShard {
-                shard: Shard::empty(shard, i64::MIN),
+                shard: Shard::empty(shard, layout, i64::MIN),
                 expect: read.expect,
                 absent: true,
                 written_at: None,
@@ -68,7 +105,7 @@ impl Store {
             }
             _ => serde_json::from_value::<Shard>(doc.data)
                 .map_err(|e| store::redact_quoted(&e.to_string()))
-                .and_then(|s| s.problem(shard).map_or(Ok(s), Err)),
+                .and_then(|s| s.problem(shard, layout).map_or(Ok(s), Err)),
         };
         match parsed {
             Ok(s) => Ok(ReadShard {
@@ -83,7 +120,7 @@ impl Store {
                     self.display(key)
                 );
                 Ok(ReadShard {
-                    shard: Shard::empty(shard, i64::MIN),
+                    shard: Shard::empty(shard, layout, i64::MIN),
                     expect: read.expect,
                     absent: true,
                     written_at,
@@ -92,18 +129,165 @@ impl Store {
         }
     }
 
-    /// Names of `part`, grouped by index document, in name order within each.
-    pub async fn names_by_shard(&self, part: Part) -> Result<BTreeMap<u16, Vec<CertName>>, Error> {
-        let mut buckets: BTreeMap<u16, Vec<CertName>> = BTreeMap::new();
-        for name in self.list_certs().await? {
+    /// Names of `part`, grouped by index document, in name order within each. With `grow`
+    /// (a run that may write the index), a fleet grown past its layout first gets a larger
+    /// one ([`Layout::wanted`]).
+    pub async fn names_by_shard(
+        &self,
+        part: Part,
+        grow: Option<OffsetDateTime>,
+    ) -> Result<Buckets, Error> {
+        let names = self.list_certs().await?;
+        let (mut layout, expect) = self.index_layout().await?;
+        if let Some(now) = grow {
+            let wanted = layout.wanted(names.len(), self.index_grow_above);
+            if wanted != layout {
+                layout = self
+                    .grow_index(layout, expect, wanted, names.len(), now)
+                    .await?;
+            }
+        }
+        let mut by_shard: BTreeMap<u16, Vec<CertName>> = BTreeMap::new();
+        for name in names {
             if part.contains(name.as_str()) {
-                buckets
-                    .entry(shard_of(name.as_str()))
+                by_shard
+                    .entry(layout.shard_of(name.as_str()))
                     .or_default()
                     .push(name);
             }
         }
-        Ok(buckets)
+        Ok(Buckets { layout, by_shard })
+    }
+
+    /// Move the index from layout `from` to the larger `to`: each document's entries into
+    /// the documents of `to` that now hold them (their check times carried over), then
+    /// `index/layout` (check-and-set: if another run grew it meanwhile, its layout is used),
+    /// then each old document emptied, after merging what a run that still used `from`
+    /// flushed into it meanwhile. Returns the layout in use afterwards.
+    async fn grow_index(
+        &self,
+        from: Layout,
+        expect: Expect,
+        to: Layout,
+        certificates: usize,
+        now: OffsetDateTime,
+    ) -> Result<Layout, Error> {
+        tracing::info!(
+            certificates,
+            "the renewal index grows from {from} to {to} (at most {} certificates a document on average)",
+            self.index_grow_above
+        );
+        let moved: Vec<Result<Expect, Error>> = futures::stream::iter(from.all())
+            .map(|s| async move { self.move_shard(from, s, to, now).await })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for r in moved {
+            r?;
+        }
+        let record = LayoutRecord {
+            schema: SCHEMA_VERSION,
+            shards: to.shards(),
+            previous: from.shards(),
+            grown_at: now.unix_timestamp(),
+            certificates: certificates as u64,
+        };
+        match self.save(Key::IndexLayout, &record, expect).await {
+            Ok(_) => {}
+            Err(Error::Vault(
+                vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
+            )) => {
+                let (now_in_use, _) = self.index_layout().await?;
+                tracing::info!(
+                    "another run changed the index layout meanwhile: using {now_in_use}"
+                );
+                return Ok(now_in_use);
+            }
+            Err(e) => return Err(e),
+        }
+        // A run that read `from` before the switch may have flushed into an old document
+        // since it was moved: move it again, then leave it empty (a run flushing into it
+        // afterwards meets a conflict and reads the layout again).
+        let emptied: Vec<Result<(), Error>> = futures::stream::iter(from.all())
+            .map(|s| async move { self.empty_old_shard(from, s, to, now).await })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        emptied.into_iter().collect::<Result<(), Error>>()?;
+        Ok(to)
+    }
+
+    /// Copy the entries of document `s` of `from` into the documents of `to` (merged with
+    /// what is there, newer versions winning). Returns the version of `s` read.
+    async fn move_shard(
+        &self,
+        from: Layout,
+        s: u16,
+        to: Layout,
+        now: OffsetDateTime,
+    ) -> Result<Expect, Error> {
+        let doc = self.read_shard(from, s).await?;
+        if doc.absent {
+            return Ok(doc.expect);
+        }
+        let (versions, dates) = doc.shard.checked_at(doc.written_at, now);
+        let mut parts: BTreeMap<u16, Vec<(CertName, Noted)>> = BTreeMap::new();
+        for (name, e) in doc.shard.entries {
+            parts.entry(to.shard_of(name.as_str())).or_default().push((
+                name,
+                Noted {
+                    entry: Some(e),
+                    ..Default::default()
+                },
+            ));
+        }
+        for (t, notes) in parts {
+            let checked = Checked {
+                versions: Some(versions),
+                dates: Some(dates),
+            };
+            // Never `LayoutChanged`: a move does not look at the layout.
+            let _ = self
+                .flush_shard(to, t, &notes, Some(&checked), now, true)
+                .await?;
+        }
+        Ok(doc.expect)
+    }
+
+    /// After the switch to `to`: move document `s` of `from` once more and write it empty,
+    /// until the write meets no conflict.
+    async fn empty_old_shard(
+        &self,
+        from: Layout,
+        s: u16,
+        to: Layout,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        for _ in 0..8 {
+            let expect = self.move_shard(from, s, to, now).await?;
+            if expect == Expect::Absent {
+                return Ok(());
+            }
+            match self
+                .save(
+                    Key::Index(from, s),
+                    &Shard::empty(s, from, now.unix_timestamp()),
+                    expect,
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Error::Vault(
+                    vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
+                )) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::warn!(
+            "{} kept changing while the index grew; its entries are rebuilt from the records by later runs",
+            self.display(Key::Index(from, s))
+        );
+        Ok(())
     }
 
     /// Read the index documents that hold `buckets` (streamed, [`PARALLEL`] at a time) and
@@ -114,7 +298,7 @@ impl Store {
     /// [`Scan::unsettled`].
     pub async fn scan_index(
         &self,
-        buckets: &BTreeMap<u16, Vec<CertName>>,
+        buckets: &Buckets,
         now: OffsetDateTime,
         verify: bool,
         needs_record: impl Fn(&Entry) -> bool,
@@ -124,8 +308,11 @@ impl Store {
         let mut verified_at: Vec<(u16, i64, usize)> = Vec::new();
         let (mut absent, mut read) = (0usize, 0usize);
         let mut dated_shards: Vec<u16> = Vec::new();
+        let layout = buckets.layout;
+        self.journal.use_layout(layout);
+        let buckets = &buckets.by_shard;
         let mut docs = futures::stream::iter(buckets.keys().copied())
-            .map(|s| async move { (s, self.read_shard(s).await) })
+            .map(|s| async move { (s, self.read_shard(layout, s).await) })
             .buffer_unordered(PARALLEL);
         while let Some((s, doc)) = docs.next().await {
             let doc = doc?;
@@ -187,7 +374,9 @@ impl Store {
             // Shards whose every record is loaded this run need no version check.
             verified_at.retain(|(s, _, _)| !dated_shards.contains(s));
             for s in to_verify(&verified_at, now) {
-                let stale = self.verify_shard(s, &buckets[&s], &needs_record).await?;
+                let stale = self
+                    .verify_shard(layout, s, &buckets[&s], &needs_record)
+                    .await?;
                 self.journal.note_verified(s, now.unix_timestamp());
                 scan.stale += stale.len();
                 scan.load.extend(stale.iter().cloned());
@@ -201,11 +390,12 @@ impl Store {
     /// metadata of their record or spec.
     async fn verify_shard(
         &self,
+        layout: Layout,
         s: u16,
         names: &[CertName],
         needs_record: &impl Fn(&Entry) -> bool,
     ) -> Result<Vec<CertName>, Error> {
-        let doc = self.read_shard(s).await?;
+        let doc = self.read_shard(layout, s).await?;
         let entries = &doc.shard.entries;
         let checked: Vec<(CertName, bool)> = futures::stream::iter(
             names
@@ -255,65 +445,104 @@ impl Store {
 
     /// Write what this run noted: each touched document once, merged into what is stored,
     /// with check-and-set (a conflict re-reads and merges again). Returns how many
-    /// documents were written.
+    /// documents were written. The layout is read again first: if another run grew it
+    /// since this one read the index, the notes go into the new documents (and the
+    /// shards this run verified, which were of the old layout, are not marked).
     pub async fn flush_index(&self, now: OffsetDateTime) -> Result<usize, Error> {
-        let (notes, verified) = self.journal.take();
+        let (notes, verified, scanned) = self.journal.take();
         if notes.is_empty() && verified.is_empty() {
             return Ok(0);
         }
-        let mut by_shard: BTreeMap<u16, Vec<(CertName, Noted)>> = BTreeMap::new();
-        for (name, noted) in notes {
-            by_shard
-                .entry(shard_of(name.as_str()))
-                .or_default()
-                .push((name, noted));
-        }
-        for s in verified.keys() {
-            by_shard.entry(*s).or_default();
-        }
-        let verified = &verified;
-        let results: Vec<Result<bool, Error>> =
-            futures::stream::iter(by_shard)
-                .map(|(s, notes)| async move {
-                    self.flush_shard(s, &notes, verified.get(&s), now).await
-                })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
         let mut written = 0;
-        for r in results {
-            written += usize::from(r?);
+        for _ in 0..4 {
+            let (layout, _) = self.index_layout().await?;
+            let verified = if scanned.is_none_or(|l| l == layout) {
+                verified.clone()
+            } else {
+                Default::default()
+            };
+            let mut by_shard: BTreeMap<u16, Vec<(CertName, Noted)>> = BTreeMap::new();
+            for (name, noted) in &notes {
+                by_shard
+                    .entry(layout.shard_of(name.as_str()))
+                    .or_default()
+                    .push((name.clone(), noted.clone()));
+            }
+            for s in verified.keys() {
+                by_shard.entry(*s).or_default();
+            }
+            let verified = &verified;
+            let results: Vec<Result<Result<bool, LayoutChanged>, Error>> =
+                futures::stream::iter(by_shard)
+                    .map(|(s, notes)| async move {
+                        self.flush_shard(layout, s, &notes, verified.get(&s), now, false)
+                            .await
+                    })
+                    .buffer_unordered(PARALLEL)
+                    .collect()
+                    .await;
+            let mut changed = false;
+            for r in results {
+                match r? {
+                    Ok(w) => written += usize::from(w),
+                    Err(LayoutChanged) => changed = true,
+                }
+            }
+            if !changed {
+                break;
+            }
+            tracing::debug!("the index layout changed while this run wrote it: writing again");
         }
         Ok(written)
     }
 
+    /// Merge `notes` into document `s` of `layout`. On a conflict, the document is read and
+    /// merged again; unless `moving` (the layout is being grown by this run), the layout is
+    /// read too, and if it changed, nothing more is written here.
     async fn flush_shard(
         &self,
+        layout: Layout,
         s: u16,
         notes: &[(CertName, Noted)],
         verified: Option<&Checked>,
         now: OffsetDateTime,
-    ) -> Result<bool, Error> {
+        moving: bool,
+    ) -> Result<Result<bool, LayoutChanged>, Error> {
         for _ in 0..8 {
-            let doc = self.read_shard(s).await?;
+            let doc = self.read_shard(layout, s).await?;
             let mut shard = doc.shard;
             let before = shard.clone();
-            if doc.absent {
+            if doc.absent && moving {
+                // Filled from a document of the smaller layout: its check times carry over.
+                shard.verified_at = i64::MAX;
+                shard.dated_at = Some(i64::MAX);
+            } else if doc.absent {
                 // A new document: its entries are all fresh from their records. Its date
                 // checks are spread over the week, as a rebuild spreads them.
                 shard.verified_at = now.unix_timestamp();
-                shard.dated_at = Some(staggered(s, now));
+                shard.dated_at = Some(staggered(s, layout, now));
             } else {
                 // Claims no check made are not carried on.
                 let (versions, dates) = shard.checked_at(doc.written_at, now);
                 shard.verified_at = versions;
                 shard.dated_at = Some(dates);
             }
-            if let Some(at) = verified.and_then(|c| c.versions) {
-                shard.verified_at = shard.verified_at.max(at);
-            }
-            if let Some(at) = verified.and_then(|c| c.dates) {
-                shard.dated_at = shard.dated_at.max(Some(at));
+            if moving {
+                // The document holds entries of several old documents: the oldest check
+                // counts.
+                if let Some(at) = verified.and_then(|c| c.versions) {
+                    shard.verified_at = shard.verified_at.min(at);
+                }
+                if let Some(at) = verified.and_then(|c| c.dates) {
+                    shard.dated_at = shard.dated_at.min(Some(at));
+                }
+            } else {
+                if let Some(at) = verified.and_then(|c| c.versions) {
+                    shard.verified_at = shard.verified_at.max(at);
+                }
+                if let Some(at) = verified.and_then(|c| c.dates) {
+                    shard.dated_at = shard.dated_at.max(Some(at));
+                }
             }
             for (name, noted) in notes {
                 match merge(shard.entries.get(name), noted) {
@@ -322,17 +551,20 @@ impl Store {
                 };
             }
             if shard == before && !doc.absent {
-                return Ok(false);
+                return Ok(Ok(false));
             }
             if shard.entries.is_empty() && doc.absent {
-                return Ok(false);
+                return Ok(Ok(false));
             }
-            match self.save(Key::Index(s), &shard, doc.expect).await {
-                Ok(_) => return Ok(true),
+            match self.save(Key::Index(layout, s), &shard, doc.expect).await {
+                Ok(_) => return Ok(Ok(true)),
                 Err(Error::Vault(
                     vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
                 )) => {
                     tracing::debug!(shard = s, "index document changed meanwhile: merging again");
+                    if !moving && self.index_layout().await?.0 != layout {
+                        return Ok(Err(LayoutChanged));
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -340,21 +572,30 @@ impl Store {
         }
         tracing::warn!(
             "{} kept changing while this run wrote it; the entries it missed are rebuilt by a later run",
-            self.display(Key::Index(s))
+            self.display(Key::Index(layout, s))
         );
-        Ok(false)
+        Ok(Ok(false))
     }
 
-    /// Write index document `s` as exactly `shard` (a rebuild), over whatever is there.
-    pub async fn replace_shard(&self, s: u16, shard: &Shard) -> Result<(), Error> {
+    /// Write document `s` of `layout` as exactly `shard` (a rebuild), over whatever is
+    /// there; an empty one is deleted. Returns whether a document was there.
+    pub async fn replace_shard(
+        &self,
+        layout: Layout,
+        s: u16,
+        shard: &Shard,
+    ) -> Result<bool, Error> {
         for _ in 0..8 {
-            let doc = self.read_shard(s).await?;
+            let doc = self.read_shard(layout, s).await?;
+            let there = !doc.absent || doc.written_at.is_some();
             if shard.entries.is_empty() {
-                self.delete(Key::Index(s)).await?;
-                return Ok(());
+                if there {
+                    self.delete(Key::Index(layout, s)).await?;
+                }
+                return Ok(there);
             }
-            match self.save(Key::Index(s), shard, doc.expect).await {
-                Ok(_) => return Ok(()),
+            match self.save(Key::Index(layout, s), shard, doc.expect).await {
+                Ok(_) => return Ok(there),
                 Err(Error::Vault(
                     vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
                 )) => continue,
@@ -362,13 +603,41 @@ impl Store {
             }
         }
         Err(Error::Vault(vault::Error::CasConflict {
-            path: self.display(Key::Index(s)),
+            path: self.display(Key::Index(layout, s)),
             expected: 0,
         }))
     }
 
-    /// The index document of shard `s` as stored (an empty one if absent or unusable).
-    pub async fn load_shard(&self, s: u16) -> Result<Shard, Error> {
-        Ok(self.read_shard(s).await?.shard)
+    /// Document `s` of `layout` as stored (an empty one if absent or unusable).
+    pub async fn load_shard(&self, layout: Layout, s: u16) -> Result<Shard, Error> {
+        Ok(self.read_shard(layout, s).await?.shard)
+    }
+
+    /// The layout `index/layout` says the index grew from, if it names one.
+    pub async fn previous_layout(&self) -> Result<Option<Layout>, Error> {
+        let (read, _) = self
+            .load_read_replaceable::<LayoutRecord>(Key::IndexLayout)
+            .await?;
+        Ok(read.doc.and_then(|d| Layout::new(d.data.previous)))
+    }
+
+    /// Write `index/layout` (a rebuild that chose `layout` for `certificates`).
+    pub async fn save_layout(
+        &self,
+        layout: Layout,
+        previous: Layout,
+        certificates: usize,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let (_, expect) = self.index_layout().await?;
+        let record = LayoutRecord {
+            schema: SCHEMA_VERSION,
+            shards: layout.shards(),
+            previous: previous.shards(),
+            grown_at: now.unix_timestamp(),
+            certificates: certificates as u64,
+        };
+        self.save(Key::IndexLayout, &record, expect).await?;
+        Ok(())
     }
 }

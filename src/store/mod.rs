@@ -79,6 +79,8 @@ pub struct Store {
     prefix: String,
     /// What this run learned for the renewal index, written by [`Store::flush_index`].
     pub(crate) journal: crate::index::Journal,
+    /// See [`crate::index::Layout::wanted`].
+    index_grow_above: u64,
 }
 
 impl Store {
@@ -89,7 +91,18 @@ impl Store {
             kv,
             prefix: prefix.into(),
             journal: Default::default(),
+            index_grow_above: crate::index::GROW_ABOVE,
         })
+    }
+
+    /// Grow the renewal index above this many certificates per document on average.
+    pub fn with_index_grow_above(mut self, n: u64) -> Self {
+        self.index_grow_above = n.max(1);
+        self
+    }
+
+    pub fn index_grow_above(&self) -> u64 {
+        self.index_grow_above
     }
 
     pub fn prefix(&self) -> &str {

@@ -26,8 +26,11 @@ pub enum Key<'a> {
     AnyStatus,
     AnySolver,
     AnyLock,
-    /// One document of the renewal index, `index/000` .. `index/255`.
-    Index(u16),
+    /// One document of the renewal index: `index/000` .. `index/255` in the first layout,
+    /// `index/<S>/<n>` (n with as many digits as S - 1) in a grown one.
+    Index(crate::index::Layout, u16),
+    /// `index/layout`: how many documents the index has (absent: the first layout).
+    IndexLayout,
     /// The folder of the index documents (for `index rebuild`'s list).
     Indexes,
     AnyIndex,
@@ -55,7 +58,14 @@ impl Key<'_> {
             Key::AnyCert => format!("{prefix}/certs/*"),
             Key::AnySolver => format!("{prefix}/dns/*"),
             Key::AnyLock => format!("{prefix}/locks/*"),
-            Key::Index(shard) => format!("{prefix}/index/{shard:03}"),
+            Key::Index(layout, shard) if *layout == crate::index::Layout::FIRST => {
+                format!("{prefix}/index/{shard:03}")
+            }
+            Key::Index(layout, shard) => {
+                let width = (layout.shards() - 1).to_string().len();
+                format!("{prefix}/index/{}/{shard:0width$}", layout.shards())
+            }
+            Key::IndexLayout => format!("{prefix}/index/layout"),
             Key::Indexes => format!("{prefix}/index"),
             Key::AnyIndex => format!("{prefix}/index/*"),
             Key::Pause(account) => format!("{prefix}/pauses/{account}"),

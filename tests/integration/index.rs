@@ -500,3 +500,127 @@ fn list_verify_reports_a_planted_disagreement_and_rebuild_needs_admin() {
     assert_contains(&listed.stdout, "web  [");
     assert!(!listed.all().contains("denied"), "{}", listed.all());
 }
+
+/// Every entry of the documents of a layout of `shards` (`index/NNN` for 256, else
+/// `index/<shards>/<n>`), by name, with the document each is in.
+fn entries_of_layout(e: &Env, shards: u64) -> Vec<(String, u64, Value)> {
+    let width = (shards - 1).to_string().len();
+    let mut out = Vec::new();
+    for s in 0..shards {
+        let path = if shards == 256 {
+            format!("{}/index/{s:03}", e.prefix)
+        } else {
+            format!("{}/index/{shards}/{s:0width$}", e.prefix)
+        };
+        let Some((doc, _)) = vault_read(&path) else {
+            continue;
+        };
+        assert_eq!(doc["of"], shards, "{path}");
+        assert_eq!(doc["shard"], s, "{path}");
+        let entries: serde_json::Map<String, Value> =
+            serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+        for (name, entry) in entries {
+            out.push((name, s, entry));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_index_grows_with_the_fleet_and_a_renew_token_moves_it_without_reading_records() {
+    // 300 certificates. Grown from the first layout (256 documents) once the average
+    // passes CERTVAULT_INDEX_GROW_ABOVE (320 by default; 1 here, so 300 is enough).
+    let e = fleet("idx-grow", 299);
+    renew_logged(&e, &[]).0.ok();
+    let layout = format!("{}/index/layout", e.prefix);
+    assert!(
+        vault_read(&layout).is_none(),
+        "the first layout has no layout document"
+    );
+    let first = entries_of_layout(&e, 256);
+    assert_eq!(first.len(), 300);
+    let listed = |env: &Env| -> Vec<Value> {
+        let mut rows: Vec<Value> =
+            serde_json::from_str(&env.run(&["list", "--output", "json"]).ok().stdout).unwrap();
+        for r in &mut rows {
+            // Relative to the clock; the rest must not change.
+            r.as_object_mut().unwrap().remove("due");
+        }
+        rows
+    };
+    let before = listed(&e);
+    assert_eq!(before.len(), 300);
+
+    // A renew token grows it, reading no record.
+    let renew = e
+        .as_policy(&["renew"])
+        .with_var("CERTVAULT_INDEX_GROW_ABOVE", "1");
+    let (run, reads) = renew_logged(&renew, &[]);
+    let run = run.ok();
+    assert_contains(&run.stdout, "0 renewed, 300 not due, 0 failed");
+    assert_contains(
+        &run.stderr,
+        "the renewal index grows from 256 documents to 512 documents",
+    );
+    assert!(reads.is_empty(), "{reads:?}");
+    let (record, version) = vault_read(&layout).unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(record["shards"], 512);
+    assert_eq!(record["previous"], 256);
+    assert_eq!(record["certificates"], 300);
+    // Every entry moved, to the document of hash mod 512, unchanged.
+    let grown = entries_of_layout(&e, 512);
+    assert_eq!(grown.len(), 300);
+    for (name, s, entry) in &grown {
+        assert_eq!(*s, documented_hash(name) % 512, "{name}");
+        let old = first.iter().find(|(n, _, _)| n == name).unwrap();
+        assert_eq!(&old.2, entry, "{name}");
+    }
+    // The old documents are left empty.
+    assert!(entries_of_layout(&e, 256).is_empty());
+    assert!(vault_read(&format!("{}/index/000", e.prefix)).is_some());
+
+    // The next runs use it, with or without the setting (it never shrinks): no record read,
+    // no growth, the same list.
+    for env in [&renew, &e] {
+        let (run, reads) = renew_logged(env, &[]);
+        let run = run.ok();
+        assert_contains(&run.stdout, "0 renewed, 300 not due, 0 failed");
+        assert!(!run.stderr.contains("grows"), "{}", run.stderr);
+        assert!(reads.is_empty(), "{reads:?}");
+    }
+    assert_eq!(vault_read(&layout).unwrap().1, 1);
+    same_rows(&listed(&e), &before);
+    assert_contains(
+        &e.run(&["list", "--verify"]).ok().stdout,
+        "index: agrees with every record",
+    );
+    // A record changed behind certvault's back lands in its new document.
+    copy_by_hand(&e, "web", "c7");
+    renew_logged(&e, &[]).0.ok();
+    let (_, version) = vault_read(&e.cert_path("c7")).unwrap();
+    let c7 = entries_of_layout(&e, 512)
+        .into_iter()
+        .find(|(n, _, _)| n == "c7")
+        .unwrap();
+    assert_eq!(c7.2["version"], version);
+    let before = listed(&e);
+
+    // `index rebuild` keeps the layout and deletes the emptied documents of the old one.
+    let admin = e.as_policy(&["admin"]);
+    let rebuilt = admin.run(&["index", "rebuild"]).ok();
+    assert_contains(&rebuilt.stdout, "300 entries");
+    assert_contains(&rebuilt.stdout, "layout of 512 documents");
+    assert_contains(&rebuilt.stdout, "documents of a smaller layout deleted");
+    assert!(vault_read(&format!("{}/index/000", e.prefix)).is_none());
+    assert_eq!(entries_of_layout(&e, 512).len(), 300);
+    same_rows(&listed(&e), &before);
+}
+
+/// The rows are the same (the first difference shown, not all 300 rows).
+fn same_rows(got: &[Value], want: &[Value]) {
+    assert_eq!(got.len(), want.len());
+    if let Some((g, w)) = got.iter().zip(want).find(|(g, w)| g != w) {
+        panic!("rows differ:\n got {g}\nwant {w}");
+    }
+}
