@@ -169,12 +169,13 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
     // The layout the fleet needs (never smaller than the stored one): a grown fleet's
     // rebuild is also its move to the larger layout.
     let at = now();
-    let listed = ctx.store.names_by_shard(Part::ALL, None).await?;
-    let certificates: usize = listed.by_shard.values().map(Vec::len).sum();
-    let layout = listed
+    let names = ctx.store.list_certs().await?;
+    let stored = ctx.store.index_layout().await?;
+    let certificates = names.len();
+    let layout = stored
         .layout
         .wanted(certificates, ctx.store.index_grow_above());
-    let buckets = regroup(listed.by_shard.into_values().flatten(), layout);
+    let buckets = layout.group(names, Part::ALL);
     let (mut entries, mut documents, mut unreadable) = (0usize, 0usize, Vec::new());
     for s in layout.all() {
         let names = buckets.get(&s).cloned().unwrap_or_default();
@@ -204,15 +205,14 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         documents += usize::from(!shard.entries.is_empty());
         ctx.store.replace_shard(layout, s, &shard).await?;
     }
-    if layout != listed.layout {
+    if layout != stored.layout {
         ctx.store
-            .save_layout(layout, listed.layout, certificates, at)
+            .save_layout(stored, layout, certificates, at)
             .await?;
     }
     // The documents of the layout this one replaced (by this rebuild or a growing run).
-    let previous = ctx.store.previous_layout().await?;
     let mut removed = 0;
-    for old in [Some(listed.layout), previous] {
+    for old in [Some(stored.layout), stored.previous] {
         match old {
             Some(old) if old < layout => removed += remove_layout(ctx, old).await?,
             _ => {}
@@ -238,21 +238,6 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
         text,
         failed: !unreadable.is_empty(),
     })
-}
-
-/// `names` grouped by their document in `layout`.
-fn regroup(
-    names: impl Iterator<Item = CertName>,
-    layout: Layout,
-) -> std::collections::BTreeMap<u16, Vec<CertName>> {
-    let mut out: std::collections::BTreeMap<u16, Vec<CertName>> = Default::default();
-    for n in names {
-        out.entry(layout.shard_of(n.as_str())).or_default().push(n);
-    }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    out
 }
 
 /// Delete every document of `old` (left empty when the index grew from it). Returns how

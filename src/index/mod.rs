@@ -79,6 +79,24 @@ impl Layout {
         (hash(name) % u64::from(self.shards)) as u16
     }
 
+    /// `names` of `part`, grouped by the document that holds each, in the order given
+    /// within each.
+    pub fn group(
+        self,
+        names: impl IntoIterator<Item = CertName>,
+        part: Part,
+    ) -> BTreeMap<u16, Vec<CertName>> {
+        let mut out: BTreeMap<u16, Vec<CertName>> = BTreeMap::new();
+        for name in names {
+            if part.contains(name.as_str()) {
+                out.entry(self.shard_of(name.as_str()))
+                    .or_default()
+                    .push(name);
+            }
+        }
+        out
+    }
+
     /// The layout a fleet of `certificates` needs, starting from this one: this one while
     /// the average stays at most `grow_above` a document ([`GROW_ABOVE`] by default), else
     /// doubled until it is at most half that (capped at [`MAX_SHARDS`]). Never smaller

@@ -42,6 +42,15 @@ pub struct Buckets {
     pub by_shard: BTreeMap<u16, Vec<CertName>>,
 }
 
+/// `index/layout` as read: the layout in use, the one it grew from, and what a write
+/// replacing it must expect.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredLayout {
+    pub layout: Layout,
+    pub previous: Option<Layout>,
+    pub expect: Expect,
+}
+
 /// Why a flush started over: another run grew the layout meanwhile.
 struct LayoutChanged;
 
@@ -56,31 +65,33 @@ struct ReadShard {
 }
 
 impl Store {
-    /// The layout `index/layout` names (the first one when absent or unusable) and what a
-    /// write replacing it must expect.
-    pub async fn index_layout(&self) -> Result<(Layout, Expect), Error> {
+    /// The layout `index/layout` names (the first one when absent or unusable).
+    pub async fn index_layout(&self) -> Result<StoredLayout, Error> {
         let (read, bad) = self
             .load_read_replaceable::<LayoutRecord>(Key::IndexLayout)
             .await?;
-        if let Some(e) = bad {
+        let unusable = |why: String| {
             tracing::warn!(
-                "{} is not usable ({}): using the first layout",
-                self.display(Key::IndexLayout),
-                crate::text::chain(&e)
+                "{} is not usable ({why}): using the first layout",
+                self.display(Key::IndexLayout)
             );
-        }
-        let layout = match read.doc.map(|d| d.data.layout()) {
-            None => Layout::FIRST,
-            Some(Ok(l)) => l,
-            Some(Err(why)) => {
-                tracing::warn!(
-                    "{} is not usable ({why}): using the first layout",
-                    self.display(Key::IndexLayout)
-                );
-                Layout::FIRST
-            }
+            Layout::FIRST
         };
-        Ok((layout, read.expect))
+        if let Some(e) = bad {
+            unusable(crate::text::chain(&e));
+        }
+        let (layout, previous) = match read.doc {
+            None => (Layout::FIRST, None),
+            Some(d) => (
+                d.data.layout().unwrap_or_else(unusable),
+                Layout::new(d.data.previous),
+            ),
+        };
+        Ok(StoredLayout {
+            layout,
+            previous,
+            expect: read.expect,
+        })
     }
 
     async fn read_shard(&self, layout: Layout, shard: u16) -> Result<ReadShard, Error> {
@@ -138,25 +149,29 @@ impl Store {
         grow: Option<OffsetDateTime>,
     ) -> Result<Buckets, Error> {
         let names = self.list_certs().await?;
-        let (mut layout, expect) = self.index_layout().await?;
+        let stored = self.index_layout().await?;
+        let mut layout = stored.layout;
         if let Some(now) = grow {
             let wanted = layout.wanted(names.len(), self.index_grow_above);
             if wanted != layout {
-                layout = self
-                    .grow_index(layout, expect, wanted, names.len(), now)
-                    .await?;
+                // The index is a cache: a growth that fails leaves the old layout in use
+                // and never stops the renewals.
+                match self
+                    .grow_index(layout, stored.expect, wanted, names.len(), now)
+                    .await
+                {
+                    Ok(l) => layout = l,
+                    Err(e) => tracing::warn!(
+                        "the renewal index could not grow to {wanted} ({}): this run uses {layout}; the next run tries again",
+                        crate::text::chain(&e)
+                    ),
+                }
             }
         }
-        let mut by_shard: BTreeMap<u16, Vec<CertName>> = BTreeMap::new();
-        for name in names {
-            if part.contains(name.as_str()) {
-                by_shard
-                    .entry(layout.shard_of(name.as_str()))
-                    .or_default()
-                    .push(name);
-            }
-        }
-        Ok(Buckets { layout, by_shard })
+        Ok(Buckets {
+            layout,
+            by_shard: layout.group(names, part),
+        })
     }
 
     /// Move the index from layout `from` to the larger `to`: each document's entries into
@@ -197,7 +212,7 @@ impl Store {
             Err(Error::Vault(
                 vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
             )) => {
-                let (now_in_use, _) = self.index_layout().await?;
+                let now_in_use = self.index_layout().await?.layout;
                 tracing::info!(
                     "another run changed the index layout meanwhile: using {now_in_use}"
                 );
@@ -231,6 +246,10 @@ impl Store {
             return Ok(doc.expect);
         }
         let (versions, dates) = doc.shard.checked_at(doc.written_at, now);
+        let checked = Checked {
+            versions: Some(versions),
+            dates: Some(dates),
+        };
         let mut parts: BTreeMap<u16, Vec<(CertName, Noted)>> = BTreeMap::new();
         for (name, e) in doc.shard.entries {
             parts.entry(to.shard_of(name.as_str())).or_default().push((
@@ -242,10 +261,6 @@ impl Store {
             ));
         }
         for (t, notes) in parts {
-            let checked = Checked {
-                versions: Some(versions),
-                dates: Some(dates),
-            };
             // Never `LayoutChanged`: a move does not look at the layout.
             let _ = self
                 .flush_shard(to, t, &notes, Some(&checked), now, true)
@@ -455,7 +470,7 @@ impl Store {
         }
         let mut written = 0;
         for _ in 0..4 {
-            let (layout, _) = self.index_layout().await?;
+            let layout = self.index_layout().await?.layout;
             let verified = if scanned.is_none_or(|l| l == layout) {
                 verified.clone()
             } else {
@@ -562,7 +577,7 @@ impl Store {
                     vault::Error::CasConflict { .. } | vault::Error::AlreadyExists { .. },
                 )) => {
                     tracing::debug!(shard = s, "index document changed meanwhile: merging again");
-                    if !moving && self.index_layout().await?.0 != layout {
+                    if !moving && self.index_layout().await?.layout != layout {
                         return Ok(Err(LayoutChanged));
                     }
                     continue;
@@ -613,23 +628,16 @@ impl Store {
         Ok(self.read_shard(layout, s).await?.shard)
     }
 
-    /// The layout `index/layout` says the index grew from, if it names one.
-    pub async fn previous_layout(&self) -> Result<Option<Layout>, Error> {
-        let (read, _) = self
-            .load_read_replaceable::<LayoutRecord>(Key::IndexLayout)
-            .await?;
-        Ok(read.doc.and_then(|d| Layout::new(d.data.previous)))
-    }
-
-    /// Write `index/layout` (a rebuild that chose `layout` for `certificates`).
+    /// Write `index/layout` over `stored` (a rebuild that chose `layout` for
+    /// `certificates`).
     pub async fn save_layout(
         &self,
+        stored: StoredLayout,
         layout: Layout,
-        previous: Layout,
         certificates: usize,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        let (_, expect) = self.index_layout().await?;
+        let (previous, expect) = (stored.layout, stored.expect);
         let record = LayoutRecord {
             schema: SCHEMA_VERSION,
             shards: layout.shards(),
