@@ -624,3 +624,53 @@ fn same_rows(got: &[Value], want: &[Value]) {
         panic!("rows differ:\n got {g}\nwant {w}");
     }
 }
+
+#[test]
+fn a_growth_the_token_may_not_write_warns_and_the_run_renews_on_the_old_layout() {
+    // A renew token that may not create the grown documents (here: denied index/512/*).
+    let e = fleet("idx-nogrow", 299);
+    renew_logged(&e, &[]).0.ok();
+    let layout = format!("{}/index/layout", e.prefix);
+    let hcl = e.run(&["policy", "renew"]).ok().stdout
+        + &format!(
+            "\npath \"secret/data/{}/index/512/*\" {{\n  capabilities = [\"deny\"]\n}}\n",
+            e.prefix
+        );
+    let policy = unique("cv-renew-nogrow");
+    vault_policy(&policy, &hcl);
+    let denied = e
+        .as_token(&policy)
+        .with_var("CERTVAULT_INDEX_GROW_ABOVE", "1");
+    let version = copy_by_hand(&e, "web", "c7");
+
+    let (run, _) = renew_logged(&denied, &[]);
+    let run = run.ok();
+    assert_contains(&run.stdout, "0 renewed, 300 not due, 0 failed");
+    assert_contains(
+        &run.stderr,
+        "the renewal index could not grow to 512 documents (",
+    );
+    assert_contains(
+        &run.stderr,
+        "this run uses 256 documents; the next run tries again",
+    );
+    assert!(vault_read(&layout).is_none(), "no layout document written");
+    // The old layout stays whole, and this run's notes reached it.
+    let first = entries_of_layout(&e, 256);
+    assert_eq!(first.len(), 300);
+    let c7 = first.iter().find(|(n, _, _)| n == "c7").unwrap();
+    assert_eq!(c7.2["version"], version);
+    assert!(entries_of_layout(&e, 512).is_empty());
+
+    // A token that may grows it on the next run.
+    let renew = e
+        .as_policy(&["renew"])
+        .with_var("CERTVAULT_INDEX_GROW_ABOVE", "1");
+    let run = renew_logged(&renew, &[]).0.ok();
+    assert_contains(
+        &run.stderr,
+        "the renewal index grows from 256 documents to 512 documents",
+    );
+    assert_eq!(vault_read(&layout).unwrap().0["shards"], 512);
+    assert_eq!(entries_of_layout(&e, 512).len(), 300);
+}
