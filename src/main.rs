@@ -21,10 +21,20 @@ async fn main() -> ExitCode {
     let shutdown = shutdown_on_signal();
     match certvault::run(settings, command, time::OffsetDateTime::now_utc, shutdown).await {
         Ok(outcome) => {
-            if !quiet || outcome.failed {
-                print!("{}", certvault::text::terminal(&outcome.to_string()));
+            let failed = outcome.failed;
+            if !quiet || failed {
+                use std::io::Write;
+                let mut out =
+                    certvault::text::Terminal(std::io::BufWriter::new(std::io::stdout().lock()));
+                if let Err(e) = outcome.write_to(&mut out).and_then(|()| out.flush()) {
+                    // A closed pipe (`certvault list | head`) is not a failure of the job.
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("error: cannot write the output: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
             }
-            if outcome.failed {
+            if failed {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -26,6 +26,35 @@ fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A writer that passes whole output on as [`terminal`] shows it. Every write is escaped
+/// on its own; bytes that are not UTF-8 on their own (a character split across writes,
+/// which certvault's own writers never do) pass with control bytes replaced by `?`.
+pub struct Terminal<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Terminal<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(s) => self.0.write_all(terminal(s).as_bytes())?,
+            Err(_) => {
+                let safe: Vec<u8> = buf
+                    .iter()
+                    .map(|&b| match b {
+                        b'\n' | b'\t' => b,
+                        0..=0x1f | 0x7f => b'?',
+                        _ => b,
+                    })
+                    .collect();
+                self.0.write_all(&safe)?
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// A field of one line: every control character escaped, newlines included.
 pub fn one_line(s: &str) -> Cow<'_, str> {
     escape(s, |_| false)

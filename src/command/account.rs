@@ -56,8 +56,7 @@ pub(super) async fn rollover(ctx: &Context, name: &str) -> Result<Outcome, Error
             "rolled over the key of account {} at {directory}; the new key is stored at {path} (version {version})\n",
             account.id()
         ),
-        failed: false,
-    })
+        failed: false, ..Default::default() })
 }
 
 pub(super) async fn deactivate(
@@ -86,6 +85,5 @@ pub(super) async fn deactivate(
         .await?;
     Ok(Outcome {
         text: format!("deactivated account {id} at {directory}; marked at {path} (version {version}); register a new one with `certvault init --force`\n"),
-        failed: false,
-    })
+        failed: false, ..Default::default() })
 }

@@ -19,9 +19,47 @@ pub struct Outcome {
     pub text: String,
     /// A partial failure (some certificates failed): exit non-zero after printing.
     pub failed: bool,
+    /// Output too large to build whole (`list` over a large fleet): written after `text`.
+    pub stream: Option<Stream>,
+}
+
+/// Writes output straight to its destination.
+type WriteOut = dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send;
+
+/// Output written straight to its destination.
+pub struct Stream(Box<WriteOut>);
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+impl Outcome {
+    /// An outcome whose output `write` produces when it is printed.
+    pub fn streamed(
+        failed: bool,
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        Outcome {
+            text: String::new(),
+            failed,
+            stream: Some(Stream(Box::new(write))),
+        }
+    }
+
+    /// Write the whole output to `out`.
+    pub fn write_to(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(self.text.as_bytes())?;
+        match self.stream {
+            Some(Stream(write)) => write(out),
+            None => Ok(()),
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
+    /// The text only: a streamed outcome is printed with [`Outcome::write_to`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }

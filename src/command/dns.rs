@@ -90,6 +90,7 @@ pub(super) async fn run(ctx: &Context, cmd: DnsCommand) -> Result<Outcome, Error
             Ok(Outcome {
                 text,
                 failed: false,
+                ..Default::default()
             })
         }
         DnsCommand::List => list(ctx).await,
@@ -105,6 +106,7 @@ async fn list(ctx: &Context) -> Result<Outcome, Error> {
             text: "no DNS solvers stored yet; add one with `certvault dns add <kind> NAME`\n"
                 .into(),
             failed: false,
+            ..Default::default()
         });
     }
     let mut rows: Vec<[String; 3]> = Vec::new();
@@ -126,6 +128,7 @@ async fn list(ctx: &Context) -> Result<Outcome, Error> {
     Ok(Outcome {
         text: table(&rows),
         failed,
+        ..Default::default()
     })
 }
 
@@ -226,11 +229,16 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
     }
     if let Err(e) = result {
         let _ = writeln!(text, "FAILED: {}", crate::text::chain(&e));
-        return Ok(Outcome { text, failed: true });
+        return Ok(Outcome {
+            text,
+            failed: true,
+            ..Default::default()
+        });
     }
     Ok(Outcome {
         failed: !cleanup.is_empty(),
         text,
+        ..Default::default()
     })
 }
 
@@ -285,5 +293,6 @@ async fn remove(ctx: &Context, name: &SolverName) -> Result<Outcome, Error> {
     Ok(Outcome {
         text: format!("removed DNS solver {name} ({path}; its versions stay in KV history)\n"),
         failed: false,
+        ..Default::default()
     })
 }

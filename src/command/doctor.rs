@@ -80,7 +80,11 @@ impl Report {
         } else {
             table(&self.rows)
         };
-        Outcome { text, failed }
+        Outcome {
+            text,
+            failed,
+            ..Default::default()
+        }
     }
 }
 

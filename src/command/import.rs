@@ -214,6 +214,7 @@ pub(super) async fn run(
     Ok(Outcome {
         text,
         failed: tally.errors + tally.conflicts > 0,
+        ..Default::default()
     })
 }
 

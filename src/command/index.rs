@@ -237,6 +237,7 @@ pub(super) async fn rebuild(ctx: &Context, now: fn() -> OffsetDateTime) -> Resul
     Ok(Outcome {
         text,
         failed: !unreadable.is_empty(),
+        ..Default::default()
     })
 }
 

@@ -152,6 +152,7 @@ pub(super) async fn apply(
                             "{name} is up to date at {path}: {when}; use --force to reissue now\n"
                         ),
                         failed: false,
+                        ..Default::default()
                     });
                 }
                 // Same names and key: keep the certificate, store the new settings (the
@@ -168,8 +169,7 @@ pub(super) async fn apply(
                     .await?;
                 return Ok(Outcome {
                     text: format!("{name}: settings updated at {path} (version {version}); certificate kept, {when}\n"),
-                    failed: false,
-                });
+                    failed: false, ..Default::default() });
             }
             Expect::Version(stored.version)
         }
@@ -254,6 +254,7 @@ pub(super) async fn apply(
     Ok(Outcome {
         text,
         failed: deploy.is_err(),
+        ..Default::default()
     })
 }
 

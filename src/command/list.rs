@@ -238,7 +238,7 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
     // The index gives the rows of certificates with an entry; the others (no entry yet,
     // due whatever the time: damaged, names changed) are read one by one.
     let buckets = ctx.store.names_by_shard(Part::ALL, None).await?;
-    let mut rows = Vec::new();
+    let mut rows = Rendered::new(json, now);
     let scan = ctx
         .store
         .scan_index(
@@ -256,50 +256,187 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
         .await?;
     drop(buckets);
     if !scan.unsettled.is_empty() {
-        let stale: std::collections::BTreeSet<String> =
-            scan.unsettled.iter().map(|n| n.to_string()).collect();
-        rows.retain(|r| !stale.contains(&r.name));
+        let stale: std::collections::BTreeSet<&str> =
+            scan.unsettled.iter().map(|n| n.as_str()).collect();
+        rows.items.retain(|r| !stale.contains(&*r.name));
     }
     // `list` writes nothing: what reading noted for the index is dropped.
     ctx.store.journal.discard();
     let (more, broken) = rows_from_records(ctx, scan.load, now).await?;
-    rows.extend(more);
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    show_pauses(ctx, &mut rows, now).await;
-    Ok(output(rows, broken, json, now))
+    more.into_iter().for_each(|r| rows.push(r));
+    let pauses = pauses(ctx, &rows.accounts, now).await;
+    Ok(rows.finish(pauses, broken))
 }
 
-/// Mark the rows whose CA has paused new orders (one read per account; a token that may
-/// not read pauses, such as an older monitor policy, shows none).
-async fn show_pauses(ctx: &Context, rows: &mut [Row], now: OffsetDateTime) {
-    let accounts: std::collections::BTreeSet<String> =
-        rows.iter().map(|r| r.account.clone()).collect();
-    for account in accounts {
-        let pause = match ctx.store.load_pause(&account).await {
-            Ok(Some(p)) => p,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::debug!(
-                    account,
-                    "cannot read the CA pause: {}",
-                    crate::text::chain(&e)
-                );
-                continue;
-            }
-        };
-        let Some(until) = super::gate::pause_binds(&pause.data, pause.written_at, now) else {
-            continue;
-        };
-        let text = format!(
-            "new orders paused until {} ({}), stored {}",
-            rfc3339(until),
-            pause.data.reason,
-            rfc3339(pause.data.since)
-        );
-        for r in rows.iter_mut().filter(|r| r.account == account) {
-            r.paused = Some(text.clone());
+/// The rows of `list`, each kept as it is printed (its table text or compact JSON) rather
+/// than as a [`Row`]: over 100,000 certificates that is about a third of the memory, and
+/// the output is streamed from them, never built whole.
+struct Rendered {
+    json: bool,
+    now: OffsetDateTime,
+    /// The accounts the rows order with (a row keeps its index here).
+    accounts: Vec<String>,
+    items: Vec<Item>,
+}
+
+struct Item {
+    name: Box<str>,
+    account: u16,
+    /// Where the line or field of a CA pause goes (it is known only after every row).
+    split: u32,
+    text: Box<str>,
+}
+
+impl Item {
+    /// The CA pause of the row's account, from the pauses by account.
+    fn pause<'a>(&self, pauses: &'a [Option<String>]) -> Option<&'a String> {
+        pauses
+            .get(usize::from(self.account))
+            .and_then(Option::as_ref)
+    }
+}
+
+impl Rendered {
+    fn new(json: bool, now: OffsetDateTime) -> Self {
+        Rendered {
+            json,
+            now,
+            accounts: Vec::new(),
+            items: Vec::new(),
         }
     }
+
+    fn push(&mut self, row: Row) {
+        let account = match self.accounts.iter().position(|a| *a == row.account) {
+            Some(i) => i,
+            None => {
+                self.accounts.push(row.account.clone());
+                self.accounts.len() - 1
+            }
+        };
+        let (text, split) = if self.json {
+            // `paused` is the last field of a row: it goes before the closing brace.
+            let text = serde_json::to_string(&row).unwrap_or_default();
+            let split = text.len().saturating_sub(1);
+            (text, split)
+        } else {
+            let mut text = row_head(&row, self.now);
+            let split = text.len();
+            text.push_str(&row_tail(&row));
+            (text, split)
+        };
+        self.items.push(Item {
+            name: row.name.into_boxed_str(),
+            account: u16::try_from(account).unwrap_or(u16::MAX),
+            split: u32::try_from(split).unwrap_or(0),
+            text: text.into_boxed_str(),
+        });
+    }
+
+    /// The outcome, printed in name order from the kept rows; `pauses` by account.
+    fn finish(mut self, pauses: Vec<Option<String>>, broken: Vec<Broken>) -> Outcome {
+        self.items.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let failed = !broken.is_empty();
+        let json = self.json;
+        let write = move |out: &mut dyn std::io::Write| -> std::io::Result<()> {
+            if json {
+                return write_json(out, &self.items, &pauses, &broken);
+            }
+            if self.items.is_empty() && broken.is_empty() {
+                out.write_all(b"no certificates stored yet; add one with `certvault issue`\n")?;
+            }
+            for item in &self.items {
+                let (head, tail) = item.text.split_at(item.split as usize);
+                out.write_all(head.as_bytes())?;
+                if let Some(p) = item.pause(&pauses) {
+                    writeln!(out, "  DEFERRED: {}", crate::text::one_line(p))?;
+                }
+                out.write_all(tail.as_bytes())?;
+            }
+            for b in &broken {
+                out.write_all(broken_line(b).as_bytes())?;
+            }
+            Ok(())
+        };
+        Outcome::streamed(failed, write)
+    }
+}
+
+/// `list --output json`: one pretty JSON array of the rows, then the unreadable ones.
+fn write_json(
+    out: &mut dyn std::io::Write,
+    items: &[Item],
+    pauses: &[Option<String>],
+    broken: &[Broken],
+) -> std::io::Result<()> {
+    use serde::ser::SerializeSeq;
+    struct All<'a> {
+        items: &'a [Item],
+        pauses: &'a [Option<String>],
+        broken: &'a [Broken],
+    }
+    impl Serialize for All<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.items.len() + self.broken.len()))?;
+            for item in self.items {
+                let text = match item.pause(self.pauses) {
+                    None => std::borrow::Cow::Borrowed(&*item.text),
+                    Some(p) => {
+                        let (head, tail) = item.text.split_at(item.split as usize);
+                        let p = serde_json::to_string(p).unwrap_or_default();
+                        std::borrow::Cow::Owned(format!("{head},\"paused\":{p}{tail}"))
+                    }
+                };
+                let mut de = serde_json::Deserializer::from_str(&text);
+                seq.serialize_element(&serde_transcode::Transcoder::new(&mut de))?;
+            }
+            for b in self.broken {
+                seq.serialize_element(b)?;
+            }
+            seq.end()
+        }
+    }
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &All {
+            items,
+            pauses,
+            broken,
+        },
+    )?;
+    out.write_all(b"\n")
+}
+
+/// The text of the CA pause of each account (`None`: not paused), by the account's index.
+/// One read per account; a token that may not read pauses, such as an older monitor
+/// policy, shows none.
+async fn pauses(ctx: &Context, accounts: &[String], now: OffsetDateTime) -> Vec<Option<String>> {
+    let mut texts = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        texts.push(pause_text(ctx, account, now).await);
+    }
+    texts
+}
+
+async fn pause_text(ctx: &Context, account: &str, now: OffsetDateTime) -> Option<String> {
+    let pause = match ctx.store.load_pause(account).await {
+        Ok(p) => p?,
+        Err(e) => {
+            tracing::debug!(
+                account,
+                "cannot read the CA pause: {}",
+                crate::text::chain(&e)
+            );
+            return None;
+        }
+    };
+    let until = super::gate::pause_binds(&pause.data, pause.written_at, now)?;
+    Some(format!(
+        "new orders paused until {} ({}), stored {}",
+        rfc3339(until),
+        pause.data.reason,
+        rfc3339(pause.data.since)
+    ))
 }
 
 /// A row from an index entry (no document read).
@@ -449,61 +586,161 @@ pub(super) fn output(
         return Outcome {
             text,
             failed: !broken.is_empty(),
+            ..Default::default()
         };
     }
     Outcome {
         text: table(&rows, &broken, now),
         failed: !broken.is_empty(),
+        ..Default::default()
     }
 }
 
 fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {
-    let parse = |t: &str| {
-        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap_or(now)
-    };
     let mut text = String::new();
     if rows.is_empty() && broken.is_empty() {
         text.push_str("no certificates stored yet; add one with `certvault issue`\n");
     }
-    use crate::text::one_line as clean;
     for r in rows {
-        text.push_str(&format!(
-            "{}  [{}]\n  expires {} ({})\n  {}\n",
-            r.name,
-            clean(&r.domains.join(", ")),
-            clean(&r.not_after),
-            relative(now, parse(&r.not_after)),
-            if r.due {
-                format!(
-                    "renews at the next run: {}",
-                    clean(r.reason.trim_start_matches("due: "))
-                )
-            } else {
-                format!(
-                    "renews {} ({}; {})",
-                    clean(&r.renew_at),
-                    relative(now, parse(&r.renew_at)),
-                    clean(&r.reason)
-                )
-            }
-        ));
+        text.push_str(&row_head(r, now));
         if let Some(p) = &r.paused {
-            text.push_str(&format!("  DEFERRED: {}\n", clean(p)));
+            text.push_str(&format!("  DEFERRED: {}\n", crate::text::one_line(p)));
         }
-        if r.failures > 0 {
-            text.push_str(&format!(
-                "  LAST ATTEMPT FAILED ({} in a row): {}\n",
-                r.failures,
-                clean(r.last_error.as_deref().unwrap_or("unknown"))
-            ));
-        }
+        text.push_str(&row_tail(r));
     }
     for b in broken {
-        text.push_str(&format!(
-            "{}  UNREADABLE: {}\n",
-            b.name,
-            clean(&b.error.to_string())
-        ));
+        text.push_str(&broken_line(b));
     }
     text
+}
+
+/// The lines of a row before its CA pause: names, expiry, when it renews.
+fn row_head(r: &Row, now: OffsetDateTime) -> String {
+    let parse = |t: &str| {
+        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap_or(now)
+    };
+    use crate::text::one_line as clean;
+    format!(
+        "{}  [{}]\n  expires {} ({})\n  {}\n",
+        r.name,
+        clean(&r.domains.join(", ")),
+        clean(&r.not_after),
+        relative(now, parse(&r.not_after)),
+        if r.due {
+            format!(
+                "renews at the next run: {}",
+                clean(r.reason.trim_start_matches("due: "))
+            )
+        } else {
+            format!(
+                "renews {} ({}; {})",
+                clean(&r.renew_at),
+                relative(now, parse(&r.renew_at)),
+                clean(&r.reason)
+            )
+        }
+    )
+}
+
+/// The line of a row after its CA pause: the failures in a row, if any.
+fn row_tail(r: &Row) -> String {
+    if r.failures == 0 {
+        return String::new();
+    }
+    format!(
+        "  LAST ATTEMPT FAILED ({} in a row): {}\n",
+        r.failures,
+        crate::text::one_line(r.last_error.as_deref().unwrap_or("unknown"))
+    )
+}
+
+fn broken_line(b: &Broken) -> String {
+    format!(
+        "{}  UNREADABLE: {}\n",
+        b.name,
+        crate::text::one_line(&b.error.to_string())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, account: &str, failures: u32) -> Row {
+        Row {
+            name: name.into(),
+            domains: vec![
+                format!("{name}.example.com"),
+                format!("*.{name}.example.com"),
+            ],
+            key_type: "ecdsa-p256".into(),
+            not_before: "2026-11-01T00:00:00Z".into(),
+            not_after: "2027-01-30T00:00:00Z".into(),
+            serial: "0a1b".into(),
+            renew_at: "2026-12-31T00:00:00Z".into(),
+            due: false,
+            reason: "2/3 of the lifetime".into(),
+            version: 3,
+            last_result: Some("renewed".into()),
+            failures,
+            last_error: (failures > 0).then(|| "CA said \"no\"\n\u{1b}[2J".into()),
+            profile: None,
+            ari: None,
+            revoked_at: None,
+            account: account.into(),
+            paused: None,
+        }
+    }
+
+    /// The streamed list prints exactly what the whole-text form printed, pauses and the
+    /// unreadable included, in name order.
+    #[test]
+    fn the_streamed_list_is_the_same_text_and_json_as_the_whole_one() {
+        let now = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+        let pause = "new orders paused until 2026-12-08T00:00:00Z (rate limit)".to_string();
+        for json in [false, true] {
+            let rows = || {
+                vec![
+                    row("web", "default", 0),
+                    row("api", "other", 2),
+                    row("db", "default", 1),
+                ]
+            };
+            let broken = || {
+                vec![Broken {
+                    name: "old".into(),
+                    error: Unreadable::NoSpec,
+                }]
+            };
+            let mut streamed = Rendered::new(json, now);
+            rows().into_iter().for_each(|r| streamed.push(r));
+            let pauses: Vec<Option<String>> = streamed
+                .accounts
+                .iter()
+                .map(|a| (a == "other").then(|| pause.clone()))
+                .collect();
+            let outcome = streamed.finish(pauses, broken());
+            assert!(outcome.failed);
+            let mut got = Vec::new();
+            outcome.write_to(&mut got).unwrap();
+
+            let mut whole = rows();
+            whole.sort_by(|a, b| a.name.cmp(&b.name));
+            whole[0].paused = Some(pause.clone());
+            let want = output(whole, broken(), json, now).text;
+            assert_eq!(String::from_utf8(got).unwrap(), want, "json: {json}");
+            assert!(want.contains("paused") || want.contains("DEFERRED"));
+        }
+        let empty = Rendered::new(false, now).finish(Vec::new(), Vec::new());
+        let mut got = Vec::new();
+        empty.write_to(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            output(Vec::new(), Vec::new(), false, now).text
+        );
+        let empty = Rendered::new(true, now).finish(Vec::new(), Vec::new());
+        let mut got = Vec::new();
+        empty.write_to(&mut got).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), "[]\n");
+    }
 }

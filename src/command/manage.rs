@@ -78,6 +78,7 @@ pub(super) async fn unlock(
                     crate::text::one_line(&e.to_string())
                 ),
                 failed: false,
+                ..Default::default()
             });
         }
     };
@@ -85,6 +86,7 @@ pub(super) async fn unlock(
         return Ok(Outcome {
             text: format!("{name} is not locked ({path} holds no lock)\n"),
             failed: false,
+            ..Default::default()
         });
     };
     ctx.store.unlock_cert(name).await?;
@@ -104,6 +106,7 @@ pub(super) async fn unlock(
             rfc3339(lock.data.acquired_at)
         ),
         failed: false,
+        ..Default::default()
     })
 }
 
@@ -221,6 +224,7 @@ pub(super) async fn show(
     Ok(Outcome {
         text,
         failed: false,
+        ..Default::default()
     })
 }
 
@@ -253,6 +257,5 @@ pub(super) async fn delete(ctx: &Context, name: &CertName, yes: bool) -> Result<
         text: format!(
             "deleted {name}: renew no longer renews it; the versions stay in KV history (`vault kv undelete`)\n"
         ),
-        failed: false,
-    })
+        failed: false, ..Default::default() })
 }

@@ -139,6 +139,7 @@ pub(super) async fn run(
         return Ok(Outcome {
             text: format!("{out}\n"),
             failed: failed > 0 || refused > 0,
+            ..Default::default()
         });
     }
     if moved <= LIST_EACH {
@@ -174,6 +175,7 @@ pub(super) async fn run(
     Ok(Outcome {
         text,
         failed: failed > 0 || refused > 0,
+        ..Default::default()
     })
 }
 

@@ -280,5 +280,6 @@ fn policy_text(settings: &Settings, role: Role, cert: Option<&CertName>) -> Resu
     Ok(Outcome {
         text: policy::hcl(role, &layout, cert),
         failed: false,
+        ..Default::default()
     })
 }

@@ -660,5 +660,6 @@ pub(super) async fn publish(
             report.text(now)
         },
         failed,
+        ..Default::default()
     })
 }

@@ -72,6 +72,5 @@ pub(super) async fn run(
             doc.data.issued.serial,
             reason.map(|r| format!(", reason {r}")).unwrap_or_default()
         ),
-        failed: false,
-    })
+        failed: false, ..Default::default() })
 }
