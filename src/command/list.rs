@@ -316,7 +316,7 @@ impl Rendered {
         };
         let (text, split) = if self.json {
             // `paused` is the last field of a row: it goes before the closing brace.
-            let text = serde_json::to_string(&row).unwrap_or_default();
+            let text = pack(&serde_json::to_string(&row).unwrap_or_default());
             let split = text.len().saturating_sub(1);
             (text, split)
         } else {
@@ -380,11 +380,12 @@ fn write_json(
             let mut seq = s.serialize_seq(Some(self.items.len() + self.broken.len()))?;
             for item in self.items {
                 let text = match item.pause(self.pauses) {
-                    None => std::borrow::Cow::Borrowed(&*item.text),
+                    None => unpack(&item.text),
                     Some(p) => {
                         let (head, tail) = item.text.split_at(item.split as usize);
                         let p = serde_json::to_string(p).unwrap_or_default();
-                        std::borrow::Cow::Owned(format!("{head},\"paused\":{p}{tail}"))
+                        let whole = format!("{head},\"paused\":{p}{tail}");
+                        std::borrow::Cow::Owned(unpack(&whole).into_owned())
                     }
                 };
                 let mut de = serde_json::Deserializer::from_str(&text);
@@ -405,6 +406,58 @@ fn write_json(
         },
     )?;
     out.write_all(b"\n")
+}
+
+/// The keys of a JSON row, each kept as one control character (which compact JSON never
+/// holds raw: inside strings serde_json escapes it, and a key's quotes cannot occur
+/// unescaped inside a string), so 100,000 rows do not keep 100,000 copies of them.
+const KEYS: [&str; 19] = [
+    "name",
+    "domains",
+    "key_type",
+    "not_before",
+    "not_after",
+    "serial",
+    "renew_at",
+    "due",
+    "reason",
+    "version",
+    "last_result",
+    "failures",
+    "last_error",
+    "profile",
+    "ari",
+    "revoked_at",
+    "account",
+    "window_start",
+    "window_end",
+];
+
+fn pack(json: &str) -> String {
+    let mut out = json.to_string();
+    for (i, key) in KEYS.iter().enumerate() {
+        let marker = char::from(1 + i as u8);
+        out = out.replace(&format!("\"{key}\":"), marker.encode_utf8(&mut [0; 4]));
+    }
+    out
+}
+
+fn unpack(packed: &str) -> std::borrow::Cow<'_, str> {
+    if !packed.bytes().any(|b| (1..=KEYS.len() as u8).contains(&b)) {
+        return std::borrow::Cow::Borrowed(packed);
+    }
+    let mut out = String::with_capacity(packed.len() * 2);
+    for c in packed.chars() {
+        match (c as u32).checked_sub(1).and_then(|i| KEYS.get(i as usize)) {
+            Some(key) if (c as u32) < 0x20 => {
+                out.push('"');
+                out.push_str(key);
+                out.push_str("\":");
+            }
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The text of the CA pause of each account (`None`: not paused), by the account's index.
@@ -683,9 +736,16 @@ mod tests {
             version: 3,
             last_result: Some("renewed".into()),
             failures,
-            last_error: (failures > 0).then(|| "CA said \"no\"\n\u{1b}[2J".into()),
+            last_error: (failures > 0).then(|| "CA said \"name\": \"no\"\n\u{1b}[2J\u{1}".into()),
             profile: None,
-            ari: None,
+            ari: (failures == 1).then(|| crate::ari::AriView {
+                window_start: Some("2026-12-20T00:00:00Z".into()),
+                window_end: Some("2026-12-21T00:00:00Z".into()),
+                chosen_at: None,
+                retry_after: None,
+                explanation_url: Some("https://ca.example/\"name\":".into()),
+                fetched_at: None,
+            }),
             revoked_at: None,
             account: account.into(),
             paused: None,
