@@ -56,7 +56,9 @@ pub(super) async fn rollover(ctx: &Context, name: &str) -> Result<Outcome, Error
             "rolled over the key of account {} at {directory}; the new key is stored at {path} (version {version})\n",
             account.id()
         ),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }
 
 pub(super) async fn deactivate(
@@ -85,5 +87,7 @@ pub(super) async fn deactivate(
         .await?;
     Ok(Outcome {
         text: format!("deactivated account {id} at {directory}; marked at {path} (version {version}); register a new one with `certvault init --force`\n"),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }

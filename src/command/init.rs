@@ -152,7 +152,9 @@ async fn from_key(
     let version = ctx.store.save_account(name, &record, expect).await?;
     Ok(Outcome {
         text: format!("found the existing ACME account {url} at {directory} (onlyReturnExisting; nothing registered)\nstored at {path} (version {version})\n"),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }
 
 /// `init --account-key`: the check-and-set for account `url`, or the outcome when there is
@@ -167,7 +169,9 @@ fn init_slot(
     match super::account_doc::slot(existing, url, force) {
         super::account_doc::Slot::Stored(version) => Ok(Err(Outcome {
             text: format!("ACME account {url} is already stored at {path} (version {version}); nothing changed\n"),
-            failed: false, ..Default::default() })),
+            failed: false,
+            ..Default::default()
+        })),
         super::account_doc::Slot::Taken(other) => Err(Error::AccountKey {
             path: key_file.to_string(),
             reason: format!("it belongs to account {url}, but {path} holds another account ({other}); pass --force to replace it, or --account <name> to keep both"),
@@ -207,5 +211,7 @@ async fn adopt_key(
             "carried over the existing ACME account {url} at {directory}: its {} key was changed at the CA to a new ECDSA P-256 key (RFC 8555 key change; the account URL stays, the old key in {shown} no longer works)\nstored at {path} (version {version})\n",
             old.describe()
         ),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }

@@ -169,7 +169,9 @@ pub(super) async fn apply(
                     .await?;
                 return Ok(Outcome {
                     text: format!("{name}: settings updated at {path} (version {version}); certificate kept, {when}\n"),
-                    failed: false, ..Default::default() });
+                    failed: false,
+                    ..Default::default()
+                });
             }
             Expect::Version(stored.version)
         }

@@ -268,6 +268,9 @@ pub(super) async fn run(ctx: &Context, json: bool, now: OffsetDateTime) -> Resul
     Ok(rows.finish(pauses, broken))
 }
 
+/// What `list` prints when nothing is stored.
+const EMPTY: &str = "no certificates stored yet; add one with `certvault issue`\n";
+
 /// The rows of `list`, each kept as it is printed (its table text or compact JSON) rather
 /// than as a [`Row`]: over 100,000 certificates that is about a third of the memory, and
 /// the output is streamed from them, never built whole.
@@ -343,7 +346,7 @@ impl Rendered {
                 return write_json(out, &self.items, &pauses, &broken);
             }
             if self.items.is_empty() && broken.is_empty() {
-                out.write_all(b"no certificates stored yet; add one with `certvault issue`\n")?;
+                out.write_all(EMPTY.as_bytes())?;
             }
             for item in &self.items {
                 let (head, tail) = item.text.split_at(item.split as usize);
@@ -448,8 +451,8 @@ fn unpack(packed: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(packed.len() * 2);
     for c in packed.chars() {
-        match (c as u32).checked_sub(1).and_then(|i| KEYS.get(i as usize)) {
-            Some(key) if (c as u32) < 0x20 => {
+        match (c as usize).checked_sub(1).and_then(|i| KEYS.get(i)) {
+            Some(key) => {
                 out.push('"');
                 out.push_str(key);
                 out.push_str("\":");
@@ -652,7 +655,7 @@ pub(super) fn output(
 fn table(rows: &[Row], broken: &[Broken], now: OffsetDateTime) -> String {
     let mut text = String::new();
     if rows.is_empty() && broken.is_empty() {
-        text.push_str("no certificates stored yet; add one with `certvault issue`\n");
+        text.push_str(EMPTY);
     }
     for r in rows {
         text.push_str(&row_head(r, now));

@@ -257,5 +257,7 @@ pub(super) async fn delete(ctx: &Context, name: &CertName, yes: bool) -> Result<
         text: format!(
             "deleted {name}: renew no longer renews it; the versions stay in KV history (`vault kv undelete`)\n"
         ),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }

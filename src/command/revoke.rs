@@ -72,5 +72,7 @@ pub(super) async fn run(
             doc.data.issued.serial,
             reason.map(|r| format!(", reason {r}")).unwrap_or_default()
         ),
-        failed: false, ..Default::default() })
+        failed: false,
+        ..Default::default()
+    })
 }
