@@ -86,6 +86,111 @@ impl fmt::Display for Basis {
     }
 }
 
+impl std::str::FromStr for Basis {
+    type Err = String;
+
+    /// The text `Display` writes, read back (the index keeps a basis as its text).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fraction = |t: &str| match t {
+            "1/3" => Some(false),
+            "1/2" => Some(true),
+            _ => None,
+        };
+        let duration = |t: &str| t.parse::<HumanDuration>().ok();
+        let parsed = match s {
+            "1/3 of lifetime left" => Some(Basis::LifetimeFraction { short: false }),
+            "1/2 of lifetime left (short-lived certificate)" => {
+                Some(Basis::LifetimeFraction { short: true })
+            }
+            "ari" => Some(Basis::Ari),
+            "safety net: 1/20 of lifetime left" => Some(Basis::SafetyNet),
+            _ => s
+                .strip_prefix("renew_before ")
+                .and_then(|t| t.strip_suffix(" before expiry"))
+                .and_then(duration)
+                .map(Basis::RenewBefore)
+                .or_else(|| {
+                    let (share, rest) = s.split_once(" of lifetime left: renew_before ")?;
+                    let before = rest.strip_suffix(
+                        " is not shorter than the certificate's lifetime, so the default rule applies",
+                    )?;
+                    Some(Basis::RenewBeforeTooLong {
+                        renew_before: duration(before)?,
+                        short: fraction(share)?,
+                    })
+                }),
+        };
+        parsed.ok_or_else(|| format!("not a renewal basis: {s:?}"))
+    }
+}
+
+/// When a certificate becomes due by the clock, and why: the one schedule that `decide`,
+/// the index, `list` and `renew` use. It reads no clock: [`Schedule::at`] applies one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The renewal point.
+    pub renew_at: OffsetDateTime,
+    pub basis: Basis,
+    /// Due at expiry whatever the renewal point.
+    pub not_after: OffsetDateTime,
+}
+
+impl Schedule {
+    /// The schedule of `current`: the lifetime rule (or `renew_before`), then the CA's
+    /// window over it.
+    pub fn of(
+        current: &Current,
+        renew_before: Option<&HumanDuration>,
+        ari: Option<&AriState>,
+    ) -> Self {
+        let (renew_at, basis) = renewal_point(current, renew_before);
+        Schedule {
+            renew_at,
+            basis,
+            not_after: current.not_after,
+        }
+        .with_ari(current.not_before, ari)
+    }
+
+    /// This lifetime schedule with the CA's renewal window over it, when ARI has a usable
+    /// one for the certificate valid from `not_before`: the chosen time, or earlier when
+    /// the window ends before the CA may be asked again (RFC 9773 §4.2), never later than
+    /// the safety net (the last 1/20 of the lifetime).
+    pub fn with_ari(self, not_before: OffsetDateTime, ari: Option<&AriState>) -> Self {
+        let Some(w) = ari.and_then(|a| a.window(not_before)) else {
+            return self;
+        };
+        let net = self.not_after - (self.not_after - not_before) / 20;
+        let chosen = w.chosen_at.min(w.end - w.retry_every);
+        let (renew_at, basis) = if chosen <= net {
+            (chosen, Basis::Ari)
+        } else {
+            (net, Basis::SafetyNet)
+        };
+        Schedule {
+            renew_at,
+            basis,
+            ..self
+        }
+    }
+
+    /// The decision at `now`: expired, due at the renewal point, or kept until it.
+    pub fn at(self, now: OffsetDateTime) -> Decision {
+        let Schedule {
+            renew_at,
+            basis,
+            not_after,
+        } = self;
+        if now >= not_after {
+            Decision::Renew(Reason::Expired { not_after })
+        } else if now >= renew_at {
+            Decision::Renew(Reason::Due { renew_at, basis })
+        } else {
+            Decision::Keep { renew_at, basis }
+        }
+    }
+}
+
 /// Why a certificate is (re)issued now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -206,62 +311,44 @@ pub fn renewal_point(
     }
 }
 
-/// Decide whether a certificate is (re)issued now. Checks, in order: missing, forced, names
-/// changed, key type changed, expired, renewal point reached.
-pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
+/// What makes a certificate due whatever the time, checked in order: damaged, missing,
+/// forced, names changed, key type changed, revoked. `Ok` with the current certificate
+/// when none does (its [`Schedule`] decides). Clock-free.
+pub fn due_now<'a>(facts: &Facts<'a>) -> Result<&'a Current, Reason> {
     if let Some(damage) = facts.damage {
-        return Decision::Renew(Reason::Damaged(damage.to_string()));
+        return Err(Reason::Damaged(damage.to_string()));
     }
     let Some(current) = facts.current else {
-        return Decision::Renew(Reason::NotIssued);
+        return Err(Reason::NotIssued);
     };
     if facts.force {
-        return Decision::Renew(Reason::Forced);
+        return Err(Reason::Forced);
     }
     let wanted: BTreeSet<DomainName> = facts.wanted.domains.iter().cloned().collect();
     if wanted != current.domains {
-        return Decision::Renew(Reason::DomainsChanged {
+        return Err(Reason::DomainsChanged {
             added: wanted.difference(&current.domains).cloned().collect(),
             removed: current.domains.difference(&wanted).cloned().collect(),
         });
     }
     if current.key_type != Some(facts.wanted.key_type) {
-        return Decision::Renew(Reason::KeyTypeChanged {
+        return Err(Reason::KeyTypeChanged {
             from: current.key_type,
             to: facts.wanted.key_type,
         });
     }
     if let Some(at) = facts.revoked_at {
-        return Decision::Renew(Reason::Revoked { at });
+        return Err(Reason::Revoked { at });
     }
-    if now >= current.not_after {
-        return Decision::Renew(Reason::Expired {
-            not_after: current.not_after,
-        });
-    }
-    let lifetime = current.not_after - current.not_before;
-    let net = current.not_after - lifetime / 20;
-    let (renew_at, basis) = match facts.ari.and_then(|a| a.window(current.not_before)) {
-        // ARI decides: the chosen time, or at once when the window has passed or ends
-        // before the CA may be asked again (RFC 9773 §4.2). The safety net still holds.
-        Some(w) => {
-            let at = if w.end - now < w.retry_every {
-                now.min(w.chosen_at)
-            } else {
-                w.chosen_at
-            };
-            if at <= net {
-                (at, Basis::Ari)
-            } else {
-                (net, Basis::SafetyNet)
-            }
-        }
-        None => renewal_point(current, facts.wanted.renew_before.as_ref()),
-    };
-    if now >= renew_at {
-        Decision::Renew(Reason::Due { renew_at, basis })
-    } else {
-        Decision::Keep { renew_at, basis }
+    Ok(current)
+}
+
+/// Decide whether a certificate is (re)issued now: [`due_now`], else its [`Schedule`] at
+/// `now` (expired, renewal point reached, or kept).
+pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
+    match due_now(facts) {
+        Err(reason) => Decision::Renew(reason),
+        Ok(current) => Schedule::of(current, facts.wanted.renew_before.as_ref(), facts.ari).at(now),
     }
 }
 

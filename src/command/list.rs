@@ -110,13 +110,17 @@ pub(crate) fn schedule(
             revoked_at,
         },
     );
-    let at = match &decision {
+    (point(&decision, now), decision)
+}
+
+/// The time `list` shows as `renew_at` for a decision.
+fn point(decision: &Decision, now: OffsetDateTime) -> OffsetDateTime {
+    match decision {
         Decision::Keep { renew_at, .. } => *renew_at,
         Decision::Renew(Reason::Due { renew_at, .. }) => *renew_at,
         Decision::Renew(Reason::Expired { not_after }) => *not_after,
         Decision::Renew(_) => now,
-    };
-    (at, decision)
+    }
 }
 
 fn reason(decision: &Decision) -> String {
@@ -495,28 +499,13 @@ async fn pause_text(ctx: &Context, account: &str, now: OffsetDateTime) -> Option
     ))
 }
 
-/// A row from an index entry (no document read).
+/// A row from an index entry (no document read): its schedule at `now`, by the rule
+/// `renew` decides with.
 fn index_row(name: &CertName, e: &crate::index::Entry, now: OffsetDateTime) -> Row {
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(now);
-    let (point, basis) = e.point();
-    let (not_after, renew_at) = (at(e.not_after), at(point));
-    let (renew_at, due, reason) = if now >= not_after {
-        (
-            not_after,
-            true,
-            format!("due: expired at {}", rfc3339(not_after)),
-        )
-    } else if now >= renew_at {
-        // The public contract: when ARI decides, `reason` is `ari`.
-        let r = if basis == crate::renew::Basis::Ari.to_string() {
-            basis
-        } else {
-            format!("due: renewal point {} reached ({basis})", rfc3339(renew_at))
-        };
-        (renew_at, true, r)
-    } else {
-        (renew_at, false, basis)
-    };
+    let decision = e.schedule().at(now);
+    let (renew_at, due, reason) = (point(&decision, now), decision.is_due(), reason(&decision));
+    let not_after = at(e.not_after);
     let status = e.status.as_ref();
     Row {
         name: name.to_string(),
@@ -717,6 +706,9 @@ fn broken_line(b: &Broken) -> String {
         crate::text::one_line(&b.error.to_string())
     )
 }
+
+#[cfg(test)]
+mod agree;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};
 use crate::model::Spec;
 use crate::records::{CaFacts, CertRecord};
-use crate::renew::renewal_point;
+use crate::renew::Schedule;
 use crate::report::{CertError, CertResult, Verdict};
 use crate::vault::{Expect, Versioned};
 use crate::{x509, Error};
@@ -102,7 +102,7 @@ pub(super) async fn act(
                     r.not_after = Some(stored.record.issued.not_after);
                     r.renew_at = x509::current(&stored.record.issued.cert)
                         .ok()
-                        .map(|c| renewal_point(&c, spec.renew_before.as_ref()).0);
+                        .map(|c| Schedule::of(&c, spec.renew_before.as_ref(), None).renew_at);
                     r.error = stored.deploy.err().map(|e| Error::from(e).into());
                     // The reason stays the decision's (`ari` when ARI decided); why the
                     // order went without `replaces` is in the log and the record.

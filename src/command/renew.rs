@@ -416,15 +416,15 @@ async fn ari_capable(ctx: &Context) -> std::collections::BTreeMap<String, bool> 
 }
 
 /// The result of a certificate the index says needs nothing this run.
-fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
+pub(super) fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
     if e.deleted {
         return CertResult::new(name.clone(), Verdict::Deleted);
     }
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
     let mut r = CertResult::new(name.clone(), Verdict::NotDue);
-    let (renew_at, basis) = e.point();
-    r.reason = Some(basis);
-    r.renew_at = at(renew_at);
+    let schedule = e.schedule();
+    r.reason = Some(schedule.basis.to_string());
+    r.renew_at = Some(schedule.renew_at);
     r.not_after = at(e.not_after);
     r.version = Some(e.version);
     r

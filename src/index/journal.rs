@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use super::{Entry, Noted, Status};
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::records::{CertRecord, SpecRecord, StatusRecord};
-use crate::renew::{decide, renewal_point, Decision, Facts, Reason};
+use crate::renew::{due_now, renewal_point, Facts};
 use crate::vault::{Expect, Versioned};
 
 /// Flush early when this many certificates are noted (a first run over a large fleet).
@@ -247,7 +247,7 @@ pub fn blank(version: u64, spec_version: u64) -> Entry {
         renew_at: 0,
         ari_at: None,
         ari_check_at: None,
-        basis: String::new(),
+        basis: None,
         due_now: None,
         domains: Vec::new(),
         key_type: String::new(),
@@ -259,8 +259,8 @@ pub fn blank(version: u64, spec_version: u64) -> Entry {
     }
 }
 
-/// The index entry of a record and its spec (`None`: not migrated yet), as `decide` sees
-/// them with no clock: when it becomes due and why.
+/// The index entry of a record and its spec (`None`: not migrated yet), with no clock:
+/// what makes it due whatever the time (`due_now`), and the lifetime rule's renewal point.
 pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_version: u64) -> Entry {
     let record = &cert.data;
     let issued = &record.issued;
@@ -301,14 +301,13 @@ pub fn facts(cert: &Versioned<CertRecord>, spec: Option<&SpecRecord>, spec_versi
         ari: None,
         revoked_at: record.facts.revoked_at,
     };
-    // Decided at the start of the certificate's life: only the rules that do not depend
-    // on the clock can make it due now; the time rules give the renewal point.
+    // Only the clock-free rules are decided here; the schedule is the entry's (see
+    // `Entry::schedule`), with the ARI window it keeps.
     let (renew_at, basis) = renewal_point(&current, spec.renew_before.as_ref());
     e.renew_at = renew_at.unix_timestamp();
-    e.basis = basis.to_string();
-    match decide(current.not_before, &facts) {
-        Decision::Keep { .. } | Decision::Renew(Reason::Due { .. } | Reason::Expired { .. }) => {}
-        Decision::Renew(reason) => e.due_now = Some(reason.to_string()),
+    e.basis = Some(basis);
+    if let Err(reason) = due_now(&facts) {
+        e.due_now = Some(reason.to_string());
     }
     e
 }

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::model::{CertName, InvalidInput, SCHEMA_VERSION};
+use crate::renew::{Basis, Schedule};
 
 /// How many index documents the first layout has (and every store had before the index
 /// could grow): `index/000` … `index/255`.
@@ -247,8 +248,11 @@ pub struct Entry {
     pub ari_at: Option<i64>,
     /// When the CA may be asked about ARI again (`ari.retry_after` of the record).
     pub ari_check_at: Option<i64>,
-    /// Why `renew_at` is where it is (the rule), as `list` prints it.
-    pub basis: String,
+    /// Why `renew_at` is where it is (the rule), kept as the text `list` prints ("" when
+    /// due whatever the time).
+    #[serialize_always]
+    #[serde(with = "basis_text")]
+    pub basis: Option<Basis>,
     /// Due whatever the time, and why (damaged, names or key type changed, not migrated).
     pub due_now: Option<String>,
     pub domains: Vec<String>,
@@ -287,22 +291,21 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Entry {
-    /// The renewal point and its reason as `decide` gives them without a clock: the time ARI
-    /// chose when the entry holds a window for this certificate (never later than the
-    /// safety net, the last 1/20 of the lifetime), else the lifetime rule or `renew_before`.
-    pub fn point(&self) -> (i64, String) {
-        let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok();
-        if let (Some(ari), Some(chosen), Some(nb)) = (&self.ari, self.ari_at, at(self.not_before)) {
-            if ari.window(nb).is_some() {
-                let net = self.not_after - (self.not_after - self.not_before) / 20;
-                return if chosen <= net {
-                    (chosen, crate::renew::Basis::Ari.to_string())
-                } else {
-                    (net, crate::renew::Basis::SafetyNet.to_string())
-                };
-            }
-        }
-        (self.renew_at, self.basis.clone())
+    /// The entry's schedule: the rule it was built with (`renew_before` or the lifetime
+    /// fraction) with the ARI window it holds for this certificate over it, by the one rule
+    /// [`Schedule::with_ari`] that `decide` uses.
+    pub fn schedule(&self) -> Schedule {
+        let at =
+            |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let lifetime = Schedule {
+            renew_at: at(self.renew_at),
+            basis: self
+                .basis
+                .clone()
+                .unwrap_or(Basis::LifetimeFraction { short: false }),
+            not_after: at(self.not_after),
+        };
+        lifetime.with_ari(at(self.not_before), self.ari.as_ref())
     }
 
     /// The first moment at which a run must look at the record: the renewal point, the ARI
@@ -313,6 +316,7 @@ impl Entry {
         }
         [
             Some(self.renew_at),
+            Some(self.schedule().renew_at.unix_timestamp()),
             self.ari_at,
             self.ari_check_at,
             Some(self.not_after),
@@ -357,6 +361,28 @@ pub struct Shard {
     /// fleet has hundreds of entries of a dozen fields each.
     #[serde(with = "packed")]
     pub entries: BTreeMap<CertName, Entry>,
+}
+
+/// A basis as its text, "" for none: the stored form of earlier versions.
+mod basis_text {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::renew::Basis;
+
+    pub fn serialize<S: Serializer>(b: &Option<Basis>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.collect_str(b),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Basis>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(D::Error::custom)
+    }
 }
 
 /// The entries of a shard as one JSON text (an object is read too).

@@ -147,13 +147,31 @@ fn ari_decision_table() {
             None,
             "ari",
         ),
+        // The point is not the chosen time (day 80 less a second) but the last moment
+        // the CA is asked before the window ends: day 79 (end less the 1-day Retry-After).
         (
             "end further than Retry-After",
             day(78),
             &plain,
             Some(&tight),
             None,
-            "keep 2026-03-21T23:59:59Z ari",
+            "keep 2026-03-21T00:00:00Z ari",
+        ),
+        (
+            "a second before the window ends within Retry-After",
+            day(79) - time::Duration::seconds(1),
+            &plain,
+            Some(&tight),
+            None,
+            "keep 2026-03-21T00:00:00Z ari",
+        ),
+        (
+            "the window now ends within Retry-After",
+            day(79),
+            &plain,
+            Some(&tight),
+            None,
+            "ari",
         ),
         (
             "failed fetch keeps the stored window",
