@@ -353,13 +353,14 @@ pub fn decide(now: OffsetDateTime, facts: &Facts<'_>) -> Decision {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     mod ari_table;
     use super::*;
     use crate::model::{HumanDuration, SolverSpec};
     use time::macros::datetime;
 
-    fn spec(domains: &[&str], key_type: KeyType, renew_before: Option<&str>) -> Spec {
+    /// A spec with exec hooks `true` (the agreement test of `list` uses it too).
+    pub(crate) fn spec(domains: &[&str], key_type: KeyType, renew_before: Option<&str>) -> Spec {
         Spec {
             domains: domains.iter().map(|d| d.parse().unwrap()).collect(),
             key_type,

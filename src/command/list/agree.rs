@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{full_row, index_row};
 use crate::ari::{failed, fetched, AriState, Dice};
-use crate::model::{HumanDuration, KeyType, SolverSpec, Spec, SCHEMA_VERSION};
+use crate::model::{HumanDuration, KeyType, Spec, SCHEMA_VERSION};
 use crate::records::{CaFacts, CertRecord, Entry, SpecRecord};
 use crate::renew::{decide, rfc3339, Decision, Facts, Reason};
 use crate::vault::Versioned;
@@ -19,23 +19,7 @@ fn day(n: i64) -> OffsetDateTime {
 }
 
 fn spec(renew_before: Option<&str>) -> Spec {
-    Spec {
-        domains: vec!["a.example.com".parse().unwrap()],
-        key_type: KeyType::EcdsaP256,
-        dns: SolverSpec::Exec(crate::dns::exec::Config {
-            auth_hook: "true".into(),
-            cleanup_hook: "true".into(),
-        }),
-        renew_before: renew_before.map(|r| r.parse::<HumanDuration>().unwrap()),
-        account: "default".into(),
-        follow_cname: true,
-        propagation_check: None,
-        deploy_hook: None,
-        layouts: Vec::new(),
-        profile: None,
-        reuse_key: false,
-        hook_env: Vec::new(),
-    }
+    crate::renew::tests::spec(&["a.example.com"], KeyType::EcdsaP256, renew_before)
 }
 
 /// A stored record of a real (self-signed) certificate valid for `days` from `NB`.
