@@ -216,27 +216,22 @@ impl Report {
         }
     }
 
-    pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
-    }
-
-    /// The human summary: one line per certificate, then the totals.
-    pub fn text(&self, now: OffsetDateTime) -> String {
-        self.lines(now, false)
-    }
-
-    /// For `-q`: only the certificates that failed, then the totals.
-    pub fn failures(&self, now: OffsetDateTime) -> String {
-        self.lines(now, true)
-    }
-
-    fn lines(&self, now: OffsetDateTime, only_failures: bool) -> String {
+    /// The human summary, one line per certificate (`only_failures`: for `-q`, only the
+    /// failed ones), then the totals: written to `out` a line at a time, so a large
+    /// fleet's report is never held whole.
+    pub fn write_lines(
+        &self,
+        out: &mut dyn std::io::Write,
+        now: OffsetDateTime,
+        only_failures: bool,
+    ) -> std::io::Result<()> {
         let mut text = String::new();
         for c in self
             .certificates
             .iter()
             .filter(|c| !only_failures || c.is_failure())
         {
+            text.clear();
             let name = &c.name;
             // Reasons and errors may quote renew-writable documents: one line each.
             let reason = crate::text::one_line(c.reason.as_deref().unwrap_or_default());
@@ -274,7 +269,9 @@ impl Report {
             if c.verdict == Verdict::Renewed && !error.is_empty() {
                 let _ = writeln!(text, "FAILED   {name}: {error}");
             }
+            out.write_all(text.as_bytes())?;
         }
+        text.clear();
         let t = &self.totals;
         if self.dry_run {
             let _ = write!(
@@ -334,6 +331,12 @@ impl Report {
                 locked.join(", ")
             );
         }
-        text
+        out.write_all(text.as_bytes())
+    }
+
+    /// `--output json` written to `out`.
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
     }
 }

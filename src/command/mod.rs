@@ -203,9 +203,9 @@ async fn run_checked(
                 // A dry run writes nothing: no metrics either.
                 let sinks = crate::metrics::Sinks::default();
                 let notify = crate::notify::Notify::default();
-                return renew::publish(ctx, &report, json, &sinks, &notify, now()).await;
+                return renew::publish(ctx, report, json, &sinks, &notify, now()).await;
             }
-            renew::publish(ctx, &report, json, &metrics, &notify, now()).await
+            renew::publish(ctx, report, json, &metrics, &notify, now()).await
         }
         Command::Revoke { name, reason } => {
             let work = Work::Revoke {

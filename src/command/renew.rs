@@ -595,7 +595,7 @@ fn decide_all(
 /// output that fails is reported and makes the exit code 1; the renewals stand.
 pub(super) async fn publish(
     ctx: &Context,
-    report: &Report,
+    report: Report,
     json: bool,
     sinks: &metrics::Sinks,
     notify: &crate::notify::Notify,
@@ -605,7 +605,7 @@ pub(super) async fn publish(
     if !notify.targets.is_empty() {
         match ctx.http() {
             Ok(http) => {
-                for e in crate::notify::send(&http, notify, report, now).await {
+                for e in crate::notify::send(&http, notify, &report, now).await {
                     tracing::error!("{}", crate::text::chain(&e));
                     failed = true;
                 }
@@ -626,12 +626,12 @@ pub(super) async fn publish(
             } else {
                 metrics::previous_last_success(path)
             };
-            if let Err(e) = metrics::write_file(path, &metrics::exposition(report, end, last)) {
+            if let Err(e) = metrics::write_file(path, &metrics::exposition(&report, end, last)) {
                 errors.push(e);
             }
         }
         if let Some(url) = &sinks.pushgateway {
-            let text = metrics::exposition(report, end, success.then_some(end));
+            let text = metrics::exposition(&report, end, success.then_some(end));
             // A client that cannot be built fails the push only, never the run's report.
             match ctx.http() {
                 Ok(http) => {
@@ -651,15 +651,13 @@ pub(super) async fn publish(
             failed = true;
         }
     }
-    Ok(Outcome {
-        text: if json {
-            report.json()
-        } else if ctx.settings.quiet {
-            report.failures(now)
+    // Written when printed, a line at a time: a report of a million is never held whole.
+    let quiet = ctx.settings.quiet;
+    Ok(Outcome::streamed(failed, move |out| {
+        if json {
+            report.write_json(out)
         } else {
-            report.text(now)
-        },
-        failed,
-        ..Default::default()
-    })
+            report.write_lines(out, now, quiet)
+        }
+    }))
 }
