@@ -18,6 +18,7 @@ mod list;
 mod manage;
 pub use manage::Manage;
 mod migrate;
+mod obtain;
 mod order;
 mod renew;
 mod revoke;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::ari::Accounts;
 use super::context::Context;
 use super::gate::{Gate, DEFAULT_PAUSE};
-use super::issue::{obtain_and_save, Order};
+use super::obtain::{obtain_and_save, Order};
 use super::status;
 use crate::acme::OrderOptions;
 use crate::ca::{self, Trouble};
@@ -78,7 +78,7 @@ pub(super) async fn act(
             let replaces = (record.data.facts.ari.is_some() && own && !gate.replaces_ignored(&acct))
                 .then(|| ca::cert_id(&record.data.issued.cert))
                 .flatten();
-            let key = super::issue::kept_key(&record.data, &spec);
+            let key = super::obtain::kept_key(&record.data, &spec);
             let mut result = order(ctx, solvers, connected, &name, &spec, &record, replaces.clone(), key.clone(), None, now).await;
             if let (Err(e), Some(id)) = (&result, &replaces) {
                 let why = match trouble(e) {
@@ -166,7 +166,7 @@ async fn order(
     key: Option<crate::model::Secret>,
     dropped: Option<String>,
     now: fn() -> OffsetDateTime,
-) -> Result<super::issue::Stored, Error> {
+) -> Result<super::obtain::Stored, Error> {
     let order = Order {
         name: name.clone(),
         spec: spec.clone(),
