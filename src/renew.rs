@@ -161,7 +161,10 @@ impl Schedule {
             return self;
         };
         let net = self.not_after - (self.not_after - not_before) / 20;
-        let chosen = w.chosen_at.min(w.end - w.retry_every);
+        // The Retry-After comes from a renew-writable document: a span past the calendar
+        // means the window ends before the CA may be asked again, so renew now.
+        let ask_by = w.end.checked_sub(w.retry_every).unwrap_or(not_before);
+        let chosen = w.chosen_at.min(ask_by);
         let (renew_at, basis) = if chosen <= net {
             (chosen, Basis::Ari)
         } else {
@@ -468,6 +471,23 @@ pub(crate) mod tests {
             assert_eq!(at, default, "{text}");
             assert!(basis.to_string().contains(text), "{basis}");
         }
+    }
+
+    #[test]
+    fn a_forged_retry_after_past_the_calendar_renews_now_not_a_panic() {
+        let c = current(90, &["a.example.com"], KeyType::EcdsaP256);
+        let far = |y: i32| datetime!(2026-01-01 0:00 UTC).replace_year(y).unwrap();
+        let ari = AriState {
+            window_start: Some(c.not_before + time::Duration::days(60)),
+            window_end: Some(c.not_before + time::Duration::days(70)),
+            chosen_at: Some(c.not_before + time::Duration::days(65)),
+            fetched_at: Some(far(-9999)),
+            retry_after: Some(far(9999)),
+            serial: "01".into(),
+            ..Default::default()
+        };
+        let s = Schedule::of(&c, None, Some(&ari));
+        assert_eq!((s.renew_at, s.basis), (c.not_before, Basis::Ari));
     }
 
     #[test]

@@ -460,17 +460,17 @@ fn pack(json: &str) -> String {
         if i >= bytes.len() {
             break; // not JSON serde_json writes: kept as it is
         }
-        let end = (i + 1).min(bytes.len());
-        let key = bytes.get(end) == Some(&b':');
-        if let Some(k) = KEYS
-            .iter()
-            .position(|k| key && k.as_bytes() == &bytes[start + 1..end - 1])
-        {
+        // `i` is at the closing quote; a key is followed by `:`.
+        let text = &bytes[start + 1..i];
+        i += 1;
+        if bytes.get(i) != Some(&b':') {
+            continue;
+        }
+        if let Some(k) = KEYS.iter().position(|k| k.as_bytes() == text) {
             out.push_str(&json[copied..start]);
             out.push(char::from(1 + k as u8));
-            copied = end + 1;
+            copied = i + 1;
         }
-        i = end;
     }
     out.push_str(&json[copied..]);
     out
@@ -774,8 +774,7 @@ mod tests {
         }
     }
 
-    /// The streamed list prints exactly what the whole-text form printed, pauses and the
-    /// unreadable included, in name order.
+    /// Packed rows read back as serde_json wrote them, whatever their values hold.
     #[test]
     fn packed_json_rows_read_back_byte_for_byte() {
         let mut r = row("web", "default", 1);
@@ -800,6 +799,8 @@ mod tests {
         }
     }
 
+    /// The streamed list prints exactly what the whole-text form printed, pauses and the
+    /// unreadable included, in name order.
     #[test]
     fn the_streamed_list_is_the_same_text_and_json_as_the_whole_one() {
         let now = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
