@@ -175,6 +175,13 @@ impl Journal {
         }
     }
 
+    /// `shard` was read in an older format ([`super::FORMAT`]): the flush rewrites it.
+    pub fn note_rewrite(&self, shard: u16) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.entry(shard).or_default();
+        }
+    }
+
     /// Every entry of `shard` was checked against its record (the record was loaded).
     pub fn note_dated(&self, shard: u16, at: i64) {
         if let Ok(mut v) = self.verified.lock() {
@@ -214,7 +221,7 @@ impl Journal {}
 fn apply_ari(e: &mut Entry, ari: &crate::ari::AriState) {
     e.ari_at = ari.chosen_at.map(|t| t.unix_timestamp());
     e.ari_check_at = Some(ari.retry_after.map_or(i64::MIN, |t| t.unix_timestamp()));
-    e.ari = Some(ari.clone());
+    e.ari = Some(super::row::ari_kept(ari));
 }
 
 /// The record's ARI state in `e`, with the newer fetch timing of the status document (which

@@ -22,6 +22,7 @@
 //! Nothing here does I/O or reads the clock; [`sync`] does the Vault side.
 
 pub mod journal;
+pub mod row;
 
 pub use journal::{facts, Journal};
 
@@ -343,10 +344,18 @@ impl Entry {
     }
 }
 
+/// How index documents store their entries: 2, rows ([`row`]); documents without a
+/// `format` are 1, objects with field names. Every document is written in this format; one
+/// read in an older one is rewritten by the run that read it (if it may write the index).
+pub const FORMAT: u32 = 2;
+
 /// One index document, `index/NNN`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shard {
     pub schema: u32,
+    /// The format its entries were read in; always written as [`FORMAT`].
+    #[serde(default = "format_one", serialize_with = "format_now")]
+    pub format: u32,
     /// Which shard this is, and of how many (a document with other numbers is ignored).
     pub shard: u16,
     pub of: u32,
@@ -361,6 +370,14 @@ pub struct Shard {
     /// fleet has hundreds of entries of a dozen fields each.
     #[serde(with = "packed")]
     pub entries: BTreeMap<CertName, Entry>,
+}
+
+fn format_one() -> u32 {
+    1
+}
+
+fn format_now<S: serde::Serializer>(_: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u32(FORMAT)
 }
 
 /// A basis as its text, "" for none: the stored form of earlier versions.
@@ -385,12 +402,15 @@ mod basis_text {
     }
 }
 
-/// The entries of a shard as one JSON text (an object is read too).
+/// The entries of a shard as one JSON text of an object name → entry, each entry a
+/// [`row::Row`] (format 1 entries, objects, are read too; so is the object not packed in
+/// a text).
 mod packed {
     use std::collections::BTreeMap;
 
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
+    use super::row::{Row, Stored};
     use super::Entry;
     use crate::model::CertName;
 
@@ -398,19 +418,21 @@ mod packed {
         m: &BTreeMap<CertName, Entry>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        let text = serde_json::to_string(m).map_err(serde::ser::Error::custom)?;
+        let rows: BTreeMap<&CertName, Row<'_>> = m.iter().map(|(n, e)| (n, Row(e))).collect();
+        let text = serde_json::to_string(&rows).map_err(serde::ser::Error::custom)?;
         s.serialize_str(&text)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<CertName, Entry>, D::Error> {
-        match serde_json::Value::deserialize(d)? {
+        let stored: BTreeMap<CertName, Stored> = match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(text) => {
-                serde_json::from_str(&text).map_err(D::Error::custom)
+                serde_json::from_str(&text).map_err(D::Error::custom)?
             }
-            other => serde_json::from_value(other).map_err(D::Error::custom),
-        }
+            other => serde_json::from_value(other).map_err(D::Error::custom)?,
+        };
+        Ok(stored.into_iter().map(|(n, e)| (n, e.0)).collect())
     }
 }
 
@@ -418,6 +440,7 @@ impl Shard {
     pub fn empty(shard: u16, layout: Layout, verified_at: i64) -> Self {
         Shard {
             schema: SCHEMA_VERSION,
+            format: FORMAT,
             shard,
             of: layout.shards,
             verified_at,

@@ -333,3 +333,225 @@ fn a_grown_layout_splits_each_document_and_is_spelled_in_its_folder() {
     };
     assert!(record.layout().unwrap_err().contains("power of two"));
 }
+
+/// An entry with every field set, ARI state included (whole seconds, as the index keeps it).
+fn full_entry() -> Entry {
+    let at = |t: i64| Some(time::OffsetDateTime::from_unix_timestamp(t).unwrap());
+    Entry {
+        deleted: true,
+        ari_at: Some(1_700_000_500),
+        ari_check_at: Some(1_700_000_600),
+        due_now: Some("its names changed".into()),
+        domains: vec!["a.example.com".into(), "*.a.example.com".into()],
+        profile: Some("shortlived".into()),
+        ari: Some(crate::ari::AriState {
+            window_start: at(1_700_000_000),
+            window_end: at(1_700_001_000),
+            chosen_at: at(1_700_000_500),
+            retry_after: at(1_700_000_600),
+            explanation_url: Some("https://ca.example/why".into()),
+            fetched_at: at(1_699_999_000),
+            failures: 2,
+            last_failure_at: at(1_699_999_500),
+            last_error: Some("503 \"busy\"".into()),
+            serial: "01".into(),
+        }),
+        status: Some(Status {
+            last_result: "failed".into(),
+            failures: 3,
+            last_error: Some("rate limited".into()),
+            dns_leftovers: 1,
+        }),
+        basis: Some(crate::renew::Basis::Ari),
+        ..entry(7, 3, 1_700_000_000)
+    }
+}
+
+fn shard_of(entries: &[(&str, Entry)]) -> Shard {
+    let mut s = Shard::empty(0, Layout::FIRST, 0);
+    for (n, e) in entries {
+        s.entries.insert(n.parse().unwrap(), e.clone());
+    }
+    s
+}
+
+#[test]
+fn entries_are_stored_as_rows_and_read_back_whole() {
+    let minimal = Entry {
+        basis: None,
+        ..entry(1, 0, 5)
+    };
+    let s = shard_of(&[
+        ("full", full_entry()),
+        ("min", minimal),
+        ("one", entry(1, 1, 9)),
+    ]);
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["format"], 2, "{v}");
+    let rows: serde_json::Value = serde_json::from_str(v["entries"].as_str().unwrap()).unwrap();
+    // Positional: no field names, and a row ends at its last non-empty field.
+    assert_eq!(
+        rows["one"],
+        serde_json::json!([
+            1,
+            1,
+            0,
+            1009,
+            9,
+            "L",
+            ["a.example.com"],
+            "ecdsa-p256",
+            "01",
+            "default"
+        ])
+    );
+    assert_eq!(
+        rows["full"].as_array().unwrap().len(),
+        17,
+        "{}",
+        rows["full"]
+    );
+    assert_eq!(rows["full"][16][0], 1_700_000_000);
+    assert_eq!(serde_json::from_value::<Shard>(v).unwrap(), s);
+}
+
+#[test]
+fn a_format_1_document_reads_as_before_and_says_so() {
+    let s = shard_of(&[("full", full_entry()), ("one", entry(1, 1, 9))]);
+    // Written the way versions before rows wrote it: an object per entry, no `format`.
+    let named: BTreeMap<&CertName, &Entry> = s.entries.iter().collect();
+    let old = serde_json::json!({
+        "schema": 1, "shard": 0, "of": 256, "verified_at": 0, "dated_at": 0,
+        "entries": serde_json::to_string(&named).unwrap(),
+    });
+    let read: Shard = serde_json::from_value(old).unwrap();
+    assert_eq!(read.format, 1);
+    assert_eq!(read.entries, s.entries);
+    // Written again, it is rows.
+    assert_eq!(serde_json::to_value(&read).unwrap()["format"], FORMAT);
+}
+
+#[test]
+fn rows_of_a_later_format_are_read_and_broken_rows_are_not() {
+    let parse = |rows: serde_json::Value| {
+        serde_json::from_value::<Shard>(serde_json::json!({
+            "schema": 1, "format": 2, "shard": 0, "of": 256, "verified_at": 0,
+            "entries": rows.to_string(),
+        }))
+    };
+    let mut longer = serde_json::to_value(
+        &serde_json::from_str::<serde_json::Value>(
+            serde_json::to_value(shard_of(&[("full", full_entry())])).unwrap()["entries"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()["full"],
+    )
+    .unwrap();
+    longer
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"new": 1}));
+    let read = parse(serde_json::json!({ "full": longer })).unwrap();
+    assert_eq!(read.entries.values().next(), Some(&full_entry()));
+    // Too short, a wrong type, a basis no version wrote, a time past the calendar.
+    assert!(parse(serde_json::json!({"a": [1, 1, 0, 1, 1]})).is_err());
+    assert!(parse(serde_json::json!({"a": [1, 1, "0", 1, 1, "", [], "", "", ""]})).is_err());
+    assert!(parse(serde_json::json!({"a": [1, 1, 0, 1, 1, "soon", [], "", "", ""]})).is_err());
+    assert!(parse(serde_json::json!({"a": [1, 1, 0, 1, 1, "Rsoon", [], "", "", ""]})).is_err());
+    let mut far = longer.clone();
+    far[16][0] = serde_json::json!(i64::MAX);
+    assert!(parse(serde_json::json!({ "a": far })).is_err());
+}
+
+#[test]
+fn a_row_is_under_half_the_size_of_the_named_entry() {
+    // The benchmark's entry: two names, no ARI, a status.
+    let e = Entry {
+        domains: vec![
+            "seed.s49415.example.com".into(),
+            "*.seed.s49415.example.com".into(),
+        ],
+        not_before: 1_796_649_415,
+        not_after: 1_954_415_814,
+        renew_at: 1_901_827_014,
+        serial: "241D369E9D46442B".into(),
+        status: Some(Status {
+            last_result: "renewed".into(),
+            failures: 0,
+            last_error: None,
+            dns_leftovers: 0,
+        }),
+        ..entry(1, 1, 0)
+    };
+    // As Vault stores them: inside the document's one JSON text, so each quote escaped.
+    let stored = |text: String| serde_json::to_string(&text).unwrap().len();
+    let row = stored(serde_json::to_string(&row::Row(&e)).unwrap());
+    let named = stored(serde_json::to_string(&e).unwrap());
+    assert!(row * 2 < named, "row {row} bytes, named {named}");
+    let full = full_entry();
+    let (row, named) = (
+        stored(serde_json::to_string(&row::Row(&full)).unwrap()),
+        stored(serde_json::to_string(&full).unwrap()),
+    );
+    assert!(row * 2 < named, "with ARI: row {row} bytes, named {named}");
+}
+
+#[test]
+fn every_basis_reads_back_from_its_row_code_and_from_its_text() {
+    use crate::renew::Basis;
+    let d: crate::model::HumanDuration = "30d".parse().unwrap();
+    for b in [
+        Basis::LifetimeFraction { short: false },
+        Basis::LifetimeFraction { short: true },
+        Basis::RenewBefore(d.clone()),
+        Basis::RenewBeforeTooLong {
+            renew_before: d.clone(),
+            short: false,
+        },
+        Basis::RenewBeforeTooLong {
+            renew_before: d.clone(),
+            short: true,
+        },
+        Basis::Ari,
+        Basis::SafetyNet,
+    ] {
+        let e = Entry {
+            basis: Some(b.clone()),
+            ..entry(1, 1, 9)
+        };
+        let s = shard_of(&[("a", e.clone())]);
+        let v = serde_json::to_value(&s).unwrap();
+        let rows: serde_json::Value = serde_json::from_str(v["entries"].as_str().unwrap()).unwrap();
+        assert!(
+            rows["a"][5].as_str().unwrap().len() <= 4,
+            "{b}: {}",
+            rows["a"][5]
+        );
+        assert_eq!(serde_json::from_value::<Shard>(v).unwrap(), s, "{b}");
+        // A row holding the basis as the text `list` prints reads the same.
+        let mut text = rows["a"].clone();
+        text[5] = serde_json::json!(b.to_string());
+        let read = serde_json::from_value::<Shard>(serde_json::json!({
+            "schema": 1, "format": 2, "shard": 0, "of": 256, "verified_at": 0,
+            "entries": serde_json::json!({ "a": text }).to_string(),
+        }))
+        .unwrap();
+        assert_eq!(read.entries.values().next(), Some(&e), "{b}");
+    }
+}
+
+#[test]
+fn ari_times_are_kept_to_the_second_so_fresh_and_stored_entries_agree() {
+    let mut a = full_entry().ari.unwrap();
+    a.fetched_at = Some(a.fetched_at.unwrap() + time::Duration::nanoseconds(123_456_789));
+    let kept = row::ari_kept(&a);
+    assert_eq!(kept.fetched_at, full_entry().ari.unwrap().fetched_at);
+    let e = Entry {
+        ari: Some(kept),
+        ..full_entry()
+    };
+    let s = shard_of(&[("a", e)]);
+    let back: Shard = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+}

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::index::journal::Checked;
 use crate::index::{
     date_check_due, merge, staggered, to_verify, Entry, Layout, LayoutRecord, Noted, Part, Shard,
+    FORMAT,
 };
 use crate::model::{CertName, SCHEMA_VERSION};
 use crate::store::{self, Error, Key, Store};
@@ -337,6 +338,9 @@ impl Store {
             // time do not count) every entry of a shard is checked against its record.
             let (versions_at, dates_at) = doc.shard.checked_at(doc.written_at, now);
             let date_check = verify && !doc.absent && date_check_due(dates_at, now);
+            if !doc.absent && doc.shard.format < FORMAT {
+                self.journal.note_rewrite(s);
+            }
             if doc.absent {
                 absent += 1;
             } else {
@@ -527,6 +531,7 @@ impl Store {
             let doc = self.read_shard(layout, s).await?;
             let mut shard = doc.shard;
             let before = shard.clone();
+            shard.format = FORMAT;
             if doc.absent && moving {
                 // Filled from a document of the smaller layout: its check times carry over.
                 shard.verified_at = i64::MAX;

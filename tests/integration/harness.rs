@@ -1286,3 +1286,96 @@ pub fn pebble_serial(stored: &str) -> String {
         trimmed.into()
     }
 }
+
+/// The fields of an index entry by position, as the README documents the rows of index
+/// format 2 (and of its `status` and `ari`).
+const ROW: [&str; 17] = [
+    "version",
+    "spec_version",
+    "not_before",
+    "not_after",
+    "renew_at",
+    "basis",
+    "domains",
+    "key_type",
+    "serial",
+    "account",
+    "status",
+    "due_now",
+    "deleted",
+    "ari_at",
+    "ari_check_at",
+    "profile",
+    "ari",
+];
+const STATUS_ROW: [&str; 4] = ["last_result", "failures", "last_error", "dns_leftovers"];
+const ARI_ROW: [&str; 9] = [
+    "window_start",
+    "window_end",
+    "chosen_at",
+    "retry_after",
+    "fetched_at",
+    "explanation_url",
+    "failures",
+    "last_failure_at",
+    "last_error",
+];
+
+fn named(fields: &[&str], row: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in fields
+        .iter()
+        .zip(row.as_array().expect("a row is an array"))
+    {
+        out.insert(k.to_string(), v.clone());
+    }
+    Value::Object(out)
+}
+
+fn positional(fields: &[&str], obj: &Value) -> Value {
+    Value::Array(fields.iter().map(|k| obj[*k].clone()).collect())
+}
+
+/// An index document's entries (a JSON text of an object name → row), each decoded to an
+/// object with the documented field names (its `status` and `ari` too; `deleted` as 0/1).
+pub fn index_entries(doc: &Value) -> Value {
+    assert_eq!(doc["format"], 2, "index format 2: {doc}");
+    let rows: serde_json::Map<String, Value> =
+        serde_json::from_str(doc["entries"].as_str().expect("entries as one JSON text")).unwrap();
+    let mut out = serde_json::Map::new();
+    for (name, row) in rows {
+        let mut e = named(&ROW, &row);
+        if e["status"].is_array() {
+            e["status"] = named(&STATUS_ROW, &e["status"]);
+        }
+        if e["ari"].is_array() {
+            e["ari"] = named(&ARI_ROW, &e["ari"]);
+        }
+        out.insert(name, e);
+    }
+    Value::Object(out)
+}
+
+/// Store `entries` (objects as [`index_entries`] gives them) in `doc` as rows.
+pub fn set_index_entries(doc: &mut Value, entries: &Value) {
+    let mut rows = serde_json::Map::new();
+    for (name, e) in entries.as_object().unwrap() {
+        let mut e = e.clone();
+        if e["status"].is_object() {
+            for k in ["failures", "dns_leftovers"] {
+                if e["status"][k].is_null() {
+                    e["status"][k] = json!(0);
+                }
+            }
+            e["status"] = positional(&STATUS_ROW, &e["status"]);
+        }
+        if e["ari"].is_object() {
+            e["ari"] = positional(&ARI_ROW, &e["ari"]);
+        }
+        if e["deleted"].is_null() {
+            e["deleted"] = json!(0);
+        }
+        rows.insert(name.clone(), positional(&ROW, &e));
+    }
+    doc["entries"] = json!(Value::Object(rows).to_string());
+}

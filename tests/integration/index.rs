@@ -29,18 +29,15 @@ fn shard_doc(e: &Env, name: &str) -> String {
 /// text).
 fn read_shard(e: &Env, name: &str) -> Option<Value> {
     let (mut doc, _) = vault_read(&shard_doc(e, name))?;
-    let packed = doc["entries"]
-        .as_str()
-        .expect("entries as one JSON text")
-        .to_string();
-    doc["entries"] = serde_json::from_str(&packed).unwrap();
+    doc["entries"] = index_entries(&doc);
     Some(doc)
 }
 
 /// Write a document read by `read_shard` back (packing its entries).
 fn write_shard(e: &Env, name: &str, doc: &Value) {
     let mut doc = doc.clone();
-    doc["entries"] = json!(doc["entries"].to_string());
+    let entries = doc["entries"].clone();
+    set_index_entries(&mut doc, &entries);
     vault_write(&shard_doc(e, name), &doc);
 }
 
@@ -126,6 +123,74 @@ fn a_noop_renew_reads_no_record_and_hand_written_records_are_repaired() {
     assert!(reads[0].ends_with("/certs/c2"));
     // ... and its entry is repaired from the record.
     assert_ne!(entry(&e, "c2").unwrap()["renew_at"], 0);
+}
+
+/// An index document as versions before index format 2 wrote it: no `format`, each entry
+/// an object with field names (`deleted` a boolean, left out when false).
+fn as_format_1(doc: &Value) -> Value {
+    let mut old = doc.clone();
+    old.as_object_mut().unwrap().remove("format");
+    let mut entries = index_entries(doc);
+    for e in entries.as_object_mut().unwrap().values_mut() {
+        let obj = e.as_object_mut().unwrap();
+        let deleted = obj.remove("deleted").is_some_and(|d| d == 1);
+        if deleted {
+            obj.insert("deleted".into(), json!(true));
+        }
+        obj.retain(|_, v| !v.is_null());
+        // Format 1 kept the basis as the text `list` prints.
+        assert_eq!(obj["basis"], "L", "the lifetime rule's code");
+        obj.insert("basis".into(), json!("1/3 of lifetime left"));
+    }
+    old["entries"] = json!(entries.to_string());
+    old
+}
+
+#[test]
+fn an_index_of_format_1_is_used_as_it_is_and_rewritten_as_rows() {
+    let e = fleet("idx-format1", 3);
+    renew_logged(&e, &[]).0.ok();
+    let listed = |e: &Env| e.run(&["list", "--output", "json"]).ok().stdout;
+    let before = listed(&e);
+    // Every document the fleet has, written back the way the previous version wrote it.
+    let docs: Vec<(String, Value)> = (0..256)
+        .filter_map(|s| {
+            let path = format!("{}/index/{s:03}", e.prefix);
+            vault_read(&path).map(|(doc, _)| (path, doc))
+        })
+        .collect();
+    assert!(!docs.is_empty());
+    for (path, doc) in &docs {
+        let old = as_format_1(doc);
+        assert!(
+            old["entries"].as_str().unwrap().contains("\"version\":"),
+            "{old}"
+        );
+        vault_write(path, &old);
+    }
+    // `list` (read-only) and a no-op `renew` with the renew policy read it as before:
+    // nothing due, no record read.
+    let (run, reads) = renew_logged(&e, &["--dry-run"]);
+    assert!(reads.is_empty(), "{reads:?}\n{}", run.stderr);
+    assert_eq!(listed(&e), before);
+    let (path, _) = &docs[0];
+    assert!(
+        vault_read(path).unwrap().0["format"].is_null(),
+        "dry run writes nothing"
+    );
+    let renew = e.as_policy(&["renew"]);
+    let (run, reads) = renew_logged(&renew, &[]);
+    let run = run.ok();
+    assert_contains(&run.stdout, "0 renewed, 4 not due, 0 failed");
+    assert!(reads.is_empty(), "{reads:?}\n{}", run.stderr);
+    // That run rewrote each document as rows, with the same entries.
+    for (path, doc) in &docs {
+        let (now, _) = vault_read(path).unwrap();
+        assert_eq!(now["format"], 2, "{path}: {now}");
+        assert_eq!(index_entries(&now), index_entries(doc), "{path}");
+        assert!(!now["entries"].as_str().unwrap().contains("\"version\":"));
+    }
+    assert_eq!(listed(&e), before);
 }
 
 #[test]
@@ -517,8 +582,9 @@ fn entries_of_layout(e: &Env, shards: u64) -> Vec<(String, u64, Value)> {
         };
         assert_eq!(doc["of"], shards, "{path}");
         assert_eq!(doc["shard"], s, "{path}");
-        let entries: serde_json::Map<String, Value> =
-            serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+        let Value::Object(entries) = index_entries(&doc) else {
+            unreachable!()
+        };
         for (name, entry) in entries {
             out.push((name, s, entry));
         }

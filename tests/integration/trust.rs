@@ -186,7 +186,7 @@ fn shard_path(e: &Env, name: &str) -> String {
 fn hide_in_index(e: &Env, token: &str, name: &str, checked: i64) {
     let path = shard_path(e, name);
     let (mut doc, _) = vault_read(&path).expect("the index holds the certificate");
-    let mut entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    let mut entries = index_entries(&doc);
     let entry = &mut entries[name];
     assert!(entry["version"].as_u64().is_some(), "{entry}");
     entry["renew_at"] = json!(4_070_908_800i64);
@@ -195,7 +195,7 @@ fn hide_in_index(e: &Env, token: &str, name: &str, checked: i64) {
     for k in ["due_now", "ari_at", "ari_check_at", "ari"] {
         obj.remove(k);
     }
-    doc["entries"] = json!(entries.to_string());
+    set_index_entries(&mut doc, &entries);
     doc["verified_at"] = json!(checked);
     doc["dated_at"] = json!(checked);
     assert_eq!(
@@ -243,7 +243,7 @@ fn a_forged_index_entry_hides_a_due_certificate_for_one_week_at_most() {
     assert_eq!(versions(), before + 2);
     // The entry is the record's again.
     let (doc, _) = vault_read(&shard_path(&e, "due1")).unwrap();
-    let entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    let entries = index_entries(&doc);
     assert!(
         entries["due1"]["renew_at"].as_i64().unwrap() < now_unix() + 60,
         "{}",
@@ -480,11 +480,11 @@ fn control_characters_from_renew_writable_documents_never_reach_a_terminal() {
     // The index entry `list` reads: the same text in its status and its basis.
     let path = shard_path(&e, "web");
     let (mut doc, _) = vault_read(&path).expect("the index holds the certificate");
-    let mut entries: Value = serde_json::from_str(doc["entries"].as_str().unwrap()).unwrap();
+    let mut entries = index_entries(&doc);
     entries["web"]["status"] =
         json!({ "last_result": "failed", "failures": 3, "last_error": evil });
     entries["web"]["basis"] = json!(evil);
-    doc["entries"] = json!(entries.to_string());
+    set_index_entries(&mut doc, &entries);
     assert_eq!(put_as(&renew.token, &path, &doc, None), 200);
     let mut lock = forged_lock(json!([]));
     lock["holder"] = json!(evil);
