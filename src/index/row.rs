@@ -27,6 +27,7 @@
 //! entry's own). A row may end early (the rest are empty) or go on (fields of a later
 //! format, ignored). An entry stored as an object (format 1) is read as before.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
@@ -131,28 +132,38 @@ fn from_code(text: &str) -> Result<Basis, String> {
     basis.map_or_else(|| text.parse(), Ok)
 }
 
-type StatusRow<'a> = (&'a str, u32, Option<&'a str>, u32);
+/// `status` in row order; the same type writes (borrowed) and reads (owned).
+type StatusRow<'a> = (Cow<'a, str>, u32, Option<Cow<'a, str>>, u32);
 
 fn status_row(s: &Status) -> StatusRow<'_> {
     (
-        &s.last_result,
+        Cow::from(&s.last_result),
         s.failures,
-        s.last_error.as_deref(),
+        s.last_error.as_deref().map(Cow::from),
         s.dns_leftovers,
     )
 }
 
-/// The ARI state's fields in row order, times in Unix seconds.
+fn status_of((last_result, failures, last_error, dns_leftovers): StatusRow<'_>) -> Status {
+    Status {
+        last_result: last_result.into_owned(),
+        failures,
+        last_error: last_error.map(Cow::into_owned),
+        dns_leftovers,
+    }
+}
+
+/// The ARI state's fields in row order, times in Unix seconds; writes and reads.
 type AriRow<'a> = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
     Option<i64>,
     Option<i64>,
-    Option<&'a str>,
+    Option<Cow<'a, str>>,
     u32,
     Option<i64>,
-    Option<&'a str>,
+    Option<Cow<'a, str>>,
 );
 
 fn ari_row(a: &AriState) -> AriRow<'_> {
@@ -163,11 +174,28 @@ fn ari_row(a: &AriState) -> AriRow<'_> {
         secs(a.chosen_at),
         secs(a.retry_after),
         secs(a.fetched_at),
-        a.explanation_url.as_deref(),
+        a.explanation_url.as_deref().map(Cow::from),
         a.failures,
         secs(a.last_failure_at),
-        a.last_error.as_deref(),
+        a.last_error.as_deref().map(Cow::from),
     )
+}
+
+/// The ARI state of a row, about the certificate `serial`.
+fn ari_of(a: AriRow<'_>, serial: &str) -> Result<AriState, time::error::ComponentRange> {
+    let at = |t: Option<i64>| t.map(OffsetDateTime::from_unix_timestamp).transpose();
+    Ok(AriState {
+        window_start: at(a.0)?,
+        window_end: at(a.1)?,
+        chosen_at: at(a.2)?,
+        retry_after: at(a.3)?,
+        fetched_at: at(a.4)?,
+        explanation_url: a.5.map(Cow::into_owned),
+        failures: a.6,
+        last_failure_at: at(a.7)?,
+        last_error: a.8.map(Cow::into_owned),
+        serial: serial.to_string(),
+    })
 }
 
 /// The ARI state as the index keeps it: what [`Row`] writes and reads back (whole
@@ -207,82 +235,44 @@ impl<'de> Visitor<'de> for StoredVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut row: A) -> Result<Stored, A::Error> {
         let mut e = Entry::default();
-        let short = |n| de::Error::invalid_length(n, &"at least 10 fields");
-        e.version = row.next_element()?.ok_or_else(|| short(0))?;
-        e.spec_version = row.next_element()?.ok_or_else(|| short(1))?;
-        e.not_before = row.next_element()?.ok_or_else(|| short(2))?;
-        e.not_after = row.next_element()?.ok_or_else(|| short(3))?;
-        e.renew_at = row.next_element()?.ok_or_else(|| short(4))?;
-        let basis: String = row.next_element()?.ok_or_else(|| short(5))?;
-        e.basis = if basis.is_empty() {
-            None
-        } else {
-            Some(from_code(&basis).map_err(de::Error::custom)?)
-        };
-        e.domains = row.next_element()?.ok_or_else(|| short(6))?;
-        e.key_type = row.next_element()?.ok_or_else(|| short(7))?;
-        e.serial = row.next_element()?.ok_or_else(|| short(8))?;
-        e.account = row.next_element()?.ok_or_else(|| short(9))?;
-        if let Some(status) = row.next_element::<Option<(String, u32, Option<String>, u32)>>()? {
-            e.status = status.map(
-                |(last_result, failures, last_error, dns_leftovers)| Status {
-                    last_result,
-                    failures,
-                    last_error,
-                    dns_leftovers,
-                },
-            );
-        } else {
-            return Ok(Stored(e));
-        }
-        let Some(due_now) = row.next_element()? else {
-            return Ok(Stored(e));
-        };
-        e.due_now = due_now;
-        let Some(deleted) = row.next_element::<u8>()? else {
-            return Ok(Stored(e));
-        };
-        e.deleted = deleted != 0;
-        let Some(ari_at) = row.next_element()? else {
-            return Ok(Stored(e));
-        };
-        e.ari_at = ari_at;
-        let Some(ari_check_at) = row.next_element()? else {
-            return Ok(Stored(e));
-        };
-        e.ari_check_at = ari_check_at;
-        let Some(profile) = row.next_element()? else {
-            return Ok(Stored(e));
-        };
-        e.profile = profile;
-        type Read = (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            u32,
-            Option<i64>,
-            Option<String>,
-        );
-        if let Some(Some(a)) = row.next_element::<Option<Read>>()? {
-            let at = |t: Option<i64>| -> Result<Option<OffsetDateTime>, A::Error> {
-                t.map(|t| OffsetDateTime::from_unix_timestamp(t).map_err(de::Error::custom))
-                    .transpose()
+        // The ten fields every row has.
+        macro_rules! need {
+            ($n:expr) => {
+                row.next_element()?
+                    .ok_or_else(|| de::Error::invalid_length($n, &"at least 10 fields"))?
             };
-            e.ari = Some(AriState {
-                window_start: at(a.0)?,
-                window_end: at(a.1)?,
-                chosen_at: at(a.2)?,
-                retry_after: at(a.3)?,
-                fetched_at: at(a.4)?,
-                explanation_url: a.5,
-                failures: a.6,
-                last_failure_at: at(a.7)?,
-                last_error: a.8,
-                serial: e.serial.clone(),
-            });
+        }
+        // The rest: a row that ends leaves them empty.
+        macro_rules! or_end {
+            ($t:ty) => {
+                match row.next_element::<$t>()? {
+                    Some(v) => v,
+                    None => return Ok(Stored(e)),
+                }
+            };
+        }
+        e.version = need!(0);
+        e.spec_version = need!(1);
+        e.not_before = need!(2);
+        e.not_after = need!(3);
+        e.renew_at = need!(4);
+        let basis: String = need!(5);
+        e.basis = match basis.as_str() {
+            "" => None,
+            code => Some(from_code(code).map_err(de::Error::custom)?),
+        };
+        e.domains = need!(6);
+        e.key_type = need!(7);
+        e.serial = need!(8);
+        e.account = need!(9);
+        e.status = or_end!(Option<StatusRow>).map(status_of);
+        e.due_now = or_end!(Option<String>);
+        e.deleted = or_end!(u8) != 0;
+        e.ari_at = or_end!(Option<i64>);
+        e.ari_check_at = or_end!(Option<i64>);
+        e.profile = or_end!(Option<String>);
+        if let Some(a) = or_end!(Option<AriRow>) {
+            e.ari = Some(ari_of(a, &e.serial).map_err(de::Error::custom)?);
         }
         // Fields of a later format.
         while row.next_element::<IgnoredAny>()?.is_some() {}
