@@ -216,7 +216,10 @@ fn renewals_ride_through_the_loss_of_the_raft_leader() {
             Method::GET,
             &format!("secret/data/{}/locks/{name}", e.prefix),
         );
-        assert_eq!(status, 404, "lock of {name} left behind: {lock}");
+        assert_eq!(
+            status, 404,
+            "lock of {name} left behind: {lock}\n{stdout}\n{stderr}"
+        );
     }
     let listed = e.run(&["list"]).ok();
     assert!(!listed.stdout.contains("UNREADABLE"), "{}", listed.stdout);
