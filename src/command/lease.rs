@@ -46,7 +46,7 @@ pub(super) async fn keep_lease(
         values.extend(presented.borrow_and_update().iter().cloned());
         match ctx
             .store
-            .renew_lease(name, version, now(), lease, &values)
+            .renew_lease(name, &ctx.run.id, version, now(), lease, &values)
             .await
         {
             Ok(v) => {

@@ -13,6 +13,11 @@ use super::http::{self, Failure, NoAnswer};
 use super::retry::Backoff;
 use super::types::{Expect, KvVersion, Read, Versioned};
 
+/// How often a check-and-set mismatch that a read contradicts is tried again, and the pause
+/// before each read (growing: 100 ms, then 200 ms).
+const STALE_TRIES: u32 = 2;
+const STALE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Kv {
     /// Run `attempt` until it succeeds, fails for good, or the retry budget is spent.
     async fn retried<T, Fut>(
@@ -148,7 +153,8 @@ impl Kv {
     /// Retried while Vault is unavailable. An attempt whose answer was lost (a timeout, a
     /// 5xx) may still have landed: when a later attempt then finds another version, or the
     /// budget runs out, the document is read back, and if it holds exactly `data` the write
-    /// succeeded (with the version read); otherwise another writer won.
+    /// succeeded (with the version read); otherwise another writer won. A check-and-set
+    /// mismatch is believed only once a read agrees (see `STALE_TRIES`).
     pub async fn write(&self, path: &str, data: &Value, expect: Expect) -> Result<u64, Error> {
         let what = format!("write {}", self.display_path(path));
         let client = self.client.as_ref();
@@ -187,6 +193,8 @@ impl Kv {
         let mut backoff = self.backoff();
         // Whether an earlier attempt may have landed although its answer was lost.
         let mut uncertain = false;
+        // Check-and-set mismatches that a read contradicted.
+        let mut stale = 0u32;
         loop {
             if let Err(f) = backoff.attempt() {
                 return Err(self.unconfirmed(
@@ -215,6 +223,20 @@ impl Kv {
                 if uncertain {
                     if let Some(version) = self.landed(path, data).await? {
                         return Ok(version);
+                    }
+                }
+                // A mismatch that a read then contradicts (the document is still where
+                // this write expects it) came from a just-elected Raft leader that had not
+                // yet applied the last writes: tried again, a few times at most.
+                if stale < STALE_TRIES {
+                    stale += 1;
+                    tokio::time::sleep(STALE_PAUSE * stale).await;
+                    if matches!(self.read(path).await, Ok(r) if r.expect == expect) {
+                        tracing::info!(
+                            "{}: Vault refused the check-and-set on the version it then read; writing again",
+                            self.display_path(path)
+                        );
+                        continue;
                     }
                 }
                 return Err(conflict());

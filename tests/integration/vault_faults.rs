@@ -414,7 +414,22 @@ struct LossyProxy {
     dropped: Arc<AtomicBool>,
 }
 
+/// What the proxy does to the first write whose path contains its victim.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Forwarded (it lands), and its answer is lost.
+    LoseAnswer,
+    /// Not forwarded: answered with the check-and-set mismatch a just-elected Raft leader
+    /// gives before it has applied the last writes (the document is where the write
+    /// expects it).
+    StaleMismatch,
+}
+
 fn lossy_proxy(victim: String) -> LossyProxy {
+    fault_proxy(victim, Fault::LoseAnswer)
+}
+
+fn fault_proxy(victim: String, fault: Fault) -> LossyProxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let upstream = env("VAULT_ADDR").trim_start_matches("http://").to_string();
@@ -425,7 +440,7 @@ fn lossy_proxy(victim: String) -> LossyProxy {
             let Ok(client) = client else { continue };
             let (upstream, victim, flag) = (upstream.clone(), victim.clone(), flag.clone());
             std::thread::spawn(move || {
-                let _ = relay(client, &upstream, &victim, &flag);
+                let _ = relay(client, &upstream, &victim, &flag, fault);
             });
         }
     });
@@ -441,6 +456,7 @@ fn relay(
     upstream: &str,
     victim: &str,
     dropped: &AtomicBool,
+    fault: Fault,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = String::new();
@@ -465,17 +481,24 @@ fn relay(
     }
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
+    let is_write = head.starts_with("POST ") || head.starts_with("PUT ");
+    let hit = is_write && head.lines().next().unwrap_or("").contains(victim);
+    if hit && matches!(fault, Fault::StaleMismatch) && !dropped.swap(true, Ordering::SeqCst) {
+        let body = r#"{"errors":["check-and-set parameter did not match the current version"]}"#;
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(answer.as_bytes())?;
+        return client.shutdown(std::net::Shutdown::Both);
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(head.as_bytes())?;
     up.write_all(b"Connection: close\r\n\r\n")?;
     up.write_all(&body)?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
-    let is_write = head.starts_with("POST ") || head.starts_with("PUT ");
-    if is_write
-        && head.lines().next().unwrap_or("").contains(victim)
-        && !dropped.swap(true, Ordering::SeqCst)
-    {
+    if hit && matches!(fault, Fault::LoseAnswer) && !dropped.swap(true, Ordering::SeqCst) {
         // The write landed; its answer is lost.
         return client.shutdown(std::net::Shutdown::Both);
     }
@@ -501,6 +524,39 @@ fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     assert_contains(&run.stderr, "an earlier attempt of this write landed");
     // Exactly one new version: the retried write did not land a second time.
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
+}
+
+/// A check-and-set mismatch that Vault's own state contradicts (a just-elected Raft leader
+/// answers from storage that has not applied the last writes yet) is read back and the
+/// write tried again: the certificate is stored once, not reported as changed meanwhile.
+/// The same holds for the lock lease (the renewal's lock writes).
+#[test]
+fn a_check_and_set_mismatch_that_a_read_contradicts_is_tried_again() {
+    for victim in ["certs/web", "locks/web"] {
+        let (e, _) = Env::with_cert("stale", "web");
+        let proxy = fault_proxy(
+            format!("/v1/secret/data/{}/{victim}", e.prefix),
+            Fault::StaleMismatch,
+        );
+        let p = e.with_var("VAULT_ADDR", &proxy.addr);
+        let run = p.run(&["renew", "--force"]);
+        assert!(
+            proxy.dropped.load(Ordering::SeqCst),
+            "no write of {victim} was intercepted"
+        );
+        assert_eq!(run.code, 0, "{victim}: {}", run.all());
+        assert_contains(&run.stdout, "renewed  web");
+        assert_contains(
+            &run.stderr,
+            "Vault refused the check-and-set on the version it then read; writing again",
+        );
+        assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2, "{victim}");
+        // The lock was released: nothing is left for the next run.
+        assert!(
+            vault_read(&format!("{}/locks/web", e.prefix)).is_none(),
+            "{victim}: lock left"
+        );
+    }
 }
 
 /// Vault stalled (SIGSTOP) past the retry budget while four renewals are being written:
