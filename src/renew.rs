@@ -64,6 +64,21 @@ pub enum Basis {
     SafetyNet,
 }
 
+impl Basis {
+    /// The text `Display` writes, without a copy for the bases whose text is fixed.
+    pub fn text(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Basis::LifetimeFraction { short: false } => "1/3 of lifetime left".into(),
+            Basis::LifetimeFraction { short: true } => {
+                "1/2 of lifetime left (short-lived certificate)".into()
+            }
+            Basis::Ari => "ari".into(),
+            Basis::SafetyNet => "safety net: 1/20 of lifetime left".into(),
+            other => other.to_string().into(),
+        }
+    }
+}
+
 impl fmt::Display for Basis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -50,14 +50,14 @@ pub(super) async fn act(
                 reason,
             } = d;
             let mut r = CertResult::new(name.clone(), Verdict::Failed);
-            r.reason = Some(reason.clone());
+            r.reason = Some(reason.clone().into());
             r.not_after = Some(record.data.issued.not_after);
             r.version = Some(record.version);
             let acct = spec.account.clone();
             if let Some(p) = gate.paused(&acct) {
                 tracing::info!(cert = %name, "{}", p.reason);
                 r.verdict = Verdict::Deferred;
-                r.reason = Some(p.reason);
+                r.reason = Some(p.reason.into());
                 return r;
             }
             let connected = match accounts.0.get(&acct) {
@@ -114,7 +114,7 @@ pub(super) async fn act(
                         r.locked_until = Some(*until);
                     }
                     r.verdict = Verdict::Skipped;
-                    r.reason = Some(e.to_string());
+                    r.reason = Some(e.to_string().into());
                     r
                 }
                 Err(e @ Error::NotConfirmed { .. }) => {
@@ -138,7 +138,7 @@ pub(super) async fn act(
                                 .unwrap_or(now() + DEFAULT_PAUSE);
                             gate.rate_limited(ctx, &acct, &connected.directory, until, &e, now()).await;
                             r.verdict = Verdict::Deferred;
-                            r.reason = gate.paused(&acct).map(|p| p.reason);
+                            r.reason = gate.paused(&acct).map(|p| p.reason.into());
                             return r;
                         }
                         Trouble::Unavailable => gate.unavailable(&acct, &connected.directory),

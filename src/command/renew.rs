@@ -112,10 +112,13 @@ pub(super) async fn run(
                 match seen.get(&name).copied().flatten() {
                     Some(before) if now_version.is_some_and(|v| v != before) => {
                         let mut r = CertResult::new(name, Verdict::Skipped);
-                        r.reason = Some(format!(
-                            "renewed meanwhile by the run that held its lock (version {})",
-                            now_version.unwrap_or_default()
-                        ));
+                        r.reason = Some(
+                            format!(
+                                "renewed meanwhile by the run that held its lock (version {})",
+                                now_version.unwrap_or_default()
+                            )
+                            .into(),
+                        );
                         r.version = now_version;
                         results.push(r);
                     }
@@ -238,10 +241,9 @@ async fn pass(
         if due.len() > max {
             for d in due.split_off(max) {
                 let mut r = CertResult::new(d.name, Verdict::Deferred);
-                r.reason = Some(format!(
-                    "deferred: --max-orders {max} reached (due: {})",
-                    d.reason
-                ));
+                r.reason = Some(
+                    format!("deferred: --max-orders {max} reached (due: {})", d.reason).into(),
+                );
                 r.renew_at = Some(d.urgency.1);
                 r.not_after = Some(d.record.data.issued.not_after);
                 r.version = Some(d.record.version);
@@ -261,9 +263,9 @@ async fn pass(
             let mut r = CertResult::new(d.name, Verdict::Due);
             if let Some(p) = gate.paused(&d.spec.account) {
                 r.verdict = Verdict::Deferred;
-                r.reason = Some(p.reason);
+                r.reason = Some(p.reason.into());
             } else {
-                r.reason = Some(d.reason.to_string());
+                r.reason = Some(d.reason.to_string().into());
             }
             r.renew_at = Some(d.urgency.1);
             r.not_after = Some(d.record.data.issued.not_after);
@@ -339,7 +341,10 @@ async fn select(
         .store
         .names_by_shard(part, (!dry_run).then_some(now))
         .await?;
-    let mut results = Vec::new();
+    // One result per certificate of the part, most of them settled by the index: sized
+    // once, so a million results are never copied into a vector twice their size.
+    let mut results =
+        Vec::with_capacity(buckets.by_shard.values().map(Vec::len).sum::<usize>() + 16);
     // A certificate with no renewal information yet is read while its CA offers ARI, so
     // its first query happens now (as without the index); with a CA without ARI, not.
     let ari = ari_capable(ctx).await;
@@ -423,7 +428,7 @@ pub(super) fn settled(name: &CertName, e: &crate::index::Entry) -> CertResult {
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
     let mut r = CertResult::new(name.clone(), Verdict::NotDue);
     let schedule = e.schedule();
-    r.reason = Some(schedule.basis.to_string());
+    r.reason = Some(schedule.basis.text());
     r.renew_at = Some(schedule.renew_at);
     r.not_after = at(e.not_after);
     r.version = Some(e.version);
@@ -564,7 +569,7 @@ fn decide_all(
         match decide(now, &facts) {
             Decision::Keep { renew_at, basis } => {
                 let mut r = CertResult::new(name, Verdict::NotDue);
-                r.reason = Some(basis.to_string());
+                r.reason = Some(basis.text());
                 r.renew_at = Some(renew_at);
                 r.not_after = current.map(|c| c.not_after);
                 r.version = Some(record.version);
