@@ -32,6 +32,14 @@ const LAYERS: &[&[&str]] = &[
     &["lib"],
 ];
 
+/// The modules of `src/command/` that are verbs (one command each). A verb never uses
+/// another: a step two verbs share lives in a module of its own below them (`apply`,
+/// `obtain`, `rows`, `context`).
+const VERBS: &[&str] = &[
+    "account", "doctor", "dns", "edit", "import", "index", "init", "issue", "list", "manage",
+    "migrate", "renew", "revoke",
+];
+
 /// A file's module path: `["dns", "session"]` for src/dns/session.rs, `["dns"]` for
 /// src/dns/mod.rs, `[]` for src/lib.rs.
 type ModPath = Vec<String>;
@@ -528,6 +536,16 @@ fn check(src: &Path) -> Vec<String> {
     let mut modules: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for ((a, b), at) in &edges {
         let (ta, tb) = (top(a), top(b));
+        if let (["command", va, ..], ["command", vb, ..]) = (
+            a.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            b.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        ) {
+            if va != vb && VERBS.contains(va) && VERBS.contains(vb) {
+                problems.push(format!(
+                    "verb {va} uses verb {vb}: move the step they share into a module below the verbs: {at}"
+                ));
+            }
+        }
         if ta == tb {
             continue;
         }
@@ -581,7 +599,8 @@ fn src_modules_follow_the_layer_order_and_files_have_no_import_cycle() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-/// The check sees what it must: an upward import and a file cycle in a small tree.
+/// The check sees what it must: an upward import, a file cycle and a verb using another
+/// verb, in a small tree.
 #[test]
 fn the_check_fails_on_an_upward_import_and_on_a_file_cycle() {
     let dir = std::env::temp_dir().join(format!("certvault-layers-{}", std::process::id()));
@@ -590,7 +609,16 @@ fn the_check_fails_on_an_upward_import_and_on_a_file_cycle() {
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(f, t).unwrap();
     };
-    w("lib.rs", "mod text;\nmod model;\npub use model::Name;\n");
+    w(
+        "lib.rs",
+        "mod text;\nmod model;\nmod command;\npub use model::Name;\n",
+    );
+    w("command/mod.rs", "mod edit;\nmod issue;\n");
+    w("command/issue.rs", "pub fn apply() {}\n");
+    w(
+        "command/edit.rs",
+        "pub fn run() { super::issue::apply(); }\n",
+    );
     w("text.rs", "use crate::Name;\npub fn f() {}\n");
     w("model/mod.rs", "mod a;\nmod b;\npub use a::Name;\n");
     w("model/a.rs", "use super::b::g;\npub struct Name;\n");
@@ -609,5 +637,6 @@ fn the_check_fails_on_an_upward_import_and_on_a_file_cycle() {
         all.contains("import cycle among files model::a, model::b"),
         "{all}"
     );
-    assert_eq!(problems.len(), 2, "{all}");
+    assert!(all.contains("verb edit uses verb issue"), "{all}");
+    assert_eq!(problems.len(), 3, "{all}");
 }

@@ -183,7 +183,7 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         hook_env: Vec::new(),
     };
     let mut session = Session::new(&solvers, &spec, 1);
-    let value = probe_value();
+    let value = crate::dns::probe_value();
     let mut text = String::new();
     let result = async {
         let placed = session.present(zone.as_str(), value.clone()).await?;
@@ -240,12 +240,6 @@ async fn test(ctx: &Context, name: &SolverName, zone: &Fqdn) -> Result<Outcome, 
         text,
         ..Default::default()
     })
-}
-
-/// 43 base64url characters, like a real challenge value (acme-dns accepts only those).
-pub(super) fn probe_value() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>())
 }
 
 async fn remove(ctx: &Context, name: &SolverName) -> Result<Outcome, Error> {

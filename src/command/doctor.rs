@@ -651,7 +651,7 @@ impl Report {
         let mut session = Session::new(solvers, spec, 1);
         let subject = format!("_acme-challenge.{domain}");
         let result = async {
-            let placed = session.present(domain, super::dns::probe_value()).await?;
+            let placed = session.present(domain, crate::dns::probe_value()).await?;
             session.wait().await?;
             // Exec hooks without the propagation check: nothing was looked up or waited for.
             Ok::<bool, dns::Error>(!placed.nameservers.is_empty())

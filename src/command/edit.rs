@@ -4,8 +4,8 @@
 
 use time::OffsetDateTime;
 
+use super::apply::apply;
 use super::context::{Context, Outcome};
-use super::issue;
 use crate::model::{CertName, DomainName, HumanDuration, KeyType, SolverSpec};
 use crate::store::Key;
 use crate::Error;
@@ -87,5 +87,5 @@ pub(super) async fn run(
     if let Some(vars) = changes.hook_env {
         spec.hook_env = vars;
     }
-    issue::apply(ctx, name, spec, force, now).await
+    apply(ctx, name, spec, force, now).await
 }

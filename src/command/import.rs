@@ -495,7 +495,7 @@ async fn cert_item(
     let spec_path = ctx.store.display(Key::Spec(name));
     let what = format!(
         "{}; serial {}, not after {}",
-        super::migrate::describe(&c.spec),
+        super::spec_text::describe(&c.spec),
         c.issued.serial,
         import::expiry(c.issued.not_after)
     );

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use super::context::{Context, Outcome};
-use super::list::{self, Broken, Unreadable};
+use super::rows::{self, Broken, Unreadable};
 use crate::index::{self, Entry, Layout, Part, Shard};
 use crate::model::CertName;
 use crate::store::{Key, LoadedEntry};
@@ -122,7 +122,7 @@ pub(super) async fn verify(
                 }
                 Ok(Some(entry)) => entry,
             };
-            match list::full_row(&name, &entry, status.as_ref(), now) {
+            match rows::full_row(&name, &entry, status.as_ref(), now) {
                 Ok(row) => rows.push(row),
                 Err(why) => broken.push(Broken {
                     name: name.to_string(),
@@ -136,7 +136,7 @@ pub(super) async fn verify(
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     disagree.sort();
-    let mut out = list::output(rows, broken, json, now);
+    let mut out = rows::output(rows, broken, json, now);
     if json {
         // One JSON document: the list, then the disagreements as {name, index} items.
         let mut all: Vec<serde_json::Value> = serde_json::from_str(&out.text).unwrap_or_default();

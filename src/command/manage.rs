@@ -159,7 +159,7 @@ pub(super) async fn show(
                 text,
                 "           version {}: {}",
                 s.version,
-                super::migrate::describe(&s.data.spec)
+                super::spec_text::describe(&s.data.spec)
             );
             let _ = writeln!(
                 text,

@@ -2,6 +2,7 @@
 
 mod account;
 mod account_doc;
+mod apply;
 mod ari;
 mod context;
 mod deploy;
@@ -22,7 +23,9 @@ mod obtain;
 mod order;
 mod renew;
 mod revoke;
+mod rows;
 mod run_id;
+mod spec_text;
 mod status;
 
 use time::OffsetDateTime;

@@ -130,6 +130,13 @@ impl From<ProviderConfig> for Config {
     }
 }
 
+/// A random TXT value shaped like a real DNS-01 challenge value: 43 base64url characters
+/// (acme-dns accepts only those). What `dns test` and `doctor` present to probe a solver.
+pub fn probe_value() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::session::choose;
