@@ -425,10 +425,6 @@ enum Fault {
     StaleMismatch,
 }
 
-fn lossy_proxy(victim: String) -> LossyProxy {
-    fault_proxy(victim, Fault::LoseAnswer)
-}
-
 fn fault_proxy(victim: String, fault: Fault) -> LossyProxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -506,21 +502,28 @@ fn relay(
     client.shutdown(std::net::Shutdown::Both)
 }
 
+/// `renew --force` through a proxy that applies `fault` to the first write of `victim`
+/// (below the prefix): it must have met the fault, and renewed `web`.
+fn renew_through(e: &Env, victim: &str, fault: Fault) -> Run {
+    let proxy = fault_proxy(format!("/v1/secret/data/{}/{victim}", e.prefix), fault);
+    let p = e.with_var("VAULT_ADDR", &proxy.addr);
+    let run = p.run(&["renew", "--force"]);
+    assert!(
+        proxy.dropped.load(Ordering::SeqCst),
+        "no write of {victim} was intercepted"
+    );
+    assert_eq!(run.code, 0, "{victim}: {}", run.all());
+    assert_contains(&run.stdout, "renewed  web");
+    run
+}
+
 /// A certificate write whose answer is lost is retried; the retry finds its own content
 /// already stored and reports success with that version, instead of a check-and-set
 /// conflict (or a second write).
 #[test]
 fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     let (e, _) = Env::with_cert("lost", "web");
-    let proxy = lossy_proxy(format!("/v1/secret/data/{}", e.cert_path("web")));
-    let p = e.with_var("VAULT_ADDR", &proxy.addr);
-    let run = p.run(&["renew", "--force"]);
-    assert!(
-        proxy.dropped.load(Ordering::SeqCst),
-        "no write was intercepted"
-    );
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert_contains(&run.stdout, "renewed  web");
+    let run = renew_through(&e, "certs/web", Fault::LoseAnswer);
     assert_contains(&run.stderr, "an earlier attempt of this write landed");
     // Exactly one new version: the retried write did not land a second time.
     assert_eq!(vault_read(&e.cert_path("web")).unwrap().1, 2);
@@ -534,18 +537,7 @@ fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
 fn a_check_and_set_mismatch_that_a_read_contradicts_is_tried_again() {
     for victim in ["certs/web", "locks/web"] {
         let (e, _) = Env::with_cert("stale", "web");
-        let proxy = fault_proxy(
-            format!("/v1/secret/data/{}/{victim}", e.prefix),
-            Fault::StaleMismatch,
-        );
-        let p = e.with_var("VAULT_ADDR", &proxy.addr);
-        let run = p.run(&["renew", "--force"]);
-        assert!(
-            proxy.dropped.load(Ordering::SeqCst),
-            "no write of {victim} was intercepted"
-        );
-        assert_eq!(run.code, 0, "{victim}: {}", run.all());
-        assert_contains(&run.stdout, "renewed  web");
+        let run = renew_through(&e, victim, Fault::StaleMismatch);
         assert_contains(
             &run.stderr,
             "Vault refused the check-and-set on the version it then read; writing again",
