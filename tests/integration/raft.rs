@@ -252,9 +252,13 @@ fn issued_certificates_are_stored_or_named_when_the_leader_the_run_talks_to_dies
     e.init().ok();
     let names: Vec<String> = (0..12).map(|i| format!("d{i:02}")).collect();
     let mut domains = Vec::new();
+    // Each order waits a second in its auth hook, and four run at once: when the first
+    // renewal is stored, eight are still to come, so the kill lands in the middle of the
+    // run (without the wait all twelve could be stored before the kill).
+    let slow = format!("sleep 1 && {}", hook("challtestsrv-auth"));
     for name in &names {
         let d = format!("{}.example.com", unique(name));
-        e.issue(name, &[&d], &[]).ok();
+        e.issue_with_auth_hook(name, &[&d], &slow).ok();
         domains.push(d);
     }
     let read = |addr: &str, name: &str| -> Option<(u64, String)> {
@@ -280,6 +284,8 @@ fn issued_certificates_are_stored_or_named_when_the_leader_the_run_talks_to_dies
             "8s",
             "--lock-lease",
             "6s",
+            "--concurrency",
+            "4",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
