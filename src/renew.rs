@@ -65,16 +65,24 @@ pub enum Basis {
 }
 
 impl Basis {
+    /// The text of the bases whose text does not depend on a setting.
+    fn fixed(&self) -> Option<&'static str> {
+        match self {
+            Basis::LifetimeFraction { short: false } => Some("1/3 of lifetime left"),
+            Basis::LifetimeFraction { short: true } => {
+                Some("1/2 of lifetime left (short-lived certificate)")
+            }
+            Basis::Ari => Some("ari"),
+            Basis::SafetyNet => Some("safety net: 1/20 of lifetime left"),
+            Basis::RenewBefore(_) | Basis::RenewBeforeTooLong { .. } => None,
+        }
+    }
+
     /// The text `Display` writes, without a copy for the bases whose text is fixed.
     pub fn text(&self) -> std::borrow::Cow<'static, str> {
-        match self {
-            Basis::LifetimeFraction { short: false } => "1/3 of lifetime left".into(),
-            Basis::LifetimeFraction { short: true } => {
-                "1/2 of lifetime left (short-lived certificate)".into()
-            }
-            Basis::Ari => "ari".into(),
-            Basis::SafetyNet => "safety net: 1/20 of lifetime left".into(),
-            other => other.to_string().into(),
+        match self.fixed() {
+            Some(text) => text.into(),
+            None => self.to_string().into(),
         }
     }
 }
@@ -83,10 +91,6 @@ impl fmt::Display for Basis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Basis::RenewBefore(d) => write!(f, "renew_before {d} before expiry"),
-            Basis::LifetimeFraction { short: false } => f.write_str("1/3 of lifetime left"),
-            Basis::LifetimeFraction { short: true } => {
-                f.write_str("1/2 of lifetime left (short-lived certificate)")
-            }
             Basis::RenewBeforeTooLong {
                 renew_before,
                 short,
@@ -95,8 +99,9 @@ impl fmt::Display for Basis {
                 "{} of lifetime left: renew_before {renew_before} is not shorter than the certificate's lifetime, so the default rule applies",
                 if *short { "1/2" } else { "1/3" }
             ),
-            Basis::Ari => f.write_str("ari"),
-            Basis::SafetyNet => f.write_str("safety net: 1/20 of lifetime left"),
+            Basis::LifetimeFraction { .. } | Basis::Ari | Basis::SafetyNet => {
+                f.write_str(self.fixed().unwrap_or_default())
+            }
         }
     }
 }
@@ -376,6 +381,34 @@ pub(crate) mod tests {
     use super::*;
     use crate::model::{HumanDuration, SolverSpec};
     use time::macros::datetime;
+
+    /// `text` is what `Display` writes, and borrowed (no copy) for every fixed text.
+    #[test]
+    fn a_basis_text_is_its_display_and_fixed_texts_are_not_copied() {
+        let d: HumanDuration = "30d".parse().unwrap();
+        let all = [
+            Basis::RenewBefore(d.clone()),
+            Basis::LifetimeFraction { short: false },
+            Basis::LifetimeFraction { short: true },
+            Basis::RenewBeforeTooLong {
+                renew_before: d,
+                short: true,
+            },
+            Basis::Ari,
+            Basis::SafetyNet,
+        ];
+        for b in &all {
+            let text = b.text();
+            assert_eq!(text, b.to_string(), "{b:?}");
+            assert!(!text.is_empty(), "{b:?}");
+            let fixed = !matches!(b, Basis::RenewBefore(_) | Basis::RenewBeforeTooLong { .. });
+            assert_eq!(
+                matches!(text, std::borrow::Cow::Borrowed(_)),
+                fixed,
+                "{b:?}"
+            );
+        }
+    }
 
     /// A spec with exec hooks `true` (the agreement test of `list` uses it too).
     pub(crate) fn spec(domains: &[&str], key_type: KeyType, renew_before: Option<&str>) -> Spec {

@@ -343,8 +343,7 @@ async fn select(
         .await?;
     // One result per certificate of the part, most of them settled by the index: sized
     // once, so a million results are never copied into a vector twice their size.
-    let mut results =
-        Vec::with_capacity(buckets.by_shard.values().map(Vec::len).sum::<usize>() + 16);
+    let mut results = Vec::with_capacity(buckets.by_shard.values().map(Vec::len).sum());
     // A certificate with no renewal information yet is read while its CA offers ARI, so
     // its first query happens now (as without the index); with a CA without ARI, not.
     let ari = ari_capable(ctx).await;

@@ -3,9 +3,9 @@
 //!
 //! The field names were about half of the index (an entry of the benchmark took 370 bytes
 //! as stored, 189 as a row), and every run that reads the index makes Vault decode and
-//! encode all of it: about 480 MiB at a million certificates in format 1. The order puts the fields every entry
-//! has first; the ones most entries lack come last and are left out when they and all
-//! after them are empty:
+//! encode all of it: about 480 MiB at a million certificates in format 1. The order puts
+//! the fields every entry has first; the ones most entries lack come last and are left out
+//! when they and all after them are empty:
 //!
 //! | # | field | | # | field |
 //! |---|---|---|---|---|

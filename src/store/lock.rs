@@ -100,11 +100,10 @@ impl Store {
     /// Extend our lease of `name` (written on top of `version`, the lease we hold); the new
     /// version. A conflict means another run took the lease over: ours is lost.
     ///
-    /// A lease that still carries `run_id` is ours whatever its version or a conflict says:
-    /// an earlier write of this run landed although its answer was lost, or a Vault leader
-    /// that was just elected answered from storage that had not yet applied our last write
-    /// (seen with OpenBao on Raft: a check-and-set mismatch against the version it then
-    /// shows). The lease is then written on top of the version read, a few times at most.
+    /// A lease that still carries `run_id` is ours at whatever version it is (an earlier
+    /// write of this run landed although its answer was lost): the new lease is written on
+    /// top of the version read. A check-and-set mismatch that Vault's own state contradicts
+    /// (a just-elected Raft leader) is retried by [`vault::Kv::write`] itself.
     pub async fn renew_lease(
         &self,
         name: &CertName,
@@ -115,35 +114,20 @@ impl Store {
         presented: &[crate::dns::Leftover],
     ) -> Result<u64, Error> {
         let key = Key::Lock(name);
-        let lost = || {
-            Error::Vault(vault::Error::CasConflict {
+        let held = self.load::<LockRecord>(key).await?;
+        let ours = |h: &Versioned<LockRecord>| {
+            h.version == version || (!run_id.is_empty() && h.data.run_id == run_id)
+        };
+        let Some(mut held) = held.filter(ours) else {
+            return Err(Error::Vault(vault::Error::CasConflict {
                 path: self.display(key),
                 expected: version,
-            })
+            }));
         };
-        let mut tries = 0u32;
-        loop {
-            let Some(mut held) = self.load::<LockRecord>(key).await? else {
-                return Err(lost());
-            };
-            let ours = !run_id.is_empty() && held.data.run_id == run_id;
-            if held.version != version && !ours {
-                return Err(lost());
-            }
-            held.data.expires_at = now + lease;
-            held.data.presented = presented.to_vec();
-            match self
-                .save(key, &held.data, Expect::Version(held.version))
-                .await
-            {
-                Err(Error::Vault(vault::Error::CasConflict { .. })) if ours && tries < 4 => {
-                    tries += 1;
-                    tracing::info!(cert = %name, version = held.version, "the lock lease is this run's, and Vault refused to write it on that version; reading it again");
-                    tokio::time::sleep(std::time::Duration::from_millis(250) * tries).await;
-                }
-                r => return r,
-            }
-        }
+        held.data.expires_at = now + lease;
+        held.data.presented = presented.to_vec();
+        self.save(key, &held.data, Expect::Version(held.version))
+            .await
     }
 
     /// The lock of `name`, if any (for `unlock` and `show`).
